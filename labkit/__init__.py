@@ -1,0 +1,40 @@
+"""labkit: a Jupyter-based profiling and memory-forensics lab for Python.
+
+The public API is listed in ``__all__``. Names are resolved on first use, so importing
+``labkit`` (which the GC tracer does inside traced programs) loads nothing heavy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CaptureOptions",
+    "LabkitError",
+    "Run",
+    "__version__",
+    "load",
+    "run_program",
+]
+
+_LAZY = {
+    "CaptureOptions": "labkit.capture.session",
+    "LabkitError": "labkit.errors",
+    "Run": "labkit.frames",
+    "load": "labkit.frames",
+    "run_program": "labkit.capture.session",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

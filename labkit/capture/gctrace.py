@@ -1,0 +1,459 @@
+"""In-process GC tracer: every collection through ``gc.callbacks``, plus heap samples.
+
+Contract:
+
+* The callback takes no lock, does no I/O and creates no container objects of its own:
+  it writes integers into preallocated ``array('q')`` chunks. ``gc.get_count()`` is read
+  in the ``start`` phase, whose allocations are swept by the collection that follows.
+* A background thread (``labkit-gctrace``) samples heap indicators every ``interval_s``
+  (>= 10 ms), drains full chunks to ``gc_events.csv`` and optionally prints one line per
+  collection to stderr, in the spirit of Go's ``GODEBUG=gctrace=1``. It never runs inside
+  the callback; collections that happen in that thread are counted separately as the
+  tracer's own.
+* ``stop()`` drains everything and writes ``gctrace.json`` (clock origin, thresholds,
+  interpreter, measured per-call cost, tracer overhead estimate).
+
+This module imports only the standard library: it runs inside the traced interpreter,
+which need not have labkit's dependencies. Run as a script it is the child-side bootstrap
+used by ``labkit gctrace`` (see :func:`main`).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import sysconfig
+import threading
+import time
+from array import array
+from collections import deque
+from typing import Any, TextIO
+
+EVENTS_FILE = "gc_events.csv"
+HEAP_FILE = "heap.csv"
+META_FILE = "gctrace.json"
+EVENT_COLUMNS = (
+    "seq", "t_start_ns", "t_stop_ns", "generation", "collected", "uncollectable",
+    "thread_id", "count0", "count1", "count2",
+)
+HEAP_COLUMNS = ("t_ns", "rss_bytes", "allocated_blocks", "count0", "count1", "count2")
+TRACEMALLOC_COLUMNS = ("traced_bytes", "traced_peak_bytes")
+FLOOD_PER_S = 10_000
+MIN_INTERVAL_S = 0.010
+
+_STRIDE = 9  # every EVENT_COLUMNS field but seq, which is implicit
+_CHUNK = 8192
+
+
+class _Chunks:
+    """Event storage: fixed-size chunks of int64, filled by the callback, drained by a thread."""
+
+    def __init__(self) -> None:
+        self.current = self._new()
+        self.pos = [0]
+        self.full: list[array] = []
+        self.spares: list[array] = [self._new()]
+        self.grown_in_callback = 0
+
+    @staticmethod
+    def _new() -> array:
+        return array("q", bytes(8 * _STRIDE * _CHUNK))
+
+    def grow(self) -> array:
+        """A fresh chunk, made in the callback only when the drain thread fell behind."""
+        self.grown_in_callback += 1
+        return self._new()
+
+
+class GCTracer:
+    """Records every collection of this interpreter; see the module docstring for the contract."""
+
+    def __init__(
+        self,
+        out_dir: str,
+        *,
+        interval_s: float = 0.02,
+        echo: TextIO | None = None,
+        tracemalloc: bool = False,
+    ) -> None:
+        if interval_s < MIN_INTERVAL_S:
+            raise ValueError(f"interval_s must be >= {MIN_INTERVAL_S}")
+        self.out_dir = out_dir
+        self.interval_s = interval_s
+        self.echo = echo
+        self.tracemalloc = tracemalloc
+        self._chunks = _Chunks()
+        self._callback = self._make_callback()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_id = 0
+        self._events_fh: TextIO | None = None
+        self._heap_fh: TextIO | None = None
+        self._statm_fd = -1
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._seq = 0
+        self._gc_ns = 0
+        self._last_rss = 0
+        self._tracer_events = 0
+        self._per_gen = [0, 0, 0]
+        self._max_per_s = 0
+        self._window: deque[int] = deque()
+        self._done = 0
+        self._flood_warned = False
+        self.t0_ns = 0
+        self.per_event_ns = 0.0
+
+    # -- the callback -------------------------------------------------------------------
+    def _make_callback(self) -> Any:
+        chunks = self._chunks
+        pos = chunks.pos
+        get_count = gc.get_count
+        now = time.perf_counter_ns
+        ident = threading.get_ident
+
+        def _labkit_gc_callback(phase: str, info: dict) -> None:
+            buf = chunks.current
+            base = pos[0] * _STRIDE
+            if phase == "start":
+                c = get_count()
+                buf[base + 2] = info["generation"]
+                buf[base + 5] = ident()
+                buf[base + 6] = c[0]
+                buf[base + 7] = c[1]
+                buf[base + 8] = c[2]
+                buf[base] = now()
+                return
+            buf[base + 1] = now()
+            buf[base + 3] = info["collected"]
+            buf[base + 4] = info["uncollectable"]
+            n = pos[0] + 1
+            if n == _CHUNK:
+                chunks.full.append(buf)
+                chunks.current = chunks.spares.pop() if chunks.spares else chunks.grow()
+                n = 0
+            pos[0] = n
+
+        return _labkit_gc_callback
+
+    def _calibrate(self, n: int = 4000) -> float:
+        """Time the real callback on a scratch buffer: nanoseconds per event (start + stop)."""
+        saved_current, saved_pos = self._chunks.current, self._chunks.pos[0]
+        cb = self._callback
+        info = {"generation": 0, "collected": 0, "uncollectable": 0}
+        best = float("inf")
+        for _ in range(3):
+            self._chunks.pos[0] = 0
+            t = time.perf_counter_ns()
+            for _ in range(n):
+                cb("start", info)
+                cb("stop", info)
+                self._chunks.pos[0] = 0
+            best = min(best, (time.perf_counter_ns() - t) / n)
+        self._chunks.current, self._chunks.pos[0] = saved_current, saved_pos
+        return best
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Calibrate, open the output files, install the callback and start the sampler."""
+        os.makedirs(self.out_dir, exist_ok=True)
+        self.per_event_ns = self._calibrate()
+        self._events_fh = open(os.path.join(self.out_dir, EVENTS_FILE), "w", encoding="ascii")  # noqa: SIM115
+        self._events_fh.write(",".join(EVENT_COLUMNS) + "\n")
+        self._heap_fh = open(os.path.join(self.out_dir, HEAP_FILE), "w", encoding="ascii")  # noqa: SIM115
+        cols = HEAP_COLUMNS + (TRACEMALLOC_COLUMNS if self.tracemalloc else ())
+        self._heap_fh.write(",".join(cols) + "\n")
+        try:
+            self._statm_fd = os.open("/proc/self/statm", os.O_RDONLY)
+        except OSError:
+            self._statm_fd = -1
+        if self.tracemalloc:
+            import tracemalloc
+
+            tracemalloc.start()
+        self._write_meta(finished=False)
+        self.t0_ns = time.perf_counter_ns()
+        self._sample()
+        gc.callbacks.append(self._callback)
+        self._thread = threading.Thread(target=self._run, name="labkit-gctrace", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Remove the callback, drain every event, write the meta file. Idempotent."""
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        if self._events_fh is None:
+            return
+        self._sample()
+        self._drain()
+        self._write_meta(finished=True)
+        for fh in (self._events_fh, self._heap_fh):
+            if fh is not None:
+                fh.close()
+        self._events_fh = self._heap_fh = None
+        if self._statm_fd >= 0:
+            os.close(self._statm_fd)
+            self._statm_fd = -1
+
+    def flush(self) -> None:
+        """Drain pending events and heap samples to disk (never from inside a callback)."""
+        if self._events_fh is not None:
+            self._drain()
+
+    # -- sampling and draining (background thread only, or after stop) --------------------
+    def _run(self) -> None:
+        self._thread_id = threading.get_ident()
+        ticks = 0
+        flush_every = max(1, round(0.1 / self.interval_s))
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+            ticks += 1
+            if ticks % flush_every == 0:
+                self._drain()
+
+    def _rss(self) -> int:
+        if self._statm_fd < 0:
+            return 0
+        try:
+            return int(os.pread(self._statm_fd, 64, 0).split()[1]) * self._page
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def _sample(self) -> None:
+        fh = self._heap_fh
+        if fh is None:
+            return
+        t = time.perf_counter_ns()
+        self._last_rss = rss = self._rss()
+        c = gc.get_count()
+        row = f"{t},{rss},{sys.getallocatedblocks()},{c[0]},{c[1]},{c[2]}"
+        if self.tracemalloc:
+            import tracemalloc
+
+            cur, peak = tracemalloc.get_traced_memory()
+            row += f",{cur},{peak}"
+        fh.write(row + "\n")
+
+    def _drain(self) -> None:
+        # Chunks leave `full` only here, so the oldest one may be partly emitted already
+        # (`_done` entries); entries below `pos` are complete and never rewritten until
+        # their chunk is recycled below.
+        ch = self._chunks
+        while True:
+            while ch.full:
+                buf = ch.full.pop(0)
+                self._emit(buf, self._done, _CHUNK)
+                self._done = 0
+                ch.spares.append(buf)
+            buf, n = ch.current, ch.pos[0]
+            if not ch.full:
+                break
+        if n > self._done:
+            self._emit(buf, self._done, n)
+            self._done = n
+        for fh in (self._events_fh, self._heap_fh):
+            if fh is not None:
+                fh.flush()
+
+    def _emit(self, buf: array, start: int, stop: int) -> None:
+        fh = self._events_fh
+        echo = self.echo
+        own = self._thread_id
+        lines = []
+        for i in range(start, stop):
+            b = i * _STRIDE
+            row = buf[b:b + _STRIDE]
+            seq = self._seq
+            self._seq += 1
+            t_start, t_stop, gen = row[0], row[1], row[2]
+            pause = t_stop - t_start
+            self._gc_ns += pause
+            if 0 <= gen <= 2:
+                self._per_gen[gen] += 1
+            if row[5] == own:
+                self._tracer_events += 1
+            self._track_rate(t_start)
+            lines.append(f"{seq}," + ",".join(map(str, row)))
+            if echo is not None:
+                since = (t_stop - self.t0_ns) / 1e9
+                share = 100.0 * self._gc_ns / max(1, t_stop - self.t0_ns)
+                echo.write(
+                    f"gc {seq} @{since:.3f}s {share:.2f}%: gen{gen} {pause / 1e6:.3f} ms, "
+                    f"{row[3]}/{row[4]} collected/uncollectable, young {row[6]}, "
+                    f"rss {self._last_rss / 1e6:.1f} MB\n"
+                )
+        if fh is not None and lines:
+            fh.write("\n".join(lines) + "\n")
+        if echo is not None:
+            echo.flush()
+
+    def _track_rate(self, t_ns: int) -> None:
+        w = self._window
+        w.append(t_ns)
+        cutoff = t_ns - 1_000_000_000
+        while w[0] <= cutoff:
+            w.popleft()
+        if len(w) > self._max_per_s:
+            self._max_per_s = len(w)
+            if len(w) > FLOOD_PER_S and not self._flood_warned and self.echo is not None:
+                self._flood_warned = True
+                self.echo.write(
+                    f"labkit gctrace: warning: more than {FLOOD_PER_S:,} collections a second; "
+                    "the tracer's own cost is now visible (see the summary)\n"
+                )
+
+    # -- meta -----------------------------------------------------------------------------
+    def _write_meta(self, *, finished: bool) -> None:
+        events = self._seq
+        meta = {
+            "finished": finished,
+            "t0_ns": self.t0_ns,
+            "t_end_ns": time.perf_counter_ns() if finished else None,
+            "interval_s": self.interval_s,
+            "events": events,
+            "per_generation": self._per_gen,
+            "tracer_thread_events": self._tracer_events,
+            "max_collections_per_s": self._max_per_s,
+            "per_event_ns": round(self.per_event_ns, 1),
+            "overhead_ns": round(events * self.per_event_ns),
+            "callback_chunk_grows": self._chunks.grown_in_callback,
+            "tracemalloc": self.tracemalloc,
+            "python": interpreter_facts(),
+        }
+        path = os.path.join(self.out_dir, META_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, indent=1)
+        os.replace(tmp, path)
+
+
+def interpreter_facts() -> dict[str, Any]:
+    """The facts about this interpreter that a GC measurement depends on."""
+    return {
+        "version": sys.version.split()[0],
+        "version_full": sys.version,
+        "implementation": sys.implementation.name,
+        "executable": sys.executable,
+        "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "gc_threshold": list(gc.get_threshold()),
+        "gc_enabled": gc.isenabled(),
+    }
+
+
+# -- child-side bootstrap ------------------------------------------------------------------
+def _parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
+    opts: dict[str, Any] = {"out": None, "interval": 0.02, "quiet": False, "tracemalloc": False,
+                            "memray": None, "native": False, "trace_python_allocators": False,
+                            "gc": True}
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        a = argv[i]
+        if a in ("--out", "--interval", "--memray"):
+            opts[a[2:]] = argv[i + 1]
+            i += 2
+            continue
+        key = a[2:].replace("-", "_")
+        if key.startswith("no_"):
+            opts[key[3:]] = False
+        else:
+            opts[key] = True
+        i += 1
+    return opts, argv[i + 1:]
+
+
+def _trim_traceback(exc: BaseException) -> BaseException:
+    tb = exc.__traceback__
+    here = os.path.abspath(__file__)
+    while tb is not None and (
+        os.path.abspath(tb.tb_frame.f_code.co_filename) == here
+        or "runpy" in os.path.basename(tb.tb_frame.f_code.co_filename)
+        or tb.tb_frame.f_code.co_filename.startswith("<frozen runpy")
+    ):
+        tb = tb.tb_next
+    return exc.with_traceback(tb)
+
+
+def _run_target(target: list[str]) -> None:
+    import runpy
+
+    if target[0] == "-m":
+        sys.argv = [target[1], *target[2:]]
+        sys.path[0] = os.getcwd()
+        runpy.run_module(target[1], run_name="__main__", alter_sys=True)
+    elif target[0] == "-c":
+        sys.argv = ["-c", *target[2:]]
+        sys.path[0] = ""
+        code = compile(target[1], "<string>", "exec")
+        main_mod = sys.modules["__main__"]
+        main_mod.__dict__.pop("__file__", None)
+        exec(code, main_mod.__dict__)
+    else:
+        prog = target[0]
+        sys.argv = [prog, *target[1:]]
+        sys.path[0] = os.path.dirname(os.path.abspath(prog))
+        runpy.run_path(prog, run_name="__main__")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Child bootstrap: ``gctrace.py --out DIR [opts] -- (PROG|-m MOD|-c CODE) ARGS``."""
+    import signal
+
+    opts, target = _parse(sys.argv[1:] if argv is None else argv)
+    tracker = None
+    if opts["memray"]:
+        import memray
+
+        tracker = memray.Tracker(
+            opts["memray"], native_traces=opts["native"],
+            trace_python_allocators=opts["trace_python_allocators"],
+            follow_fork=False,
+        )
+        tracker.__enter__()
+    tracer = None
+    if opts["gc"]:
+        tracer = GCTracer(
+            opts["out"], interval_s=float(opts["interval"]),
+            echo=None if opts["quiet"] else sys.stderr, tracemalloc=opts["tracemalloc"],
+        )
+
+    def _finish() -> None:
+        if tracer is not None:
+            tracer.stop()
+        if tracker is not None:
+            tracker.__exit__(None, None, None)
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        _finish()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _on_signal)
+    if tracer is not None:
+        tracer.start()
+    try:
+        _run_target(target)
+    except SystemExit:
+        _finish()
+        raise
+    except BaseException as exc:
+        _finish()
+        # Report it as plain Python would: the program's frames only, exit 1, and an
+        # uncaught KeyboardInterrupt ends the process by SIGINT.
+        exc = _trim_traceback(exc)
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        if isinstance(exc, KeyboardInterrupt):
+            sys.stderr.flush()
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        sys.exit(1)
+    _finish()
+
+
+if __name__ == "__main__":
+    main()

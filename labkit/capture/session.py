@@ -1,0 +1,229 @@
+"""Run a Python program under any combination of capture backends, into one run directory.
+
+Pass-through contract: the program keeps labkit's stdin, stdout and stderr; its exit code is
+returned; signals sent to labkit (SIGINT, SIGTERM, SIGHUP, SIGQUIT) reach it. SIGINT from a
+terminal already reaches the whole foreground process group, so it is forwarded only when
+labkit is not in the terminal's foreground group (scripts, tests, ``kill -INT``). The child
+dies with labkit (``PR_SET_PDEATHSIG``) and caps (time, memory) stop it and say so in the
+manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit.capture import gctrace
+from labkit.capture.children import forward_signals, set_pdeathsig
+from labkit.capture.proc import PROC_FILE, ProcSampler
+from labkit.errors import InputError, UsageError
+from labkit.rundir import RunWriter, default_run_path
+
+
+@dataclass
+class CaptureOptions:
+    """What to capture, and the caps that bound the program."""
+
+    gc: bool = True
+    proc: bool = False
+    memray: bool = False
+    native: bool = False
+    trace_python_allocators: bool = False
+    pyspy: bool = False
+    rate_hz: int = 100
+    interval_s: float = 0.02
+    proc_interval_s: float = 0.1
+    quiet: bool = True
+    tracemalloc: bool = False
+    time_cap_s: float | None = None
+    memory_cap_bytes: int | None = None
+    env: dict[str, str] | None = None
+
+
+@dataclass
+class RunResult:
+    """How the program ended and where its run directory is."""
+
+    path: Path
+    returncode: int
+    reason: str
+    signal: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PythonCommand:
+    """``python [OPTS] (PROG|-m MOD|-c CODE) [ARGS]``, split into its parts."""
+
+    python: str
+    options: list[str]
+    target: list[str]
+
+    @property
+    def label(self) -> str:
+        """A short name for the run directory."""
+        if self.target[0] == "-m":
+            return self.target[1].rsplit(".", 1)[-1]
+        if self.target[0] == "-c":
+            return "code"
+        return Path(self.target[0]).stem
+
+
+def parse_python_command(cmd: Sequence[str]) -> PythonCommand:
+    """Split and check a command; raise :class:`UsageError`/:class:`InputError` if unusable."""
+    cmd = list(cmd)
+    if not cmd:
+        raise UsageError("no program given; usage: labkit gctrace -- python PROG [ARGS]")
+    python = cmd[0]
+    if shutil.which(python) is None:
+        raise InputError(f"{python!r} is not an executable; give a Python interpreter after --")
+    if "python" not in Path(python).name and "pypy" not in Path(python).name:
+        raise UsageError(
+            f"{python!r} does not look like a Python interpreter; usage: -- python PROG [ARGS]"
+        )
+    i = 1
+    options: list[str] = []
+    while i < len(cmd) and cmd[i].startswith("-") and cmd[i] not in ("-m", "-c", "-"):
+        options.append(cmd[i])
+        if cmd[i] in ("-X", "-W") and i + 1 < len(cmd):
+            options.append(cmd[i + 1])
+            i += 1
+        i += 1
+    rest = cmd[i:]
+    if not rest:
+        raise UsageError("no program given after the interpreter; add PROG, -m MODULE or -c CODE")
+    if rest[0] in ("-m", "-c"):
+        if len(rest) < 2:
+            raise UsageError(f"{rest[0]} needs an argument")
+    elif rest[0] == "-":
+        raise UsageError("reading the program from stdin is not supported; give a file")
+    elif not Path(rest[0]).is_file():
+        raise InputError(f"program {rest[0]!r} not found; check the path")
+    return PythonCommand(python, options, rest)
+
+
+def child_argv(cmd: PythonCommand, out_dir: Path, opts: CaptureOptions,
+               memray_file: Path | None) -> list[str]:
+    """The interpreter command line that runs ``cmd`` under the in-process backends."""
+    argv = [cmd.python, *cmd.options, gctrace.__file__, "--out", str(out_dir),
+            "--interval", str(opts.interval_s)]
+    if opts.quiet:
+        argv.append("--quiet")
+    if not opts.gc:
+        argv.append("--no-gc")
+    if opts.tracemalloc:
+        argv.append("--tracemalloc")
+    if memray_file is not None:
+        argv += ["--memray", str(memray_file)]
+        if opts.native:
+            argv.append("--native")
+        if opts.trace_python_allocators:
+            argv.append("--trace-python-allocators")
+    return [*argv, "--", *cmd.target]
+
+
+def run_program(
+    cmd: Sequence[str],
+    *,
+    out: Path | None = None,
+    options: CaptureOptions | None = None,
+    kind: str = "capture",
+    argv: Sequence[str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> RunResult:
+    """Run ``cmd`` under the chosen backends and publish its run directory."""
+    opts = options or CaptureOptions()
+    pycmd = parse_python_command(cmd)
+    writer = RunWriter(out or default_run_path(pycmd.label), kind,
+                       list(argv if argv is not None else sys.argv), dict(params or {}))
+    if opts.gc:
+        for name in (gctrace.EVENTS_FILE, gctrace.HEAP_FILE, gctrace.META_FILE):
+            writer.file(name, "labkit.gctrace")
+    memray_file = writer.file("memray.bin", "memray") if opts.memray else None
+    env = dict(os.environ if opts.env is None else opts.env)
+    writer.t0_ns = time.perf_counter_ns()
+    child = subprocess.Popen(child_argv(pycmd, writer.path, opts, memray_file),
+                             env=env, preexec_fn=set_pdeathsig)
+    stoppers: list[Any] = []
+    reason = ["exited"]
+
+    def over_memory(rss: int) -> None:
+        if opts.memory_cap_bytes and rss > opts.memory_cap_bytes and reason[0] == "exited":
+            reason[0] = "memory-cap"
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+
+    extra: dict[str, Any] = {}
+    try:
+        with forward_signals(child) as received:
+            if opts.proc or opts.memory_cap_bytes:
+                proc_path = writer.file(PROC_FILE, "labkit.proc") if opts.proc else \
+                    writer.path / ".proc-cap.csv"
+                stoppers.append(ProcSampler(child.pid, proc_path,
+                                            interval_s=opts.proc_interval_s,
+                                            on_sample=over_memory).start())
+            if opts.pyspy:
+                from labkit.capture import pyspy
+
+                stoppers.append(pyspy.Recorder(child.pid, writer, rate_hz=opts.rate_hz).start())
+            try:
+                rc = child.wait(timeout=opts.time_cap_s)
+            except subprocess.TimeoutExpired:
+                reason[0] = "time-cap"
+                child.terminate()
+                try:
+                    rc = child.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    rc = child.wait()
+            for s in stoppers:
+                s.stop()
+                extra.update(getattr(s, "manifest_extra", {}) or {})
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        child.wait()
+        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            (writer.path / ".proc-cap.csv").unlink()
+    sig = -rc if rc < 0 else None
+    if reason[0] == "exited" and sig is not None:
+        reason[0] = "signal"
+    outcome = {"returncode": rc, "signal": signal.Signals(sig).name if sig else None,
+               "reason": reason[0], "signals_received": [signal.Signals(s).name for s in received]}
+    if opts.memory_cap_bytes:
+        outcome["memory_cap_bytes"] = opts.memory_cap_bytes
+    if opts.time_cap_s:
+        outcome["time_cap_s"] = opts.time_cap_s
+    path = writer.publish(command=list(cmd), outcome=outcome,
+                          target=_target_facts(writer.path), **extra)
+    return RunResult(path, rc, reason[0], sig, extra)
+
+
+def _target_facts(run_path: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        meta = json.loads((run_path / gctrace.META_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("python")
+
+
+def exit_like(result: RunResult) -> int:
+    """Return the program's exit code, or die by the signal that killed it."""
+    if result.signal is not None:
+        signal.signal(result.signal, signal.SIG_DFL)
+        os.kill(os.getpid(), result.signal)
+        time.sleep(1)
+    return result.returncode

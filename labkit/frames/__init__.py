@@ -1,0 +1,79 @@
+"""Frames: a run directory's capture files as pandas DataFrames.
+
+:func:`load` checks the manifest (schema, sha256 of every file) and returns a :class:`Run`
+whose properties load each backend's files on first use. Every time column is ``t_s``:
+seconds since the run's origin, one clock for all backends.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from labkit.errors import InputError
+from labkit.rundir import read_manifest
+
+
+class Run:
+    """One loaded run directory. DataFrame properties raise a clear error if not captured."""
+
+    def __init__(self, path: Path | str, *, verify: bool = True) -> None:
+        self.path = Path(path)
+        self.manifest: dict[str, Any] = read_manifest(self.path, verify=verify)
+        self.t0_ns: int = int(self.manifest.get("t0_ns") or 0)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, kind={self.manifest.get('kind')!r}, files={self.files})"
+
+    @property
+    def files(self) -> list[str]:
+        """Names of the capture files the manifest lists."""
+        return [a["name"] for a in self.manifest.get("artifacts", [])]
+
+    def has(self, name: str) -> bool:
+        """Whether the run holds capture file ``name``."""
+        return name in self.files
+
+    def _need(self, name: str, what: str, flag: str) -> None:
+        if not self.has(name):
+            raise InputError(f"{self.path} has no {what}; capture it with {flag}")
+
+    @cached_property
+    def gc_meta(self) -> dict[str, Any]:
+        """The GC tracer's own record (interpreter, per-event cost, overhead)."""
+        from labkit.frames import gctrace
+
+        self._need(gctrace.META_FILE, "GC trace", "--gc")
+        return gctrace.load_meta(self.path)
+
+    @cached_property
+    def gc_events(self) -> pd.DataFrame:
+        """One row per collection; see :func:`labkit.frames.gctrace.load_gc_events`."""
+        from labkit.frames import gctrace
+
+        self._need(gctrace.EVENTS_FILE, "GC trace", "--gc")
+        return gctrace.load_gc_events(self.path, self.t0_ns)
+
+    @cached_property
+    def heap(self) -> pd.DataFrame:
+        """In-process heap samples; see :func:`labkit.frames.gctrace.load_heap`."""
+        from labkit.frames import gctrace
+
+        self._need(gctrace.HEAP_FILE, "heap samples", "--gc")
+        return gctrace.load_heap(self.path, self.t0_ns)
+
+    @cached_property
+    def proc(self) -> pd.DataFrame:
+        """Process samples; see :func:`labkit.frames.proc.load_proc`."""
+        from labkit.frames import proc
+
+        self._need(proc.PROC_FILE, "process samples", "--proc")
+        return proc.load_proc(self.path, self.t0_ns)
+
+
+def load(run_dir: Path | str) -> Run:
+    """Open a run directory, verifying its manifest and checksums."""
+    return Run(run_dir)

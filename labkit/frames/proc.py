@@ -1,0 +1,28 @@
+"""Process sampler file -> DataFrame ``proc``: ``t_s``, ``rss_bytes``, ``threads``, ``fds``,
+``cpu_percent``, ``children``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from labkit.capture.proc import COLUMNS, PROC_FILE
+from labkit.errors import CorruptCaptureError
+
+
+def load_proc(run_dir: Path, t0_ns: int) -> pd.DataFrame:
+    """Samples of the process (and its children) over time."""
+    path = run_dir / PROC_FILE
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError:
+        raise CorruptCaptureError(f"{path} is missing; re-capture the run") from None
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise CorruptCaptureError(
+            f"{path} is not a labkit process sample file ({str(exc).splitlines()[0]})"
+        ) from None
+    if tuple(df.columns) != COLUMNS:
+        raise CorruptCaptureError(f"{path} has columns {list(df.columns)}, expected {COLUMNS}")
+    df.insert(0, "t_s", (df.pop("t_ns") - t0_ns) / 1e9)
+    return df

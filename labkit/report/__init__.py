@@ -1,0 +1,1 @@
+"""Reports: terminal text summaries, and notebooks executed into offline HTML."""

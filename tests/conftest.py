@@ -1,0 +1,59 @@
+"""Shared helpers: run the real ``labkit`` command in a subprocess, write small programs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PY = sys.executable
+
+
+def labkit(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    """Run ``python -m labkit ARGS`` and capture its output."""
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    return subprocess.run([PY, "-m", "labkit", *args], timeout=timeout, **kw)
+
+
+def assert_clean_error(cp: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit 2, one ``labkit:`` line on stderr naming ``words``, no traceback."""
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    lines = [ln for ln in cp.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, cp.stderr
+    assert lines[0].startswith("labkit: "), cp.stderr
+    assert "Traceback" not in cp.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def write_prog(tmp_path: Path):
+    """Write a small program into ``tmp_path`` and return its path."""
+
+    def _write(code: str, name: str = "prog.py") -> Path:
+        p = tmp_path / name
+        p.write_text(textwrap.dedent(code))
+        return p
+
+    return _write
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    monkeypatch.delenv("PYTHONSTARTUP", raising=False)
+    os.environ.pop("LABKIT_TEST_STRAY", None)

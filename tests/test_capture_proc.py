@@ -1,0 +1,49 @@
+"""The process sampler on a real child: threads and fds as the child opens them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from labkit.capture.proc import ProcSampler
+from labkit.frames.proc import load_proc
+
+pytestmark = pytest.mark.slow
+
+GROWER = """
+import os, sys, threading, time
+evs, fhs = [], []
+for i in range(20):
+    e = threading.Event(); evs.append(e)
+    threading.Thread(target=e.wait, daemon=True).start()
+    fhs.append(open(os.devnull))
+    time.sleep(0.05)
+print("grown", flush=True)
+time.sleep(0.5)
+"""
+
+
+def test_sampler_sees_threads_and_fds_grow_and_stops_when_process_ends(tmp_path: Path) -> None:
+    t0 = time.perf_counter_ns()
+    child = subprocess.Popen([sys.executable, "-c", GROWER], stdout=subprocess.PIPE, text=True)
+    s = ProcSampler(child.pid, tmp_path / "proc.csv", interval_s=0.02).start()
+    child.wait(timeout=30)
+    s._thread.join(timeout=5)  # ends by itself once the pid is gone
+    assert not s._thread.is_alive()
+    df = load_proc(tmp_path, t0)
+    assert list(df.columns) == ["t_s", "rss_bytes", "threads", "fds", "cpu_percent", "children"]
+    assert len(df) > 20
+    assert df.threads.max() - df.threads.iloc[0] >= 18
+    assert df.fds.max() - df.fds.iloc[0] >= 18
+    assert (df.rss_bytes > 1_000_000).all()
+    assert df.t_s.is_monotonic_increasing and df.t_s.iloc[0] >= 0
+
+
+def test_sampler_on_a_missing_pid_writes_nothing(tmp_path: Path) -> None:
+    s = ProcSampler(2**22 + 12345, tmp_path / "proc.csv", interval_s=0.02).start()
+    s.stop()
+    assert not (tmp_path / "proc.csv").exists()
