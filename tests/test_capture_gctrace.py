@@ -12,11 +12,13 @@ import pytest
 
 from labkit.capture import gctrace
 from labkit.capture.gctrace import GCTracer
+from labkit.frames.gctrace import read_event_records
 
 
-def _rows(out: Path) -> list[dict[str, str]]:
-    with open(out / gctrace.EVENTS_FILE) as fh:
-        return list(csv.DictReader(fh))
+def _rows(out: Path) -> list[dict[str, int]]:
+    rec = read_event_records(out / gctrace.EVENTS_FILE)
+    return [{"seq": i, **dict(zip(gctrace.EVENT_FIELDS, map(int, r), strict=True))}
+            for i, r in enumerate(rec)]
 
 
 def test_records_every_explicit_collection_with_its_generation(tmp_path: Path) -> None:

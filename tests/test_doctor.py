@@ -23,7 +23,8 @@ def test_doctor_passes_here() -> None:
     assert cp.returncode == 0, cp.stdout + cp.stderr
     for name in ("python", "memray", "py-spy", "pandas", "matplotlib", "jupyterlab",
                  "py-spy attach"):
-        assert any(ln.startswith("ok ") and f" {name} " in ln for ln in cp.stdout.splitlines()), name
+        lines = cp.stdout.splitlines()
+        assert any(ln.startswith("ok ") and f" {name} " in ln for ln in lines), name
     assert "all is well" in cp.stdout
 
 

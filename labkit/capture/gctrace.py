@@ -6,10 +6,12 @@ Contract:
   it writes integers into preallocated ``array('q')`` chunks. ``gc.get_count()`` is read
   in the ``start`` phase, whose allocations are swept by the collection that follows.
 * A background thread (``labkit-gctrace``) samples heap indicators every ``interval_s``
-  (>= 10 ms), drains full chunks to ``gc_events.csv`` and optionally prints one line per
-  collection to stderr, in the spirit of Go's ``GODEBUG=gctrace=1``. It never runs inside
-  the callback; collections that happen in that thread are counted separately as the
-  tracer's own.
+  (>= 10 ms) and every 0.1 s appends the recorded chunks to ``gc_events.bin`` as raw
+  int64 records: no per-event Python objects, so the drain itself does not feed the
+  collector. With ``echo`` it also prints one line per collection to stderr, in the spirit
+  of Go's ``GODEBUG=gctrace=1`` (that formatting is the one per-event cost, and opt-in).
+  It never runs inside the callback; its thread id is recorded so that collections it
+  triggers can be told apart.
 * ``stop()`` drains everything and writes ``gctrace.json`` (clock origin, thresholds,
   interpreter, measured per-call cost, tracer overhead estimate).
 
@@ -28,14 +30,14 @@ import sysconfig
 import threading
 import time
 from array import array
-from collections import deque
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
-EVENTS_FILE = "gc_events.csv"
+EVENTS_FILE = "gc_events.bin"
+EVENTS_MAGIC = b"LKGCEV01"  # then int64 records of EVENT_FIELDS, native little-endian
 HEAP_FILE = "heap.csv"
 META_FILE = "gctrace.json"
-EVENT_COLUMNS = (
-    "seq", "t_start_ns", "t_stop_ns", "generation", "collected", "uncollectable",
+EVENT_FIELDS = (
+    "t_start_ns", "t_stop_ns", "generation", "collected", "uncollectable",
     "thread_id", "count0", "count1", "count2",
 )
 HEAP_COLUMNS = ("t_ns", "rss_bytes", "allocated_blocks", "count0", "count1", "count2")
@@ -43,7 +45,7 @@ TRACEMALLOC_COLUMNS = ("traced_bytes", "traced_peak_bytes")
 FLOOD_PER_S = 10_000
 MIN_INTERVAL_S = 0.010
 
-_STRIDE = 9  # every EVENT_COLUMNS field but seq, which is implicit
+_STRIDE = len(EVENT_FIELDS)  # a record's position in the file is its sequence number
 _CHUNK = 8192
 
 
@@ -89,17 +91,15 @@ class GCTracer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_id = 0
-        self._events_fh: TextIO | None = None
+        self._events_fh: BinaryIO | None = None
         self._heap_fh: TextIO | None = None
         self._statm_fd = -1
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self._seq = 0
         self._gc_ns = 0
         self._last_rss = 0
-        self._tracer_events = 0
-        self._per_gen = [0, 0, 0]
         self._max_per_s = 0
-        self._window: deque[int] = deque()
+        self._last_drain_ns = 0
         self._done = 0
         self._flood_warned = False
         self.t0_ns = 0
@@ -159,8 +159,8 @@ class GCTracer:
         """Calibrate, open the output files, install the callback and start the sampler."""
         os.makedirs(self.out_dir, exist_ok=True)
         self.per_event_ns = self._calibrate()
-        self._events_fh = open(os.path.join(self.out_dir, EVENTS_FILE), "w", encoding="ascii")  # noqa: SIM115
-        self._events_fh.write(",".join(EVENT_COLUMNS) + "\n")
+        self._events_fh = open(os.path.join(self.out_dir, EVENTS_FILE), "wb")  # noqa: SIM115
+        self._events_fh.write(EVENTS_MAGIC)
         self._heap_fh = open(os.path.join(self.out_dir, HEAP_FILE), "w", encoding="ascii")  # noqa: SIM115
         cols = HEAP_COLUMNS + (TRACEMALLOC_COLUMNS if self.tracemalloc else ())
         self._heap_fh.write(",".join(cols) + "\n")
@@ -173,7 +173,7 @@ class GCTracer:
 
             tracemalloc.start()
         self._write_meta(finished=False)
-        self.t0_ns = time.perf_counter_ns()
+        self.t0_ns = self._last_drain_ns = time.perf_counter_ns()
         self._sample()
         gc.callbacks.append(self._callback)
         self._thread = threading.Thread(target=self._run, name="labkit-gctrace", daemon=True)
@@ -261,50 +261,49 @@ class GCTracer:
 
     def _emit(self, buf: array, start: int, stop: int) -> None:
         fh = self._events_fh
+        if fh is not None:
+            fh.write(memoryview(buf)[start * _STRIDE:stop * _STRIDE])
+        first = self._seq
+        self._seq += stop - start
+        self._track_rate(stop - start)
+        if self.echo is not None:
+            self._echo(buf, start, stop, first)
+
+    def _echo(self, buf: array, start: int, stop: int, seq: int) -> None:
         echo = self.echo
-        own = self._thread_id
-        lines = []
+        assert echo is not None
         for i in range(start, stop):
             b = i * _STRIDE
-            row = buf[b:b + _STRIDE]
-            seq = self._seq
-            self._seq += 1
-            t_start, t_stop, gen = row[0], row[1], row[2]
+            t_start, t_stop, gen, coll, uncoll = buf[b], buf[b + 1], buf[b + 2], buf[b + 3], \
+                buf[b + 4]
             pause = t_stop - t_start
             self._gc_ns += pause
-            if 0 <= gen <= 2:
-                self._per_gen[gen] += 1
-            if row[5] == own:
-                self._tracer_events += 1
-            self._track_rate(t_start)
-            lines.append(f"{seq}," + ",".join(map(str, row)))
-            if echo is not None:
-                since = (t_stop - self.t0_ns) / 1e9
-                share = 100.0 * self._gc_ns / max(1, t_stop - self.t0_ns)
-                echo.write(
-                    f"gc {seq} @{since:.3f}s {share:.2f}%: gen{gen} {pause / 1e6:.3f} ms, "
-                    f"{row[3]}/{row[4]} collected/uncollectable, young {row[6]}, "
-                    f"rss {self._last_rss / 1e6:.1f} MB\n"
-                )
-        if fh is not None and lines:
-            fh.write("\n".join(lines) + "\n")
-        if echo is not None:
-            echo.flush()
+            since = (t_stop - self.t0_ns) / 1e9
+            share = 100.0 * self._gc_ns / max(1, t_stop - self.t0_ns)
+            echo.write(
+                f"gc {seq} @{since:.3f}s {share:.2f}%: gen{gen} {pause / 1e6:.3f} ms, "
+                f"{coll}/{uncoll} collected/uncollectable, young {buf[b + 6]}, "
+                f"rss {self._last_rss / 1e6:.1f} MB\n"
+            )
+            seq += 1
+        echo.flush()
 
-    def _track_rate(self, t_ns: int) -> None:
-        w = self._window
-        w.append(t_ns)
-        cutoff = t_ns - 1_000_000_000
-        while w[0] <= cutoff:
-            w.popleft()
-        if len(w) > self._max_per_s:
-            self._max_per_s = len(w)
-            if len(w) > FLOOD_PER_S and not self._flood_warned and self.echo is not None:
-                self._flood_warned = True
-                self.echo.write(
-                    f"labkit gctrace: warning: more than {FLOOD_PER_S:,} collections a second; "
-                    "the tracer's own cost is now visible (see the summary)\n"
-                )
+    def _track_rate(self, n: int) -> None:
+        """Collections a second over the span since the last drain (about 0.1 s)."""
+        now = time.perf_counter_ns()
+        span = now - self._last_drain_ns
+        self._last_drain_ns = now
+        if n == 0 or span < 50_000_000:
+            return
+        rate = int(n * 1e9 / span)
+        if rate > self._max_per_s:
+            self._max_per_s = rate
+        if rate > FLOOD_PER_S and not self._flood_warned and self.echo is not None:
+            self._flood_warned = True
+            self.echo.write(
+                f"labkit gctrace: warning: more than {FLOOD_PER_S:,} collections a second; "
+                "the tracer's own cost is now visible (see the summary)\n"
+            )
 
     # -- meta -----------------------------------------------------------------------------
     def _write_meta(self, *, finished: bool) -> None:
@@ -315,9 +314,8 @@ class GCTracer:
             "t_end_ns": time.perf_counter_ns() if finished else None,
             "interval_s": self.interval_s,
             "events": events,
-            "per_generation": self._per_gen,
-            "tracer_thread_events": self._tracer_events,
-            "max_collections_per_s": self._max_per_s,
+            "tracer_thread_id": self._thread_id,
+            "max_collections_per_s_approx": self._max_per_s,
             "per_event_ns": round(self.per_event_ns, 1),
             "overhead_ns": round(events * self.per_event_ns),
             "callback_chunk_grows": self._chunks.grown_in_callback,

@@ -55,7 +55,8 @@ class Run:
         from labkit.frames import gctrace
 
         self._need(gctrace.EVENTS_FILE, "GC trace", "--gc")
-        return gctrace.load_gc_events(self.path, self.t0_ns)
+        meta = self.gc_meta if self.has(gctrace.META_FILE) else {}
+        return gctrace.load_gc_events(self.path, self.t0_ns, meta.get("tracer_thread_id", 0))
 
     @cached_property
     def heap(self) -> pd.DataFrame:

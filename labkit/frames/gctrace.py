@@ -6,9 +6,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from labkit.capture.gctrace import EVENT_COLUMNS, EVENTS_FILE, HEAP_COLUMNS, HEAP_FILE, META_FILE
+from labkit.capture.gctrace import (
+    EVENT_FIELDS,
+    EVENTS_FILE,
+    EVENTS_MAGIC,
+    HEAP_COLUMNS,
+    HEAP_FILE,
+    META_FILE,
+)
 from labkit.errors import CorruptCaptureError
 
 
@@ -38,29 +46,56 @@ def load_meta(run_dir: Path) -> dict[str, Any]:
         raise CorruptCaptureError(f"{path} is not valid JSON; re-capture the run") from None
 
 
-def load_gc_events(run_dir: Path, t0_ns: int) -> pd.DataFrame:
+def read_event_records(path: Path) -> np.ndarray:
+    """The raw int64 records of ``gc_events.bin``, shape (n, len(EVENT_FIELDS)).
+
+    A trailing partial record (a program killed mid-write) is dropped.
+    """
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(len(EVENTS_MAGIC))
+            raw = np.fromfile(fh, dtype="<i8")
+    except FileNotFoundError:
+        raise CorruptCaptureError(f"{path} is missing; re-capture the run") from None
+    if magic != EVENTS_MAGIC:
+        raise CorruptCaptureError(f"{path} is not a labkit GC event file; re-capture the run")
+    width = len(EVENT_FIELDS)
+    n = len(raw) // width
+    return raw[: n * width].reshape(n, width)
+
+
+def load_gc_events(run_dir: Path, t0_ns: int, tracer_thread_id: int = 0) -> pd.DataFrame:
     """One row per collection.
 
     Columns: ``seq``, ``t_s`` (start, seconds since the run's origin), ``pause_ms``,
     ``generation``, ``collected``, ``uncollectable``, ``thread_id``, ``young_count``
-    (``gc.get_count()[0]`` at start), ``count1``, ``count2``, ``t_start_ns``, ``t_stop_ns``.
+    (``gc.get_count()[0]`` at start), ``count1``, ``count2``, ``in_tracer`` (the collection
+    ran in labkit's own sampler thread), ``t_start_ns``, ``t_stop_ns``.
     """
-    df = _read_csv(run_dir / EVENTS_FILE, EVENT_COLUMNS)
-    out = pd.DataFrame({
-        "seq": df["seq"],
-        "t_s": (df["t_start_ns"] - t0_ns) / 1e9,
-        "pause_ms": (df["t_stop_ns"] - df["t_start_ns"]) / 1e6,
-        "generation": df["generation"].astype("int8"),
-        "collected": df["collected"],
-        "uncollectable": df["uncollectable"],
-        "thread_id": df["thread_id"],
-        "young_count": df["count0"],
-        "count1": df["count1"],
-        "count2": df["count2"],
-        "t_start_ns": df["t_start_ns"],
-        "t_stop_ns": df["t_stop_ns"],
+    rec = read_event_records(run_dir / EVENTS_FILE)
+    col = {name: rec[:, i] for i, name in enumerate(EVENT_FIELDS)}
+    bad = (col["t_stop_ns"] < col["t_start_ns"]) | (col["generation"] < 0) | \
+        (col["generation"] > 2)
+    if bad.any():
+        raise CorruptCaptureError(
+            f"{run_dir / EVENTS_FILE} holds impossible records (first at #{int(bad.argmax())}); "
+            "the file is damaged: re-capture the run"
+        )
+    return pd.DataFrame({
+        "seq": np.arange(len(rec), dtype="int64"),
+        "t_s": (col["t_start_ns"] - t0_ns) / 1e9,
+        "pause_ms": (col["t_stop_ns"] - col["t_start_ns"]) / 1e6,
+        "generation": col["generation"].astype("int8"),
+        "collected": col["collected"],
+        "uncollectable": col["uncollectable"],
+        "thread_id": col["thread_id"],
+        "young_count": col["count0"],
+        "count1": col["count1"],
+        "count2": col["count2"],
+        "in_tracer": (col["thread_id"] == tracer_thread_id) & (tracer_thread_id != 0),
+        "t_start_ns": col["t_start_ns"],
+        "t_stop_ns": col["t_stop_ns"],
     })
-    return out
 
 
 def load_heap(run_dir: Path, t0_ns: int) -> pd.DataFrame:

@@ -18,7 +18,7 @@ def gc_summary_lines(run_path: Path) -> list[str]:
     end = meta.get("t_end_ns") or (int(ev["t_stop_ns"].max()) if len(ev) else t0)
     wall_s = max(1e-9, (end - t0) / 1e9)
     s = gc_summary(ev, wall_s)
-    own = int(meta.get("tracer_thread_events", 0))
+    own = int(ev["in_tracer"].sum()) if len(ev) else 0
     overhead_ms = meta.get("overhead_ns", 0) / 1e6
     lines = [
         f"labkit gctrace: {s.collections:.0f} collections in {wall_s:.3f} s "
