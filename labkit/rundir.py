@@ -60,6 +60,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` through a temporary file and ``os.replace``."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1, sort_keys=False, default=str)
             fh.write("\n")
@@ -91,6 +92,13 @@ class RunWriter:
     producers: dict[str, str] = field(default_factory=dict)
     start_utc: str = field(default_factory=utc_now)
     t0_ns: int = field(default_factory=time.perf_counter_ns)
+    t0_epoch_s: float = field(default_factory=time.time)
+
+    def mark_origin(self) -> None:
+        """Set the run's time origin (``t_s == 0``) to now, on both clocks."""
+        self.start_utc = utc_now()
+        self.t0_epoch_s = time.time()
+        self.t0_ns = time.perf_counter_ns()
 
     def __post_init__(self) -> None:
         self.final = Path(self.final)
@@ -104,6 +112,7 @@ class RunWriter:
             self.path = Path(
                 tempfile.mkdtemp(prefix=self.final.name + ".partial-", dir=self.final.parent)
             )
+            self.path.chmod(0o755)  # mkdtemp makes it private; a run is meant to be shared
         except OSError as exc:
             raise InputError(
                 f"cannot create a run directory under {self.final.parent}: {exc.strerror}; "
@@ -114,6 +123,13 @@ class RunWriter:
         """Reserve ``name`` in the run for ``producer``; returns the path to write."""
         self.producers[name] = producer
         return self.path / name
+
+    def abandon(self) -> None:
+        """Remove the unpublished run (nothing of the user's is in it)."""
+        import shutil
+
+        if self.path != self.final:
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def publish(self, **extra: Any) -> Path:
         """Checksum every reserved file that exists, write the manifest, rename into place."""
@@ -131,6 +147,7 @@ class RunWriter:
             "start_utc": self.start_utc,
             "end_utc": utc_now(),
             "t0_ns": self.t0_ns,
+            "t0_epoch_s": self.t0_epoch_s,
             "host": host_facts(),
             "params": self.params,
             **extra,

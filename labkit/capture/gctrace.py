@@ -46,7 +46,7 @@ FLOOD_PER_S = 10_000
 MIN_INTERVAL_S = 0.010
 
 _STRIDE = len(EVENT_FIELDS)  # a record's position in the file is its sequence number
-_CHUNK = 8192
+_CHUNK = 4096
 
 
 class _Chunks:
@@ -375,25 +375,26 @@ def _trim_traceback(exc: BaseException) -> BaseException:
     return exc.with_traceback(tb)
 
 
-def _run_target(target: list[str]) -> None:
+def _run_target(target: list[str]) -> dict[str, Any]:
+    """Run the program as ``__main__``; returns its globals, which the caller keeps alive
+    until tracking stops, as they would be at a plain interpreter's exit."""
     import runpy
 
     if target[0] == "-m":
         sys.argv = [target[1], *target[2:]]
         sys.path[0] = os.getcwd()
-        runpy.run_module(target[1], run_name="__main__", alter_sys=True)
-    elif target[0] == "-c":
+        return runpy.run_module(target[1], run_name="__main__", alter_sys=True)
+    if target[0] == "-c":
         sys.argv = ["-c", *target[2:]]
         sys.path[0] = ""
-        code = compile(target[1], "<string>", "exec")
-        main_mod = sys.modules["__main__"]
-        main_mod.__dict__.pop("__file__", None)
-        exec(code, main_mod.__dict__)
-    else:
-        prog = target[0]
-        sys.argv = [prog, *target[1:]]
-        sys.path[0] = os.path.dirname(os.path.abspath(prog))
-        runpy.run_path(prog, run_name="__main__")
+        main_globals = sys.modules["__main__"].__dict__
+        main_globals.pop("__file__", None)
+        exec(compile(target[1], "<string>", "exec"), main_globals)
+        return main_globals
+    prog = target[0]
+    sys.argv = [prog, *target[1:]]
+    sys.path[0] = os.path.dirname(os.path.abspath(prog))
+    return runpy.run_path(prog, run_name="__main__")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -435,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
     if tracer is not None:
         tracer.start()
     try:
-        _run_target(target)
+        main_globals = _run_target(target)
     except SystemExit:
         _finish()
         raise
@@ -451,6 +452,7 @@ def main(argv: list[str] | None = None) -> None:
             os.kill(os.getpid(), signal.SIGINT)
         sys.exit(1)
     _finish()
+    del main_globals
 
 
 if __name__ == "__main__":

@@ -111,6 +111,16 @@ def parse_python_command(cmd: Sequence[str]) -> PythonCommand:
     return PythonCommand(python, options, rest)
 
 
+def require_module(python: str, module: str) -> None:
+    """Raise :class:`InputError` unless ``python`` can import ``module``."""
+    cp = subprocess.run([python, "-c", f"import {module}"], capture_output=True, timeout=60)
+    if cp.returncode != 0:
+        raise InputError(
+            f"{python} cannot import {module}; install it there (pip install {module}) or run "
+            f"the program with labkit's interpreter: -- {sys.executable} PROG"
+        )
+
+
 def child_argv(cmd: PythonCommand, out_dir: Path, opts: CaptureOptions,
                memray_file: Path | None) -> list[str]:
     """The interpreter command line that runs ``cmd`` under the in-process backends."""
@@ -143,6 +153,8 @@ def run_program(
     """Run ``cmd`` under the chosen backends and publish its run directory."""
     opts = options or CaptureOptions()
     pycmd = parse_python_command(cmd)
+    if opts.memray:
+        require_module(pycmd.python, "memray")
     writer = RunWriter(out or default_run_path(pycmd.label), kind,
                        list(argv if argv is not None else sys.argv), dict(params or {}))
     if opts.gc:
@@ -150,7 +162,7 @@ def run_program(
             writer.file(name, "labkit.gctrace")
     memray_file = writer.file("memray.bin", "memray") if opts.memray else None
     env = dict(os.environ if opts.env is None else opts.env)
-    writer.t0_ns = time.perf_counter_ns()
+    writer.mark_origin()
     child = subprocess.Popen(child_argv(pycmd, writer.path, opts, memray_file),
                              env=env, preexec_fn=set_pdeathsig)
     stoppers: list[Any] = []

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from labkit.errors import InputError
 from labkit.rundir import read_manifest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from labkit.frames.memray import MemrayCapture
+    from labkit.frames.pyspy import PySpyCapture
 
 
 class Run:
@@ -73,6 +77,28 @@ class Run:
 
         self._need(proc.PROC_FILE, "process samples", "--proc")
         return proc.load_proc(self.path, self.t0_ns)
+
+
+    @cached_property
+    def memray(self) -> MemrayCapture:
+        """The memray capture: ``.memory``, ``.allocations_at_peak``, ``.leaks``, ``.summary``."""
+        from labkit.frames.memray import MEMRAY_FILE, MemrayCapture
+
+        self._need(MEMRAY_FILE, "memray capture", "--memray")
+        return MemrayCapture(self.path / MEMRAY_FILE,
+                             origin_epoch_s=self.manifest.get("t0_epoch_s"),
+                             stats_in_background=True)
+
+    @cached_property
+    def pyspy(self) -> PySpyCapture:
+        """py-spy captures: ``.samples``, ``.functions`` (record) and ``.threads`` (dump)."""
+        from labkit.capture.pyspy import DUMP_FILE, SPEEDSCOPE_FILE
+        from labkit.frames.pyspy import PySpyCapture
+
+        if not (self.has(SPEEDSCOPE_FILE) or self.has(DUMP_FILE)):
+            raise InputError(f"{self.path} has no py-spy capture; capture it with --pyspy")
+        return PySpyCapture(self.path / SPEEDSCOPE_FILE if self.has(SPEEDSCOPE_FILE) else None,
+                            self.path / DUMP_FILE if self.has(DUMP_FILE) else None)
 
 
 def load(run_dir: Path | str) -> Run:

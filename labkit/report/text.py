@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labkit.analysis import gc_summary
 from labkit.capture.gctrace import FLOOD_PER_S
+from labkit.errors import InputError
 from labkit.frames import load
+
+if TYPE_CHECKING:
+    from labkit.compare import Comparison
+    from labkit.frames.memray import MemrayCapture
+    from labkit.frames.pyspy import PySpyCapture
 
 
 def gc_summary_lines(run_path: Path) -> list[str]:
@@ -56,8 +63,29 @@ def proc_summary_lines(run_path: Path) -> list[str]:
     ]
 
 
+def file_summary_lines(path: Path) -> list[str]:
+    """A loose capture file (memray, speedscope, dump), summarised as it would be in a run."""
+    from labkit.frames.memray import MemrayCapture
+    from labkit.frames.pyspy import PySpyCapture
+    from labkit.frames.sniff import sniff
+
+    kind = sniff(path)
+    if kind == "memray":
+        return [f"{path} (memray capture)", *memray_summary_lines(MemrayCapture(path))]
+    if kind == "speedscope":
+        return [f"{path} (py-spy speedscope profile)",
+                *pyspy_summary_lines(PySpyCapture(speedscope=path))]
+    if kind == "dump":
+        return [f"{path} (py-spy dump)", *threads_summary_lines(PySpyCapture(dump=path))]
+    raise InputError(f"{path} is a {kind} file; summarise the run directory that holds it")
+
+
 def run_summary_lines(run_path: Path) -> list[str]:
-    """What ``labkit summary RUN`` prints: the run's facts, then one block per capture."""
+    """What ``labkit summary PATH`` prints: the run's facts, then one block per capture.
+
+    ``PATH`` may also be a loose memray, speedscope or dump file."""
+    if not Path(run_path).is_dir() and Path(run_path).is_file():
+        return file_summary_lines(Path(run_path))
     run = load(run_path)
     m = run.manifest
     out = m.get("outcome", {})
@@ -77,4 +105,61 @@ def run_summary_lines(run_path: Path) -> list[str]:
         lines += gc_summary_lines(run_path)[:-1]
     if run.has(PROC_FILE):
         lines += proc_summary_lines(run_path)
+    if run.has("memray.bin"):
+        lines += memray_summary_lines(run.memray)
+    if run.has("pyspy.speedscope.json"):
+        lines += pyspy_summary_lines(run.pyspy)
+    if run.has("pyspy.dump.json"):
+        lines += threads_summary_lines(run.pyspy)
+    return lines
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def memray_summary_lines(cap: MemrayCapture) -> list[str]:
+    """Peak, totals and the top allocation sites at the high-water mark."""
+    s = cap.summary
+    peak = cap.allocations_at_peak
+    peak = peak[~peak.in_labkit]
+    lines = [f"memray: peak {_mb(s.peak_bytes)}, {_mb(s.total_allocated_bytes)} allocated in "
+             f"{s.allocations:,} allocations over {s.duration_s:.2f} s; top sites at peak:"]
+    for r in peak.head(3).itertuples():
+        lines.append(f"  {_mb(r.bytes):>10} in {r.count:>6,} blocks  {r.stack[:90]}")
+    return lines
+
+
+def pyspy_summary_lines(py: PySpyCapture) -> list[str]:
+    """The functions that held the CPU."""
+    f = py.functions
+    lines = [f"py-spy: {py.samples['count'].sum():,} samples; top functions (self):"]
+    for r in f.head(3).itertuples():
+        lines.append(f"  {100 * r.self_share:5.1f}% self {100 * r.total_share:5.1f}% total  "
+                     f"{r.function} ({Path(r.file).name})")
+    return lines
+
+
+def threads_summary_lines(py: PySpyCapture) -> list[str]:
+    """Thread count, idle count and where idle threads are parked."""
+    t = py.threads
+    idle = t[t.idle]
+    lines = [f"threads: {len(t)} ({len(idle)} idle); where they are parked:"]
+    for (fn, f), n in idle.groupby(["function", "file"]).size().sort_values(
+            ascending=False).head(3).items():
+        lines.append(f"  {n:>5} in {fn} ({Path(f).name})")
+    return lines
+
+
+def comparison_lines(cmp: Comparison, top: int = 10) -> list[str]:
+    """``labkit compare``: summary deltas, then growth by site and by function."""
+    lines = [f"B {cmp.b.path} against A {cmp.a.path}"]
+    if not cmp.summary.empty:
+        lines.append(cmp.summary.to_string(float_format=lambda v: f"{v:,.3f}"))
+    if not cmp.allocations.empty:
+        lines.append(f"allocation sites at peak, by growth (top {top}):")
+        lines.append(cmp.allocations.head(top).to_string(index=False))
+    if not cmp.functions.empty:
+        lines.append(f"py-spy functions, by growth of self share (top {top}):")
+        lines.append(cmp.functions.head(top).to_string(index=False))
     return lines

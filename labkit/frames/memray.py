@@ -1,0 +1,218 @@
+"""memray capture -> DataFrames: ``memory``, ``allocations_at_peak``, ``leaks``, ``summary``.
+
+Streaming contract: every pass over the allocation records runs inside memray's C++ reader
+(``FileReader`` and ``compute_statistics``); labkit only sees records memray has already
+aggregated per call stack, so a capture with millions of allocations never becomes a Python
+object or a DataFrame row per allocation. Opening reads the file once (memray computes the
+high-water mark and memory snapshots then); each other frame is one more pass, made on
+first use. With ``stats_in_background`` (what :func:`load_memray` and ``Run.memray`` use)
+the statistics pass starts in a second process before anything else, so it overlaps the
+open and high-water-mark passes (and the pandas import).
+
+Tested against memray 1.19-1.20 (``FileReader`` is public but not in memray's API docs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labkit.capture.children import set_pdeathsig
+from labkit.errors import CorruptCaptureError, InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MEMRAY_FILE = "memray.bin"
+ALLOCATION_COLUMNS = ("function", "file", "line", "stack", "bytes", "count", "thread",
+                      "in_labkit")
+_HIDDEN = ("labkit/capture/gctrace.py", "<frozen runpy>", "/runpy.py")
+_STATS_CODE = """
+import json, sys, memray
+from memray._memray import compute_statistics
+memray.set_log_level(50)
+s = compute_statistics(sys.argv[1])
+print(json.dumps({"total_num_allocations": s.total_num_allocations,
+                  "total_bytes_allocated": s.total_memory_allocated}))
+"""
+
+
+@contextlib.contextmanager
+def _quiet_memray() -> Iterator[None]:
+    import memray
+
+    memray.set_log_level(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        memray.set_log_level(logging.WARNING)
+
+
+def _corrupt(path: Path, exc: BaseException) -> CorruptCaptureError:
+    detail = str(exc).split(":")[0].strip().rstrip(".") or type(exc).__name__
+    return CorruptCaptureError(
+        f"{path} is not a readable memray capture ({detail}); it may be truncated or "
+        "corrupt: re-capture it, or check you gave the right file"
+    )
+
+
+def _stack_text(frames: list[tuple[str, str, int]]) -> str:
+    return " < ".join(f"{fn} ({Path(f).name}:{ln})" for fn, f, ln in frames)
+
+
+def _records_frame(records: Iterable[Any]) -> pd.DataFrame:
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        full = r.stack_trace()
+        own = [fr for fr in full if not fr[1].endswith(_HIDDEN)]
+        in_labkit = bool(full) and full[0][1].endswith(_HIDDEN[0])
+        leaf = (full[0] if in_labkit else (own[0] if own else ("<unknown>", "<unknown>", 0)))
+        stack = _stack_text(own or full[:1]) or "<no Python stack>"
+        rows.append((leaf[0], leaf[1], leaf[2], stack, r.size, r.n_allocations, r.tid,
+                     in_labkit))
+    df = pd.DataFrame.from_records(rows, columns=list(ALLOCATION_COLUMNS))
+    df = df.astype({"line": "int64", "bytes": "int64", "count": "int64", "in_labkit": bool})
+    return df.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
+
+
+class MemrayCapture:
+    """One memray capture file. Raises :class:`CorruptCaptureError` if memray cannot read it.
+
+    ``origin_epoch_s``, when given, puts ``memory.t_s`` on the run's time axis; otherwise
+    ``t_s`` counts from the capture's own start. ``stats_in_background`` starts the
+    statistics pass in a second process at once (see the module docstring).
+    """
+
+    def __init__(self, path: Path | str, *, origin_epoch_s: float | None = None,
+                 stats_in_background: bool = False) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            why = "a directory" if self.path.is_dir() else "not found"
+            raise InputError(f"memray capture {self.path} is {why}; give a memray .bin file")
+        self._worker: subprocess.Popen | None = None
+        if stats_in_background:
+            self._worker = subprocess.Popen(
+                [sys.executable, "-c", _STATS_CODE, str(self.path)], stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, text=True, preexec_fn=set_pdeathsig)
+        import memray
+
+        try:
+            with _quiet_memray():
+                self._reader = memray.FileReader(str(self.path))
+                self.metadata = self._reader.metadata
+                self._snapshots = list(self._reader.get_memory_snapshots())
+        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
+                IndexError) as exc:
+            self._stop_worker()
+            raise _corrupt(self.path, exc) from None
+        self.origin_epoch_s = (origin_epoch_s if origin_epoch_s is not None
+                               else self.metadata.start_time.timestamp())
+
+    def close(self) -> None:
+        """Release the file and any background worker."""
+        self._stop_worker()
+        self._reader.close()
+
+    def __del__(self) -> None:
+        self._stop_worker()
+
+    def _stop_worker(self) -> None:
+        w = getattr(self, "_worker", None)
+        if w is not None and w.poll() is None:
+            w.kill()
+            w.wait()
+        self._worker = None
+
+    def _pass(self, method: str) -> pd.DataFrame:
+        try:
+            with _quiet_memray():
+                records = getattr(self._reader, method)(merge_threads=True)
+                return _records_frame(records)
+        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
+                IndexError) as exc:
+            raise _corrupt(self.path, exc) from None
+
+    @cached_property
+    def memory(self) -> pd.DataFrame:
+        """``t_s``, ``rss_bytes``, ``heap_bytes`` from memray's snapshots (about every 10 ms)."""
+        import pandas as pd
+
+        df = pd.DataFrame(self._snapshots, columns=["time", "rss_bytes", "heap_bytes"])
+        df.insert(0, "t_s", df.pop("time") / 1000.0 - self.origin_epoch_s)
+        return df.astype({"rss_bytes": "int64", "heap_bytes": "int64"})
+
+    @cached_property
+    def allocations_at_peak(self) -> pd.DataFrame:
+        """Per call stack, what was allocated and not yet freed at the high-water mark.
+
+        Columns: ``function``, ``file``, ``line`` (the leaf frame, labkit's own frames
+        removed), ``stack`` (leaf first), ``bytes``, ``count``, ``thread``, ``in_labkit``
+        (allocated by labkit's tracer itself). Sorted by ``bytes``, largest first.
+        """
+        return self._pass("get_high_watermark_allocation_records")
+
+    @cached_property
+    def leaks(self) -> pd.DataFrame:
+        """Allocations never freed before tracking stopped; same columns as
+        :attr:`allocations_at_peak`. Meaningful for captures made for it: with
+        ``--trace-python-allocators`` (or ``PYTHONMALLOC=malloc``), else pymalloc hides
+        small objects inside its arenas."""
+        return self._pass("get_leaked_allocation_records")
+
+    def _stats(self) -> dict[str, int]:
+        from memray._memray import compute_statistics
+
+        try:
+            with _quiet_memray():
+                s = compute_statistics(str(self.path))
+        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
+                IndexError, NotImplementedError) as exc:
+            raise _corrupt(self.path, exc) from None
+        return {"total_num_allocations": s.total_num_allocations,
+                "total_bytes_allocated": s.total_memory_allocated}
+
+    def _summary_from(self, stats: dict[str, int]) -> pd.Series:
+        import pandas as pd
+
+        m = self.metadata
+        return pd.Series({
+            "peak_bytes": int(m.peak_memory),
+            "total_allocated_bytes": int(stats["total_bytes_allocated"]),
+            "allocations": int(stats["total_num_allocations"]),
+            "duration_s": (m.end_time - m.start_time).total_seconds(),
+            "native_traces": bool(m.has_native_traces),
+            "trace_python_allocators": bool(m.trace_python_allocators),
+            "python_allocator": m.python_allocator,
+        })
+
+    def _background_stats(self) -> dict[str, int] | None:
+        w, self._worker = self._worker, None
+        if w is None:
+            return None
+        out, _ = w.communicate()
+        return json.loads(out) if w.returncode == 0 else None
+
+    @cached_property
+    def summary(self) -> pd.Series:
+        """``peak_bytes``, ``total_allocated_bytes``, ``allocations`` (as ``memray stats``
+        counts them: deallocations excluded), ``duration_s`` and how it was captured."""
+        return self._summary_from(self._background_stats() or self._stats())
+
+    def load_all(self) -> MemrayCapture:
+        """Compute every frame except ``leaks``; returns self."""
+        _ = self.memory, self.allocations_at_peak, self.summary
+        return self
+
+
+def load_memray(path: Path | str, *, origin_epoch_s: float | None = None) -> MemrayCapture:
+    """Open a capture and compute its frames, the statistics pass in parallel."""
+    return MemrayCapture(path, origin_epoch_s=origin_epoch_s, stats_in_background=True).load_all()

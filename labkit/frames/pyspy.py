@@ -1,0 +1,168 @@
+"""py-spy files -> DataFrames: ``samples`` and ``functions`` (speedscope), ``threads`` (dump).
+
+Stacks are written leaf first, ``function (file:line) < caller (file:line) < ...``; labkit's
+own bootstrap frames (the tracer and runpy) are removed from the root end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from labkit.errors import CorruptCaptureError, InputError
+
+Frame = tuple[str, str, int]
+_HIDDEN = ("labkit/capture/gctrace.py", "<frozen runpy>", "/runpy.py")
+SAMPLE_COLUMNS = ("thread_id", "thread_name", "function", "file", "line", "stack", "count")
+THREAD_COLUMNS = ("thread_id", "os_thread_id", "name", "idle", "owns_gil", "function", "file",
+                  "line", "stack", "depth")
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} not found; check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"{what} {path} is a directory; give the file") from None
+    except UnicodeDecodeError:
+        raise CorruptCaptureError(f"{what} {path} is not text; give a py-spy JSON file") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CorruptCaptureError(
+            f"{what} {path} is not valid JSON ({exc.msg} at line {exc.lineno}); it may be "
+            "truncated: re-record it"
+        ) from None
+
+
+def stack_text(frames: list[Frame]) -> str:
+    """Leaf-first text of a stack."""
+    return " < ".join(f"{fn} ({Path(f).name}:{ln})" for fn, f, ln in frames)
+
+
+def _parse_thread(name: str) -> tuple[int, str]:
+    # py-spy names speedscope profiles 'Thread 1234 "name"' (the OS thread id)
+    parts = name.split(" ", 2)
+    if len(parts) >= 2 and parts[0] == "Thread" and parts[1].isdigit():
+        tname = parts[2].strip('"') if len(parts) == 3 else ""
+        return int(parts[1]), tname
+    return 0, name
+
+
+def _speedscope_stacks(doc: Any) -> Counter:
+    frames = [(str(f["name"]), str(f.get("file") or ""), int(f.get("line") or 0))
+              for f in doc["shared"]["frames"]]
+    counts: Counter = Counter()
+    for prof in doc["profiles"]:
+        tid, tname = _parse_thread(str(prof.get("name", "")))
+        if tname.startswith("labkit-"):
+            continue
+        samples, weights = prof["samples"], prof.get("weights") or []
+        unit = weights[0] if weights else 0
+        for i, stack in enumerate(samples):
+            if not stack:
+                continue
+            own = tuple(frames[j] for j in reversed(stack) if not frames[j][1].endswith(_HIDDEN))
+            if not own:
+                continue
+            w = weights[i] / unit if (unit and i < len(weights)) else 1
+            counts[(tid, tname, own)] += round(w)
+    return counts
+
+
+def load_speedscope(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(samples, functions)`` from a py-spy speedscope file.
+
+    ``samples``: one row per distinct (thread, stack): ``thread_id``, ``thread_name``, leaf
+    ``function``/``file``/``line``, ``stack``, ``count``; largest first.
+    ``functions``: ``function``, ``file``, ``self_count``, ``total_count``, ``self_share``,
+    ``total_share`` (of all samples; total counts a function once per sample).
+    """
+    doc = _read_json(Path(path), "py-spy profile")
+    try:
+        counts = _speedscope_stacks(doc)
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError):
+        raise CorruptCaptureError(
+            f"py-spy profile {path} is not in speedscope format; record it with "
+            "`py-spy record --format speedscope`"
+        ) from None
+    rows = [(tid, tname, st[0][0], st[0][1], st[0][2], stack_text(list(st)), n)
+            for (tid, tname, st), n in counts.items()]
+    samples = pd.DataFrame.from_records(rows, columns=list(SAMPLE_COLUMNS))
+    samples = samples.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
+    self_c: Counter = Counter()
+    total_c: Counter = Counter()
+    for (_tid, _tn, st), n in counts.items():
+        self_c[(st[0][0], st[0][1])] += n
+        for key in {(fn, f) for fn, f, _ in st}:
+            total_c[key] += n
+    all_n = sum(counts.values()) or 1
+    functions = pd.DataFrame(
+        [(fn, f, self_c.get((fn, f), 0), t) for (fn, f), t in total_c.items()],
+        columns=["function", "file", "self_count", "total_count"],
+    )
+    functions["self_share"] = functions["self_count"] / all_n
+    functions["total_share"] = functions["total_count"] / all_n
+    functions = functions.sort_values(["self_count", "total_count"], ascending=False,
+                                      kind="stable").reset_index(drop=True)
+    return samples, functions
+
+
+def load_dump(path: Path | str) -> pd.DataFrame:
+    """``threads`` from ``py-spy dump --json``: one row per thread, ``idle`` when not active."""
+    doc = _read_json(Path(path), "py-spy dump")
+    rows = []
+    try:
+        for t in doc:
+            frames = [(str(f["name"]), str(f.get("filename") or ""), int(f.get("line") or 0))
+                      for f in t["frames"]]
+            own = [fr for fr in frames if not fr[1].endswith(_HIDDEN)] or frames
+            leaf = own[0] if own else ("<no python frames>", "", 0)
+            rows.append((int(t["thread_id"]), int(t.get("os_thread_id") or 0),
+                         t.get("thread_name") or "", not bool(t.get("active")),
+                         bool(t.get("owns_gil")), leaf[0], leaf[1], leaf[2], stack_text(own),
+                         len(own)))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise CorruptCaptureError(
+            f"py-spy dump {path} is not `py-spy dump --json` output; re-take the dump"
+        ) from None
+    return pd.DataFrame.from_records(rows, columns=list(THREAD_COLUMNS))
+
+
+class PySpyCapture:
+    """A speedscope profile and/or a thread dump; frames are built on first use."""
+
+    def __init__(self, speedscope: Path | str | None = None,
+                 dump: Path | str | None = None) -> None:
+        self.speedscope_path = Path(speedscope) if speedscope else None
+        self.dump_path = Path(dump) if dump else None
+        self._loaded: tuple[pd.DataFrame, pd.DataFrame] | None = None
+
+    def _profile(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self.speedscope_path is None:
+            raise InputError("no py-spy profile in this capture; record one with --pyspy")
+        if self._loaded is None:
+            self._loaded = load_speedscope(self.speedscope_path)
+        return self._loaded
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        """See :func:`load_speedscope`."""
+        return self._profile()[0]
+
+    @property
+    def functions(self) -> pd.DataFrame:
+        """See :func:`load_speedscope`."""
+        return self._profile()[1]
+
+    @property
+    def threads(self) -> pd.DataFrame:
+        """See :func:`load_dump`."""
+        if self.dump_path is None:
+            raise InputError("no py-spy thread dump in this capture; take one with --dump")
+        return load_dump(self.dump_path)

@@ -1,0 +1,35 @@
+"""Tell what kind of capture a loose file is, from its first bytes (for postmortem files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labkit.capture.gctrace import EVENTS_MAGIC
+from labkit.capture.proc import COLUMNS as PROC_COLUMNS
+from labkit.errors import InputError
+
+KINDS = ("run", "memray", "speedscope", "dump", "gc", "proc")
+
+
+def sniff(path: Path | str) -> str:
+    """One of :data:`KINDS`; memray is the fallback (its loader then says if it is not)."""
+    path = Path(path)
+    if path.is_dir():
+        return "run"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except FileNotFoundError:
+        raise InputError(f"{path} not found; check the path") from None
+    except OSError as exc:
+        raise InputError(f"{path} is not readable ({exc.strerror})") from None
+    text = head.lstrip()
+    if text.startswith(b"["):
+        return "dump"
+    if text.startswith(b"{"):
+        return "speedscope"
+    if head.startswith(EVENTS_MAGIC):
+        return "gc"
+    if head.startswith(",".join(PROC_COLUMNS).encode()):
+        return "proc"
+    return "memray"

@@ -1,0 +1,114 @@
+"""memray captures through labkit: real memray on small programs, checked against memray."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labkit import CaptureOptions, load, run_program
+from labkit.errors import CorruptCaptureError, InputError
+from labkit.frames.memray import ALLOCATION_COLUMNS, MemrayCapture, load_memray
+from tests.conftest import PY
+
+pytestmark = pytest.mark.slow
+MB = 1024 * 1024
+
+HOLDS_50MB = """
+def f():
+    held = []
+    for _ in range(50):
+        held.append(bytearray(1024 * 1024))
+    return held
+
+def g():
+    return [bytearray(64 * 1024) for _ in range(16)]
+
+import time
+a = f()
+b = g()
+time.sleep(0.1)  # hold the peak across several of memray's 10 ms snapshots
+del a, b
+"""
+
+
+@pytest.fixture(scope="module")
+def mem_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("mem")
+    (d / "prog.py").write_text(HOLDS_50MB)
+    res = run_program([PY, str(d / "prog.py")], out=d / "run",
+                      options=CaptureOptions(gc=False, memray=True))
+    assert res.returncode == 0
+    return res.path
+
+
+def test_f_is_the_top_site_at_peak_with_50mb(mem_run: Path) -> None:
+    peak = load(mem_run).memray.allocations_at_peak
+    assert list(peak.columns) == list(ALLOCATION_COLUMNS)
+    top = peak[~peak.in_labkit].iloc[0]
+    assert top.function == "f" and top.file.endswith("prog.py")
+    assert top["bytes"] >= 50 * MB
+    assert top["count"] >= 50
+    assert top.stack.startswith("f (prog.py:")
+
+
+def test_summary_equals_memray_stats_json(mem_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "stats.json"
+    memray = Path(sys.executable).with_name("memray")
+    subprocess.run([str(memray), "stats", "--json", "-o", str(out), "-f",
+                    str(mem_run / "memray.bin")], check=True, capture_output=True)
+    ref = json.loads(out.read_text())
+    s = load(mem_run).memray.summary
+    assert s.peak_bytes == ref["metadata"]["peak_memory"]
+    assert s.allocations == ref["total_num_allocations"]
+    assert s.total_allocated_bytes == ref["total_bytes_allocated"]
+    assert s.peak_bytes >= 50 * MB
+
+
+def test_load_all_gives_the_same_summary(mem_run: Path) -> None:
+    a = MemrayCapture(mem_run / "memray.bin").summary
+    b = load_memray(mem_run / "memray.bin").summary
+    assert a.equals(b)
+
+
+def test_memory_timeline_on_the_run_axis(mem_run: Path) -> None:
+    run = load(mem_run)
+    mem = run.memray.memory
+    assert list(mem.columns) == ["t_s", "rss_bytes", "heap_bytes"]
+    assert len(mem) >= 3 and mem.t_s.is_monotonic_increasing
+    assert -0.1 < mem.t_s.iloc[0] < 5
+    assert mem.heap_bytes.max() >= 50 * MB
+
+
+def test_leaks_with_python_allocators(tmp_path: Path, write_prog) -> None:
+    prog = write_prog("""
+        cache = []
+        def leak():
+            for i in range(2000):
+                cache.append({"request": i, "body": "x" * 200})
+        leak()
+    """)
+    res = run_program([PY, str(prog)], out=tmp_path / "r",
+                      options=CaptureOptions(gc=False, memray=True, trace_python_allocators=True))
+    leaks = load(res.path).memray.leaks
+    mine = leaks[leaks.function == "leak"]
+    assert mine["count"].sum() >= 2000 and mine["bytes"].sum() >= 2000 * 200
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_damaged_capture_is_a_clear_error(mem_run: Path, tmp_path: Path, damage: str) -> None:
+    data = (mem_run / "memray.bin").read_bytes()
+    bad = {"empty": b"", "truncated": data[: len(data) // 2],
+           "garbage": bytes(range(256)) * 8}[damage]
+    p = tmp_path / "bad.bin"
+    p.write_bytes(bad)
+    with pytest.raises(CorruptCaptureError, match="not a readable memray capture"):
+        MemrayCapture(p)
+
+
+def test_missing_capture_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        MemrayCapture(tmp_path / "nope.bin")
