@@ -34,20 +34,21 @@ work()
 
 
 @pytest.fixture(scope="module")
-def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("orig")
     (d / "prog.py").write_text(PROG)
     res = run_program([PY, str(d / "prog.py")], out=d / "run",
                       options=CaptureOptions(gc=True, proc=True, memray=True, pyspy=True,
                                              proc_interval_s=0.02))
-    files = {n: (res.path / n).read_bytes() for n in
+    files = {n: res.path / n for n in
              ("memray.bin", "pyspy.speedscope.json", "gc_events.bin", "heap.csv", "proc.csv")}
     from labkit.capture import pyspy
 
     target = __import__("subprocess").Popen([PY, "-c", PROG + "\ntime.sleep(30)"])
     try:
         __import__("time").sleep(1.0)
-        files["dump.json"] = pyspy.dump(target.pid).encode()
+        (d / "dump.json").write_text(pyspy.dump(target.pid))
+        files["dump.json"] = d / "dump.json"
     finally:
         target.kill()
         target.wait()
@@ -78,13 +79,13 @@ NAMES = ["memray.bin", "pyspy.speedscope.json", "dump.json", "gc_events.bin", "h
          "proc.csv"]
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(name=st.sampled_from(NAMES), data=st.data())
 def test_truncated_or_mutated_capture_raises_only_labkit_errors(
-        originals: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory, name: str,
+        originals: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, name: str,
         data: st.DataObject) -> None:
-    raw = bytearray(originals[name])
+    raw = bytearray(originals[name].read_bytes())
     cut = data.draw(st.integers(0, len(raw)), label="keep")
     raw = raw[:cut]
     for _ in range(data.draw(st.integers(0, 4), label="mutations")):
@@ -100,15 +101,15 @@ def test_truncated_or_mutated_capture_raises_only_labkit_errors(
         assert "\n" not in str(exc)
 
 
-def test_cli_truncated_memray_and_bad_speedscope(originals: dict[str, bytes],
+def test_cli_truncated_memray_and_bad_speedscope(originals: dict[str, Path],
                                                  tmp_path: Path) -> None:
     p = tmp_path / "cut.bin"
-    p.write_bytes(originals["memray.bin"][:300])
+    p.write_bytes(originals["memray.bin"].read_bytes()[:300])
     before = p.read_bytes()
     assert_clean_error(labkit("summary", str(p)), "not a readable memray capture")
     assert p.read_bytes() == before  # nothing overwritten
     j = tmp_path / "cut.json"
-    j.write_bytes(originals["pyspy.speedscope.json"][:100])
+    j.write_bytes(originals["pyspy.speedscope.json"].read_bytes()[:100])
     assert_clean_error(labkit("summary", str(j)), "not valid JSON")
     e = tmp_path / "empty.bin"
     e.write_bytes(b"")

@@ -9,7 +9,8 @@ first use. With ``stats_in_background`` (what :func:`load_memray` and ``Run.memr
 the statistics pass starts in a second process before anything else, so it overlaps the
 open and high-water-mark passes (and the pandas import).
 
-Tested against memray 1.19-1.20 (``FileReader`` is public but not in memray's API docs).
+Tested against memray 1.20, pinned in pyproject.toml: ``FileReader`` is public but not in
+memray's API docs.
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ from labkit.errors import CorruptCaptureError
 def load_proc(run_dir: Path, t0_ns: int) -> pd.DataFrame:
     """Samples of the process (and its children) over time."""
     path = run_dir / PROC_FILE
+    dtypes = {c: ("float64" if c == "cpu_percent" else "int64") for c in COLUMNS}
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, dtype=dtypes)
     except FileNotFoundError:
         raise CorruptCaptureError(f"{path} is missing; re-capture the run") from None
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

@@ -9,10 +9,11 @@ from labkit.capture.proc import COLUMNS as PROC_COLUMNS
 from labkit.errors import InputError
 
 KINDS = ("run", "memray", "speedscope", "dump", "gc", "proc")
+_MEMRAY_MAGICS = (b"memray", b"\x04\x22\x4d\x18")  # plain, or compressed as an LZ4 frame
 
 
 def sniff(path: Path | str) -> str:
-    """One of :data:`KINDS`; memray is the fallback (its loader then says if it is not)."""
+    """One of :data:`KINDS`, or :class:`InputError` for a file labkit does not recognise."""
     path = Path(path)
     if path.is_dir():
         return "run"
@@ -32,4 +33,9 @@ def sniff(path: Path | str) -> str:
         return "gc"
     if head.startswith(",".join(PROC_COLUMNS).encode()):
         return "proc"
-    return "memray"
+    if head.startswith(_MEMRAY_MAGICS):
+        return "memray"
+    raise InputError(
+        f"{path} is not a run directory or a capture labkit recognises (a memray .bin, a "
+        "py-spy speedscope or dump .json); check the path"
+    )
