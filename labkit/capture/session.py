@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,8 +149,16 @@ def run_program(
     kind: str = "capture",
     argv: Sequence[str] | None = None,
     params: dict[str, Any] | None = None,
+    metrics: tuple[str, str] | None = None,
+    backends: Sequence[Callable[[int, RunWriter], Any]] = (),
 ) -> RunResult:
-    """Run ``cmd`` under the chosen backends and publish its run directory."""
+    """Run ``cmd`` under the chosen backends and publish its run directory.
+
+    ``metrics=(ENV, FILE)`` reserves ``FILE`` in the run and names its path to the program in
+    the environment variable ``ENV``. Each of ``backends`` is called with the child's pid and
+    the writer once the child runs, and must return an object with ``stop()`` (and optionally
+    ``manifest_extra``): outside observers such as py-spy.
+    """
     opts = options or CaptureOptions()
     pycmd = parse_python_command(cmd)
     if opts.memray:
@@ -162,6 +170,8 @@ def run_program(
             writer.file(name, "labkit.gctrace")
     memray_file = writer.file("memray.bin", "memray") if opts.memray else None
     env = dict(os.environ if opts.env is None else opts.env)
+    if metrics is not None:
+        env[metrics[0]] = str(writer.file(metrics[1], "scenario"))
     writer.mark_origin()
     child = subprocess.Popen(child_argv(pycmd, writer.path, opts, memray_file),
                              env=env, preexec_fn=set_pdeathsig)
@@ -187,6 +197,7 @@ def run_program(
                 from labkit.capture import pyspy
 
                 stoppers.append(pyspy.Recorder(child.pid, writer, rate_hz=opts.rate_hz).start())
+            stoppers += [make(child.pid, writer) for make in backends]
             try:
                 rc = child.wait(timeout=opts.time_cap_s)
             except subprocess.TimeoutExpired:
@@ -204,6 +215,9 @@ def run_program(
         with contextlib.suppress(ProcessLookupError):
             child.kill()
         child.wait()
+        for s in stoppers:
+            with contextlib.suppress(Exception):
+                s.stop()
         raise
     finally:
         with contextlib.suppress(FileNotFoundError):

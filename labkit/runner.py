@@ -1,0 +1,149 @@
+"""Run scenarios under capture, and measure their signatures.
+
+One run directory per variant (or GC setting), under ``OUT/<variant>``. The scenario's own
+figures land in ``scenario.jsonl`` in the run; when a scenario announces a steady state and
+py-spy is among the captures, a ``py-spy dump`` of every thread is taken then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import labkit
+from labkit.capture.session import CaptureOptions, RunResult, run_program
+from labkit.errors import UsageError
+from labkit.rundir import RunWriter, default_run_path
+from labkit.scenarios import get_module, get_spec
+from labkit.scenarios.base import METRICS_ENV, METRICS_FILE, Signature
+
+CAPTURES = ("gc", "memray", "pyspy", "proc")
+
+
+class HoldDump:
+    """Takes one ``py-spy dump`` when the scenario writes its ``hold`` event."""
+
+    def __init__(self, pid: int, writer: RunWriter) -> None:
+        self.pid = pid
+        self.metrics = writer.path / METRICS_FILE
+        self.out = writer.file("pyspy.dump.json", "py-spy dump")
+        self.manifest_extra: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="labkit-holddump", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from labkit.capture import pyspy
+        from labkit.errors import LabkitError
+
+        while not self._stop.wait(0.05):
+            with contextlib.suppress(FileNotFoundError):
+                if '"event": "hold"' in self.metrics.read_text():
+                    try:
+                        self.out.write_text(pyspy.dump(self.pid, retries=2))
+                    except LabkitError as exc:
+                        self.manifest_extra = {"pyspy_dump_error": str(exc)}
+                    return
+
+    def stop(self) -> None:
+        """Stop waiting (the program has ended)."""
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def parse_captures(text: str | None, default: Sequence[str]) -> tuple[str, ...]:
+    """``gc,memray`` -> ``("gc", "memray")``, checked against the known backends."""
+    if text is None:
+        return tuple(default)
+    chosen = tuple(c.strip() for c in text.split(",") if c.strip())
+    bad = [c for c in chosen if c not in CAPTURES]
+    if bad:
+        raise UsageError(f"unknown capture {bad[0]!r}; choose from {', '.join(CAPTURES)}")
+    return chosen
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, str]:
+    """``["n=5", "size=10"]`` -> ``{"n": "5", "size": "10"}``."""
+    out = {}
+    for p in pairs:
+        k, sep, v = p.partition("=")
+        if not sep or not k:
+            raise UsageError(f"--param wants KEY=VALUE, got {p!r}")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def child_env(python: str) -> dict[str, str]:
+    """The environment for a scenario: labkit's source importable from any interpreter."""
+    env = dict(os.environ)
+    root = str(Path(labkit.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def run_scenario(
+    name: str,
+    *,
+    variants: Sequence[str] | None = None,
+    captures: Sequence[str] | None = None,
+    params: dict[str, str] | None = None,
+    quick: bool = False,
+    out: Path | None = None,
+    python: str | None = None,
+    argv: Sequence[str] | None = None,
+) -> dict[str, RunResult]:
+    """Run ``variants`` (default: all) of scenario ``name``; one run directory each."""
+    spec = get_spec(name)
+    for v in variants or ():
+        if v not in spec.variants:
+            from labkit.errors import UnknownScenarioError
+
+            raise UnknownScenarioError(
+                f"{name} has no variant {v!r}; choose from {', '.join(spec.variants)}")
+    try:
+        values = spec.values(quick, params)
+    except (KeyError, ValueError) as exc:
+        raise UsageError(str(exc).strip("\"'")) from None
+    chosen = tuple(captures if captures is not None else spec.captures)
+    python = python or sys.executable
+    root = Path(out) if out else default_run_path(name)
+    results = {}
+    for variant in variants or spec.variants:
+        opts = CaptureOptions(
+            gc="gc" in chosen, memray="memray" in chosen, pyspy="pyspy" in chosen,
+            proc="proc" in chosen, proc_interval_s=0.05, quiet=True, env=child_env(python),
+            memory_cap_bytes=spec.memory_cap_mb * 1024 * 1024,
+            time_cap_s=spec.quick_time_cap_s if quick else spec.time_cap_s)
+        cmd = [python, "-m", f"labkit.scenarios.{get_module(name).__name__.rsplit('.', 1)[1]}",
+               "--variant", variant, "--params", json.dumps(values)]
+        backends = [HoldDump] if ("pyspy" in chosen or spec.dump_on_hold) else []
+        results[variant] = run_program(
+            cmd, out=root / variant, options=opts, kind="scenario",
+            argv=list(argv or ["labkit", "run", name]), metrics=(METRICS_ENV, METRICS_FILE),
+            backends=backends,
+            params={"scenario": name, "variant": variant, "quick": quick, "values": values,
+                    "captures": list(chosen)})
+    return results
+
+
+def signature(name: str, runs: dict[str, Path]) -> Signature:
+    """Measure scenario ``name``'s signature from one run directory per variant."""
+    from labkit.frames import load
+
+    return get_module(name).signature({v: load(p) for v, p in runs.items()})
+
+
+def measure(name: str, *, quick: bool, out: Path, python: str | None = None) -> Signature:
+    """Run every variant of ``name`` and measure its signature."""
+    t = time.monotonic()
+    results = run_scenario(name, quick=quick, out=out / name, python=python)
+    sig = signature(name, {v: r.path for v, r in results.items()})
+    sig.elapsed_s = time.monotonic() - t
+    return sig

@@ -1,0 +1,63 @@
+"""Parent-side helpers the scenarios' signatures share (they need pandas; the programs don't).
+
+Nothing here is imported by a scenario program: only by ``signature()`` functions, which
+run in labkit's own process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from labkit.errors import CorruptCaptureError
+from labkit.scenarios.base import METRICS_FILE
+
+
+def metrics_frame(run: Any) -> pd.DataFrame:
+    """The scenario's own JSON lines as a frame, with ``t_s`` on the run's axis."""
+    path = run.path / METRICS_FILE
+    try:
+        df = pd.read_json(path, lines=True)
+    except ValueError as exc:
+        raise CorruptCaptureError(f"{path} is not JSON lines ({exc}); re-run the scenario") \
+            from None
+    if "t_ns" in df:
+        df.insert(0, "t_s", (df.pop("t_ns") - run.t0_ns) / 1e9)
+    return df
+
+
+def quarter_growth(df: pd.DataFrame, x: str, y: str) -> float:
+    """Mean ``y`` over the last quarter of ``x`` divided by its mean over the first."""
+    d = df.dropna(subset=[y])
+    lo, hi = d[x].min(), d[x].max()
+    span = hi - lo
+    first = d[d[x] <= lo + span / 4][y].mean()
+    last = d[d[x] >= hi - span / 4][y].mean()
+    return float(last / first) if first else float("inf") if last else 1.0
+
+
+def peak_rss(run: Any) -> float:
+    """Peak RSS from the process sampler, else from memray, else the heap samples."""
+    if run.has("proc.csv") and not run.proc.empty:
+        return float(run.proc.rss_bytes.max())
+    if run.has("memray.bin"):
+        return float(run.memray.memory.rss_bytes.max())
+    return float(run.heap.rss_bytes.max())
+
+
+def in_work(run: Any, df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``df`` (with ``t_s``) inside the program's work: from its first metrics line
+    to its last (start-up and shutdown excluded)."""
+    t = metrics_frame(run).t_s
+    return df[(df.t_s >= t.min()) & (df.t_s <= t.max())]
+
+
+def growth_during_work(run: Any, df: pd.DataFrame, col: str) -> float:
+    """Peak of ``col`` from the program's first metrics line on, minus its value then
+    (the last sample at or before that line)."""
+    t = metrics_frame(run).t_s
+    before = df[df.t_s <= t.min()]
+    start = before[col].iloc[-1] if len(before) else df[col].iloc[0]
+    during = df[df.t_s >= t.min()]
+    return float(max(during[col].max() if len(during) else start, start) - start)
