@@ -18,6 +18,7 @@ does here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sys
 import threading
@@ -100,10 +101,8 @@ async def run_asyncio(variant: str, p: dict[str, Any], metrics: Metrics) -> None
             if variant == "fixed":
                 del subscriptions[target]
                 task.cancel()
-                try:
+                with contextlib.suppress(asyncio.CancelledError):
                     await task
-                except asyncio.CancelledError:
-                    pass
         await asyncio.sleep(p["round_s"])
         metrics.emit(round=rnd, targets_seen=seen, targets_live=len(live),
                      tasks=len(asyncio.all_tasks()) - 1, threads=threading.active_count())
