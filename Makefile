@@ -1,10 +1,14 @@
 # Two commands work on a fresh clone: `make lab` and `make test`.
-PYTHON ?= python3
-VENV   := .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+PYTHON  ?= python3
+# Python 3.13 for the cross-version scenario test: pyenv's, else one on PATH
+PY313   ?= $(or $(lastword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13)),$(shell command -v python3.13))
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+VENV313 := .venv-3.13
+STAMP313:= $(VENV313)/.installed
 
-.PHONY: lab test install lint bench datasets clean
+.PHONY: lab test install venv-3.13 lint bench datasets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,17 +16,40 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+$(STAMP313): pyproject.toml
+	@test -n "$(PY313)" || { echo "Python 3.13 not found: install it or pass PY313=/path/to/python3.13"; exit 2; }
+	$(PY313) -m venv $(VENV313)
+	$(VENV313)/bin/python -m pip install -q --upgrade pip
+	$(VENV313)/bin/python -m pip install -q -e .
+	touch $(STAMP313)
+
 install: $(STAMP)
+
+venv-3.13: $(STAMP313)
 
 lab: install
 	$(VENV)/bin/labkit doctor || true
 
-test: install
+test: install venv-3.13
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 bench: install
 	$(PY) bench/gctrace_overhead.py
+	$(PY) bench/load_memray.py
+
+# Record every scenario's quick run (each variant or setting) as the reference datasets:
+# datasets/<scenario>/<variant>/, each a run directory with its manifest.
+SCENARIOS = pool-misuse buffer-growth gc-tuning thread-leak fd-leak gateway-load
+datasets: install
+	rm -rf .datasets.new
+	for s in $(SCENARIOS); do \
+	  $(VENV)/bin/labkit run $$s --quick --out .datasets.new/$$s > /dev/null || exit 1; done
+	$(PY) -c 'import pathlib, labkit.rundir as r; \
+	  [r.pack_run(m.parent) for m in pathlib.Path(".datasets.new").glob("*/*/manifest.json")]'
+	for s in $(SCENARIOS); do rm -rf datasets/$$s && mv .datasets.new/$$s datasets/$$s; done
+	rm -rf .datasets.new
+	du -sh datasets
 
 clean:
-	rm -rf $(VENV) runs reports .pytest_cache
+	rm -rf $(VENV) $(VENV313) runs reports .pytest_cache

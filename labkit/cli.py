@@ -93,6 +93,67 @@ def cmd_compare(args: argparse.Namespace, command: list[str]) -> int:
     return 0
 
 
+def cmd_list(args: argparse.Namespace, command: list[str]) -> int:
+    """Scenarios, their variants or settings, and what each shows."""
+    from labkit.report.text import scenario_list_lines
+
+    for line in scenario_list_lines():
+        print(line)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
+    """Run a scenario's variants (or settings) under capture."""
+    from labkit.report.text import run_summary_lines
+    from labkit.runner import parse_captures, parse_params, run_scenario
+    from labkit.scenarios import get_spec
+
+    spec = get_spec(args.scenario)
+    chosen = args.setting or args.variant
+    variants = [chosen] if chosen and chosen != "all" else None
+    if args.setting and not spec.settings:
+        raise UsageError(f"{args.scenario} has variants, not settings; use --variant")
+    results = run_scenario(args.scenario, variants=variants,
+                           captures=parse_captures(args.capture, spec.captures),
+                           params=parse_params(args.param), quick=args.quick, out=args.out,
+                           python=args.python, argv=["labkit", *sys.argv[1:]],
+                           memory_cap_mb=args.memory_cap, time_cap_s=args.time_cap)
+    worst = 0
+    for variant, res in results.items():
+        note = " (stopped by its cap, as designed)" if res.reason.endswith("-cap") else ""
+        print(f"== {args.scenario} / {variant}: {res.reason}{note}, exit code {res.returncode}")
+        for line in run_summary_lines(res.path)[1:]:
+            print(line)
+        worst = worst or (0 if res.returncode == 0 or res.reason.endswith("-cap") else 1)
+    return worst
+
+
+def cmd_signatures(args: argparse.Namespace, command: list[str]) -> int:
+    """Run scenarios and print the signature that tells their variants apart."""
+    import tempfile
+
+    from labkit.report.text import signature_lines
+    from labkit.runner import measure, recorded
+    from labkit.scenarios import NAMES, get_spec
+
+    names = args.scenarios or list(NAMES)
+    for n in names:
+        get_spec(n)
+    failed = []
+    with tempfile.TemporaryDirectory(prefix="labkit-signatures-") as tmp:
+        root = args.out or Path(tmp)
+        for name in names:
+            sig = (recorded(name, args.from_dir) if args.from_dir else
+                   measure(name, quick=args.quick, out=root, python=args.python))
+            for line in signature_lines(sig):
+                print(line, flush=True)
+            if not sig.ok:
+                failed.append(name)
+    print(f"signatures shown: {len(names) - len(failed)}/{len(names)}"
+          + (f"; NOT shown: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
 def cmd_summary(args: argparse.Namespace, command: list[str]) -> int:
     """Print what a run holds and the summary of each capture in it."""
     from labkit.report.text import run_summary_lines
@@ -154,6 +215,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", type=Path, help="the run to compare with it")
     p.add_argument("--top", type=int, default=10, help="rows per table (default 10)")
     p.set_defaults(handler=cmd_compare, needs_command=False)
+
+    p = sub.add_parser("list", help="scenarios, their variants or settings, what each shows")
+    p.set_defaults(handler=cmd_list, needs_command=False)
+
+    p = sub.add_parser("run", help="run a scenario's variants under capture")
+    p.add_argument("scenario")
+    p.add_argument("--variant", help="leaky, fixed or all (default all)")
+    p.add_argument("--setting", help="for gc-tuning: one setting (default all)")
+    p.add_argument("--capture", help="comma-separated: gc,memray,pyspy,proc "
+                   "(default: the scenario's own choice)")
+    p.add_argument("--param", action="append", default=[], metavar="K=V",
+                   help="override a parameter (repeatable)")
+    p.add_argument("--quick", action="store_true", help="the preset that finishes in seconds")
+    p.add_argument("--out", type=Path, help="directory for the runs (one per variant)")
+    p.add_argument("--python", help="interpreter to run the scenario with (default: this one)")
+    p.add_argument("--memory-cap", type=int, metavar="MIB",
+                   help="stop a variant whose RSS passes this (default: the scenario's)")
+    p.add_argument("--time-cap", type=float, metavar="S",
+                   help="stop a variant that runs longer (default: the scenario's)")
+    p.set_defaults(handler=cmd_run, needs_command=False)
+
+    p = sub.add_parser("signatures", help="run scenarios and print what tells leaky from "
+                       "fixed; exit 1 if a signature is not shown")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", type=Path, help="keep the runs here (default: a temporary dir)")
+    p.add_argument("--python", help="interpreter to run the scenarios with")
+    p.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
+                   help="measure recorded runs DIR/<scenario>/<variant> instead (e.g. datasets)")
+    p.set_defaults(handler=cmd_signatures, needs_command=False)
 
     p = sub.add_parser("summary", help="check a run directory (or one capture file) and "
                        "summarise it")

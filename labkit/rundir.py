@@ -218,3 +218,36 @@ def _verify(run_dir: Path, art: dict[str, Any]) -> None:
             f"{p} does not match its manifest checksum (modified or truncated); "
             "restore the original or re-capture the run"
         )
+
+
+PACKABLE = ("gc_events.bin", "heap.csv", "proc.csv", "scenario.jsonl")
+
+
+def pack_run(run_dir: Path | str, *, min_bytes: int = 1 << 20) -> list[str]:
+    """Gzip a finished run's large capture files in place and update its manifest.
+
+    Only files labkit's loaders read back transparently (:data:`PACKABLE`) and only those of
+    at least ``min_bytes``. The run is verified first; returns the names packed.
+    """
+    import gzip
+    import shutil
+
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    packed = []
+    for art in manifest["artifacts"]:
+        if art["name"] not in PACKABLE or art["bytes"] < min_bytes:
+            continue
+        src = run_dir / art["name"]
+        dst = src.with_name(src.name + ".gz")
+        tmp = dst.with_name(dst.name + ".tmp")
+        with open(src, "rb") as fin, open(tmp, "wb") as raw, \
+                gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as fout:
+            shutil.copyfileobj(fin, fout)
+        os.replace(tmp, dst)
+        art.update(name=dst.name, producer=art["producer"] + " (gzip)",
+                   bytes=dst.stat().st_size, sha256=sha256_file(dst))
+        packed.append(src.name)
+        write_json_atomic(run_dir / MANIFEST, manifest)
+        src.unlink()
+    return packed

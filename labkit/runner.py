@@ -98,8 +98,12 @@ def run_scenario(
     out: Path | None = None,
     python: str | None = None,
     argv: Sequence[str] | None = None,
+    memory_cap_mb: int | None = None,
+    time_cap_s: float | None = None,
 ) -> dict[str, RunResult]:
-    """Run ``variants`` (default: all) of scenario ``name``; one run directory each."""
+    """Run ``variants`` (default: all) of scenario ``name``; one run directory each.
+
+    The caps default to the scenario's own (its quick time cap with ``quick``)."""
     spec = get_spec(name)
     for v in variants or ():
         if v not in spec.variants:
@@ -119,8 +123,8 @@ def run_scenario(
         opts = CaptureOptions(
             gc="gc" in chosen, memray="memray" in chosen, pyspy="pyspy" in chosen,
             proc="proc" in chosen, proc_interval_s=0.05, quiet=True, env=child_env(python),
-            memory_cap_bytes=spec.memory_cap_mb * 1024 * 1024,
-            time_cap_s=spec.quick_time_cap_s if quick else spec.time_cap_s)
+            memory_cap_bytes=(memory_cap_mb or spec.memory_cap_mb) * 1024 * 1024,
+            time_cap_s=time_cap_s or (spec.quick_time_cap_s if quick else spec.time_cap_s))
         cmd = [python, "-m", f"labkit.scenarios.{get_module(name).__name__.rsplit('.', 1)[1]}",
                "--variant", variant, "--params", json.dumps(values)]
         backends = [HoldDump] if ("pyspy" in chosen or spec.dump_on_hold) else []
@@ -147,3 +151,15 @@ def measure(name: str, *, quick: bool, out: Path, python: str | None = None) -> 
     sig = signature(name, {v: r.path for v, r in results.items()})
     sig.elapsed_s = time.monotonic() - t
     return sig
+
+
+def recorded(name: str, root: Path) -> Signature:
+    """The signature of ``name`` measured from recorded runs under ``root/<name>/<variant>``."""
+    from labkit.errors import InputError
+
+    spec = get_spec(name)
+    missing = [v for v in spec.variants if not (Path(root) / name / v).is_dir()]
+    if missing:
+        raise InputError(f"{Path(root) / name} lacks {', '.join(missing)}; record it with "
+                         "`make datasets` or `labkit run NAME --quick --out DIR/NAME`")
+    return signature(name, {v: Path(root) / name / v for v in spec.variants})

@@ -49,6 +49,12 @@ def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         __import__("time").sleep(1.0)
         (d / "dump.json").write_text(pyspy.dump(target.pid))
         files["dump.json"] = d / "dump.json"
+        import gzip
+
+        files["gc_events.bin.gz"] = d / "gc_events.bin.gz"
+        files["gc_events.bin.gz"].write_bytes(gzip.compress(files["gc_events.bin"].read_bytes()))
+        files["heap.csv.gz"] = d / "heap.csv.gz"
+        files["heap.csv.gz"].write_bytes(gzip.compress(files["heap.csv"].read_bytes()))
     finally:
         target.kill()
         target.wait()
@@ -65,18 +71,23 @@ def _load(name: str, path: Path) -> None:
     elif name == "dump.json":
         load_dump(path)
     elif name == "gc_events.bin":
-        shutil.copy(path, d / "gc_events.bin")
-        load_gc_events(d, 0)
+        load_gc_events(path, 0)
+    elif name == "gc_events.bin.gz":
+        gz = d / "gc_events.bin.gz"
+        shutil.copy(path, gz)
+        load_gc_events(gz, 0)
     elif name == "heap.csv":
-        shutil.copy(path, d / "heap.csv")
-        load_heap(d, 0)
+        load_heap(path, 0)
+    elif name == "heap.csv.gz":
+        gz = d / "heap.csv.gz"
+        shutil.copy(path, gz)
+        load_heap(gz, 0)
     elif name == "proc.csv":
-        shutil.copy(path, d / "proc.csv")
-        load_proc(d, 0)
+        load_proc(path, 0)
 
 
-NAMES = ["memray.bin", "pyspy.speedscope.json", "dump.json", "gc_events.bin", "heap.csv",
-         "proc.csv"]
+NAMES = ["memray.bin", "pyspy.speedscope.json", "dump.json", "gc_events.bin",
+         "gc_events.bin.gz", "heap.csv", "heap.csv.gz", "proc.csv"]
 
 
 @settings(max_examples=150, deadline=None,

@@ -34,7 +34,7 @@ def test_sampler_sees_threads_and_fds_grow_and_stops_when_process_ends(tmp_path:
     child.wait(timeout=30)
     s._thread.join(timeout=5)  # ends by itself once the pid is gone
     assert not s._thread.is_alive()
-    df = load_proc(tmp_path, t0)
+    df = load_proc(tmp_path / "proc.csv", t0)
     assert list(df.columns) == ["t_s", "rss_bytes", "threads", "fds", "cpu_percent", "children"]
     assert len(df) > 20
     assert df.threads.max() - df.threads.iloc[0] >= 18

@@ -83,3 +83,25 @@ def test_cli_wrong_checksum_and_unreadable_run(tmp_path: Path) -> None:
     assert_clean_error(labkit("summary", str(tmp_path / "locked")), "not readable")
     (tmp_path / "plain-file").write_text("x")
     assert_clean_error(labkit("summary", str(tmp_path / "plain-file")), "not a run directory")
+
+
+def test_pack_run_gzips_large_files_and_keeps_them_loadable(tmp_path: Path) -> None:
+    import gzip
+
+    from labkit.frames import load
+
+    w = RunWriter(tmp_path / "run", "test", [])
+    w.file("heap.csv", "unit").write_text(
+        "t_ns,rss_bytes,allocated_blocks,count0,count1,count2\n"
+        + "".join(f"{i},{i * 4096},{i},1,2,3\n" for i in range(50_000)))
+    w.file("small.txt", "unit").write_text("x")
+    run = w.publish()
+    before = load(run).heap
+    from labkit.rundir import pack_run
+
+    assert pack_run(run, min_bytes=1000) == ["heap.csv"]
+    m = read_manifest(run)  # checksums of the packed file verified
+    assert sorted(a["name"] for a in m["artifacts"]) == ["heap.csv.gz", "small.txt"]
+    assert not (run / "heap.csv").exists()
+    assert gzip.decompress((run / "heap.csv.gz").read_bytes()).startswith(b"t_ns,")
+    assert load(run).heap.equals(before)

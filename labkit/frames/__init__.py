@@ -11,6 +11,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit.capture.gctrace import EVENTS_FILE, HEAP_FILE, META_FILE
+from labkit.capture.proc import PROC_FILE
 from labkit.errors import InputError
 from labkit.rundir import read_manifest
 
@@ -38,19 +40,22 @@ class Run:
         return [a["name"] for a in self.manifest.get("artifacts", [])]
 
     def has(self, name: str) -> bool:
-        """Whether the run holds capture file ``name``."""
-        return name in self.files
+        """Whether the run holds capture file ``name`` (plain or packed as ``name.gz``)."""
+        return name in self.files or f"{name}.gz" in self.files
 
-    def _need(self, name: str, what: str, flag: str) -> None:
-        if not self.has(name):
-            raise InputError(f"{self.path} has no {what}; capture it with {flag}")
+    def _need(self, name: str, what: str, flag: str) -> Path:
+        if name in self.files:
+            return self.path / name
+        if f"{name}.gz" in self.files:
+            return self.path / f"{name}.gz"
+        raise InputError(f"{self.path} has no {what}; capture it with {flag}")
 
     @cached_property
     def gc_meta(self) -> dict[str, Any]:
         """The GC tracer's own record (interpreter, per-event cost, overhead)."""
         from labkit.frames import gctrace
 
-        self._need(gctrace.META_FILE, "GC trace", "--gc")
+        self._need(META_FILE, "GC trace", "--gc")
         return gctrace.load_meta(self.path)
 
     @cached_property
@@ -58,25 +63,25 @@ class Run:
         """One row per collection; see :func:`labkit.frames.gctrace.load_gc_events`."""
         from labkit.frames import gctrace
 
-        self._need(gctrace.EVENTS_FILE, "GC trace", "--gc")
-        meta = self.gc_meta if self.has(gctrace.META_FILE) else {}
-        return gctrace.load_gc_events(self.path, self.t0_ns, meta.get("tracer_thread_id", 0))
+        path = self._need(EVENTS_FILE, "GC trace", "--gc")
+        meta = self.gc_meta if self.has(META_FILE) else {}
+        return gctrace.load_gc_events(path, self.t0_ns, meta.get("tracer_thread_id", 0))
 
     @cached_property
     def heap(self) -> pd.DataFrame:
         """In-process heap samples; see :func:`labkit.frames.gctrace.load_heap`."""
         from labkit.frames import gctrace
 
-        self._need(gctrace.HEAP_FILE, "heap samples", "--gc")
-        return gctrace.load_heap(self.path, self.t0_ns)
+        return gctrace.load_heap(self._need(HEAP_FILE, "heap samples", "--gc"),
+                                 self.t0_ns)
 
     @cached_property
     def proc(self) -> pd.DataFrame:
         """Process samples; see :func:`labkit.frames.proc.load_proc`."""
         from labkit.frames import proc
 
-        self._need(proc.PROC_FILE, "process samples", "--proc")
-        return proc.load_proc(self.path, self.t0_ns)
+        return proc.load_proc(self._need(PROC_FILE, "process samples", "--proc"),
+                              self.t0_ns)
 
 
     @cached_property
@@ -84,8 +89,7 @@ class Run:
         """The memray capture: ``.memory``, ``.allocations_at_peak``, ``.leaks``, ``.summary``."""
         from labkit.frames.memray import MEMRAY_FILE, MemrayCapture
 
-        self._need(MEMRAY_FILE, "memray capture", "--memray")
-        return MemrayCapture(self.path / MEMRAY_FILE,
+        return MemrayCapture(self._need(MEMRAY_FILE, "memray capture", "--memray"),
                              origin_epoch_s=self.manifest.get("t0_epoch_s"),
                              stats_in_background=True)
 

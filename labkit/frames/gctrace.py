@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,8 @@ import pandas as pd
 
 from labkit.capture.gctrace import (
     EVENT_FIELDS,
-    EVENTS_FILE,
     EVENTS_MAGIC,
     HEAP_COLUMNS,
-    HEAP_FILE,
     META_FILE,
 )
 from labkit.errors import CorruptCaptureError
@@ -25,7 +25,8 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
         df = pd.read_csv(path, dtype="int64", engine="c")
     except FileNotFoundError:
         raise CorruptCaptureError(f"{path} is missing; re-capture the run") from None
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError,
+            zlib.error) as exc:
         raise CorruptCaptureError(
             f"{path} is not a labkit GC trace ({str(exc).splitlines()[0]}); re-capture the run"
         ) from None
@@ -52,11 +53,19 @@ def read_event_records(path: Path) -> np.ndarray:
     A trailing partial record (a program killed mid-write) is dropped.
     """
     try:
-        with open(path, "rb") as fh:
-            magic = fh.read(len(EVENTS_MAGIC))
-            raw = np.fromfile(fh, dtype="<i8")
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as gz:
+                data = gz.read()
+            magic, raw = data[: len(EVENTS_MAGIC)], np.frombuffer(
+                data[len(EVENTS_MAGIC):][: (len(data) - len(EVENTS_MAGIC)) // 8 * 8], "<i8")
+        else:
+            with open(path, "rb") as fh:
+                magic = fh.read(len(EVENTS_MAGIC))
+                raw = np.fromfile(fh, dtype="<i8")
     except FileNotFoundError:
         raise CorruptCaptureError(f"{path} is missing; re-capture the run") from None
+    except (OSError, EOFError, zlib.error):
+        raise CorruptCaptureError(f"{path} is not a readable gzip file; restore it") from None
     if magic != EVENTS_MAGIC:
         raise CorruptCaptureError(f"{path} is not a labkit GC event file; re-capture the run")
     width = len(EVENT_FIELDS)
@@ -64,21 +73,21 @@ def read_event_records(path: Path) -> np.ndarray:
     return raw[: n * width].reshape(n, width)
 
 
-def load_gc_events(run_dir: Path, t0_ns: int, tracer_thread_id: int = 0) -> pd.DataFrame:
-    """One row per collection.
+def load_gc_events(path: Path, t0_ns: int, tracer_thread_id: int = 0) -> pd.DataFrame:
+    """One row per collection, from ``gc_events.bin`` (or its gzipped ``.gz``).
 
     Columns: ``seq``, ``t_s`` (start, seconds since the run's origin), ``pause_ms``,
     ``generation``, ``collected``, ``uncollectable``, ``thread_id``, ``young_count``
     (``gc.get_count()[0]`` at start), ``count1``, ``count2``, ``in_tracer`` (the collection
     ran in labkit's own sampler thread), ``t_start_ns``, ``t_stop_ns``.
     """
-    rec = read_event_records(run_dir / EVENTS_FILE)
+    rec = read_event_records(path)
     col = {name: rec[:, i] for i, name in enumerate(EVENT_FIELDS)}
     bad = (col["t_stop_ns"] < col["t_start_ns"]) | (col["generation"] < 0) | \
         (col["generation"] > 2)
     if bad.any():
         raise CorruptCaptureError(
-            f"{run_dir / EVENTS_FILE} holds impossible records (first at #{int(bad.argmax())}); "
+            f"{path} holds impossible records (first at #{int(bad.argmax())}); "
             "the file is damaged: re-capture the run"
         )
     return pd.DataFrame({
@@ -98,9 +107,9 @@ def load_gc_events(run_dir: Path, t0_ns: int, tracer_thread_id: int = 0) -> pd.D
     })
 
 
-def load_heap(run_dir: Path, t0_ns: int) -> pd.DataFrame:
+def load_heap(path: Path, t0_ns: int) -> pd.DataFrame:
     """Heap samples: ``t_s``, ``rss_bytes``, ``allocated_blocks``, ``count0..2``
     and, when tracemalloc was on, ``traced_bytes`` and ``traced_peak_bytes``."""
-    df = _read_csv(run_dir / HEAP_FILE, HEAP_COLUMNS)
+    df = _read_csv(path, HEAP_COLUMNS)
     df.insert(0, "t_s", (df.pop("t_ns") - t0_ns) / 1e9)
     return df

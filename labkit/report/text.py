@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from labkit.compare import Comparison
     from labkit.frames.memray import MemrayCapture
     from labkit.frames.pyspy import PySpyCapture
+    from labkit.scenarios.base import Signature
 
 
 def gc_summary_lines(run_path: Path) -> list[str]:
@@ -162,4 +163,44 @@ def comparison_lines(cmp: Comparison, top: int = 10) -> list[str]:
     if not cmp.functions.empty:
         lines.append(f"py-spy functions, by growth of self share (top {top}):")
         lines.append(cmp.functions.head(top).to_string(index=False))
+    return lines
+
+
+def scenario_list_lines() -> list[str]:
+    """``labkit list``."""
+    from labkit.scenarios import NAMES, get_spec
+
+    lines = []
+    for name in NAMES:
+        spec = get_spec(name)
+        lines.append(f"{name}: {spec.title}")
+        lines.append(f"  incident: {spec.incident}")
+        lines.append(f"  shows: {spec.shows}")
+        kind = "settings" if spec.settings else "variants"
+        for v in spec.variants:
+            lines.append(f"  {kind[:-1]} {v}: {spec.variant_help.get(v, '')}")
+        lines.append(f"  captures: {', '.join(spec.captures)}; caps: {spec.memory_cap_mb} MiB, "
+                     f"{spec.time_cap_s:.0f} s ({spec.quick_time_cap_s:.0f} s with --quick)")
+    return lines
+
+
+def _fmt(v: float) -> str:
+    if v != v:  # NaN
+        return "-"
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:,.1f}M"
+    if abs(v) >= 100 or v == int(v):
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def signature_lines(sig: Signature) -> list[str]:
+    """One scenario's signature as a table: metric, a value per variant, the expectation."""
+    variants = list(sig.rows[0].values) if sig.rows else []
+    head = f"{'':3}{'metric':<52}" + "".join(f"{v:>15}" for v in variants) + "  expected"
+    lines = [f"{sig.scenario}: {'shown' if sig.ok else 'NOT SHOWN'} ({sig.elapsed_s:.1f} s)",
+             head]
+    for r in sig.rows:
+        vals = "".join(f"{_fmt(r.values.get(v, float('nan'))):>15}" for v in variants)
+        lines.append(f"{'ok' if r.ok else 'NO':<3}{r.metric[:51]:<52}{vals}  {r.expect}")
     return lines

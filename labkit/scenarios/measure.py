@@ -53,11 +53,13 @@ def in_work(run: Any, df: pd.DataFrame) -> pd.DataFrame:
     return df[(df.t_s >= t.min()) & (df.t_s <= t.max())]
 
 
-def growth_during_work(run: Any, df: pd.DataFrame, col: str) -> float:
-    """Peak of ``col`` from the program's first metrics line on, minus its value then
-    (the last sample at or before that line)."""
+def growth_during_work(run: Any, df: pd.DataFrame, col: str,
+                       until_s: float | None = None) -> float:
+    """Peak of ``col`` from the program's first metrics line on (up to ``until_s``), minus
+    its value then (the last sample at or before that line)."""
     t = metrics_frame(run).t_s
     before = df[df.t_s <= t.min()]
     start = before[col].iloc[-1] if len(before) else df[col].iloc[0]
-    during = df[df.t_s >= t.min()]
+    during = df[(df.t_s >= t.min()) & (df.t_s <= (until_s if until_s is not None
+                                                  else float("inf")))]
     return float(max(during[col].max() if len(during) else start, start) - start)

@@ -1,0 +1,35 @@
+"""The recorded datasets: complete, verified, small, and still showing their signatures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labkit import load
+from labkit.runner import recorded
+from labkit.scenarios import NAMES, get_spec
+
+DATASETS = Path(__file__).resolve().parent.parent / "datasets"
+
+
+def test_every_scenario_and_variant_is_recorded_and_verifies() -> None:
+    for name in NAMES:
+        for v in get_spec(name).variants:
+            run = load(DATASETS / name / v)  # checks schema and every sha256
+            assert run.manifest["params"]["scenario"] == name
+            assert run.manifest["params"]["variant"] == v
+            assert run.manifest["params"]["quick"] is True
+            assert run.manifest["outcome"]["reason"] == "exited"
+
+
+def test_datasets_stay_small() -> None:
+    sizes = [p.stat().st_size for p in DATASETS.rglob("*") if p.is_file()]
+    assert sum(sizes) < 30 * 1024 * 1024
+    assert max(sizes) < 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recorded_runs_show_their_signature(name: str) -> None:
+    sig = recorded(name, DATASETS)
+    assert sig.ok, [(r.metric, r.values, r.expect) for r in sig.rows if not r.ok]
