@@ -15,8 +15,10 @@ __all__ = [
     "LabkitError",
     "Run",
     "__version__",
+    "compare",
     "load",
     "run_program",
+    "run_scenario",
 ]
 
 _LAZY = {
@@ -25,6 +27,8 @@ _LAZY = {
     "Run": "labkit.frames",
     "load": "labkit.frames",
     "run_program": "labkit.capture.session",
+    "compare": "labkit.compare",
+    "run_scenario": "labkit.runner",
 }
 
 

@@ -154,6 +154,46 @@ def cmd_signatures(args: argparse.Namespace, command: list[str]) -> int:
     return 1 if failed else 0
 
 
+def _params(pairs: list[list[str]] | None) -> dict[str, object]:
+    import ast
+
+    out: dict[str, object] = {}
+    for key, raw in pairs or []:
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+def cmd_report(args: argparse.Namespace, command: list[str]) -> int:
+    """Execute notebooks headless and write offline HTML reports plus an index."""
+    from labkit.report.html import render_all
+
+    if not args.notebooks and not args.all:
+        raise UsageError("name notebooks to render, or --all")
+    render_all(args.out, None if args.all else args.notebooks, _params(args.param))
+    print(f"index: {args.out / 'index.html'}")
+    return 0
+
+
+def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
+    """Turn a real incident's captures into one offline HTML report naming the suspects."""
+    from labkit.postmortem import load_evidence
+    from labkit.report.html import render, resolve
+
+    given = {k: getattr(args, k) for k in ("memray", "pyspy", "dump", "gc", "proc")}
+    load_evidence(**given)  # every input checked before any report is built
+    out = args.out.resolve()
+    if any(v is not None and Path(v).resolve() == out for v in given.values()):
+        raise UsageError(f"--out {args.out} is one of the inputs; labkit never overwrites a "
+                         "capture: choose another --out")
+    params = {k: str(Path(v).resolve()) for k, v in given.items() if v is not None}
+    render(resolve("90-postmortem"), out, params)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace, command: list[str]) -> int:
     """Print what a run holds and the summary of each capture in it."""
     from labkit.report.text import run_summary_lines
@@ -245,6 +285,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
                    help="measure recorded runs DIR/<scenario>/<variant> instead (e.g. datasets)")
     p.set_defaults(handler=cmd_signatures, needs_command=False)
+
+    p = sub.add_parser("report", help="execute notebooks and write offline HTML reports")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                   help="names (10-pool-misuse, pool-misuse) or paths")
+    p.add_argument("--all", action="store_true", help="every notebook in notebooks/")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="default: reports/")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="set a notebook parameter (a Python literal, else a string)")
+    p.set_defaults(handler=cmd_report, needs_command=False)
+
+    p = sub.add_parser("postmortem", help="one offline HTML report from a real incident's "
+                       "captures (any subset)")
+    p.add_argument("--memray", type=Path, help="a memray capture file")
+    p.add_argument("--pyspy", type=Path, help="a py-spy speedscope profile")
+    p.add_argument("--dump", type=Path, help="a py-spy dump (--json)")
+    p.add_argument("--gc", type=Path, help="labkit's gc_events.bin, or a run directory")
+    p.add_argument("--proc", type=Path, help="labkit's proc.csv")
+    p.add_argument("--out", type=Path, required=True, help="the HTML report to write")
+    p.set_defaults(handler=cmd_postmortem, needs_command=False)
 
     p = sub.add_parser("summary", help="check a run directory (or one capture file) and "
                        "summarise it")

@@ -1,0 +1,47 @@
+"""Memory charts: leaky against fixed over time, and the top allocation sites at the peak."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from labkit.charts.style import VARIANT_COLORS, mib, new_axes
+
+
+def memory_timeline(series: dict[str, pd.DataFrame], *, column: str = "rss_bytes",
+                    ax: Any = None, title: str = "Memory over time: leaky against fixed"
+                    ) -> Figure:
+    """One line per label (``{"leaky": df, "fixed": df}``), each frame with ``t_s`` and
+    ``column`` (bytes)."""
+    fig, ax = new_axes(ax)
+    for label, df in series.items():
+        ax.plot(df.t_s, mib(df[column]), label=f"{label} (peak {mib(df[column].max()):.0f} MiB)",
+                color=VARIANT_COLORS.get(label), lw=1.6)
+    ax.set_xlabel("time since start (s)")
+    ax.set_ylabel(f"{column.replace('_bytes', '').upper() if column == 'rss_bytes' else column}"
+                  " (MiB)")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    return fig
+
+
+def top_sites(allocations: pd.DataFrame, *, n: int = 10, ax: Any = None,
+              title: str = "Top allocation sites at the high-water mark") -> Figure:
+    """Horizontal bars of ``bytes`` for the ``n`` largest sites (labkit's own excluded)."""
+    df = allocations
+    if "in_labkit" in df:
+        df = df[~df.in_labkit]
+    df = (df.groupby(["function", "file", "line"], as_index=False)[["bytes", "count"]].sum()
+          .nlargest(n, "bytes").iloc[::-1])
+    fig, ax = new_axes(ax, height=0.35 * max(len(df), 3) + 1.5)
+    labels = [f"{r.function} ({str(r.file).rsplit('/', 1)[-1]}:{r.line})" for r in
+              df.itertuples()]
+    ax.barh(labels, mib(df["bytes"]), color="#C44E52")
+    for y, (b, c) in enumerate(zip(df["bytes"], df["count"], strict=True)):
+        ax.annotate(f" {mib(b):.1f} MiB in {c:,} blocks", (mib(b), y), va="center", fontsize=8)
+    ax.set_xlabel("bytes held at the peak (MiB)")
+    ax.set_title(title)
+    ax.margins(x=0.3)
+    return fig

@@ -1,0 +1,75 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Gateway under load: a thread and a connection per request
+#
+# **The incident (Go).** A `net/http` gateway was measured under `wrk` against nginx and
+# Traefik: requests per second, latency, memory, start-up.
+#
+# **In Python.** The scenario process is a small stdlib HTTP proxy in front of an upstream
+# process, both on 127.0.0.1, driven by a load generator bounded in requests and time.
+# py-spy attaches to the proxy's pid while it serves. Leaky: a new thread and a new
+# upstream connection per request. Fixed: a bounded worker pool, each worker keeping one
+# keep-alive connection to the upstream.
+
+# %% tags=["parameters"]
+replay = False  # True: the recorded runs in datasets/ instead of a live capture
+quick = True  # the quick preset (600 requests)
+prediction_speedup = None  # exercise: requests/s of fixed divided by leaky
+
+# %%
+from labkit import notebook as nb
+from labkit.scenarios.measure import metrics_frame
+
+lab = nb.Scenario("gateway-load", replay=replay, quick=quick)
+
+# %% [markdown]
+# ## Predict
+# Opening a loopback TCP connection and starting a thread each cost tens of microseconds,
+# and the leaky proxy pays both on every request. How much faster will the fixed proxy
+# serve the same load? Set `prediction_speedup`.
+
+# %% [markdown]
+# ## Run the leaky variant, and measure
+
+# %%
+leaky = lab.run("leaky")
+metrics_frame(leaky).dropna(subset=["threads_started"])[
+    ["done", "rps", "p50_ms", "p99_ms", "threads_started", "upstream_connections"]]
+
+# %% [markdown]
+# **Where the proxy spends its time** (py-spy, attached by pid while it served):
+
+# %%
+leaky.pyspy.functions.head(8)
+
+# %%
+nb.pyspy_flamegraph(leaky)
+
+# %% [markdown]
+# ## Explain
+# Each request pays for a thread start and a TCP handshake to the upstream (and a
+# `TIME_WAIT` socket afterwards). The fixed proxy pays them once per worker.
+
+# %% [markdown]
+# ## Run the fixed variant, and compare
+
+# %%
+fixed = lab.run("fixed")
+nb.table(lab.signature())
+
+# %% [markdown]
+# ## Exercise check
+
+# %%
+done = {v: metrics_frame(r).dropna(subset=["rps"]).iloc[-1] for v, r in lab.runs.items()}
+nb.check(prediction_speedup, float(done["fixed"].rps / done["leaky"].rps), rel=0.4,
+         what="requests/s of fixed divided by leaky")

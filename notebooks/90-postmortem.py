@@ -1,0 +1,100 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Postmortem: your own captures, and the suspects they name
+#
+# Give any subset of a real incident's captures as parameters (or use
+# `labkit postmortem --memray F --pyspy F --dump F --gc F --proc F --out report.html`):
+#
+# * `memray`: a memray capture file (`memray run -o app.bin`, or labkit's `memray.bin`);
+# * `pyspy`: a py-spy profile in speedscope format (`py-spy record --format speedscope`);
+# * `dump`: a thread dump (`py-spy dump --pid PID --json > dump.json`);
+# * `gc`: labkit's GC trace (`gc_events.bin` from `labkit gctrace`, or its run directory);
+# * `proc`: labkit's process samples (`proc.csv`).
+#
+# With none given, the notebook shows itself on recorded incidents from `datasets/` and
+# says so.
+
+# %% tags=["parameters"]
+memray = None
+pyspy = None
+dump = None
+gc = None
+proc = None
+replay = False  # kept for symmetry: a postmortem always reads recorded files
+
+# %%
+from labkit import notebook as nb
+from labkit.charts import gc_timeline, labkit_style, memory_timeline, threads_fds, top_sites
+from labkit.postmortem import load_evidence, suspects
+
+given = {"memray": memray, "pyspy": pyspy, "dump": dump, "gc": gc, "proc": proc}
+if not any(given.values()):
+    d = nb.DATASETS
+    given = {"memray": d / "pool-misuse/leaky/memray.bin",
+             "pyspy": d / "gateway-load/leaky/pyspy.speedscope.json",
+             "dump": d / "thread-leak/leaky/pyspy.dump.json",
+             "gc": d / "gc-tuning/default", "proc": d / "fd-leak/leaky/proc.csv"}
+    print("No captures given: a demonstration on recorded incidents from datasets/.")
+for k, v in given.items():
+    print(f"{k:>7}: {v or '-'}")
+ev = load_evidence(**given)
+
+# %% [markdown]
+# ## The suspects
+# Ranked: allocation sites holding the most memory at the peak, anything that keeps
+# growing (heap, RSS, threads, fds), threads parked together, the functions that held the
+# CPU, and a collector that takes too much time.
+
+# %%
+suspects(ev)
+
+# %% [markdown]
+# ## Timelines
+
+# %%
+if ev.memray is not None:
+    print(ev.memray.summary)
+    with labkit_style():
+        nb.show(memory_timeline({"capture": ev.memray.memory}, column="heap_bytes",
+                                title="memray: heap over time"))
+        nb.show(top_sites(ev.memray.allocations_at_peak))
+if ev.proc is not None:
+    with labkit_style():
+        nb.show(threads_fds(ev.proc, title="Process samples: threads and fds"))
+if ev.gc_events is not None:
+    with labkit_style():
+        nb.show(gc_timeline(ev.gc_events, ev.heap))
+
+# %% [markdown]
+# ## Threads (py-spy dump)
+
+# %%
+if ev.pyspy is not None and ev.pyspy.dump_path is not None:
+    t = ev.pyspy.threads
+    print(f"{len(t)} threads, {int(t.idle.sum())} idle")
+    display(t.groupby(["idle", "function", "file"]).size().rename("threads")  # noqa: F821
+            .sort_values(ascending=False).head(10).to_frame())
+
+# %% [markdown]
+# ## Flamegraphs
+# memray's (memory at the peak; rendered offline) and py-spy's (CPU), each in a sandboxed
+# frame.
+
+# %%
+if ev.memray is not None:
+    display(nb.memray_flamegraph(ev.memray.path))  # noqa: F821
+if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
+    svg = ev.pyspy.speedscope_path.with_name("pyspy.flamegraph.svg")
+    if svg.exists():
+        display(nb.pyspy_flamegraph(svg))  # noqa: F821
+    else:
+        ev.pyspy.functions.head(15)
