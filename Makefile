@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 VENV313 := .venv-3.13
 STAMP313:= $(VENV313)/.installed
 
-.PHONY: lab test install venv-3.13 lint bench datasets clean
+.PHONY: lab test install venv-3.13 chromium bench datasets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,18 @@ install: $(STAMP)
 
 venv-3.13: $(STAMP313)
 
+# Debian's Chromium for the browser test (no browser download)
+chromium:
+	scripts/install-chromium
+
+# Install, check the machine, then execute every notebook (each runs its scenario's quick
+# preset live, every variant or setting) into offline HTML reports and reports/index.html.
 lab: install
 	$(VENV)/bin/labkit doctor || true
+	$(VENV)/bin/labkit report --all --out reports
+	@echo "open reports/index.html"
 
-test: install venv-3.13
+test: install venv-3.13 chromium
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

@@ -98,6 +98,16 @@ def slope_per_s(df: pd.DataFrame, col: str) -> float:
     return float(np.polyfit(d.t_s.to_numpy(float), d[col].to_numpy(float), 1)[0])
 
 
+def rise_to_peak(df: pd.DataFrame, col: str) -> dict[str, float] | None:
+    """How far ``col`` rose from its first sample to its peak, and how fast."""
+    if df.empty:
+        return None
+    i = int(df[col].to_numpy().argmax())
+    start, peak = float(df[col].iloc[0]), float(df[col].iloc[i])
+    return {"start": start, "peak": peak, "rise": peak - start,
+            "seconds": float(df.t_s.iloc[i] - df.t_s.iloc[0])}
+
+
 def suspects(ev: Evidence) -> pd.DataFrame:
     """Ranked findings: ``kind``, ``suspect``, ``evidence``, ``score`` (0-1, higher first)."""
     rows: list[tuple[str, str, str, float]] = []
@@ -115,23 +125,26 @@ def suspects(ev: Evidence) -> pd.DataFrame:
             rows.append(("memory growth", "heap keeps growing",
                          f"{growth / MB:.1f} MiB/s over the second half of the capture", 0.9))
     if ev.proc is not None and len(ev.proc):
-        p = ev.proc
-        for col, unit, limit in (("rss_bytes", "MiB/s", 0.5 * MB), ("threads", "threads/s", 1),
-                                 ("fds", "fds/s", 1)):
-            g = slope_per_s(p, col)
-            if g > limit:
-                shown = g / MB if col == "rss_bytes" else g
-                rows.append((f"{col.split('_')[0]} growth", f"{col} keep rising",
-                             f"{shown:.1f} {unit} over the second half; peak {p[col].max():,.0f}",
-                             0.8))
+        for col, min_rise, unit in (("rss_bytes", 50 * MB, "MiB"), ("threads", 20, ""),
+                                    ("fds", 20, "")):
+            rise = rise_to_peak(ev.proc, col)
+            if rise is not None and rise["rise"] >= min_rise and rise["peak"] >= 1.5 * max(
+                    rise["start"], 1):
+                scale = MB if unit else 1
+                rows.append((f"{col.split('_')[0]} growth", f"{col} rose "
+                             f"{rise['peak'] / max(rise['start'], 1):.1f}x",
+                             f"from {rise['start'] / scale:,.0f} to a peak of "
+                             f"{rise['peak'] / scale:,.0f} {unit} in {rise['seconds']:.1f} s "
+                             f"({rise['rise'] / scale / max(rise['seconds'], 1e-3):,.1f} "
+                             f"{unit or col}/s)", 0.85))
     if ev.pyspy is not None and ev.pyspy.dump_path is not None:
         t = ev.pyspy.threads
         idle = t[t.idle]
-        for (fn, f), n in idle.groupby(["function", "file"]).size().sort_values(
-                ascending=False).items():
+        where = idle["stack"].map(lambda st: " < ".join(st.split(" < ")[:2]))
+        for frames, n in where.value_counts().items():
             if n >= 10:
-                rows.append(("parked threads", f"{n} threads idle in {fn} ({Path(f).name})",
-                             "many threads parked in the same frame: pollers never stopped?",
+                rows.append(("parked threads", f"{n} threads idle in {frames}",
+                             "many threads parked in the same place: pollers never stopped?",
                              min(1.0, n / max(1, len(t)))))
     if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
         for r in ev.pyspy.functions.head(3).itertuples():

@@ -57,3 +57,23 @@ def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONUNBUFFERED", "1")
     monkeypatch.delenv("PYTHONSTARTUP", raising=False)
     os.environ.pop("LABKIT_TEST_STRAY", None)
+
+
+@pytest.fixture(scope="session")
+def live_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every notebook executed live (quick preset) and exported to offline HTML."""
+    from labkit.report.html import render_all
+
+    out = tmp_path_factory.mktemp("reports-live")
+    render_all(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def replay_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every notebook executed with ``replay=True`` (the recorded datasets)."""
+    from labkit.report.html import render_all
+
+    out = tmp_path_factory.mktemp("reports-replay")
+    render_all(out, parameters={"replay": True})
+    return out

@@ -1,0 +1,103 @@
+"""Every chart renders from small hand-built frames, with units on its axes and a title."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from labkit.charts import (
+    comparison_bars,
+    gc_frontier,
+    gc_timeline,
+    labkit_style,
+    memory_timeline,
+    pause_distribution,
+    threads_fds,
+    top_sites,
+)
+
+MB = 1024 * 1024
+
+
+def _events(n: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.uniform(0, 5, n))
+    gen = np.where(np.arange(n) % 50 == 0, 2, np.where(np.arange(n) % 10 == 0, 1, 0))
+    return pd.DataFrame({"t_s": t, "pause_ms": np.where(gen == 2, 80.0, 0.1 + gen),
+                         "generation": gen, "t_start_ns": (t * 1e9).astype("int64")})
+
+
+def _heap() -> pd.DataFrame:
+    t = np.linspace(0, 5, 50)
+    return pd.DataFrame({"t_s": t, "rss_bytes": (20 + 10 * t) * MB,
+                         "allocated_blocks": 1000 * t})
+
+
+def _proc(grow: bool) -> pd.DataFrame:
+    t = np.linspace(0, 3, 30)
+    k = 1.0 if grow else 0.0
+    return pd.DataFrame({"t_s": t, "rss_bytes": (30 + 20 * k * t) * MB,
+                         "threads": (3 + 10 * k * t).astype(int),
+                         "fds": (5 + 30 * k * t).astype(int)})
+
+
+def _allocs() -> pd.DataFrame:
+    return pd.DataFrame({"function": ["f", "g", "h"], "file": ["/a/x.py"] * 3,
+                         "line": [1, 2, 3], "bytes": [50 * MB, 5 * MB, MB],
+                         "count": [50, 5, 1], "in_labkit": [False, False, True]})
+
+
+CASES = {
+    "gc_timeline": lambda: gc_timeline(_events(), _heap()),
+    "pause_distribution": lambda: pause_distribution(_events()),
+    "memory_timeline": lambda: memory_timeline({"leaky": _proc(True), "fixed": _proc(False)}),
+    "top_sites": lambda: top_sites(_allocs()),
+    "threads_fds": lambda: threads_fds({"leaky": _proc(True), "fixed": _proc(False)}),
+    "gc_frontier": lambda: gc_frontier(pd.DataFrame(
+        {"throughput": [3e5, 4e5], "pause_p99_ms": [1.5, 0.1], "peak_rss": [100 * MB, 110 * MB]},
+        index=["default", "low-threshold"])),
+    "comparison_bars": lambda: comparison_bars(pd.DataFrame(
+        {"function": ["f", "g"], "file": ["x.py", "y.py"], "line": [1, 2],
+         "bytes_delta": [40 * MB, -2 * MB]})),
+}
+UNITS = ("(ms", "(MiB", "(s)", "/ s", "threads", "file descriptors", "iterations", "MiB")
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_chart_renders_with_title_and_units(name: str) -> None:
+    with labkit_style():
+        fig = CASES[name]()
+    assert isinstance(fig, Figure)
+    axes = [a for a in fig.axes if a.get_visible()]
+    assert any(a.get_title() for a in axes), "a title that names what it shows"
+    labels = " ".join(a.get_xlabel() + " " + a.get_ylabel() for a in axes)
+    assert any(u in labels for u in UNITS), labels
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n" and len(buf.getvalue()) > 5000
+
+
+def test_top_sites_leaves_out_labkits_own_allocations() -> None:
+    fig = top_sites(_allocs())
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert any(lbl.startswith("f (x.py:1)") for lbl in labels)
+    assert not any(lbl.startswith("h ") for lbl in labels)
+
+
+def test_charts_draw_on_a_given_axes_and_leave_pyplot_alone() -> None:
+    import matplotlib
+
+    before = dict(matplotlib.rcParams)
+    fig = Figure()
+    ax = fig.subplots()
+    assert pause_distribution(_events(), ax=ax) is fig
+    with labkit_style():
+        memory_timeline({"x": _proc(True)})
+    assert dict(matplotlib.rcParams) == before
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []

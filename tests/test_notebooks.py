@@ -1,0 +1,96 @@
+"""Notebooks: each executes headless live and in replay, and says which it did."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labkit import notebook as nb
+from labkit.report.html import notebook_paths
+
+NOTEBOOKS = notebook_paths()
+SCENARIO_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem[:2] not in ("00", "90")]
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']\s*(?:https?:)?//""", re.I)
+
+
+def test_the_lab_has_its_notebooks() -> None:
+    stems = [p.stem for p in NOTEBOOKS]
+    assert stems[0] == "00-start-here" and stems[-1] == "90-postmortem"
+    assert len(SCENARIO_NOTEBOOKS) == 6
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_has_a_parameters_cell(path: Path) -> None:
+    import jupytext
+
+    cells = jupytext.read(path).cells
+    params = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and params[0].cell_type == "code"
+    assert "replay" in params[0].source
+
+
+def _outputs_text(ipynb: Path) -> str:
+    nbk = nbformat.read(ipynb, as_version=4)
+    errors = [o for c in nbk.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, errors
+    return "\n".join(o.get("text", "") for c in nbk.cells if c.cell_type == "code"
+                     for o in c.get("outputs", []) if o.get("output_type") == "stream")
+
+
+@pytest.mark.slow
+def test_every_notebook_executes_live_and_says_so(live_reports: Path) -> None:
+    for path in NOTEBOOKS:
+        ipynb = live_reports / f"{path.stem}.ipynb"
+        assert (live_reports / f"{path.stem}.html").is_file()
+        text = _outputs_text(ipynb)
+        if path in SCENARIO_NOTEBOOKS:
+            assert "running live (quick preset)" in text, path.stem
+            assert "replaying" not in text, path.stem
+    assert nbformat.read(live_reports / "10-pool-misuse.ipynb", as_version=4)["metadata"]
+
+
+@pytest.mark.slow
+def test_every_notebook_executes_in_replay_and_says_so(replay_reports: Path) -> None:
+    for path in NOTEBOOKS:
+        text = _outputs_text(replay_reports / f"{path.stem}.ipynb")
+        if path in SCENARIO_NOTEBOOKS:
+            assert "replaying the recorded runs" in text and "replay=True" in text, path.stem
+            assert "running live" not in text
+
+
+@pytest.mark.slow
+def test_reports_are_signed_offline_and_indexed(live_reports: Path) -> None:
+    from nbformat.sign import NotebookNotary
+
+    notary = NotebookNotary()
+    for path in NOTEBOOKS:
+        nbk = nbformat.read(live_reports / f"{path.stem}.ipynb", as_version=4)
+        assert notary.check_signature(nbk), f"{path.stem}.ipynb is not signed"
+        page = (live_reports / f"{path.stem}.html").read_text()
+        assert not EXTERNAL.findall(page), (path.stem, EXTERNAL.findall(page)[:3])
+        assert "cdnjs" not in page and "require.js" not in page
+    index = (live_reports / "index.html").read_text()
+    for path in NOTEBOOKS:
+        assert f'href="{path.stem}.html"' in index
+
+
+def test_replay_when_a_live_capture_is_impossible(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(nb, "live_capture_blocker", lambda name: "py-spy cannot attach here")
+    lab = nb.Scenario("thread-leak")
+    assert lab.mode == "replay"
+    out = capsys.readouterr().out
+    assert "replaying the recorded runs" in out and "py-spy cannot attach here" in out
+    assert lab.run("leaky").manifest["params"]["variant"] == "leaky"
+
+
+def test_exercise_check_tells_right_from_wrong(capsys) -> None:
+    assert nb.check(100, 110, rel=0.2, what="threads") is True
+    assert "Right" in capsys.readouterr().out
+    assert nb.check(50, 110, rel=0.2) is False
+    assert "Not quite" in capsys.readouterr().out
+    assert nb.check(None, 110) is False
+    assert "No prediction yet" in capsys.readouterr().out

@@ -1,0 +1,65 @@
+"""``labkit postmortem``: real incident files in, one offline report naming the suspects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labkit.postmortem import load_evidence, suspects
+from tests.conftest import assert_clean_error, labkit
+
+DATASETS = Path(__file__).resolve().parent.parent / "datasets"
+MEMRAY = DATASETS / "pool-misuse" / "leaky" / "memray.bin"
+PROC = DATASETS / "fd-leak" / "leaky" / "proc.csv"
+DUMP = DATASETS / "thread-leak" / "leaky" / "pyspy.dump.json"
+SPEEDSCOPE = DATASETS / "gateway-load" / "leaky" / "pyspy.speedscope.json"
+
+
+def test_suspects_name_the_leaks_in_recorded_incidents() -> None:
+    ev = load_evidence(memray=MEMRAY, proc=PROC, dump=DUMP, pyspy=SPEEDSCOPE,
+                       gc=DATASETS / "gc-tuning" / "default")
+    s = suspects(ev)
+    assert list(s.columns) == ["kind", "suspect", "evidence", "score"]
+    assert s.score.is_monotonic_decreasing
+    top_site = s[s.kind == "allocation site at peak"].iloc[0]
+    assert top_site.suspect.startswith("serve (pool_misuse.py:")
+    assert any(s.kind == "fds growth")
+    parked = s[s.kind == "parked threads"].iloc[0]
+    assert parked.suspect.startswith("200 threads idle in Condition.wait")
+    assert "Queue.get (queue.py" in parked.suspect
+    assert any(s.kind == "garbage collector")
+    assert any(s.kind == "CPU")
+
+
+@pytest.mark.slow
+def test_cli_writes_one_offline_report(tmp_path: Path) -> None:
+    out = tmp_path / "incident.html"
+    cp = labkit("postmortem", "--memray", str(MEMRAY), "--proc", str(PROC), "--dump",
+                str(DUMP), "--out", str(out), timeout=300)
+    assert cp.returncode == 0, cp.stderr
+    page = out.read_text()
+    assert "allocation site at peak" in page and "serve (pool_misuse.py:" in page
+    assert "parked threads" in page and "fds growth" in page and "labkit-flamegraph" in page
+    import nbformat
+
+    nbk = nbformat.read(tmp_path / "incident.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in nbk.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []))
+    assert "No captures given" not in printed and str(MEMRAY) in printed
+
+
+def test_cli_bad_inputs_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "cut.bin"
+    bad.write_bytes(MEMRAY.read_bytes()[:200])
+    assert_clean_error(labkit("postmortem", "--memray", str(bad), "--out",
+                              str(tmp_path / "r.html")), "not a readable memray capture")
+    assert_clean_error(labkit("postmortem", "--out", str(tmp_path / "r.html")), "no capture")
+    assert_clean_error(labkit("postmortem", "--proc", str(tmp_path / "missing.csv"), "--out",
+                              str(tmp_path / "r.html")), "not found")
+    copy = tmp_path / "proc.csv"
+    copy.write_bytes(PROC.read_bytes())
+    assert_clean_error(labkit("postmortem", "--proc", str(copy), "--out", str(copy)),
+                       "never overwrites")
+    assert copy.read_bytes() == PROC.read_bytes()
+    assert not (tmp_path / "r.html").exists()
