@@ -5,6 +5,7 @@ Nothing here reads files or draws; every function is safe to call on an empty fr
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -39,8 +40,6 @@ def max_rate_per_s(gc_events: pd.DataFrame) -> int:
     if gc_events.empty:
         return 0
     t = gc_events["t_start_ns"].to_numpy()
-    import numpy as np
-
     ends = np.searchsorted(t, t + 1_000_000_000, side="left")
     return int((ends - np.arange(len(t))).max())
 

@@ -32,15 +32,19 @@ def _add_capture_flags(p: argparse.ArgumentParser) -> None:
                    help="sample RSS, threads, fds and CPU from outside")
 
 
+def _interval(args: argparse.Namespace) -> float:
+    if args.interval < 0.01:
+        raise UsageError("--interval must be at least 0.01 s")
+    return args.interval
+
+
 def cmd_gctrace(args: argparse.Namespace, command: list[str]) -> int:
     """Run a program with the GC tracer; print a line per collection and a summary."""
     from labkit.capture.session import CaptureOptions, exit_like, run_program
     from labkit.report.text import gc_summary_lines
 
-    if args.interval < 0.01:
-        raise UsageError("--interval must be at least 0.01 s")
     opts = CaptureOptions(gc=True, proc=args.proc, quiet=args.quiet,
-                          interval_s=args.interval, tracemalloc=args.tracemalloc)
+                          interval_s=_interval(args), tracemalloc=args.tracemalloc)
     result = run_program(command, out=args.out, options=opts, kind="gctrace",
                          argv=["labkit", *sys.argv[1:]])
     for line in gc_summary_lines(result.path):
@@ -56,11 +60,9 @@ def cmd_capture(args: argparse.Namespace, command: list[str]) -> int:
     chosen = {k: getattr(args, k) for k in ("gc", "proc", "memray", "pyspy")}
     if not any(chosen.values()):
         chosen = dict.fromkeys(chosen, True)
-    if args.interval < 0.01:
-        raise UsageError("--interval must be at least 0.01 s")
     opts = CaptureOptions(**chosen, native=args.native,
                           trace_python_allocators=args.trace_python_allocators,
-                          rate_hz=args.rate, interval_s=args.interval,
+                          rate_hz=args.rate, interval_s=_interval(args),
                           tracemalloc=args.tracemalloc, quiet=True)
     result = run_program(command, out=args.out, options=opts, kind="capture",
                          argv=["labkit", *sys.argv[1:]])

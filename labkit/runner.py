@@ -80,7 +80,7 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def child_env(python: str) -> dict[str, str]:
+def child_env() -> dict[str, str]:
     """The environment for a scenario: labkit's source importable from any interpreter."""
     env = dict(os.environ)
     root = str(Path(labkit.__file__).resolve().parent.parent)
@@ -122,7 +122,7 @@ def run_scenario(
     for variant in variants or spec.variants:
         opts = CaptureOptions(
             gc="gc" in chosen, memray="memray" in chosen, pyspy="pyspy" in chosen,
-            proc="proc" in chosen, proc_interval_s=0.05, quiet=True, env=child_env(python),
+            proc="proc" in chosen, proc_interval_s=0.05, quiet=True, env=child_env(),
             memory_cap_bytes=(memory_cap_mb or spec.memory_cap_mb) * 1024 * 1024,
             time_cap_s=time_cap_s or (spec.quick_time_cap_s if quick else spec.time_cap_s))
         cmd = [python, "-m", f"labkit.scenarios.{get_module(name).__name__.rsplit('.', 1)[1]}",

@@ -18,22 +18,7 @@ from labkit.capture.gctrace import (
     META_FILE,
 )
 from labkit.errors import CorruptCaptureError
-
-
-def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path, dtype="int64", engine="c")
-    except FileNotFoundError:
-        raise CorruptCaptureError(f"{path} is missing; re-capture the run") from None
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError,
-            zlib.error) as exc:
-        raise CorruptCaptureError(
-            f"{path} is not a labkit GC trace ({str(exc).splitlines()[0]}); re-capture the run"
-        ) from None
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise CorruptCaptureError(f"{path} lacks columns {missing}; re-capture the run")
-    return df
+from labkit.frames.csvfile import read_csv_checked
 
 
 def load_meta(run_dir: Path) -> dict[str, Any]:
@@ -110,6 +95,6 @@ def load_gc_events(path: Path, t0_ns: int, tracer_thread_id: int = 0) -> pd.Data
 def load_heap(path: Path, t0_ns: int) -> pd.DataFrame:
     """Heap samples: ``t_s``, ``rss_bytes``, ``allocated_blocks``, ``count0..2``
     and, when tracemalloc was on, ``traced_bytes`` and ``traced_peak_bytes``."""
-    df = _read_csv(path, HEAP_COLUMNS)
+    df = read_csv_checked(path, HEAP_COLUMNS, "labkit heap sample file", dtype="int64")
     df.insert(0, "t_s", (df.pop("t_ns") - t0_ns) / 1e9)
     return df

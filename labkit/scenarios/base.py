@@ -97,6 +97,18 @@ def parse(spec: ScenarioSpec, argv: Sequence[str] | None = None) -> tuple[str, d
     return args.variant, vals
 
 
+def run_main(spec: ScenarioSpec, argv: Sequence[str] | None,
+             work: Callable[[str, dict[str, Any], Metrics], None]) -> None:
+    """A scenario program's ``main``: parse its arguments, then ``work(variant, params,
+    metrics)``, closing the metrics file however it ends."""
+    variant, params = parse(spec, argv)
+    metrics = Metrics()
+    try:
+        work(variant, params, metrics)
+    finally:
+        metrics.close()
+
+
 class Metrics:
     """Child side: append JSON lines ``{"t_ns": ..., ...}`` to ``$LABKIT_METRICS`` (if set)."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from labkit.scenarios.base import Metrics, Param, ScenarioSpec, Signature, parse, row
+from labkit.scenarios.base import Metrics, Param, ScenarioSpec, Signature, row, run_main
 
 SPEC = ScenarioSpec(
     name="buffer-growth",
@@ -88,10 +88,7 @@ def signature(runs: dict[str, Any]) -> Signature:
 
 
 def main(argv: list[str] | None = None) -> None:
-    variant, p = parse(SPEC, argv)
-    metrics = Metrics()
-    serve(variant, p, metrics)
-    metrics.close()
+    run_main(SPEC, argv, serve)
 
 
 if __name__ == "__main__":

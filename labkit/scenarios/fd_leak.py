@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labkit.scenarios.base import Metrics, Param, ScenarioSpec, Signature, parse, row
+from labkit.scenarios.base import Metrics, Param, ScenarioSpec, Signature, row, run_main
 
 SPEC = ScenarioSpec(
     name="fd-leak",
@@ -162,11 +162,10 @@ def signature(runs: dict[str, Any]) -> Signature:
     ])
 
 
-def main(argv: list[str] | None = None) -> None:
-    variant, p = parse(SPEC, argv)
+def run(variant: str, p: dict[str, Any], metrics: Metrics) -> None:
+    """Serve under a lowered fd limit, then run the workers, in a scratch folder."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(p["fd_limit"], hard), hard))
-    metrics = Metrics()
     work = Path(tempfile.mkdtemp(prefix="labkit-fd-leak-"))
     try:
         serve(variant, p, metrics, work)
@@ -174,7 +173,10 @@ def main(argv: list[str] | None = None) -> None:
         metrics.hold(p["hold_s"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        metrics.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main(SPEC, argv, run)
 
 
 if __name__ == "__main__":

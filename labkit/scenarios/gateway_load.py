@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Any
 
-from labkit.scenarios.base import Metrics, Param, ScenarioSpec, Signature, parse, row
+from labkit.scenarios.base import Metrics, Param, ScenarioSpec, Signature, row, run_main
 
 SPEC = ScenarioSpec(
     name="gateway-load",
@@ -298,12 +298,7 @@ def signature(runs: dict[str, Any]) -> Signature:
 
 
 def main(argv: list[str] | None = None) -> None:
-    variant, p = parse(SPEC, argv)
-    metrics = Metrics()
-    try:
-        run(variant, p, metrics)
-    finally:
-        metrics.close()
+    run_main(SPEC, argv, run)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from typing import Any
 
-from labkit.scenarios.base import Metrics, Param, ScenarioSpec, Signature, parse, row
+from labkit.scenarios.base import Metrics, Param, ScenarioSpec, Signature, row, run_main
 
 SETTINGS = {
     "default": "the interpreter's own thresholds",
@@ -166,10 +166,7 @@ def signature(runs: dict[str, Any]) -> Signature:
 
 
 def main(argv: list[str] | None = None) -> None:
-    setting, p = parse(SPEC, argv)
-    metrics = Metrics()
-    workload(setting, p, metrics)
-    metrics.close()
+    run_main(SPEC, argv, workload)
 
 
 if __name__ == "__main__":

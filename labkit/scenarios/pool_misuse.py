@@ -14,7 +14,7 @@ import random
 import sys
 from typing import Any
 
-from labkit.scenarios.base import Metrics, Param, ScenarioSpec, Signature, parse, row
+from labkit.scenarios.base import Metrics, Param, ScenarioSpec, Signature, row, run_main
 
 SPEC = ScenarioSpec(
     name="pool-misuse",
@@ -106,10 +106,7 @@ def signature(runs: dict[str, Any]) -> Signature:
 
 
 def main(argv: list[str] | None = None) -> None:
-    variant, p = parse(SPEC, argv)
-    metrics = Metrics()
-    serve(variant, p, metrics)
-    metrics.close()
+    run_main(SPEC, argv, serve)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from labkit.scenarios.base import Metrics, Param, ScenarioSpec, Signature, parse, row
+from labkit.scenarios.base import Metrics, Param, ScenarioSpec, Signature, row, run_main
 
 SPEC = ScenarioSpec(
     name="thread-leak",
@@ -148,14 +148,16 @@ def signature(runs: dict[str, Any]) -> Signature:
     ])
 
 
-def main(argv: list[str] | None = None) -> None:
-    variant, p = parse(SPEC, argv)
-    metrics = Metrics()
+def run(variant: str, p: dict[str, Any], metrics: Metrics) -> None:
+    """Threads or asyncio tasks, as ``mode`` says."""
     if p["mode"] == "asyncio":
         asyncio.run(run_asyncio(variant, p, metrics))
     else:
         run_threads(variant, p, metrics)
-    metrics.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main(SPEC, argv, run)
 
 
 if __name__ == "__main__":
