@@ -199,11 +199,6 @@ class GCTracer:
             os.close(self._statm_fd)
             self._statm_fd = -1
 
-    def flush(self) -> None:
-        """Drain pending events and heap samples to disk (never from inside a callback)."""
-        if self._events_fh is not None:
-            self._drain()
-
     # -- sampling and draining (background thread only, or after stop) --------------------
     def _run(self) -> None:
         self._thread_id = threading.get_ident()

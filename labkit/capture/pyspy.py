@@ -6,7 +6,6 @@ are turned into one-line :class:`LabkitError`s by :func:`classify_failure`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -113,12 +112,6 @@ class Recorder:
                 start_new_session=True, preexec_fn=set_pdeathsig)
         return self
 
-    def wait(self, timeout_s: float | None = None) -> None:
-        """Wait for both recorders to finish on their own (``--duration`` or target exit)."""
-        for p in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=timeout_s)
-
     def stop(self, grace_s: float = 10) -> None:
         """Finish both recorders and note any failure in ``manifest_extra``."""
         errors = {}
@@ -137,10 +130,3 @@ class Recorder:
             if not self.outputs[fmt].is_file() or self.outputs[fmt].stat().st_size == 0:
                 errors[fmt] = str(classify_failure(stderr, self.pid))
         self.manifest_extra = {"pyspy": {"rate_hz": self.rate_hz, "errors": errors}}
-
-    def kill(self) -> None:
-        """Stop both recorders at once (on labkit's own failure)."""
-        for p in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                p.kill()
-            p.wait()

@@ -46,13 +46,6 @@ def peak_rss(run: Any) -> float:
     return float(run.heap.rss_bytes.max())
 
 
-def in_work(run: Any, df: pd.DataFrame) -> pd.DataFrame:
-    """Rows of ``df`` (with ``t_s``) inside the program's work: from its first metrics line
-    to its last (start-up and shutdown excluded)."""
-    t = metrics_frame(run).t_s
-    return df[(df.t_s >= t.min()) & (df.t_s <= t.max())]
-
-
 def growth_during_work(run: Any, df: pd.DataFrame, col: str,
                        until_s: float | None = None) -> float:
     """Peak of ``col`` from the program's first metrics line on (up to ``until_s``), minus
