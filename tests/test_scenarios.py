@@ -138,3 +138,20 @@ def test_small_memory_cap_stops_the_leaky_variant(tmp_path: Path) -> None:
     assert run.memray.summary.peak_bytes > 64 * 1024 * 1024
     assert labkit("summary", str(out / "leaky")).returncode == 0
     assert os.path.isdir(out / "leaky")
+
+
+@pytest.mark.slow
+def test_time_cap_stops_a_run_and_leaves_no_process(tmp_path: Path) -> None:
+    p = subprocess.Popen([PY, "-m", "labkit", "run", "gateway-load", "--variant", "leaky",
+                          "--time-cap", "4", "--out", str(tmp_path / "runs")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: set[int] = set()
+    while p.poll() is None:
+        seen |= set(_tree(p.pid))
+        time.sleep(0.1)
+    assert p.returncode == 0, p.stderr.read()
+    assert "time-cap (stopped by its cap, as designed)" in p.stdout.read()
+    time.sleep(0.5)
+    assert len(seen) >= 3 and not [pid for pid in seen if alive(pid)]
+    outcome = json.loads((tmp_path / "runs" / "leaky" / "manifest.json").read_text())["outcome"]
+    assert outcome["reason"] == "time-cap" and outcome["time_cap_s"] == 4
