@@ -179,3 +179,14 @@ def test_python_dash_m_labkit_and_console_script_agree() -> None:
     b = labkit("--help")
     assert a.returncode == b.returncode == 0
     assert "gctrace" in a.stdout and a.stdout == b.stdout
+
+
+def test_interpreter_that_cannot_start(tmp_path: Path, write_prog) -> None:
+    fake = tmp_path / "python-broken"
+    fake.write_text("not a program")
+    fake.chmod(0o755)  # executable, but not a format the kernel can run
+    prog = write_prog("pass\n")
+    out = tmp_path / "r"
+    assert_clean_error(labkit("gctrace", "--out", str(out), "--", str(fake), str(prog)),
+                       "cannot start")
+    assert not out.exists() and not list(tmp_path.glob("r.partial-*"))

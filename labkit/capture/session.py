@@ -173,8 +173,13 @@ def run_program(
     if metrics is not None:
         env[metrics[0]] = str(writer.file(metrics[1], "scenario"))
     writer.mark_origin()
-    child = subprocess.Popen(child_argv(pycmd, writer.path, opts, memray_file),
-                             env=env, preexec_fn=set_pdeathsig)
+    try:
+        child = subprocess.Popen(child_argv(pycmd, writer.path, opts, memray_file),
+                                 env=env, preexec_fn=set_pdeathsig)
+    except OSError as exc:
+        writer.abandon()
+        raise InputError(f"cannot start {pycmd.python}: {exc.strerror}; give a working "
+                         "Python interpreter after --") from None
     stoppers: list[Any] = []
     reason = ["exited"]
 
