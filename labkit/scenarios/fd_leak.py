@@ -114,6 +114,7 @@ def serve(variant: str, p: dict[str, Any], metrics: Metrics, work: Path) -> None
                          open_fds=open_fds())
     metrics.emit(phase="served", failures=len(failures), open_fds=open_fds())
     time.sleep(p["hold_s"])  # a leaking service sits at its limit; let the samplers see it
+    metrics.emit(phase="released")  # the end of the serving window; workers come after
     # each kept exception's traceback holds this frame, which holds the list: a cycle;
     # clearing it lets the files close now rather than at the next full collection
     failures.clear()
@@ -139,8 +140,7 @@ def signature(runs: dict[str, Any]) -> Signature:
     from labkit.scenarios.measure import growth_during_work, metrics_frame
 
     m = {v: metrics_frame(r) for v, r in runs.items()}
-    served = {v: float(df[df.phase == "served"].t_s.max()) + float(
-        runs[v].manifest["params"]["values"]["hold_s"]) for v, df in m.items()}
+    served = {v: float(df[df.phase == "released"].t_s.max()) for v, df in m.items()}
     fd_growth = {v: growth_during_work(r, r.proc, "fds", until_s=served[v])
                  for v, r in runs.items()}
     own = {v: float(df.open_fds.max() - df.open_fds.dropna().iloc[0]) for v, df in m.items()}
