@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from labkit.errors import LabkitError, UsageError
 
@@ -38,23 +39,32 @@ def _interval(args: argparse.Namespace) -> float:
     return args.interval
 
 
-def cmd_gctrace(args: argparse.Namespace, command: list[str]) -> int:
-    """Run a program with the GC tracer; print a line per collection and a summary."""
-    from labkit.capture.session import CaptureOptions, exit_like, run_program
-    from labkit.report.text import gc_summary_lines
+def _run_and_summarise(command: list[str], out: Path | None, opts: Any, kind: str,
+                       summary: Callable[[Path], list[str]]) -> int:
+    """Run ``command`` under ``opts``, print ``summary`` of its run to stderr, and exit as
+    the program did."""
+    from labkit.capture.session import exit_like, run_program
 
-    opts = CaptureOptions(gc=True, proc=args.proc, quiet=args.quiet,
-                          interval_s=_interval(args), tracemalloc=args.tracemalloc)
-    result = run_program(command, out=args.out, options=opts, kind="gctrace",
+    result = run_program(command, out=out, options=opts, kind=kind,
                          argv=["labkit", *sys.argv[1:]])
-    for line in gc_summary_lines(result.path):
+    for line in summary(result.path):
         print(line, file=sys.stderr)
     return exit_like(result)
 
 
+def cmd_gctrace(args: argparse.Namespace, command: list[str]) -> int:
+    """Run a program with the GC tracer; print a line per collection and a summary."""
+    from labkit.capture.session import CaptureOptions
+    from labkit.report.text import gc_summary_lines
+
+    opts = CaptureOptions(gc=True, proc=args.proc, quiet=args.quiet,
+                          interval_s=_interval(args), tracemalloc=args.tracemalloc)
+    return _run_and_summarise(command, args.out, opts, "gctrace", gc_summary_lines)
+
+
 def cmd_capture(args: argparse.Namespace, command: list[str]) -> int:
     """Run a program under any combination of backends (all four when none is named)."""
-    from labkit.capture.session import CaptureOptions, exit_like, run_program
+    from labkit.capture.session import CaptureOptions
     from labkit.report.text import run_summary_lines
 
     chosen = {k: getattr(args, k) for k in ("gc", "proc", "memray", "pyspy")}
@@ -64,11 +74,7 @@ def cmd_capture(args: argparse.Namespace, command: list[str]) -> int:
                           trace_python_allocators=args.trace_python_allocators,
                           rate_hz=args.rate, interval_s=_interval(args),
                           tracemalloc=args.tracemalloc, quiet=True)
-    result = run_program(command, out=args.out, options=opts, kind="capture",
-                         argv=["labkit", *sys.argv[1:]])
-    for line in run_summary_lines(result.path):
-        print(line, file=sys.stderr)
-    return exit_like(result)
+    return _run_and_summarise(command, args.out, opts, "capture", run_summary_lines)
 
 
 def cmd_attach(args: argparse.Namespace, command: list[str]) -> int:

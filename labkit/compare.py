@@ -34,9 +34,7 @@ def _summaries(run: Run) -> pd.Series:
         parts.append(s[["peak_bytes", "total_allocated_bytes", "allocations", "duration_s"]]
                      .add_prefix("memray_"))
     if run.has("gc_events.bin"):
-        meta = run.gc_meta
-        wall = ((meta.get("t_end_ns") or run.t0_ns) - (meta.get("t0_ns") or run.t0_ns)) / 1e9
-        g = gc_summary(run.gc_events, wall)
+        g = gc_summary(run.gc_events, run.gc_wall_s)
         parts.append(g[["collections", "gen2", "pause_total_ms", "pause_p99_ms", "pause_max_ms",
                         "gc_percent"]].add_prefix("gc_"))
     if run.has("proc.csv") and not run.proc.empty:

@@ -136,7 +136,10 @@ def test_signal_ends_the_child_and_leaves_no_process(tmp_path: Path, write_prog,
     assert not alive(child)
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert manifest["outcome"]["signal"] == sig.name
-    assert len(load(tmp_path / "r").heap) > 5  # what was captured before the signal is kept
+    run = load(tmp_path / "r")
+    assert len(run.heap) > 5  # what was captured before the signal is kept
+    assert run.gc_meta["finished"] is True  # the handlers let the tracer finish its files
+    assert 0.3 < run.gc_wall_s < 30
 
 
 def test_sigkill_of_labkit_takes_the_child_down(tmp_path: Path, write_prog) -> None:

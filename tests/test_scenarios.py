@@ -136,6 +136,14 @@ def test_small_memory_cap_stops_the_leaky_variant(tmp_path: Path) -> None:
     run = load(out / "leaky")  # everything captured up to the cap still loads
     assert run.proc.rss_bytes.max() > 120 * 1024 * 1024
     assert run.memray.summary.peak_bytes > 64 * 1024 * 1024
+    # killed by the cap, the tracer never wrote its end; its window runs to the last event
+    assert run.gc_meta["t_end_ns"] is None
+    assert 0 < run.gc_wall_s < 30
+    from labkit.compare import compare
+
+    summary = compare(run, run).summary
+    assert summary.loc["gc_collections", "a"] > 0
+    assert 0 < summary.loc["gc_gc_percent", "a"] < 100  # 0 when the window came out negative
     assert labkit("summary", str(out / "leaky")).returncode == 0
     assert os.path.isdir(out / "leaky")
 

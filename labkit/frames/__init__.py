@@ -67,6 +67,16 @@ class Run:
         meta = self.gc_meta if self.has(META_FILE) else {}
         return gctrace.load_gc_events(path, self.t0_ns, meta.get("tracer_thread_id", 0))
 
+    @property
+    def gc_wall_s(self) -> float:
+        """Seconds the GC tracer watched: from its start to its end, or to the last
+        collection when the program ended without the tracer finishing (a signal or a cap)."""
+        meta = self.gc_meta
+        t0 = meta.get("t0_ns") or self.t0_ns  # the tracer sees nothing before it starts
+        ev = self.gc_events
+        end = meta.get("t_end_ns") or (int(ev["t_stop_ns"].max()) if len(ev) else t0)
+        return max(1e-9, (end - t0) / 1e9)
+
     @cached_property
     def heap(self) -> pd.DataFrame:
         """In-process heap samples; see :func:`labkit.frames.gctrace.load_heap`."""

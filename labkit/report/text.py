@@ -22,9 +22,7 @@ def gc_summary_lines(run_path: Path) -> list[str]:
     run = load(run_path)
     meta = run.gc_meta
     ev = run.gc_events
-    t0 = meta.get("t0_ns") or run.t0_ns  # the tracer's window: it sees nothing before
-    end = meta.get("t_end_ns") or (int(ev["t_stop_ns"].max()) if len(ev) else t0)
-    wall_s = max(1e-9, (end - t0) / 1e9)
+    wall_s = run.gc_wall_s
     s = gc_summary(ev, wall_s)
     own = int(ev["in_tracer"].sum()) if len(ev) else 0
     overhead_ms = meta.get("overhead_ns", 0) / 1e6
