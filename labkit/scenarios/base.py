@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 METRICS_FILE = "scenario.jsonl"
 METRICS_ENV = "LABKIT_METRICS"
+BASELINE_S = 0.25  # >= 4 process samples at the runner's 0.05 s interval
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,12 @@ class Metrics:
         if self._fh is not None:
             self._fh.write(json.dumps({"t_ns": time.perf_counter_ns(), **fields}) + "\n")
             self._fh.flush()
+
+    def baseline(self, seconds: float = BASELINE_S) -> None:
+        """Announce that setup is done and the work is about to start, then wait so that
+        outside samplers record the steady state the work's growth is measured from."""
+        self.emit(event="baseline")
+        time.sleep(seconds)
 
     def hold(self, seconds: float) -> None:
         """Announce a steady state (the runner may take a py-spy dump) and keep it a while."""

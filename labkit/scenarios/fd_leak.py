@@ -100,6 +100,7 @@ def serve(variant: str, p: dict[str, Any], metrics: Metrics, work: Path) -> None
     failures: list[Exception] = []  # kept for a retry report
     emfile = 0
     every = max(1, p["requests"] // 40)
+    metrics.baseline()
     for i in range(1, p["requests"] + 1):
         try:
             handle(variant, inputs[i % len(inputs)], i % p["fail_every"] == 0)

@@ -48,11 +48,23 @@ def peak_rss(run: Any) -> float:
 
 def growth_during_work(run: Any, df: pd.DataFrame, col: str,
                        until_s: float | None = None) -> float:
-    """Peak of ``col`` from the program's first metrics line on (up to ``until_s``), minus
-    its value then (the last sample at or before that line)."""
-    t = metrics_frame(run).t_s
-    before = df[df.t_s <= t.min()]
+    """Peak of ``col`` during the work (up to ``until_s``) minus its value at the baseline.
+
+    The baseline is the last sample between the program's ``baseline`` event and its first
+    line after it (the settle pause of :meth:`Metrics.baseline`), so files, threads and
+    memory that the interpreter, labkit's tracer and the program's setup hold are not
+    counted as growth. A program that announced no baseline is measured from its first
+    metrics line."""
+    m = metrics_frame(run)
+    marks = m[m.get("event", pd.Series(index=m.index, dtype=object)) == "baseline"].t_s
+    if len(marks):
+        settle_from = float(marks.iloc[0])
+        work_from = float(m[m.t_s > settle_from].t_s.min())
+    else:
+        settle_from = work_from = float(m.t_s.min())
+    settled = df[(df.t_s >= settle_from) & (df.t_s <= work_from)]
+    before = settled if len(settled) else df[df.t_s <= work_from]
     start = before[col].iloc[-1] if len(before) else df[col].iloc[0]
-    during = df[(df.t_s >= t.min()) & (df.t_s <= (until_s if until_s is not None
-                                                  else float("inf")))]
+    end = until_s if until_s is not None else float("inf")
+    during = df[(df.t_s >= work_from) & (df.t_s <= end)]
     return float(max(during[col].max() if len(during) else start, start) - start)

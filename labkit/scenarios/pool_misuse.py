@@ -63,6 +63,7 @@ def serve(variant: str, p: dict[str, Any], metrics: Metrics) -> None:
     mean = p["payload_kb"] * 1024
     pool = Pool(variant == "fixed", p["pool_cap"], 4 * mean)
     done, every = 0, max(1, p["requests"] // 40)
+    metrics.baseline()
     while done < p["requests"]:
         borrowed = [pool.get() for _ in range(rng.randint(1, p["burst"]))]
         for buf in borrowed:

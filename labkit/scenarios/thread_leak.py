@@ -63,6 +63,7 @@ def _poll(q: queue.Queue, stop: threading.Event | None) -> None:
 def run_threads(variant: str, p: dict[str, Any], metrics: Metrics) -> None:
     live: list[tuple[threading.Thread, threading.Event]] = []
     seen = 0
+    metrics.baseline()
     for rnd in range(1, p["rounds"] + 1):
         for _ in range(p["new_per_round"]):
             stop = threading.Event() if variant == "fixed" else None
