@@ -15,14 +15,21 @@ Contract:
 * ``stop()`` drains everything and writes ``gctrace.json`` (clock origin, thresholds,
   interpreter, measured per-call cost, tracer overhead estimate).
 
+* The tracer belongs to the process that started it. In a forked child it detaches at
+  once (``os.register_at_fork``): the callback is removed and the child closes its copies of
+  the output descriptors without writing, so a child can never add to the parent's run.
+  The files are unbuffered for the same reason: no parent data waits in a buffer that a
+  child could flush a second time.
+
 This module imports only the standard library: it runs inside the traced interpreter,
-which need not have labkit's dependencies. Run as a script it is the child-side bootstrap
-used by ``labkit gctrace`` (see :func:`main`).
+which need not have labkit's dependencies. The child-side bootstrap that starts it is
+:mod:`labkit.capture.bootstrap`.
 """
 
 from __future__ import annotations
 
 import gc
+import io
 import json
 import os
 import sys
@@ -30,7 +37,7 @@ import sysconfig
 import threading
 import time
 from array import array
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
 EVENTS_FILE = "gc_events.bin"
 EVENTS_MAGIC = b"LKGCEV01"  # then int64 records of EVENT_FIELDS, native little-endian
@@ -91,8 +98,10 @@ class GCTracer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_id = 0
-        self._events_fh: BinaryIO | None = None
-        self._heap_fh: TextIO | None = None
+        self._events_fh: io.FileIO | None = None
+        self._heap_fh: io.FileIO | None = None
+        self._pid = 0
+        self._forks = 0
         self._statm_fd = -1
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self._seq = 0
@@ -157,13 +166,16 @@ class GCTracer:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         """Calibrate, open the output files, install the callback and start the sampler."""
+        self.out_dir = os.path.abspath(self.out_dir)  # the program may chdir
         os.makedirs(self.out_dir, exist_ok=True)
         self.per_event_ns = self._calibrate()
-        self._events_fh = open(os.path.join(self.out_dir, EVENTS_FILE), "wb")  # noqa: SIM115
-        self._events_fh.write(EVENTS_MAGIC)
-        self._heap_fh = open(os.path.join(self.out_dir, HEAP_FILE), "w", encoding="ascii")  # noqa: SIM115
+        self._pid = os.getpid()
+        os.register_at_fork(before=self._count_fork, after_in_child=self._detach_in_child)
+        self._events_fh = io.FileIO(os.path.join(self.out_dir, EVENTS_FILE), "w")
+        _write_all(self._events_fh, EVENTS_MAGIC)
+        self._heap_fh = io.FileIO(os.path.join(self.out_dir, HEAP_FILE), "w")
         cols = HEAP_COLUMNS + (TRACEMALLOC_COLUMNS if self.tracemalloc else ())
-        self._heap_fh.write(",".join(cols) + "\n")
+        _write_all(self._heap_fh, (",".join(cols) + "\n").encode())
         try:
             self._statm_fd = os.open("/proc/self/statm", os.O_RDONLY)
         except OSError:
@@ -179,8 +191,37 @@ class GCTracer:
         self._thread = threading.Thread(target=self._run, name="labkit-gctrace", daemon=True)
         self._thread.start()
 
+    def _count_fork(self) -> None:
+        if self.owned:
+            self._forks += 1
+
+    def _detach_in_child(self) -> None:
+        """After ``fork``, in the child: stop tracing and let go of the parent's files."""
+        if self._pid == 0 or os.getpid() == self._pid:
+            return
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+        for fh in (self._events_fh, self._heap_fh):
+            if fh is not None:
+                fh.close()  # unbuffered: closing writes nothing
+        if self._statm_fd >= 0:
+            os.close(self._statm_fd)
+        self._events_fh = self._heap_fh = None
+        self._statm_fd = -1
+        self.echo = None
+        self._stop.set()
+
+    @property
+    def owned(self) -> bool:
+        """Whether this process is the one the tracer was started in."""
+        return self._pid == os.getpid()
+
     def stop(self) -> None:
-        """Remove the callback, drain every event, write the meta file. Idempotent."""
+        """Remove the callback, drain every event, write the meta file. Idempotent; does
+        nothing in a forked child."""
+        if not self.owned:
+            self._detach_in_child()
+            return
         if self._callback in gc.callbacks:
             gc.callbacks.remove(self._callback)
         self._stop.set()
@@ -231,7 +272,7 @@ class GCTracer:
 
             cur, peak = tracemalloc.get_traced_memory()
             row += f",{cur},{peak}"
-        fh.write(row + "\n")
+        _write_all(fh, (row + "\n").encode())
 
     def _drain(self) -> None:
         # Chunks leave `full` only here, so the oldest one may be partly emitted already
@@ -250,14 +291,11 @@ class GCTracer:
         if n > self._done:
             self._emit(buf, self._done, n)
             self._done = n
-        for fh in (self._events_fh, self._heap_fh):
-            if fh is not None:
-                fh.flush()
 
     def _emit(self, buf: array, start: int, stop: int) -> None:
         fh = self._events_fh
         if fh is not None:
-            fh.write(memoryview(buf)[start * _STRIDE:stop * _STRIDE])
+            _write_all(fh, memoryview(buf)[start * _STRIDE:stop * _STRIDE])
         first = self._seq
         self._seq += stop - start
         self._track_rate(stop - start)
@@ -314,6 +352,7 @@ class GCTracer:
             "per_event_ns": round(self.per_event_ns, 1),
             "overhead_ns": round(events * self.per_event_ns),
             "callback_chunk_grows": self._chunks.grown_in_callback,
+            "forks": self._forks,  # os.fork() calls in this process (its children untraced)
             "tracemalloc": self.tracemalloc,
             "python": interpreter_facts(),
         }
@@ -322,6 +361,13 @@ class GCTracer:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(meta, fh, indent=1)
         os.replace(tmp, path)
+
+
+def _write_all(fh: io.FileIO, data: Any) -> None:
+    """Write every byte of ``data`` to the unbuffered ``fh`` (a raw write may be partial)."""
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[fh.write(view) or 0:]
 
 
 def interpreter_facts() -> dict[str, Any]:
@@ -335,120 +381,3 @@ def interpreter_facts() -> dict[str, Any]:
         "gc_threshold": list(gc.get_threshold()),
         "gc_enabled": gc.isenabled(),
     }
-
-
-# -- child-side bootstrap ------------------------------------------------------------------
-def _parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
-    opts: dict[str, Any] = {"out": None, "interval": 0.02, "quiet": False, "tracemalloc": False,
-                            "memray": None, "native": False, "trace_python_allocators": False,
-                            "gc": True}
-    i = 0
-    while i < len(argv) and argv[i] != "--":
-        a = argv[i]
-        if a in ("--out", "--interval", "--memray"):
-            opts[a[2:]] = argv[i + 1]
-            i += 2
-            continue
-        key = a[2:].replace("-", "_")
-        if key.startswith("no_"):
-            opts[key[3:]] = False
-        else:
-            opts[key] = True
-        i += 1
-    return opts, argv[i + 1:]
-
-
-def _trim_traceback(exc: BaseException) -> BaseException:
-    tb = exc.__traceback__
-    here = os.path.abspath(__file__)
-    while tb is not None and (
-        os.path.abspath(tb.tb_frame.f_code.co_filename) == here
-        or "runpy" in os.path.basename(tb.tb_frame.f_code.co_filename)
-        or tb.tb_frame.f_code.co_filename.startswith("<frozen runpy")
-    ):
-        tb = tb.tb_next
-    return exc.with_traceback(tb)
-
-
-def _run_target(target: list[str]) -> dict[str, Any]:
-    """Run the program as ``__main__``; returns its globals, which the caller keeps alive
-    until tracking stops, as they would be at a plain interpreter's exit."""
-    import runpy
-
-    if target[0] == "-m":
-        sys.argv = [target[1], *target[2:]]
-        sys.path[0] = os.getcwd()
-        return runpy.run_module(target[1], run_name="__main__", alter_sys=True)
-    if target[0] == "-c":
-        sys.argv = ["-c", *target[2:]]
-        sys.path[0] = ""
-        main_globals = sys.modules["__main__"].__dict__
-        main_globals.pop("__file__", None)
-        exec(compile(target[1], "<string>", "exec"), main_globals)
-        return main_globals
-    prog = target[0]
-    sys.argv = [prog, *target[1:]]
-    sys.path[0] = os.path.dirname(os.path.abspath(prog))
-    return runpy.run_path(prog, run_name="__main__")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Child bootstrap: ``gctrace.py --out DIR [opts] -- (PROG|-m MOD|-c CODE) ARGS``."""
-    import signal
-
-    opts, target = _parse(sys.argv[1:] if argv is None else argv)
-    tracker = None
-    if opts["memray"]:
-        import memray
-
-        tracker = memray.Tracker(
-            opts["memray"], native_traces=opts["native"],
-            trace_python_allocators=opts["trace_python_allocators"],
-            follow_fork=False,
-        )
-        tracker.__enter__()
-    tracer = None
-    if opts["gc"]:
-        tracer = GCTracer(
-            opts["out"], interval_s=float(opts["interval"]),
-            echo=None if opts["quiet"] else sys.stderr, tracemalloc=opts["tracemalloc"],
-        )
-
-    def _finish() -> None:
-        if tracer is not None:
-            tracer.stop()
-        if tracker is not None:
-            tracker.__exit__(None, None, None)
-
-    def _on_signal(signum: int, frame: Any) -> None:
-        _finish()
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is signal.SIG_DFL:
-            signal.signal(sig, _on_signal)
-    if tracer is not None:
-        tracer.start()
-    try:
-        main_globals = _run_target(target)
-    except SystemExit:
-        _finish()
-        raise
-    except BaseException as exc:
-        _finish()
-        # Report it as plain Python would: the program's frames only, exit 1, and an
-        # uncaught KeyboardInterrupt ends the process by SIGINT.
-        exc = _trim_traceback(exc)
-        sys.excepthook(type(exc), exc, exc.__traceback__)
-        if isinstance(exc, KeyboardInterrupt):
-            sys.stderr.flush()
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
-        sys.exit(1)
-    _finish()
-    del main_globals
-
-
-if __name__ == "__main__":
-    main()

@@ -38,6 +38,7 @@ class ProcSampler:
         self.on_sample = on_sample
         self.samples = 0
         self.peak_rss = 0
+        self.children_seen: set[int] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -52,6 +53,11 @@ class ProcSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    @property
+    def manifest_extra(self) -> dict[str, int]:
+        """For the manifest: how many distinct child processes the samples saw."""
+        return {"children_seen": len(self.children_seen)}
 
     def _run(self) -> None:
         try:
@@ -81,6 +87,7 @@ class ProcSampler:
             kids = proc.children(recursive=True) if self.children else []
         except psutil.Error:
             return None
+        self.children_seen.update(k.pid for k in kids)
         rss = threads = fds = 0
         pct = 0.0
         alive = 0

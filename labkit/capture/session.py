@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.capture import gctrace
+from labkit.capture import bootstrap, gctrace
 from labkit.capture.children import forward_signals, set_pdeathsig
 from labkit.capture.proc import PROC_FILE, ProcSampler
 from labkit.errors import InputError, UsageError
@@ -124,7 +124,7 @@ def require_module(python: str, module: str) -> None:
 def child_argv(cmd: PythonCommand, out_dir: Path, opts: CaptureOptions,
                memray_file: Path | None) -> list[str]:
     """The interpreter command line that runs ``cmd`` under the in-process backends."""
-    argv = [cmd.python, *cmd.options, gctrace.__file__, "--out", str(out_dir),
+    argv = [cmd.python, *cmd.options, bootstrap.__file__, "--out", str(out_dir.absolute()),
             "--interval", str(opts.interval_s)]
     if opts.quiet:
         argv.append("--quiet")
@@ -133,7 +133,7 @@ def child_argv(cmd: PythonCommand, out_dir: Path, opts: CaptureOptions,
     if opts.tracemalloc:
         argv.append("--tracemalloc")
     if memray_file is not None:
-        argv += ["--memray", str(memray_file)]
+        argv += ["--memray", str(memray_file.absolute())]
         if opts.native:
             argv.append("--native")
         if opts.trace_python_allocators:

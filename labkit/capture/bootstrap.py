@@ -1,0 +1,182 @@
+"""The in-process agent: starts the GC tracer and memray's Tracker, then runs the program.
+
+Run as a script by :func:`labkit.capture.session.run_program`::
+
+    python bootstrap.py --out DIR [--interval S] [--quiet] [--no-gc] [--tracemalloc]
+                        [--memray FILE [--native] [--trace-python-allocators]]
+                        -- (PROG | -m MODULE | -c CODE) [ARGS]
+
+Contract:
+
+* It imports only the standard library (and memray when asked): it runs inside the
+  program's interpreter, which need not have labkit's dependencies.
+* Everything it writes is named by an absolute path fixed before the program starts, so a
+  program that changes directory or deletes files cannot redirect it.
+* Its messages (gctrace's per-collection lines) go to a duplicate of fd 2 taken before the
+  program ran, never to whatever the program later opens on fds 0-2.
+* It acts only in the process it was started in: a forked child drops the tracer, memray's
+  tracker and the signal handlers (see :mod:`labkit.capture.gctrace`), so children can
+  never write into the run, and their exit is theirs alone.
+* The program runs as ``__main__`` and exits as plain Python would: its own exit code, its
+  own traceback (labkit's frames trimmed), death by an uncaught SIGINT.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import sys
+from types import ModuleType
+from typing import Any, TextIO
+
+_HERE = os.path.abspath(__file__)
+_HANDLED = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _load_gctrace() -> ModuleType:
+    """``gctrace.py`` beside this file, under a private name (the program may have its own
+    module called ``gctrace``, and labkit need not be importable here)."""
+    name = "_labkit_gctrace"
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(os.path.dirname(_HERE), "gctrace.py"))
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclass-free, but keep the usual import contract
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Split the agent's options from the program's command line (after ``--``)."""
+    opts: dict[str, Any] = {"out": None, "interval": 0.02, "quiet": False, "tracemalloc": False,
+                            "memray": None, "native": False, "trace_python_allocators": False,
+                            "gc": True}
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        a = argv[i]
+        if a in ("--out", "--interval", "--memray"):
+            opts[a[2:]] = argv[i + 1]
+            i += 2
+            continue
+        key = a[2:].replace("-", "_")
+        if key.startswith("no_"):
+            opts[key[3:]] = False
+        else:
+            opts[key] = True
+        i += 1
+    for key in ("out", "memray"):
+        if opts[key]:
+            opts[key] = os.path.abspath(opts[key])
+    return opts, argv[i + 1:]
+
+
+def _messages() -> TextIO | None:
+    """A private duplicate of fd 2 (not inherited by the program's children)."""
+    try:
+        return os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _trim_traceback(exc: BaseException) -> BaseException:
+    tb = exc.__traceback__
+    while tb is not None and (
+        os.path.abspath(tb.tb_frame.f_code.co_filename) == _HERE
+        or "runpy" in os.path.basename(tb.tb_frame.f_code.co_filename)
+        or tb.tb_frame.f_code.co_filename.startswith("<frozen runpy")
+    ):
+        tb = tb.tb_next
+    return exc.with_traceback(tb)
+
+
+def _run_target(target: list[str]) -> dict[str, Any]:
+    """Run the program as ``__main__``; returns its globals, which the caller keeps alive
+    until tracking stops, as they would be at a plain interpreter's exit."""
+    import runpy
+
+    if target[0] == "-m":
+        sys.argv = [target[1], *target[2:]]
+        sys.path[0] = os.getcwd()
+        return runpy.run_module(target[1], run_name="__main__", alter_sys=True)
+    if target[0] == "-c":
+        sys.argv = ["-c", *target[2:]]
+        sys.path[0] = ""
+        main_globals = sys.modules["__main__"].__dict__
+        main_globals.pop("__file__", None)
+        exec(compile(target[1], "<string>", "exec"), main_globals)
+        return main_globals
+    prog = target[0]
+    sys.argv = [prog, *target[1:]]
+    sys.path[0] = os.path.dirname(os.path.abspath(prog))
+    return runpy.run_path(prog, run_name="__main__")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the chosen backends, run the program, stop them; exit as the program did."""
+    opts, target = parse(sys.argv[1:] if argv is None else argv)
+    owner = os.getpid()
+    tracker = None
+    if opts["memray"]:
+        import memray
+
+        tracker = memray.Tracker(
+            opts["memray"], native_traces=opts["native"],
+            trace_python_allocators=opts["trace_python_allocators"],
+            follow_fork=False,
+        )
+        tracker.__enter__()
+    tracer = None
+    if opts["gc"]:
+        tracer = _load_gctrace().GCTracer(
+            opts["out"], interval_s=float(opts["interval"]),
+            echo=None if opts["quiet"] else _messages(), tracemalloc=opts["tracemalloc"],
+        )
+
+    def _finish() -> None:
+        if os.getpid() != owner:
+            return
+        if tracer is not None:
+            tracer.stop()
+        if tracker is not None:
+            tracker.__exit__(None, None, None)
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        _finish()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    def _drop_handlers_in_child() -> None:
+        for sig in _HANDLED:
+            if signal.getsignal(sig) is _on_signal:
+                signal.signal(sig, signal.SIG_DFL)
+
+    for sig in _HANDLED:
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _on_signal)
+    os.register_at_fork(after_in_child=_drop_handlers_in_child)
+    if tracer is not None:
+        tracer.start()
+    try:
+        main_globals = _run_target(target)
+    except SystemExit:
+        _finish()
+        raise
+    except BaseException as exc:
+        _finish()
+        # Report it as plain Python would: the program's frames only, exit 1, and an
+        # uncaught KeyboardInterrupt ends the process by SIGINT.
+        exc = _trim_traceback(exc)
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        if isinstance(exc, KeyboardInterrupt):
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        sys.exit(1)
+    _finish()
+    del main_globals
+
+
+if __name__ == "__main__":
+    main()
