@@ -40,14 +40,16 @@ def _interval(args: argparse.Namespace) -> float:
 
 
 def _run_and_summarise(command: list[str], out: Path | None, opts: Any, kind: str,
-                       summary: Callable[[Path], list[str]]) -> int:
+                       summary: Callable[[Any], list[str]]) -> int:
     """Run ``command`` under ``opts``, print ``summary`` of its run to stderr, and exit as
     the program did."""
     from labkit.capture.session import exit_like, run_program
 
     result = run_program(command, out=out, options=opts, kind=kind,
                          argv=["labkit", *sys.argv[1:]])
-    for line in summary(result.path):
+    from labkit.frames import load
+
+    for line in summary(load(result.path)):
         print(line, file=sys.stderr)
     return exit_like(result)
 
@@ -86,7 +88,9 @@ def cmd_attach(args: argparse.Namespace, command: list[str]) -> int:
         args.pyspy, args.dump, args.proc = 5.0, True, 5.0
     path = attach(args.pid, pyspy_s=args.pyspy, dump=args.dump, proc_s=args.proc,
                   rate_hz=args.rate, out=args.out, argv=["labkit", *sys.argv[1:]])
-    for line in run_summary_lines(path):
+    from labkit.frames import load
+
+    for line in run_summary_lines(load(path)):
         print(line)
     return 0
 
@@ -112,6 +116,7 @@ def cmd_list(args: argparse.Namespace, command: list[str]) -> int:
 
 def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
     """Run a scenario's variants (or settings) under capture."""
+    from labkit.frames import load
     from labkit.report.text import run_summary_lines
     from labkit.runner import parse_captures, parse_params, run_scenario
     from labkit.scenarios import get_spec
@@ -130,7 +135,7 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
     for variant, res in results.items():
         note = " (stopped by its cap, as designed)" if res.reason.endswith("-cap") else ""
         print(f"== {args.scenario} / {variant}: {res.reason}{note}, exit code {res.returncode}")
-        for line in run_summary_lines(res.path)[1:]:
+        for line in run_summary_lines(load(res.path))[1:]:
             print(line)
         worst = worst or (0 if res.returncode == 0 or res.reason.endswith("-cap") else 1)
     return worst
@@ -204,9 +209,9 @@ def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
 
 def cmd_summary(args: argparse.Namespace, command: list[str]) -> int:
     """Print what a run holds and the summary of each capture in it."""
-    from labkit.report.text import run_summary_lines
+    from labkit.report.text import summary_lines
 
-    for line in run_summary_lines(args.run):
+    for line in summary_lines(args.run):
         print(line)
     return 0
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit import artifacts as A
 from labkit.errors import LabkitError
 from labkit.frames import Run, load
 
@@ -136,7 +137,7 @@ def iframe(document: str, *, height: int = 520, title: str = "") -> Any:
 
 def memray_flamegraph(capture: Path | str | Run, *, height: int = 560) -> Any:
     """memray's flamegraph of a capture, rendered with ``--no-web`` (no CDN), in an iframe."""
-    path = Path(capture.path / "memray.bin") if isinstance(capture, Run) else Path(capture)
+    path = capture.need(A.MEMRAY) if isinstance(capture, Run) else Path(capture)
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "flamegraph.html"
         cp = subprocess.run([sys.executable, "-m", "memray", "flamegraph", "--no-web", "-f",
@@ -157,7 +158,7 @@ def pyspy_flamegraph(svg: Path | str | Run, *, height: int = 520) -> Any:
 
     from IPython.display import HTML
 
-    path = Path(svg.path / "pyspy.flamegraph.svg") if isinstance(svg, Run) else Path(svg)
+    path = svg.need(A.PYSPY_FLAMEGRAPH) if isinstance(svg, Run) else Path(svg)
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return HTML(f'<iframe sandbox="allow-scripts" class="labkit-flamegraph" '
                 f'title="py-spy flamegraph of {html.escape(path.name)}" '

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labkit import artifacts as A
 from labkit.errors import InputError
 
 MB = 1024 * 1024
@@ -75,7 +76,8 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
             if len(ev.gc_events):
                 origin = int(ev.gc_events.t_start_ns.iloc[0])
                 ev.gc_events = load_gc_events(p, origin)
-            heap = next((h for h in (p.with_name("heap.csv"), p.with_name("heap.csv.gz"))
+            heap = next((h for h in (p.with_name(A.GC_HEAP.name),
+                                     p.with_name(A.GC_HEAP.name + ".gz"))
                          if h.exists()), None)
             if heap is not None and origin is not None:
                 ev.heap = load_heap(heap, origin)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import stat
 import sys
 import sysconfig
 import tempfile
@@ -21,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.artifacts import BY_NAME, MANIFEST, Artifact
 from labkit.errors import CorruptCaptureError, InputError
+from labkit.safefile import open_regular, read_json
 
 SCHEMA_VERSION = 1
-MANIFEST = "manifest.json"
+MANIFEST_MAX_BYTES = 16 * 1024 * 1024
 
 
 def utc_now() -> str:
@@ -32,10 +35,10 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
+def sha256_file(path: Path, *, follow_symlinks: bool = True) -> str:
+    """Hex sha256 of a regular file, read in 1 MiB blocks."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path, "file", follow_symlinks=follow_symlinks) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -119,10 +122,10 @@ class RunWriter:
                 "choose a writable --out"
             ) from None
 
-    def file(self, name: str, producer: str) -> Path:
-        """Reserve ``name`` in the run for ``producer``; returns the path to write."""
-        self.producers[name] = producer
-        return self.path / name
+    def file(self, artifact: Artifact) -> Path:
+        """Reserve ``artifact`` in the run; returns the (absolute) path to write."""
+        self.producers[artifact.name] = artifact.producer
+        return (self.path / artifact.name).absolute()
 
     def abandon(self) -> None:
         """Remove the unpublished run (nothing of the user's is in it)."""
@@ -136,7 +139,7 @@ class RunWriter:
         artifacts = []
         for name, producer in self.producers.items():
             p = self.path / name
-            if p.is_file():
+            if p.is_file() and not p.is_symlink():
                 artifacts.append({"name": name, "producer": producer,
                                   "bytes": p.stat().st_size, "sha256": sha256_file(p)})
         manifest = {
@@ -170,63 +173,111 @@ def _labkit_version() -> str:
 
 
 def read_manifest(run_dir: Path | str, *, verify: bool = True) -> dict[str, Any]:
-    """Load and check a run's manifest; raise a one-line :class:`LabkitError` on any mismatch."""
+    """Load and check a run's manifest; raise a one-line :class:`LabkitError` on any mismatch.
+
+    The manifest must have the expected shape (see :func:`check_manifest`); with ``verify``
+    every artifact must be a regular file inside the run (no symlink, device or FIFO) whose
+    size and sha256 match."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         why = "a file" if run_dir.exists() else "not found"
         raise InputError(f"{run_dir} is not a run directory ({why}); give the path of a run")
     mpath = run_dir / MANIFEST
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not mpath.exists() and not mpath.is_symlink():
         raise InputError(
             f"{run_dir} has no {MANIFEST}; it is not a labkit run (or it was never finished)"
-        ) from None
-    except OSError as exc:
-        raise InputError(f"{mpath} is not readable ({exc.strerror}); check the path and its "
-                         "permissions") from None
-    except (ValueError, UnicodeDecodeError):
-        raise CorruptCaptureError(
-            f"{mpath} is not valid JSON; the run is damaged: re-capture it"
-        ) from None
+        )
+    manifest = read_json(mpath, "manifest", max_bytes=MANIFEST_MAX_BYTES,
+                         follow_symlinks=False)
+    check_manifest(manifest, mpath)
+    if verify:
+        for art in manifest["artifacts"]:
+            _verify(run_dir, art)
+    return manifest
+
+
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "producer": (str,), "bytes": (int,), "sha256": (str,)}
+
+
+def check_manifest(manifest: Any, mpath: Path) -> None:
+    """Raise :class:`CorruptCaptureError` unless ``manifest`` is a labkit manifest whose
+    artifacts are plain file names with a size and a sha256."""
+    def bad(why: str) -> CorruptCaptureError:
+        return CorruptCaptureError(f"{mpath} {why}; the run is damaged: re-capture it")
+
     if not isinstance(manifest, dict) or "schema_version" not in manifest:
         raise CorruptCaptureError(f"{mpath} is not a labkit manifest; re-capture the run")
     if manifest["schema_version"] != SCHEMA_VERSION:
         raise CorruptCaptureError(
-            f"{mpath} has schema_version {manifest['schema_version']!r}; this labkit reads "
-            f"{SCHEMA_VERSION}: use the labkit version that wrote it"
+            f"{mpath} has schema_version {_short(manifest['schema_version'])}; this labkit "
+            f"reads {SCHEMA_VERSION}: use the labkit version that wrote it"
         )
-    if verify:
-        for art in manifest.get("artifacts", []):
-            _verify(run_dir, art)
-    return manifest
+    for key, kinds in (("t0_ns", (int,)), ("t0_epoch_s", (int, float))):
+        v = manifest.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, kinds)):
+            raise bad(f"has a non-numeric {key} ({_short(v)})")
+    arts = manifest.get("artifacts", [])
+    if not isinstance(arts, list):
+        raise bad("lists its artifacts as something other than a list")
+    seen = set()
+    for art in arts:
+        if not isinstance(art, dict):
+            raise bad(f"has an artifact entry that is not an object ({_short(art)})")
+        for key, kinds in _FIELDS.items():
+            v = art.get(key)
+            if v is None or isinstance(v, bool) or not isinstance(v, kinds):
+                raise bad(f"has an artifact without a valid {key!r} ({_short(art)})")
+        name = art["name"]
+        if not _plain_name(name):
+            raise bad(f"names an artifact outside the run ({_short(name)}); artifact names "
+                      "are plain file names")
+        if art["bytes"] < 0 or len(art["sha256"]) != 64 or \
+                any(c not in "0123456789abcdef" for c in art["sha256"]):
+            raise bad(f"has an invalid size or sha256 for {name}")
+        if name in seen:
+            raise bad(f"lists {name} twice")
+        seen.add(name)
+    manifest.setdefault("artifacts", arts)
+
+
+def _plain_name(name: str) -> bool:
+    return (0 < len(name) <= 255 and name not in (".", "..", MANIFEST)
+            and not any(c in name for c in "/\\\0") and name.isprintable())
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _verify(run_dir: Path, art: dict[str, Any]) -> None:
     p = run_dir / art["name"]
     try:
-        size = p.stat().st_size
-        digest = sha256_file(p)
+        st = os.lstat(p)
     except FileNotFoundError:
         raise CorruptCaptureError(
             f"{p} is listed in the manifest but missing; restore it or re-capture the run"
         ) from None
     except OSError as exc:
         raise InputError(f"{p} is not readable ({exc.strerror}); check its permissions") from None
-    if size != art["bytes"] or digest != art["sha256"]:
+    if stat.S_ISLNK(st.st_mode):
+        raise CorruptCaptureError(f"{p} is a symbolic link; a run holds its own files: "
+                                  "replace the link with the file or re-capture the run")
+    if not stat.S_ISREG(st.st_mode):
+        raise CorruptCaptureError(f"{p} is not a regular file (a device, FIFO or folder); "
+                                  "re-capture the run")
+    if st.st_size != art["bytes"] or sha256_file(p, follow_symlinks=False) != art["sha256"]:
         raise CorruptCaptureError(
             f"{p} does not match its manifest checksum (modified or truncated); "
             "restore the original or re-capture the run"
         )
 
 
-PACKABLE = ("gc_events.bin", "heap.csv", "proc.csv", "scenario.jsonl")
-
-
 def pack_run(run_dir: Path | str, *, min_bytes: int = 1 << 20) -> list[str]:
     """Gzip a finished run's large capture files in place and update its manifest.
 
-    Only files labkit's loaders read back transparently (:data:`PACKABLE`) and only those of
+    Only files labkit's loaders read back transparently (``Artifact.packable``) and only those of
     at least ``min_bytes``. The run is verified first; returns the names packed.
     """
     import gzip
@@ -236,7 +287,8 @@ def pack_run(run_dir: Path | str, *, min_bytes: int = 1 << 20) -> list[str]:
     manifest = read_manifest(run_dir)
     packed = []
     for art in manifest["artifacts"]:
-        if art["name"] not in PACKABLE or art["bytes"] < min_bytes:
+        kind = BY_NAME.get(art["name"])
+        if kind is None or not kind.packable or art["bytes"] < min_bytes:
             continue
         src = run_dir / art["name"]
         dst = src.with_name(src.name + ".gz")

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import labkit
+from labkit.artifacts import METRICS, PYSPY_DUMP
 from labkit.capture.session import CaptureOptions, RunResult, run_program
 from labkit.errors import UsageError
 from labkit.rundir import RunWriter, default_run_path
 from labkit.scenarios import get_module, get_spec
-from labkit.scenarios.base import METRICS_ENV, METRICS_FILE, Signature
+from labkit.scenarios.base import METRICS_ENV, Signature
 
 CAPTURES = ("gc", "memray", "pyspy", "proc")
 
@@ -32,8 +33,8 @@ class HoldDump:
 
     def __init__(self, pid: int, writer: RunWriter) -> None:
         self.pid = pid
-        self.metrics = writer.path / METRICS_FILE
-        self.out = writer.file("pyspy.dump.json", "py-spy dump")
+        self.metrics = writer.path / METRICS.name
+        self.out = writer.file(PYSPY_DUMP)
         self.manifest_extra: dict[str, Any] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="labkit-holddump", daemon=True)
@@ -130,7 +131,7 @@ def run_scenario(
         backends = [HoldDump] if ("pyspy" in chosen or spec.dump_on_hold) else []
         results[variant] = run_program(
             cmd, out=root / variant, options=opts, kind="scenario",
-            argv=list(argv or ["labkit", "run", name]), metrics=(METRICS_ENV, METRICS_FILE),
+            argv=list(argv or ["labkit", "run", name]), metrics_env=METRICS_ENV,
             backends=backends,
             params={"scenario": name, "variant": variant, "quick": quick, "values": values,
                     "captures": list(chosen)})

@@ -33,6 +33,7 @@ replay = False  # kept for symmetry: a postmortem always reads recorded files
 
 # %%
 from labkit import notebook as nb
+from labkit.artifacts import PYSPY_FLAMEGRAPH
 from labkit.charts import gc_timeline, labkit_style, memory_timeline, threads_fds, top_sites
 from labkit.postmortem import load_evidence, suspects
 
@@ -93,7 +94,7 @@ if ev.pyspy is not None and ev.pyspy.dump_path is not None:
 if ev.memray is not None:
     display(nb.memray_flamegraph(ev.memray.path))  # noqa: F821
 if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
-    svg = ev.pyspy.speedscope_path.with_name("pyspy.flamegraph.svg")
+    svg = ev.pyspy.speedscope_path.with_name(PYSPY_FLAMEGRAPH.name)
     if svg.exists():
         display(nb.pyspy_flamegraph(svg))  # noqa: F821
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from labkit.artifacts import GC_HEAP, Artifact
 from labkit.errors import CorruptCaptureError, InputError
 from labkit.rundir import MANIFEST, SCHEMA_VERSION, RunWriter, read_manifest
 from tests.conftest import assert_clean_error, labkit
@@ -14,8 +15,8 @@ from tests.conftest import assert_clean_error, labkit
 
 def _make(tmp_path: Path) -> Path:
     w = RunWriter(tmp_path / "run", "test", ["labkit", "test"], {"n": 3})
-    w.file("a.csv", "unit").write_text("x\n1\n")
-    w.file("never-written.bin", "unit")
+    w.file(Artifact("a.csv", "unit", "test data", "--unit")).write_text("x\n1\n")
+    w.file(Artifact("never-written.bin", "unit", "test data", "--unit"))
     assert not (tmp_path / "run").exists()  # nothing under the final name until published
     return w.publish(outcome={"reason": "exited"})
 
@@ -80,7 +81,7 @@ def test_cli_wrong_checksum_and_unreadable_run(tmp_path: Path) -> None:
     assert_clean_error(labkit("summary", str(run)), "checksum", "a.csv")
     assert_clean_error(labkit("summary", str(tmp_path / "missing")), "not a run directory")
     (tmp_path / "locked" / MANIFEST).mkdir(parents=True)
-    assert_clean_error(labkit("summary", str(tmp_path / "locked")), "not readable")
+    assert_clean_error(labkit("summary", str(tmp_path / "locked")), "manifest", "a directory")
     (tmp_path / "plain-file").write_text("x")
     assert_clean_error(labkit("summary", str(tmp_path / "plain-file")), "not a run directory")
 
@@ -91,10 +92,10 @@ def test_pack_run_gzips_large_files_and_keeps_them_loadable(tmp_path: Path) -> N
     from labkit.frames import load
 
     w = RunWriter(tmp_path / "run", "test", [])
-    w.file("heap.csv", "unit").write_text(
+    w.file(GC_HEAP).write_text(
         "t_ns,rss_bytes,allocated_blocks,count0,count1,count2\n"
         + "".join(f"{i},{i * 4096},{i},1,2,3\n" for i in range(50_000)))
-    w.file("small.txt", "unit").write_text("x")
+    w.file(Artifact("small.txt", "unit", "test data", "--unit")).write_text("x")
     run = w.publish()
     before = load(run).heap
     from labkit.rundir import pack_run

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import psutil
 
+from labkit import artifacts as A
 from labkit.capture import pyspy
-from labkit.capture.proc import PROC_FILE, ProcSampler
+from labkit.capture.proc import ProcSampler
 from labkit.errors import InputError
 from labkit.rundir import RunWriter, default_run_path
 
@@ -48,14 +49,14 @@ def attach(
         if dump or pyspy_s:
             text = pyspy.dump(pid)  # raises the one-line error when ptrace is refused
             if dump:
-                writer.file(pyspy.DUMP_FILE, "py-spy dump").write_text(text)
+                writer.file(A.PYSPY_DUMP).write_text(text)
         writer.mark_origin()
         started = []
         if pyspy_s:
             started.append(pyspy.Recorder(pid, writer, rate_hz=rate_hz,
                                           duration_s=pyspy_s).start())
         if proc_s:
-            started.append(ProcSampler(pid, writer.file(PROC_FILE, "labkit.proc"),
+            started.append(ProcSampler(pid, writer.file(A.PROC),
                                        interval_s=0.1).start())
         deadline = time.monotonic() + max(pyspy_s or 0, proc_s or 0)
         while time.monotonic() < deadline and proc.is_running():

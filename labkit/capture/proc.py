@@ -15,7 +15,6 @@ from pathlib import Path
 
 import psutil
 
-PROC_FILE = "proc.csv"
 COLUMNS = ("t_ns", "rss_bytes", "threads", "fds", "cpu_percent", "children")
 
 

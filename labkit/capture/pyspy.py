@@ -14,12 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labkit import artifacts as A
 from labkit.capture.children import set_pdeathsig
 from labkit.errors import InputError, LabkitError, ProfilerPermissionError
 
-SPEEDSCOPE_FILE = "pyspy.speedscope.json"
-FLAMEGRAPH_FILE = "pyspy.flamegraph.svg"
-DUMP_FILE = "pyspy.dump.json"
 PTRACE_REMEDY = (
     "run as root, or give the container SYS_PTRACE (docker run --cap-add SYS_PTRACE), "
     "or set /proc/sys/kernel/yama/ptrace_scope to 0; otherwise replay the recorded datasets"
@@ -91,8 +89,8 @@ class Recorder:
         self.duration_s = duration_s
         self.subprocesses = subprocesses
         self.outputs = {
-            "speedscope": writer.file(SPEEDSCOPE_FILE, "py-spy"),
-            "flamegraph": writer.file(FLAMEGRAPH_FILE, "py-spy"),
+            "speedscope": writer.file(A.PYSPY_PROFILE),
+            "flamegraph": writer.file(A.PYSPY_FLAMEGRAPH),
         }
         self.procs: dict[str, subprocess.Popen] = {}
         self.manifest_extra: dict[str, Any] = {}

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.capture import bootstrap, gctrace
+from labkit import artifacts as A
+from labkit.capture import bootstrap
 from labkit.capture.children import forward_signals, set_pdeathsig
-from labkit.capture.proc import PROC_FILE, ProcSampler
+from labkit.capture.proc import ProcSampler
 from labkit.errors import InputError, UsageError
 from labkit.rundir import RunWriter, default_run_path
 
@@ -149,15 +150,15 @@ def run_program(
     kind: str = "capture",
     argv: Sequence[str] | None = None,
     params: dict[str, Any] | None = None,
-    metrics: tuple[str, str] | None = None,
+    metrics_env: str | None = None,
     backends: Sequence[Callable[[int, RunWriter], Any]] = (),
 ) -> RunResult:
     """Run ``cmd`` under the chosen backends and publish its run directory.
 
-    ``metrics=(ENV, FILE)`` reserves ``FILE`` in the run and names its path to the program in
-    the environment variable ``ENV``. Each of ``backends`` is called with the child's pid and
-    the writer once the child runs, and must return an object with ``stop()`` (and optionally
-    ``manifest_extra``): outside observers such as py-spy.
+    ``metrics_env=ENV`` reserves the scenario metrics file in the run and names its path to
+    the program in the environment variable ``ENV``. Each of ``backends`` is called with the
+    child's pid and the writer once the child runs, and must return an object with
+    ``stop()`` (and optionally ``manifest_extra``): outside observers such as py-spy.
     """
     opts = options or CaptureOptions()
     pycmd = parse_python_command(cmd)
@@ -166,12 +167,12 @@ def run_program(
     writer = RunWriter(out or default_run_path(pycmd.label), kind,
                        list(argv if argv is not None else sys.argv), dict(params or {}))
     if opts.gc:
-        for name in (gctrace.EVENTS_FILE, gctrace.HEAP_FILE, gctrace.META_FILE):
-            writer.file(name, "labkit.gctrace")
-    memray_file = writer.file("memray.bin", "memray") if opts.memray else None
+        for art in (A.GC_EVENTS, A.GC_HEAP, A.GC_META):
+            writer.file(art)
+    memray_file = writer.file(A.MEMRAY) if opts.memray else None
     env = dict(os.environ if opts.env is None else opts.env)
-    if metrics is not None:
-        env[metrics[0]] = str(writer.file(metrics[1], "scenario"))
+    if metrics_env is not None:
+        env[metrics_env] = str(writer.file(A.METRICS))
     writer.mark_origin()
     try:
         child = subprocess.Popen(child_argv(pycmd, writer.path, opts, memray_file),
@@ -193,7 +194,7 @@ def run_program(
     try:
         with forward_signals(child) as received:
             if opts.proc or opts.memory_cap_bytes:
-                proc_path = writer.file(PROC_FILE, "labkit.proc") if opts.proc else \
+                proc_path = writer.file(A.PROC) if opts.proc else \
                     writer.path / ".proc-cap.csv"
                 stoppers.append(ProcSampler(child.pid, proc_path,
                                             interval_s=opts.proc_interval_s,
@@ -245,7 +246,7 @@ def _target_facts(run_path: Path) -> dict[str, Any] | None:
     import json
 
     try:
-        meta = json.loads((run_path / gctrace.META_FILE).read_text())
+        meta = json.loads((run_path / A.GC_META.name).read_text())
     except (OSError, ValueError):
         return None
     return meta.get("python")

@@ -11,8 +11,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.capture.gctrace import EVENTS_FILE, HEAP_FILE, META_FILE
-from labkit.capture.proc import PROC_FILE
+from labkit import artifacts as A
+from labkit.artifacts import Artifact
 from labkit.errors import InputError
 from labkit.rundir import read_manifest
 
@@ -39,32 +39,42 @@ class Run:
         """Names of the capture files the manifest lists."""
         return [a["name"] for a in self.manifest.get("artifacts", [])]
 
-    def has(self, name: str) -> bool:
-        """Whether the run holds capture file ``name`` (plain or packed as ``name.gz``)."""
-        return name in self.files or f"{name}.gz" in self.files
+    def has(self, artifact: Artifact | str) -> bool:
+        """Whether the run holds ``artifact`` (plain or packed as ``NAME.gz``)."""
+        return self.path_of(artifact) is not None
 
-    def _need(self, name: str, what: str, flag: str) -> Path:
-        if name in self.files:
-            return self.path / name
-        if f"{name}.gz" in self.files:
-            return self.path / f"{name}.gz"
-        raise InputError(f"{self.path} has no {what}; capture it with {flag}")
+    def path_of(self, artifact: Artifact | str) -> Path | None:
+        """The file holding ``artifact`` in this run (plain or packed), or None."""
+        name = artifact.name if isinstance(artifact, Artifact) else artifact
+        files = self.files
+        for candidate in (name, f"{name}.gz"):
+            if candidate in files:
+                return self.path / candidate
+        return None
+
+    def need(self, artifact: Artifact) -> Path:
+        """The file holding ``artifact``, or a one-line :class:`InputError` naming the flag
+        that captures it."""
+        path = self.path_of(artifact)
+        if path is None:
+            raise InputError(f"{self.path} has no {artifact.what}; capture it with "
+                             f"{artifact.flag}")
+        return path
 
     @cached_property
     def gc_meta(self) -> dict[str, Any]:
         """The GC tracer's own record (interpreter, per-event cost, overhead)."""
         from labkit.frames import gctrace
 
-        self._need(META_FILE, "GC trace", "--gc")
-        return gctrace.load_meta(self.path)
+        return gctrace.load_meta(self.need(A.GC_META))
 
     @cached_property
     def gc_events(self) -> pd.DataFrame:
         """One row per collection; see :func:`labkit.frames.gctrace.load_gc_events`."""
         from labkit.frames import gctrace
 
-        path = self._need(EVENTS_FILE, "GC trace", "--gc")
-        meta = self.gc_meta if self.has(META_FILE) else {}
+        path = self.need(A.GC_EVENTS)
+        meta = self.gc_meta if self.has(A.GC_META) else {}
         return gctrace.load_gc_events(path, self.t0_ns, meta.get("tracer_thread_id", 0))
 
     @property
@@ -82,37 +92,34 @@ class Run:
         """In-process heap samples; see :func:`labkit.frames.gctrace.load_heap`."""
         from labkit.frames import gctrace
 
-        return gctrace.load_heap(self._need(HEAP_FILE, "heap samples", "--gc"),
-                                 self.t0_ns)
+        return gctrace.load_heap(self.need(A.GC_HEAP), self.t0_ns)
 
     @cached_property
     def proc(self) -> pd.DataFrame:
         """Process samples; see :func:`labkit.frames.proc.load_proc`."""
         from labkit.frames import proc
 
-        return proc.load_proc(self._need(PROC_FILE, "process samples", "--proc"),
-                              self.t0_ns)
+        return proc.load_proc(self.need(A.PROC), self.t0_ns)
 
 
     @cached_property
     def memray(self) -> MemrayCapture:
         """The memray capture: ``.memory``, ``.allocations_at_peak``, ``.leaks``, ``.summary``."""
-        from labkit.frames.memray import MEMRAY_FILE, MemrayCapture
+        from labkit.frames.memray import MemrayCapture
 
-        return MemrayCapture(self._need(MEMRAY_FILE, "memray capture", "--memray"),
+        return MemrayCapture(self.need(A.MEMRAY),
                              origin_epoch_s=self.manifest.get("t0_epoch_s"),
                              stats_in_background=True)
 
     @cached_property
     def pyspy(self) -> PySpyCapture:
         """py-spy captures: ``.samples``, ``.functions`` (record) and ``.threads`` (dump)."""
-        from labkit.capture.pyspy import DUMP_FILE, SPEEDSCOPE_FILE
         from labkit.frames.pyspy import PySpyCapture
 
-        if not (self.has(SPEEDSCOPE_FILE) or self.has(DUMP_FILE)):
+        profile, dump = self.path_of(A.PYSPY_PROFILE), self.path_of(A.PYSPY_DUMP)
+        if profile is None and dump is None:
             raise InputError(f"{self.path} has no py-spy capture; capture it with --pyspy")
-        return PySpyCapture(self.path / SPEEDSCOPE_FILE if self.has(SPEEDSCOPE_FILE) else None,
-                            self.path / DUMP_FILE if self.has(DUMP_FILE) else None)
+        return PySpyCapture(profile, dump)
 
 
 def load(run_dir: Path | str) -> Run:

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.errors import CorruptCaptureError
+from labkit.safefile import open_regular
 
 
 def read_csv_checked(path: Path, columns: tuple[str, ...], what: str, *,
@@ -16,11 +17,13 @@ def read_csv_checked(path: Path, columns: tuple[str, ...], what: str, *,
     """Read ``path``; any parse, type or decompression failure, or a missing column (any
     other column too, with ``exact``), is a one-line :class:`CorruptCaptureError`."""
     try:
-        df = pd.read_csv(path, dtype=dtype, engine="c")
+        with open_regular(path, what) as fh:
+            df = pd.read_csv(fh, dtype=dtype, engine="c",
+                             compression="gzip" if Path(path).suffix == ".gz" else None)
     except FileNotFoundError:
         raise CorruptCaptureError(f"{path} is missing; re-capture the run") from None
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError,
-            zlib.error) as exc:
+    except (ValueError, OverflowError, pd.errors.ParserError, pd.errors.EmptyDataError,
+            OSError, EOFError, zlib.error) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise CorruptCaptureError(f"{path} is not a {what} ({first}); re-capture the run") \
             from None

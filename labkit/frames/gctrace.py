@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 import zlib
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,19 @@ from labkit.capture.gctrace import (
     EVENT_FIELDS,
     EVENTS_MAGIC,
     HEAP_COLUMNS,
-    META_FILE,
 )
 from labkit.errors import CorruptCaptureError
 from labkit.frames.csvfile import read_csv_checked
+from labkit.safefile import open_regular, read_json
 
 
-def load_meta(run_dir: Path) -> dict[str, Any]:
-    """The tracer's own record: clock origin, interpreter, per-event cost, overhead."""
-    path = run_dir / META_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CorruptCaptureError(f"{path} is missing; re-capture the run") from None
-    except ValueError:
-        raise CorruptCaptureError(f"{path} is not valid JSON; re-capture the run") from None
+def load_meta(path: Path) -> dict[str, Any]:
+    """The tracer's own record (``gctrace.json``): clock origin, interpreter, per-event
+    cost, overhead."""
+    meta = read_json(path, "GC trace record")
+    if not isinstance(meta, dict):
+        raise CorruptCaptureError(f"{path} is not a labkit GC trace record; re-capture the run")
+    return meta
 
 
 def read_event_records(path: Path) -> np.ndarray:
@@ -39,12 +36,12 @@ def read_event_records(path: Path) -> np.ndarray:
     """
     try:
         if path.suffix == ".gz":
-            with gzip.open(path, "rb") as gz:
+            with open_regular(path, "GC trace") as raw_fh, gzip.open(raw_fh, "rb") as gz:
                 data = gz.read()
             magic, raw = data[: len(EVENTS_MAGIC)], np.frombuffer(
                 data[len(EVENTS_MAGIC):][: (len(data) - len(EVENTS_MAGIC)) // 8 * 8], "<i8")
         else:
-            with open(path, "rb") as fh:
+            with open_regular(path, "GC trace") as fh:
                 magic = fh.read(len(EVENTS_MAGIC))
                 raw = np.fromfile(fh, dtype="<i8")
     except FileNotFoundError:

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.capture.children import set_pdeathsig
-from labkit.errors import CorruptCaptureError, InputError
+from labkit.errors import CorruptCaptureError
+from labkit.safefile import open_regular
 
 if TYPE_CHECKING:
     import pandas as pd
 
-MEMRAY_FILE = "memray.bin"
 ALLOCATION_COLUMNS = ("function", "file", "line", "stack", "bytes", "count", "thread",
                       "in_labkit")
 _HIDDEN = ("labkit/capture/gctrace.py", "<frozen runpy>", "/runpy.py")
@@ -96,9 +96,7 @@ class MemrayCapture:
     def __init__(self, path: Path | str, *, origin_epoch_s: float | None = None,
                  stats_in_background: bool = False) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            why = "a directory" if self.path.is_dir() else "not found"
-            raise InputError(f"memray capture {self.path} is {why}; give a memray .bin file")
+        open_regular(self.path, "memray capture").close()  # not a FIFO, device or folder
         self._worker: subprocess.Popen | None = None
         if stats_in_background:
             self._worker = subprocess.Popen(

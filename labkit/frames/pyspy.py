@@ -6,7 +6,6 @@ own bootstrap frames (the tracer and runpy) are removed from the root end.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,30 +13,18 @@ from typing import Any
 import pandas as pd
 
 from labkit.errors import CorruptCaptureError, InputError
+from labkit.safefile import read_json
 
 Frame = tuple[str, str, int]
-_HIDDEN = ("labkit/capture/gctrace.py", "<frozen runpy>", "/runpy.py")
+_HIDDEN = ("labkit/capture/gctrace.py", "labkit/capture/bootstrap.py", "<frozen runpy>",
+           "/runpy.py")
 SAMPLE_COLUMNS = ("thread_id", "thread_name", "function", "file", "line", "stack", "count")
 THREAD_COLUMNS = ("thread_id", "os_thread_id", "name", "idle", "owns_gil", "function", "file",
                   "line", "stack", "depth")
 
 
 def _read_json(path: Path, what: str) -> Any:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{what} {path} not found; check the path") from None
-    except IsADirectoryError:
-        raise InputError(f"{what} {path} is a directory; give the file") from None
-    except UnicodeDecodeError:
-        raise CorruptCaptureError(f"{what} {path} is not text; give a py-spy JSON file") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise CorruptCaptureError(
-            f"{what} {path} is not valid JSON ({exc.msg} at line {exc.lineno}); it may be "
-            "truncated: re-record it"
-        ) from None
+    return read_json(path, what)
 
 
 def stack_text(frames: list[Frame]) -> str:
@@ -86,7 +73,7 @@ def load_speedscope(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
     doc = _read_json(Path(path), "py-spy profile")
     try:
         counts = _speedscope_stacks(doc)
-    except (KeyError, TypeError, IndexError, ValueError, AttributeError):
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError, OverflowError):
         raise CorruptCaptureError(
             f"py-spy profile {path} is not in speedscope format; record it with "
             "`py-spy record --format speedscope`"
@@ -116,6 +103,10 @@ def load_speedscope(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
 def load_dump(path: Path | str) -> pd.DataFrame:
     """``threads`` from ``py-spy dump --json``: one row per thread, ``idle`` when not active."""
     doc = _read_json(Path(path), "py-spy dump")
+    if not isinstance(doc, list) or not doc:
+        raise CorruptCaptureError(
+            f"py-spy dump {path} holds no threads (expected the list that `py-spy dump --json` "
+            "prints); re-take the dump")
     rows = []
     try:
         for t in doc:
@@ -127,7 +118,7 @@ def load_dump(path: Path | str) -> pd.DataFrame:
                          t.get("thread_name") or "", not bool(t.get("active")),
                          bool(t.get("owns_gil")), leaf[0], leaf[1], leaf[2], stack_text(own),
                          len(own)))
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         raise CorruptCaptureError(
             f"py-spy dump {path} is not `py-spy dump --json` output; re-take the dump"
         ) from None

@@ -7,6 +7,7 @@ from pathlib import Path
 from labkit.capture.gctrace import EVENTS_MAGIC
 from labkit.capture.proc import COLUMNS as PROC_COLUMNS
 from labkit.errors import InputError
+from labkit.safefile import open_regular
 
 KINDS = ("run", "memray", "speedscope", "dump", "gc", "proc")
 _MEMRAY_MAGICS = (b"memray", b"\x04\x22\x4d\x18")  # plain, or compressed as an LZ4 frame
@@ -17,13 +18,8 @@ def sniff(path: Path | str) -> str:
     path = Path(path)
     if path.is_dir():
         return "run"
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except FileNotFoundError:
-        raise InputError(f"{path} not found; check the path") from None
-    except OSError as exc:
-        raise InputError(f"{path} is not readable ({exc.strerror})") from None
+    with open_regular(path, "capture") as fh:
+        head = fh.read(4096)
     text = head.lstrip()
     if text.startswith(b"["):
         return "dump"

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from labkit import artifacts as A
 from labkit.analysis import gc_summary
 from labkit.capture.gctrace import FLOOD_PER_S
 from labkit.errors import InputError
-from labkit.frames import load
+from labkit.frames import Run, load
 
 if TYPE_CHECKING:
     from labkit.compare import Comparison
@@ -17,9 +18,8 @@ if TYPE_CHECKING:
     from labkit.scenarios.base import Signature
 
 
-def gc_summary_lines(run_path: Path) -> list[str]:
+def gc_summary_lines(run: Run) -> list[str]:
     """The ``labkit gctrace`` summary: per generation, pauses, % in GC, tracer overhead."""
-    run = load(run_path)
     meta = run.gc_meta
     ev = run.gc_events
     wall_s = run.gc_wall_s
@@ -47,9 +47,9 @@ def gc_summary_lines(run_path: Path) -> list[str]:
     return lines
 
 
-def proc_summary_lines(run_path: Path) -> list[str]:
+def proc_summary_lines(run: Run) -> list[str]:
     """Start, end and peak of the process samples."""
-    df = load(run_path).proc
+    df = run.proc
     if df.empty:
         return ["process samples: none (the program ended before the first sample)"]
     first, last = df.iloc[0], df.iloc[-1]
@@ -79,13 +79,16 @@ def file_summary_lines(path: Path) -> list[str]:
     raise InputError(f"{path} is a {kind} file; summarise the run directory that holds it")
 
 
-def run_summary_lines(run_path: Path) -> list[str]:
-    """What ``labkit summary PATH`` prints: the run's facts, then one block per capture.
+def summary_lines(path: Path) -> list[str]:
+    """What ``labkit summary PATH`` prints: a run directory (loaded and verified once), or
+    a loose memray, speedscope or dump file."""
+    if not Path(path).is_dir() and Path(path).exists():
+        return file_summary_lines(Path(path))
+    return run_summary_lines(load(path))
 
-    ``PATH`` may also be a loose memray, speedscope or dump file."""
-    if not Path(run_path).is_dir() and Path(run_path).is_file():
-        return file_summary_lines(Path(run_path))
-    run = load(run_path)
+
+def run_summary_lines(run: Run) -> list[str]:
+    """A run's facts, then one block per capture it holds."""
     m = run.manifest
     out = m.get("outcome", {})
     target = m.get("target") or {}
@@ -97,18 +100,15 @@ def run_summary_lines(run_path: Path) -> list[str]:
         f"gc threshold {target.get('gc_threshold', '?')}",
         f"  files: {', '.join(run.files)} (checksums verified)",
     ]
-    from labkit.capture.gctrace import EVENTS_FILE
-    from labkit.capture.proc import PROC_FILE
-
-    if run.has(EVENTS_FILE):
-        lines += gc_summary_lines(run_path)[:-1]
-    if run.has(PROC_FILE):
-        lines += proc_summary_lines(run_path)
-    if run.has("memray.bin"):
+    if run.has(A.GC_EVENTS):
+        lines += gc_summary_lines(run)[:-1]
+    if run.has(A.PROC):
+        lines += proc_summary_lines(run)
+    if run.has(A.MEMRAY):
         lines += memray_summary_lines(run.memray)
-    if run.has("pyspy.speedscope.json"):
+    if run.has(A.PYSPY_PROFILE):
         lines += pyspy_summary_lines(run.pyspy)
-    if run.has("pyspy.dump.json"):
+    if run.has(A.PYSPY_DUMP):
         lines += threads_summary_lines(run.pyspy)
     return lines
 

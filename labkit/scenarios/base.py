@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-METRICS_FILE = "scenario.jsonl"
 METRICS_ENV = "LABKIT_METRICS"
 BASELINE_S = 0.25  # >= 4 process samples at the runner's 0.05 s interval
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pandas as pd
 
+from labkit import artifacts as A
 from labkit.errors import CorruptCaptureError
-from labkit.scenarios.base import METRICS_FILE
 
 
 def metrics_frame(run: Any) -> pd.DataFrame:
     """The scenario's own JSON lines as a frame, with ``t_s`` on the run's axis."""
-    path = run.path / METRICS_FILE
+    path = run.need(A.METRICS)
     try:
         df = pd.read_json(path, lines=True)
     except ValueError as exc:
@@ -39,9 +39,9 @@ def quarter_growth(df: pd.DataFrame, x: str, y: str) -> float:
 
 def peak_rss(run: Any) -> float:
     """Peak RSS from the process sampler, else from memray, else the heap samples."""
-    if run.has("proc.csv") and not run.proc.empty:
+    if run.has(A.PROC) and not run.proc.empty:
         return float(run.proc.rss_bytes.max())
-    if run.has("memray.bin"):
+    if run.has(A.MEMRAY):
         return float(run.memray.memory.rss_bytes.max())
     return float(run.heap.rss_bytes.max())
 

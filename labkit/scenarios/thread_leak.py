@@ -113,6 +113,7 @@ async def run_asyncio(variant: str, p: dict[str, Any], metrics: Metrics) -> None
 
 def signature(runs: dict[str, Any]) -> Signature:
     """Threads (or tasks) against targets seen and live; the dump's parked pollers."""
+    from labkit.artifacts import PYSPY_DUMP
     from labkit.scenarios.measure import growth_during_work, metrics_frame
 
     m = {v: metrics_frame(r).dropna(subset=["round"]) for v, r in runs.items()}
@@ -131,7 +132,7 @@ def signature(runs: dict[str, Any]) -> Signature:
     peak = {v: float(r.proc.threads.max()) for v, r in runs.items()}
     parked = {}
     for v, r in runs.items():
-        t = r.pyspy.threads if r.has("pyspy.dump.json") else None
+        t = r.pyspy.threads if r.has(PYSPY_DUMP) else None
         parked[v] = float(len(t[t.idle & t["stack"].str.contains("(queue.py:", regex=False)
                                 & t["name"].str.startswith("poller-")])) if t is not None \
             else float("nan")
