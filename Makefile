@@ -1,20 +1,30 @@
 # Two commands work on a fresh clone: `make lab` and `make test`.
 PYTHON  ?= python3
-# Python 3.13 for the cross-version scenario test: pyenv's, else one on PATH
+# Pythons 3.12 and 3.13 for the cross-version scenario tests: pyenv's, else one on PATH
+PY312   ?= $(or $(lastword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12)),$(shell command -v python3.12))
 PY313   ?= $(or $(lastword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13)),$(shell command -v python3.13))
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
+VENV312 := .venv-3.12
+STAMP312:= $(VENV312)/.installed
 VENV313 := .venv-3.13
 STAMP313:= $(VENV313)/.installed
 
-.PHONY: lab test install venv-3.13 chromium bench datasets clean
+.PHONY: lab test install venv-3.12 venv-3.13 chromium bench datasets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
+
+$(STAMP312): pyproject.toml
+	@test -n "$(PY312)" || { echo "Python 3.12 not found: install it or pass PY312=/path/to/python3.12"; exit 2; }
+	$(PY312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install -q --upgrade pip
+	$(VENV312)/bin/python -m pip install -q -e .
+	touch $(STAMP312)
 
 $(STAMP313): pyproject.toml
 	@test -n "$(PY313)" || { echo "Python 3.13 not found: install it or pass PY313=/path/to/python3.13"; exit 2; }
@@ -24,6 +34,8 @@ $(STAMP313): pyproject.toml
 	touch $(STAMP313)
 
 install: $(STAMP)
+
+venv-3.12: $(STAMP312)
 
 venv-3.13: $(STAMP313)
 
@@ -38,7 +50,7 @@ lab: install
 	$(VENV)/bin/labkit report --all --out reports
 	@echo "open reports/index.html"
 
-test: install venv-3.13 chromium
+test: install venv-3.12 venv-3.13 chromium
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
@@ -60,4 +72,4 @@ datasets: install
 	du -sh datasets
 
 clean:
-	rm -rf $(VENV) $(VENV313) runs reports .pytest_cache
+	rm -rf $(VENV) $(VENV312) $(VENV313) runs reports .pytest_cache

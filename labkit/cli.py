@@ -6,14 +6,26 @@ Errors a user can cause are :class:`LabkitError`s: printed as one line, exit cod
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from labkit.errors import LabkitError, UsageError
+from labkit.options import INTERVAL, MEMORY_MIB, PID, RATE_HZ, SECONDS, TOP
 
 Handler = Callable[[argparse.Namespace, list[str]], int]
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c != 0x0A}
+
+
+def say(line: str, file: TextIO | None = None) -> None:
+    """Print one line with control characters escaped (a captured function name can hold
+    terminal escapes), flushed."""
+    print(str(line).translate(_CONTROL), file=file or sys.stdout, flush=True)
 
 
 def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -25,18 +37,12 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def _add_capture_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="run directory to create (default: runs/NAME-TIME)")
-    p.add_argument("--interval", type=float, default=0.02, metavar="S",
-                   help="heap sampling interval in seconds (>= 0.01; default 0.02)")
+    p.add_argument("--interval", type=INTERVAL, default=0.02, metavar="S",
+                   help="heap sampling interval in seconds (0.01 to 60; default 0.02)")
     p.add_argument("--tracemalloc", action="store_true",
                    help="also sample tracemalloc's traced memory (slows the program 2-3x)")
     p.add_argument("--proc", action="store_true",
                    help="sample RSS, threads, fds and CPU from outside")
-
-
-def _interval(args: argparse.Namespace) -> float:
-    if args.interval < 0.01:
-        raise UsageError("--interval must be at least 0.01 s")
-    return args.interval
 
 
 def _run_and_summarise(command: list[str], out: Path | None, opts: Any, kind: str,
@@ -50,7 +56,7 @@ def _run_and_summarise(command: list[str], out: Path | None, opts: Any, kind: st
     from labkit.frames import load
 
     for line in summary(load(result.path)):
-        print(line, file=sys.stderr)
+        say(line, sys.stderr)
     return exit_like(result)
 
 
@@ -60,7 +66,7 @@ def cmd_gctrace(args: argparse.Namespace, command: list[str]) -> int:
     from labkit.report.text import gc_summary_lines
 
     opts = CaptureOptions(gc=True, proc=args.proc, quiet=args.quiet,
-                          interval_s=_interval(args), tracemalloc=args.tracemalloc)
+                          interval_s=args.interval, tracemalloc=args.tracemalloc)
     return _run_and_summarise(command, args.out, opts, "gctrace", gc_summary_lines)
 
 
@@ -74,7 +80,7 @@ def cmd_capture(args: argparse.Namespace, command: list[str]) -> int:
         chosen = dict.fromkeys(chosen, True)
     opts = CaptureOptions(**chosen, native=args.native,
                           trace_python_allocators=args.trace_python_allocators,
-                          rate_hz=args.rate, interval_s=_interval(args),
+                          rate_hz=args.rate, interval_s=args.interval,
                           tracemalloc=args.tracemalloc, quiet=True)
     return _run_and_summarise(command, args.out, opts, "capture", run_summary_lines)
 
@@ -91,7 +97,7 @@ def cmd_attach(args: argparse.Namespace, command: list[str]) -> int:
     from labkit.frames import load
 
     for line in run_summary_lines(load(path)):
-        print(line)
+        say(line)
     return 0
 
 
@@ -101,7 +107,7 @@ def cmd_compare(args: argparse.Namespace, command: list[str]) -> int:
     from labkit.report.text import comparison_lines
 
     for line in comparison_lines(compare(args.a, args.b), top=args.top):
-        print(line)
+        say(line)
     return 0
 
 
@@ -110,7 +116,7 @@ def cmd_list(args: argparse.Namespace, command: list[str]) -> int:
     from labkit.report.text import scenario_list_lines
 
     for line in scenario_list_lines():
-        print(line)
+        say(line)
     return 0
 
 
@@ -134,9 +140,9 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
     worst = 0
     for variant, res in results.items():
         note = " (stopped by its cap, as designed)" if res.reason.endswith("-cap") else ""
-        print(f"== {args.scenario} / {variant}: {res.reason}{note}, exit code {res.returncode}")
+        say(f"== {args.scenario} / {variant}: {res.reason}{note}, exit code {res.returncode}")
         for line in run_summary_lines(load(res.path))[1:]:
-            print(line)
+            say(line)
         worst = worst or (0 if res.returncode == 0 or res.reason.endswith("-cap") else 1)
     return worst
 
@@ -159,10 +165,10 @@ def cmd_signatures(args: argparse.Namespace, command: list[str]) -> int:
             sig = (recorded(name, args.from_dir) if args.from_dir else
                    measure(name, quick=args.quick, out=root, python=args.python))
             for line in signature_lines(sig):
-                print(line, flush=True)
+                say(line)
             if not sig.ok:
                 failed.append(name)
-    print(f"signatures shown: {len(names) - len(failed)}/{len(names)}"
+    say(f"signatures shown: {len(names) - len(failed)}/{len(names)}"
           + (f"; NOT shown: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
@@ -185,25 +191,33 @@ def cmd_report(args: argparse.Namespace, command: list[str]) -> int:
 
     if not args.notebooks and not args.all:
         raise UsageError("name notebooks to render, or --all")
-    render_all(args.out, None if args.all else args.notebooks, _params(args.param))
-    print(f"index: {args.out / 'index.html'}")
+    render_all(args.out, None if args.all else args.notebooks, _params(args.param),
+               force=args.force)
+    say(f"index: {args.out / 'index.html'}")
     return 0
 
 
 def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
     """Turn a real incident's captures into one offline HTML report naming the suspects."""
+    from labkit.outputs import check_file_output
     from labkit.postmortem import load_evidence
     from labkit.report.html import render, resolve
 
     given = {k: getattr(args, k) for k in ("memray", "pyspy", "dump", "gc", "proc")}
+    out = check_file_output(args.out, force=args.force, inputs=given.values())
     load_evidence(**given)  # every input checked before any report is built
-    out = args.out.resolve()
-    if any(v is not None and Path(v).resolve() == out for v in given.values()):
-        raise UsageError(f"--out {args.out} is one of the inputs; labkit never overwrites a "
-                         "capture: choose another --out")
     params = {k: str(Path(v).resolve()) for k, v in given.items() if v is not None}
-    render(resolve("90-postmortem"), out, params)
-    print(f"wrote {out}")
+    render(resolve("90-postmortem"), out, params, notebook_copy=False)
+    say(f"wrote {out}")
+    return 0
+
+
+def cmd_notebooks(args: argparse.Namespace, command: list[str]) -> int:
+    """Copy the lab's notebook sources into a folder a learner owns."""
+    from labkit.report.html import copy_notebooks
+
+    for path in copy_notebooks(args.dir, force=args.force):
+        say(f"wrote {path}")
     return 0
 
 
@@ -212,7 +226,7 @@ def cmd_summary(args: argparse.Namespace, command: list[str]) -> int:
     from labkit.report.text import summary_lines
 
     for line in summary_lines(args.run):
-        print(line)
+        say(line)
     return 0
 
 
@@ -223,9 +237,9 @@ def cmd_doctor(args: argparse.Namespace, command: list[str]) -> int:
     checks = run_doctor()
     width = max(len(c.name) for c in checks)
     for c in checks:
-        print(f"{'ok ' if c.ok else 'NO '} {c.name:<{width}}  {c.detail}")
+        say(f"{'ok ' if c.ok else 'NO '} {c.name:<{width}}  {c.detail}")
     bad = [c for c in checks if not c.ok]
-    print("all is well" if not bad else f"{len(bad)} problem(s): see the lines marked NO")
+    say("all is well" if not bad else f"{len(bad)} problem(s): see the lines marked NO")
     return 0 if not bad else 1
 
 
@@ -250,23 +264,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace-python-allocators", action="store_true",
                    help="memray: every pymalloc allocation (needed for small-object leaks)")
     p.add_argument("--pyspy", action="store_true", help="py-spy CPU stacks from outside")
-    p.add_argument("--rate", type=int, default=100, metavar="HZ", help="py-spy sampling rate")
+    p.add_argument("--rate", type=RATE_HZ, default=100, metavar="HZ",
+                   help="py-spy sampling rate (1 to 1000; default 100)")
     p.set_defaults(handler=cmd_capture, needs_command=True)
 
     p = sub.add_parser("attach", help="capture a running process: py-spy record and dump, "
                        "process samples (all three unless some are named)")
-    p.add_argument("pid", type=int)
-    p.add_argument("--pyspy", type=float, metavar="SECONDS", help="py-spy record this long")
+    p.add_argument("pid", type=PID)
+    p.add_argument("--pyspy", type=SECONDS, metavar="SECONDS", help="py-spy record this long")
     p.add_argument("--dump", action="store_true", help="py-spy dump of every thread's stack")
-    p.add_argument("--proc", type=float, metavar="SECONDS", help="sample the process this long")
-    p.add_argument("--rate", type=int, default=100, metavar="HZ", help="py-spy sampling rate")
+    p.add_argument("--proc", type=SECONDS, metavar="SECONDS",
+                   help="sample the process this long")
+    p.add_argument("--rate", type=RATE_HZ, default=100, metavar="HZ",
+                   help="py-spy sampling rate (1 to 1000; default 100)")
     p.add_argument("--out", type=Path, help="run directory to create")
     p.set_defaults(handler=cmd_attach, needs_command=False)
 
     p = sub.add_parser("compare", help="run B against run A: what grew, by site and function")
     p.add_argument("a", type=Path, help="the baseline run")
     p.add_argument("b", type=Path, help="the run to compare with it")
-    p.add_argument("--top", type=int, default=10, help="rows per table (default 10)")
+    p.add_argument("--top", type=TOP, default=10, help="rows per table (default 10)")
     p.set_defaults(handler=cmd_compare, needs_command=False)
 
     p = sub.add_parser("list", help="scenarios, their variants or settings, what each shows")
@@ -283,9 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="the preset that finishes in seconds")
     p.add_argument("--out", type=Path, help="directory for the runs (one per variant)")
     p.add_argument("--python", help="interpreter to run the scenario with (default: this one)")
-    p.add_argument("--memory-cap", type=int, metavar="MIB",
+    p.add_argument("--memory-cap", type=MEMORY_MIB, metavar="MIB",
                    help="stop a variant whose RSS passes this (default: the scenario's)")
-    p.add_argument("--time-cap", type=float, metavar="S",
+    p.add_argument("--time-cap", type=SECONDS, metavar="S",
                    help="stop a variant that runs longer (default: the scenario's)")
     p.set_defaults(handler=cmd_run, needs_command=False)
 
@@ -303,7 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
                    help="names (10-pool-misuse, pool-misuse) or paths")
     p.add_argument("--all", action="store_true", help="every notebook in notebooks/")
-    p.add_argument("--out", type=Path, default=Path("reports"), help="default: reports/")
+    p.add_argument("--out", type=Path, default=Path("reports"),
+                   help="default: reports/ (labkit's own earlier reports there are replaced)")
+    p.add_argument("--force", action="store_true",
+                   help="also replace files there that labkit did not write")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
                    help="set a notebook parameter (a Python literal, else a string)")
     p.set_defaults(handler=cmd_report, needs_command=False)
@@ -316,7 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gc", type=Path, help="labkit's gc_events.bin, or a run directory")
     p.add_argument("--proc", type=Path, help="labkit's proc.csv")
     p.add_argument("--out", type=Path, required=True, help="the HTML report to write")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(handler=cmd_postmortem, needs_command=False)
+
+    p = sub.add_parser("notebooks", help="copy the lab's notebooks into a folder, for a learner")
+    p.add_argument("dir", type=Path, help="the folder to copy them into (created if needed)")
+    p.add_argument("--force", action="store_true", help="replace notebooks already there")
+    p.set_defaults(handler=cmd_notebooks, needs_command=False)
 
     p = sub.add_parser("summary", help="check a run directory (or one capture file) and "
                        "summarise it")
@@ -344,8 +370,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"labkit {args.verb} takes no program after --")
         return args.handler(args, command)
     except LabkitError as exc:
-        print(f"labkit: {exc}", file=sys.stderr)
+        say(f"labkit: {exc}".replace("\n", "\\n"), sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("labkit: interrupted", file=sys.stderr)
+        say("labkit: interrupted", sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`labkit ... | head`): stop quietly, as a C tool would
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE

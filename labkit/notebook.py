@@ -16,11 +16,12 @@ from typing import Any
 from labkit import artifacts as A
 from labkit.errors import LabkitError
 from labkit.frames import Run, load
+from labkit.resources import datasets_dir
 
 __all__ = ["DATASETS", "Scenario", "check", "iframe", "load", "memray_flamegraph",
            "pyspy_flamegraph", "show", "table"]
 
-DATASETS = Path(__file__).resolve().parent.parent / "datasets"
+DATASETS = datasets_dir()
 
 
 @dataclass

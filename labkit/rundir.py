@@ -104,12 +104,9 @@ class RunWriter:
         self.t0_ns = time.perf_counter_ns()
 
     def __post_init__(self) -> None:
-        self.final = Path(self.final)
-        if self.final.exists():
-            raise InputError(
-                f"{self.final} already exists; labkit never overwrites a run: "
-                "choose another --out or remove it"
-            )
+        from labkit.outputs import check_run_output
+
+        self.final = check_run_output(Path(self.final))
         try:
             self.final.parent.mkdir(parents=True, exist_ok=True)
             self.path = Path(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import threading
 import time
@@ -17,9 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import labkit
 from labkit.artifacts import METRICS, PYSPY_DUMP
-from labkit.capture.session import CaptureOptions, RunResult, run_program
+from labkit.capture.session import CaptureOptions, RunResult, require_module, run_program
 from labkit.errors import UsageError
 from labkit.rundir import RunWriter, default_run_path
 from labkit.scenarios import get_module, get_spec
@@ -81,14 +79,6 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def child_env() -> dict[str, str]:
-    """The environment for a scenario: labkit's source importable from any interpreter."""
-    env = dict(os.environ)
-    root = str(Path(labkit.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
-
-
 def run_scenario(
     name: str,
     *,
@@ -118,12 +108,14 @@ def run_scenario(
         raise UsageError(str(exc).strip("\"'")) from None
     chosen = tuple(captures if captures is not None else spec.captures)
     python = python or sys.executable
+    if python != sys.executable:
+        require_module(python, "labkit")  # the scenario programs are labkit's modules
     root = Path(out) if out else default_run_path(name)
     results = {}
     for variant in variants or spec.variants:
         opts = CaptureOptions(
             gc="gc" in chosen, memray="memray" in chosen, pyspy="pyspy" in chosen,
-            proc="proc" in chosen, proc_interval_s=0.05, quiet=True, env=child_env(),
+            proc="proc" in chosen, proc_interval_s=0.05, quiet=True,
             memory_cap_bytes=(memory_cap_mb or spec.memory_cap_mb) * 1024 * 1024,
             time_cap_s=time_cap_s or (spec.quick_time_cap_s if quick else spec.time_cap_s))
         cmd = [python, "-m", f"labkit.scenarios.{get_module(name).__name__.rsplit('.', 1)[1]}",

@@ -9,23 +9,24 @@ look with no script or style loaded from the network. Outputs are written atomic
 from __future__ import annotations
 
 import html
-import os
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from labkit.errors import InputError, LabkitError
+from labkit.outputs import check_dir_output, write_text_atomic
+from labkit.resources import notebooks_dir
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent.parent / "notebooks"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def notebook_paths(root: Path = NOTEBOOKS) -> list[Path]:
-    """Every notebook source, in order (``NN-topic.py``)."""
-    return sorted(p for p in root.glob("[0-9][0-9]-*.py"))
+def notebook_paths(root: Path | None = None) -> list[Path]:
+    """Every notebook source, in order (``NN-topic.py``); default: the lab's own."""
+    return sorted(p for p in (root or notebooks_dir()).glob("[0-9][0-9]-*.py"))
 
 
-def resolve(name: str, root: Path = NOTEBOOKS) -> Path:
+def resolve(name: str, root: Path | None = None) -> Path:
     """A notebook by path, file name or stem (``10-pool-misuse``, ``pool-misuse``)."""
     p = Path(name)
     if p.is_file():
@@ -46,9 +47,10 @@ def execute(source: Path, parameters: dict[str, Any] | None = None) -> Any:
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
                                           "language": "python"})
     try:
-        return papermill.execute_notebook(
-            nb, None, parameters=parameters or {}, kernel_name="python3", language="python",
-            progress_bar=False, cwd=str(source.parent), log_output=False)
+        with tempfile.TemporaryDirectory(prefix="labkit-nb-") as cwd:  # never the package
+            return papermill.execute_notebook(
+                nb, None, parameters=parameters or {}, kernel_name="python3",
+                language="python", progress_bar=False, cwd=cwd, log_output=False)
     except papermill.PapermillExecutionError as exc:
         raise LabkitError(f"notebook {source.name} failed in cell {exc.exec_count}: "
                           f"{exc.ename}: {exc.evalue}") from None
@@ -64,30 +66,44 @@ def to_html(nb: Any) -> str:
     return body
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+def is_labkit_report(path: Path) -> bool:
+    """Whether ``path`` is a report (or executed notebook) that labkit wrote earlier."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        if path.suffix == ".ipynb":
+            return "labkit_report" in json.loads(path.read_text(encoding="utf-8"))["metadata"]
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return 'content="labkit report"' in fh.read(1 << 16)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
-def render(source: Path, out_html: Path, parameters: dict[str, Any] | None = None) -> Path:
-    """Execute ``source`` and write ``out_html`` plus the signed ``.ipynb`` beside it."""
+def render(source: Path, out_html: Path, parameters: dict[str, Any] | None = None, *,
+           notebook_copy: bool = True) -> Path:
+    """Execute ``source`` and write ``out_html`` (plus, with ``notebook_copy``, the signed
+    ``.ipynb`` beside it). The caller has checked the outputs (:mod:`labkit.outputs`)."""
     import nbformat
     from nbformat.sign import NotebookNotary
 
     nb = execute(source, parameters)
-    NotebookNotary().sign(nb)
-    write_text_atomic(out_html.with_suffix(".ipynb"), nbformat.writes(nb))
+    nb.metadata["labkit_report"] = {"source": source.name}
+    if notebook_copy:
+        NotebookNotary().sign(nb)
+        write_text_atomic(out_html.with_suffix(".ipynb"), nbformat.writes(nb))
     write_text_atomic(out_html, to_html(nb))
     return out_html
+
+
+def copy_notebooks(dest: Path, *, force: bool = False) -> list[Path]:
+    """Copy the lab's notebook sources into ``dest`` (checked first; an existing notebook
+    there is replaced only with ``force``). Returns the paths written."""
+    from labkit.outputs import check_file_output
+
+    dest = check_dir_output(dest)
+    pairs = [(src, check_file_output(dest / src.name, force=force, flag="notebooks"))
+             for src in notebook_paths()]
+    for src, out in pairs:
+        write_text_atomic(out, src.read_text(encoding="utf-8"))
+    return [out for _, out in pairs]
 
 
 def title_of(source: Path) -> str:
@@ -117,19 +133,53 @@ network.</p>
     return index
 
 
+def plan_reports(out_dir: Path, sources: list[Path], *, force: bool = False) -> list[str]:
+    """Check ``out_dir`` before any notebook runs; returns the names of earlier labkit
+    reports that rendering will replace. A file there that labkit did not write is refused
+    unless ``force``."""
+    out_dir = check_dir_output(out_dir)
+    replaced = []
+    targets = [out_dir / "index.html"]
+    for src in sources:
+        targets += [out_dir / f"{src.stem}.html", out_dir / f"{src.stem}.ipynb"]
+    for t in targets:
+        if t.is_dir():
+            raise InputError(f"{t} is a folder where labkit would write a report; move it")
+        if t.exists() or t.is_symlink():
+            if is_labkit_report(t) or (t.name == "index.html" and _is_labkit_index(t)):
+                replaced.append(t.name)
+            elif not force:
+                raise InputError(f"{t} exists and is not a labkit report; pass --force to "
+                                 "replace it, or choose another --out")
+    return replaced
+
+
+def _is_labkit_index(path: Path) -> bool:
+    try:
+        return "<title>labkit reports</title>" in path.read_text(encoding="utf-8",
+                                                                  errors="replace")[:4096]
+    except OSError:
+        return False
+
+
 def render_all(out_dir: Path, names: list[str] | None = None,
-               parameters: dict[str, Any] | None = None) -> list[Path]:
-    """Render the named notebooks (default: all) into ``out_dir`` and write its index."""
+               parameters: dict[str, Any] | None = None, *, force: bool = False) -> list[Path]:
+    """Render the named notebooks (default: all) into ``out_dir`` and write its index.
+
+    Outputs are checked first (:func:`plan_reports`); labkit's own earlier reports are
+    replaced, and each replacement is said."""
     sources = [resolve(n) for n in names] if names else notebook_paths()
+    replaced = set(plan_reports(out_dir, sources, force=force))
     done = []
     for src in sources:
         out = render(src, out_dir / f"{src.stem}.html", parameters)
-        print(f"wrote {out}", flush=True)
+        again = " (replaced the earlier report)" if out.name in replaced else ""
+        print(f"wrote {out}{again}", flush=True)
         done.append((out, title_of(src)))
     existing = {p for p, _ in done}
     for other in sorted(out_dir.glob("[0-9][0-9]-*.html")):
         if other not in existing:
-            src = NOTEBOOKS / f"{other.stem}.py"
+            src = notebooks_dir() / f"{other.stem}.py"
             done.append((other, title_of(src) if src.exists() else other.stem))
     write_index(out_dir, sorted(done))
     return [p for p, _ in done]

@@ -1,0 +1,50 @@
+"""Option types for the ``labkit`` parser: a bad value is a usage error (exit 2) naming the
+option, before any work starts. Each factory returns an ``argparse`` ``type=`` callable."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def number(lo: float, hi: float, *, lo_open: bool = False,
+           unit: str = "") -> Callable[[str], float]:
+    """A finite float in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``)."""
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        below = x <= lo if lo_open else x < lo
+        if not math.isfinite(x) or below or x > hi:
+            side = ">" if lo_open else ">="
+            raise argparse.ArgumentTypeError(
+                f"{text} is out of range: give a finite number {side} {lo:g} and <= {hi:g}"
+                + (f" {unit}" if unit else ""))
+        return x
+    return parse
+
+
+def integer(lo: int, hi: int, *, unit: str = "") -> Callable[[str], int]:
+    """An integer in ``[lo, hi]``."""
+    def parse(text: str) -> int:
+        try:
+            x = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not lo <= x <= hi:
+            raise argparse.ArgumentTypeError(
+                f"{text} is out of range: give a whole number from {lo} to {hi}"
+                + (f" {unit}" if unit else ""))
+        return x
+    return parse
+
+
+DAY_S = 86_400.0
+INTERVAL = number(0.01, 60, unit="s")
+SECONDS = number(0, DAY_S, lo_open=True, unit="s")
+RATE_HZ = integer(1, 1000, unit="Hz")
+MEMORY_MIB = integer(16, 1 << 20, unit="MiB")
+TOP = integer(1, 10_000)
+PID = integer(1, 1 << 22)

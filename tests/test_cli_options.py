@@ -1,0 +1,59 @@
+"""Options are checked by the parser (usage error, exit 2, nothing run); terminal output
+escapes control characters; a closed pipe ends quietly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labkit.cli import main
+from tests.conftest import PY, labkit
+
+BAD = [
+    (["gctrace", "--interval", "nan"], "--interval"),
+    (["gctrace", "--interval", "inf"], "--interval"),
+    (["gctrace", "--interval", "0.001"], "--interval"),
+    (["capture", "--rate", "0"], "--rate"),
+    (["capture", "--rate", "-5"], "--rate"),
+    (["run", "pool-misuse", "--time-cap", "-1"], "--time-cap"),
+    (["run", "pool-misuse", "--time-cap", "nan"], "--time-cap"),
+    (["run", "pool-misuse", "--memory-cap", "0"], "--memory-cap"),
+    (["run", "pool-misuse", "--memory-cap", "-100"], "--memory-cap"),
+    (["compare", "a", "b", "--top", "-1"], "--top"),
+    (["attach", "0"], "pid"),
+    (["attach", "123", "--pyspy", "inf"], "--pyspy"),
+    (["attach", "123", "--proc", "0"], "--proc"),
+]
+
+
+@pytest.mark.parametrize("argv,flag", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_option_values_are_usage_errors(argv: list[str], flag: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    tail = ["--", PY, "-c", "pass"] if argv[0] in ("gctrace", "capture") else []
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, *tail])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: argument" in err and flag in err and "Traceback" not in err
+
+
+def test_control_characters_in_captured_names_are_escaped(tmp_path: Path) -> None:
+    evil = "clear\x1b[2J\x1b]0;pwned\x07"
+    dump = [{"thread_id": 1, "os_thread_id": 2, "thread_name": "MainThread", "active": False,
+             "owns_gil": True, "frames": [{"name": evil, "filename": "/x/prog.py", "line": 3}]}]
+    p = tmp_path / "dump.json"
+    p.write_text(json.dumps(dump))
+    cp = labkit("summary", str(p))
+    assert cp.returncode == 0, cp.stderr
+    assert "\x1b" not in cp.stdout and "\x07" not in cp.stdout
+    assert "clear\\x1b[2J" in cp.stdout
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    cp = subprocess.run(f"{PY} -m labkit list | head -c 20", shell=True, capture_output=True,
+                        text=True, timeout=60)
+    assert cp.returncode == 0
+    assert cp.stderr == "", cp.stderr
