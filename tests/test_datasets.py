@@ -33,3 +33,14 @@ def test_datasets_stay_small() -> None:
 def test_recorded_runs_show_their_signature(name: str) -> None:
     sig = recorded(name, DATASETS)
     assert sig.ok, [(r.metric, r.values, r.expect) for r in sig.rows if not r.ok]
+
+
+def test_readme_signature_table_is_what_the_recorded_runs_show() -> None:
+    from labkit.report.text import signature_lines
+
+    readme = (DATASETS.parent / "README.md").read_text()
+    start = readme.index("```\npool-misuse: shown") + 4
+    block = readme[start:readme.index("```", start)]
+    lines = [ln for name in NAMES for ln in signature_lines(recorded(name, DATASETS))]
+    expected = "\n".join([*lines, f"signatures shown: {len(NAMES)}/{len(NAMES)}"]) + "\n"
+    assert block == expected, "README's table is stale: paste `labkit signatures --from datasets`"

@@ -123,10 +123,11 @@ class Metrics:
             self._fh.flush()
 
     def baseline(self, seconds: float = BASELINE_S) -> None:
-        """Announce that setup is done and the work is about to start, then wait so that
-        outside samplers record the steady state the work's growth is measured from."""
+        """Announce that setup is done, wait so that outside samplers record the steady state
+        the work's growth is measured from, then announce that the work starts."""
         self.emit(event="baseline")
         time.sleep(seconds)
+        self.emit(event="work")
 
     def hold(self, seconds: float) -> None:
         """Announce a steady state (the runner may take a py-spy dump) and keep it a while."""

@@ -50,16 +50,16 @@ def growth_during_work(run: Any, df: pd.DataFrame, col: str,
                        until_s: float | None = None) -> float:
     """Peak of ``col`` during the work (up to ``until_s``) minus its value at the baseline.
 
-    The baseline is the last sample between the program's ``baseline`` event and its first
-    line after it (the settle pause of :meth:`Metrics.baseline`), so files, threads and
-    memory that the interpreter, labkit's tracer and the program's setup hold are not
-    counted as growth. A program that announced no baseline is measured from its first
-    metrics line."""
+    The baseline is the last sample between the program's ``baseline`` and ``work`` events
+    (the settle pause of :meth:`Metrics.baseline`), so files, threads and memory that the
+    interpreter, labkit's tracer and the program's setup hold are not counted as growth,
+    and nothing the work did is counted as baseline. A program that announced no baseline
+    is measured from its first metrics line."""
     m = metrics_frame(run)
-    marks = m[m.get("event", pd.Series(index=m.index, dtype=object)) == "baseline"].t_s
-    if len(marks):
-        settle_from = float(marks.iloc[0])
-        work_from = float(m[m.t_s > settle_from].t_s.min())
+    events = m.get("event", pd.Series(index=m.index, dtype=object))
+    marks, starts = m[events == "baseline"].t_s, m[events == "work"].t_s
+    if len(marks) and len(starts):
+        settle_from, work_from = float(marks.iloc[0]), float(starts.iloc[0])
     else:
         settle_from = work_from = float(m.t_s.min())
     settled = df[(df.t_s >= settle_from) & (df.t_s <= work_from)]
