@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -103,6 +104,16 @@ def test_capture_verbs_never_replace_or_nest_runs(user_files: Path, verb: list[s
     assert _digests(user_files) == before
 
 
+def test_attach_never_replaces_or_nests_runs(user_files: Path) -> None:
+    before = _digests(user_files)
+    pid = str(os.getpid())  # alive; the output is checked before py-spy is started
+    assert_clean_error(labkit("attach", pid, "--out", str(user_files / "run")),
+                       "never overwrites a run")
+    assert_clean_error(labkit("attach", pid, "--out", str(user_files / "run" / "x")),
+                       "inside the run")
+    assert _digests(user_files) == before
+
+
 @pytest.mark.slow
 def test_scenario_runs_never_replace_or_nest_runs(user_files: Path) -> None:
     (user_files / "fixed").mkdir()
@@ -110,6 +121,10 @@ def test_scenario_runs_never_replace_or_nest_runs(user_files: Path) -> None:
     run = ["run", "fd-leak", "--quick", "--variant", "fixed", "--out"]
     assert_clean_error(labkit(*run, str(user_files)), "fixed already exists")
     assert_clean_error(labkit(*run, str(user_files / "run")), "inside the run")
+    (user_files / "fd-leak" / "leaky").mkdir(parents=True)
+    before = _digests(user_files)
+    assert_clean_error(labkit("signatures", "fd-leak", "--quick", "--out", str(user_files)),
+                       "leaky already exists")
     assert _digests(user_files) == before
 
 

@@ -166,6 +166,27 @@ def run_program(
         require_module(pycmd.python, "memray")
     writer = RunWriter(out or default_run_path(pycmd.label), kind,
                        list(argv if argv is not None else sys.argv), dict(params or {}))
+    child = _start(pycmd, writer, opts, metrics_env)
+    watch = _Watch(child, writer, opts)
+    rc, received = watch.run(backends)
+    sig = -rc if rc < 0 else None
+    if watch.reason == "exited" and sig is not None:
+        watch.reason = "signal"
+    outcome = {"returncode": rc, "signal": signal.Signals(sig).name if sig else None,
+               "reason": watch.reason,
+               "signals_received": [signal.Signals(s).name for s in received]}
+    if opts.memory_cap_bytes:
+        outcome["memory_cap_bytes"] = opts.memory_cap_bytes
+    if opts.time_cap_s:
+        outcome["time_cap_s"] = opts.time_cap_s
+    path = writer.publish(command=list(cmd), outcome=outcome,
+                          target=_target_facts(writer.path), **watch.extra)
+    return RunResult(path, rc, watch.reason, sig, watch.extra)
+
+
+def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
+           metrics_env: str | None) -> subprocess.Popen:
+    """Reserve the in-process backends' files, set the run's origin, start the program."""
     if opts.gc:
         for art in (A.GC_EVENTS, A.GC_HEAP, A.GC_META):
             writer.file(art)
@@ -175,71 +196,81 @@ def run_program(
         env[metrics_env] = str(writer.file(A.METRICS))
     writer.mark_origin()
     try:
-        child = subprocess.Popen(child_argv(pycmd, writer.path, opts, memray_file),
-                                 env=env, preexec_fn=set_pdeathsig)
+        return subprocess.Popen(child_argv(pycmd, writer.path, opts, memray_file),
+                                env=env, preexec_fn=set_pdeathsig)
     except OSError as exc:
         writer.abandon()
         raise InputError(f"cannot start {pycmd.python}: {exc.strerror}; give a working "
                          "Python interpreter after --") from None
-    stoppers: list[Any] = []
-    reason = ["exited"]
 
-    def over_memory(rss: int) -> None:
-        if opts.memory_cap_bytes and rss > opts.memory_cap_bytes and reason[0] == "exited":
-            reason[0] = "memory-cap"
+
+class _Watch:
+    """The program while it runs: observers beside it, caps over it, labkit's signals
+    forwarded to it. Whatever happens, the program and every observer are stopped."""
+
+    def __init__(self, child: subprocess.Popen, writer: RunWriter,
+                 opts: CaptureOptions) -> None:
+        self.child, self.writer, self.opts = child, writer, opts
+        self.reason = "exited"
+        self.extra: dict[str, Any] = {}
+        self.observers: list[Any] = []
+        self._cap_file = writer.path / ".proc-cap.csv"  # samples kept only for the cap
+
+    def run(self, backends: Sequence[Callable[[int, RunWriter], Any]]) -> tuple[int, list[int]]:
+        """Watch until the program ends; returns its exit status and the signals received."""
+        try:
+            with forward_signals(self.child) as received:
+                self._start_observers(backends)
+                rc = self._wait()
+                for o in self.observers:
+                    o.stop()
+                    self.extra.update(getattr(o, "manifest_extra", {}) or {})
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            self._cap_file.unlink(missing_ok=True)
+        return rc, received
+
+    def _start_observers(self, backends: Sequence[Callable[[int, RunWriter], Any]]) -> None:
+        pid, opts = self.child.pid, self.opts
+        if opts.proc or opts.memory_cap_bytes:
+            path = self.writer.file(A.PROC) if opts.proc else self._cap_file
+            self.observers.append(ProcSampler(pid, path, interval_s=opts.proc_interval_s,
+                                              on_sample=self._check_memory).start())
+        if opts.pyspy:
+            from labkit.capture import pyspy
+
+            self.observers.append(pyspy.Recorder(pid, self.writer, rate_hz=opts.rate_hz).start())
+        self.observers += [make(pid, self.writer) for make in backends]
+
+    def _check_memory(self, rss: int) -> None:
+        cap = self.opts.memory_cap_bytes
+        if cap and rss > cap and self.reason == "exited":
+            self.reason = "memory-cap"
             with contextlib.suppress(ProcessLookupError):
-                child.kill()
+                self.child.kill()
 
-    extra: dict[str, Any] = {}
-    try:
-        with forward_signals(child) as received:
-            if opts.proc or opts.memory_cap_bytes:
-                proc_path = writer.file(A.PROC) if opts.proc else \
-                    writer.path / ".proc-cap.csv"
-                stoppers.append(ProcSampler(child.pid, proc_path,
-                                            interval_s=opts.proc_interval_s,
-                                            on_sample=over_memory).start())
-            if opts.pyspy:
-                from labkit.capture import pyspy
-
-                stoppers.append(pyspy.Recorder(child.pid, writer, rate_hz=opts.rate_hz).start())
-            stoppers += [make(child.pid, writer) for make in backends]
+    def _wait(self) -> int:
+        """The program's exit status; past the time cap it is terminated, then killed."""
+        try:
+            return self.child.wait(timeout=self.opts.time_cap_s)
+        except subprocess.TimeoutExpired:
+            self.reason = "time-cap"
+            self.child.terminate()
             try:
-                rc = child.wait(timeout=opts.time_cap_s)
+                return self.child.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                reason[0] = "time-cap"
-                child.terminate()
-                try:
-                    rc = child.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    rc = child.wait()
-            for s in stoppers:
-                s.stop()
-                extra.update(getattr(s, "manifest_extra", {}) or {})
-    except BaseException:
+                self.child.kill()
+                return self.child.wait()
+
+    def _abort(self) -> None:
         with contextlib.suppress(ProcessLookupError):
-            child.kill()
-        child.wait()
-        for s in stoppers:
+            self.child.kill()
+        self.child.wait()
+        for o in self.observers:
             with contextlib.suppress(Exception):
-                s.stop()
-        raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            (writer.path / ".proc-cap.csv").unlink()
-    sig = -rc if rc < 0 else None
-    if reason[0] == "exited" and sig is not None:
-        reason[0] = "signal"
-    outcome = {"returncode": rc, "signal": signal.Signals(sig).name if sig else None,
-               "reason": reason[0], "signals_received": [signal.Signals(s).name for s in received]}
-    if opts.memory_cap_bytes:
-        outcome["memory_cap_bytes"] = opts.memory_cap_bytes
-    if opts.time_cap_s:
-        outcome["time_cap_s"] = opts.time_cap_s
-    path = writer.publish(command=list(cmd), outcome=outcome,
-                          target=_target_facts(writer.path), **extra)
-    return RunResult(path, rc, reason[0], sig, extra)
+                o.stop()
 
 
 def _target_facts(run_path: Path) -> dict[str, Any] | None:
