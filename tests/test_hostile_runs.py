@@ -195,3 +195,31 @@ def test_bad_py_spy_json_raises_only_labkit_errors(tmp_path: Path, text: str) ->
     for loader in (load_dump, load_speedscope):
         with bounded(), pytest.raises(LabkitError):
             loader(p)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=JSONISH, shape=st.sampled_from(["as-is", "dump-list", "speedscope"]))
+def test_json_of_any_shape_raises_only_labkit_errors(
+        tmp_path_factory: pytest.TempPathFactory, doc: object, shape: str) -> None:
+    if shape == "dump-list":
+        doc = [{"thread_id": doc, "frames": [doc], "thread_name": doc, "active": doc}]
+    elif shape == "speedscope":
+        doc = {"shared": {"frames": [doc]}, "profiles": [{"name": doc, "samples": [[0], doc],
+                                                          "weights": doc}]}
+    p = tmp_path_factory.mktemp("j") / "capture.json"
+    p.write_text(json.dumps(doc))
+    for loader in (load_dump, load_speedscope):
+        with bounded():
+            try:
+                loader(p)
+            except LabkitError as exc:
+                assert "\n" not in str(exc)
+
+
+def test_process_samples_past_int64_are_one_line(tmp_path: Path) -> None:
+    p = tmp_path / "proc.csv"
+    p.write_text("t_ns,rss_bytes,threads,fds,cpu_percent,children\n"
+                 f"1,{2**70},1,1,0.0,0\n")
+    assert_clean_error(labkit("postmortem", "--proc", str(p), "--out",
+                              str(tmp_path / "r.html")), "not a labkit process sample file")

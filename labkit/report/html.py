@@ -169,6 +169,9 @@ def render_all(out_dir: Path, names: list[str] | None = None,
     Outputs are checked first (:func:`plan_reports`); labkit's own earlier reports are
     replaced, and each replacement is said."""
     sources = [resolve(n) for n in names] if names else notebook_paths()
+    if not sources:
+        raise InputError(f"no notebooks in {notebooks_dir()}; this labkit was installed "
+                         "without them: reinstall it")
     replaced = set(plan_reports(out_dir, sources, force=force))
     done = []
     for src in sources:
