@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labkit.capture import gctrace
+from labkit.capture import gctrace, origins
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,11 @@ PYSPY_PROFILE = Artifact("pyspy.speedscope.json", "py-spy", "py-spy profile", "-
 PYSPY_FLAMEGRAPH = Artifact("pyspy.flamegraph.svg", "py-spy", "py-spy flamegraph", "--pyspy")
 PYSPY_DUMP = Artifact("pyspy.dump.json", "py-spy dump", "py-spy thread dump",
                       "`labkit attach --dump`")
+ORIGINS = Artifact(origins.ORIGINS_FILE, "labkit.origins", "thread and fd origins",
+                   "`labkit capture` or `labkit run` (the in-process agent)")
 METRICS = Artifact("scenario.jsonl", "scenario", "scenario metrics", "`labkit run`",
                    packable=True)
 
 ALL: tuple[Artifact, ...] = (GC_EVENTS, GC_HEAP, GC_META, PROC, MEMRAY, PYSPY_PROFILE,
-                             PYSPY_FLAMEGRAPH, PYSPY_DUMP, METRICS)
+                             PYSPY_FLAMEGRAPH, PYSPY_DUMP, ORIGINS, METRICS)
 BY_NAME: dict[str, Artifact] = {a.name: a for a in ALL}

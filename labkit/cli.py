@@ -203,7 +203,7 @@ def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
     from labkit.postmortem import load_evidence
     from labkit.report.html import render, resolve
 
-    given = {k: getattr(args, k) for k in ("memray", "pyspy", "dump", "gc", "proc")}
+    given = {k: getattr(args, k) for k in ("run", "memray", "pyspy", "dump", "gc", "proc")}
     out = check_file_output(args.out, force=args.force, inputs=given.values())
     load_evidence(**given)  # every input checked before any report is built
     params = {k: str(Path(v).resolve()) for k, v in given.items() if v is not None}
@@ -330,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("postmortem", help="one offline HTML report from a real incident's "
                        "captures (any subset)")
+    p.add_argument("run", nargs="?", type=Path,
+                   help="a labkit run directory (capture, attach or scenario run)")
     p.add_argument("--memray", type=Path, help="a memray capture file")
     p.add_argument("--pyspy", type=Path, help="a py-spy speedscope profile")
     p.add_argument("--dump", type=Path, help="a py-spy dump (--json)")

@@ -30,6 +30,7 @@ class Evidence:
     gc_events: pd.DataFrame | None = None
     heap: pd.DataFrame | None = None
     proc: pd.DataFrame | None = None
+    origins: Any = None
     sources: dict[str, str] | None = None
 
 
@@ -44,14 +45,29 @@ def _existing(path: str | Path | None, what: str) -> Path | None:
 
 def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = None,
                   dump: str | Path | None = None, gc: str | Path | None = None,
-                  proc: str | Path | None = None) -> Evidence:
-    """Load and check each given capture; raises a one-line LabkitError on a bad one."""
+                  proc: str | Path | None = None, run: str | Path | None = None) -> Evidence:
+    """Load and check each given capture; raises a one-line LabkitError on a bad one.
+
+    ``run``, a labkit run directory (verified first), supplies every capture it holds that
+    is not given as a file, and the origins of its threads and fds."""
     from labkit.frames.gctrace import load_gc_events, load_heap
     from labkit.frames.memray import MemrayCapture
     from labkit.frames.proc import load_proc
     from labkit.frames.pyspy import PySpyCapture
 
     ev = Evidence(sources={})
+    if run not in (None, ""):
+        from labkit.frames import load
+
+        r = load(run)
+        memray = memray or r.path_of(A.MEMRAY)
+        pyspy = pyspy or r.path_of(A.PYSPY_PROFILE)
+        dump = dump or r.path_of(A.PYSPY_DUMP)
+        gc = gc or (r.path if r.has(A.GC_EVENTS) else None)
+        proc = proc or r.path_of(A.PROC)
+        if r.has(A.ORIGINS):
+            ev.origins = r.origins
+            ev.sources["origins"] = str(r.need(A.ORIGINS))
     if (p := _existing(memray, "memray capture")) is not None:
         ev.memray = MemrayCapture(p, stats_in_background=True)
         ev.sources["memray"] = str(p)
@@ -87,8 +103,8 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
         ev.proc = load_proc(p, int(df.t_s.iloc[0] * 1e9)) if len(df) else df
         ev.sources["proc"] = str(p)
     if not ev.sources:
-        raise InputError("no capture given; pass at least one of --memray, --pyspy, --dump, "
-                         "--gc, --proc")
+        raise InputError("no capture given; pass a run directory, or at least one of "
+                         "--memray, --pyspy, --dump, --gc, --proc")
     return ev
 
 
@@ -108,6 +124,32 @@ def rise_to_peak(df: pd.DataFrame, col: str) -> dict[str, float] | None:
     start, peak = float(df[col].iloc[0]), float(df[col].iloc[i])
     return {"start": start, "peak": peak, "rise": peak - start,
             "seconds": float(df.t_s.iloc[i] - df.t_s.iloc[0])}
+
+
+def _code_name(function: str, file: str, line: int) -> str:
+    return f"{function} ({Path(file).name}:{line})"
+
+
+def _origin_rows(origins: Any) -> list[tuple[str, str, str, float]]:
+    """Code that started threads still alive, or opened fds still open, at the end."""
+    rows = []
+    alive = origins.threads[origins.threads.alive]
+    for (fn, file, line), g in alive.groupby(["function", "file", "line"], sort=False):
+        if fn and len(g) >= 5:
+            names = sorted(set(g["name"].str.replace(r"[-_]?\d+$", "", regex=True)))
+            rows.append(("threads started here", _code_name(fn, file, line),
+                         f"{len(g):,} of the {len(alive):,} threads alive at the end were "
+                         f"started here (named {', '.join(names[:3])}); stack "
+                         f"{g['stack'].iloc[0][:160]}", min(1.0, 0.5 + len(g) / (2 * len(alive)))))
+    fds = origins.fds
+    for (kind, fn, file, line), g in fds.groupby(["kind", "function", "file", "line"],
+                                                 sort=False):
+        if fn and len(g) >= 5:
+            rows.append(("fds opened here", _code_name(fn, file, line),
+                         f"{len(g):,} of the {len(fds):,} fds open at the end are {kind}s "
+                         f"opened here; stack {g['stack'].iloc[0][:160]}",
+                         min(1.0, 0.5 + len(g) / (2 * len(fds)))))
+    return rows
 
 
 def suspects(ev: Evidence) -> pd.DataFrame:
@@ -139,6 +181,8 @@ def suspects(ev: Evidence) -> pd.DataFrame:
                              f"{rise['peak'] / scale:,.0f} {unit} in {rise['seconds']:.1f} s "
                              f"({rise['rise'] / scale / max(rise['seconds'], 1e-3):,.1f} "
                              f"{unit or col}/s)", 0.85))
+    if ev.origins is not None:
+        rows += _origin_rows(ev.origins)
     if ev.pyspy is not None and ev.pyspy.dump_path is not None:
         t = ev.pyspy.threads
         idle = t[t.idle]

@@ -24,6 +24,7 @@
 # says so.
 
 # %% tags=["parameters"]
+run = None  # a labkit run directory: every capture it holds, plus thread and fd origins
 memray = None
 pyspy = None
 dump = None
@@ -37,7 +38,7 @@ from labkit.artifacts import PYSPY_FLAMEGRAPH
 from labkit.charts import gc_timeline, labkit_style, memory_timeline, threads_fds, top_sites
 from labkit.postmortem import load_evidence, suspects
 
-given = {"memray": memray, "pyspy": pyspy, "dump": dump, "gc": gc, "proc": proc}
+given = {"run": run, "memray": memray, "pyspy": pyspy, "dump": dump, "gc": gc, "proc": proc}
 if not any(given.values()):
     d = nb.DATASETS
     given = {"memray": d / "pool-misuse/leaky/memray.bin",

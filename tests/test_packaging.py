@@ -7,6 +7,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 import labkit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,8 +46,9 @@ def test_import_is_light_and_starts_nothing() -> None:
     assert out == ["[]", "1"]
 
 
-def test_gctrace_module_uses_only_the_standard_library() -> None:
-    src = (ROOT / "labkit" / "capture" / "gctrace.py").read_text()
+@pytest.mark.parametrize("module", ["gctrace", "bootstrap", "origins"])
+def test_the_in_process_agent_uses_only_the_standard_library(module: str) -> None:
+    src = (ROOT / "labkit" / "capture" / f"{module}.py").read_text()
     imports = {ln.split()[1].split(".")[0] for ln in src.splitlines()
                if ln.strip().startswith(("import ", "from ")) and not ln.startswith("from __")}
     assert imports <= set(sys.stdlib_module_names) | {"memray"}, imports

@@ -34,12 +34,12 @@ _HERE = os.path.abspath(__file__)
 _HANDLED = (signal.SIGTERM, signal.SIGHUP)
 
 
-def _load_gctrace() -> ModuleType:
-    """``gctrace.py`` beside this file, under a private name (the program may have its own
-    module called ``gctrace``, and labkit need not be importable here)."""
-    name = "_labkit_gctrace"
+def _load(module: str) -> ModuleType:
+    """``MODULE.py`` beside this file, under a private name (the program may have its own
+    module of that name, and labkit need not be importable here)."""
+    name = f"_labkit_{module}"
     spec = importlib.util.spec_from_file_location(
-        name, os.path.join(os.path.dirname(_HERE), "gctrace.py"))
+        name, os.path.join(os.path.dirname(_HERE), f"{module}.py"))
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod  # dataclass-free, but keep the usual import contract
@@ -51,7 +51,7 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     """Split the agent's options from the program's command line (after ``--``)."""
     opts: dict[str, Any] = {"out": None, "interval": 0.02, "quiet": False, "tracemalloc": False,
                             "memray": None, "native": False, "trace_python_allocators": False,
-                            "gc": True}
+                            "gc": True, "origins": False}
     i = 0
     while i < len(argv) and argv[i] != "--":
         a = argv[i]
@@ -127,15 +127,19 @@ def main(argv: list[str] | None = None) -> None:
         )
         tracker.__enter__()
     tracer = None
+    messages = None if opts["quiet"] else _messages()
     if opts["gc"]:
-        tracer = _load_gctrace().GCTracer(
-            opts["out"], interval_s=float(opts["interval"]),
-            echo=None if opts["quiet"] else _messages(), tracemalloc=opts["tracemalloc"],
+        tracer = _load("gctrace").GCTracer(
+            opts["out"], interval_s=float(opts["interval"]), echo=messages,
+            tracemalloc=opts["tracemalloc"],
         )
+    origins = None
 
     def _finish() -> None:
         if os.getpid() != owner:
             return
+        if origins is not None:
+            origins.write(opts["out"])  # while the program's threads and files still live
         if tracer is not None:
             tracer.stop()
         if tracker is not None:
@@ -157,6 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     os.register_at_fork(after_in_child=_drop_handlers_in_child)
     if tracer is not None:
         tracer.start()
+    if opts["origins"]:
+        own = [messages.fileno()] if messages is not None else []
+        if tracer is not None:
+            own.append(tracer.statm_fd)
+        origins = _load("origins").Origins(opts["out"], ignore_fds=tuple(own))
+        origins.install()
     try:
         main_globals = _run_target(target)
     except SystemExit:

@@ -212,6 +212,11 @@ class GCTracer:
         self._stop.set()
 
     @property
+    def statm_fd(self) -> int:
+        """The descriptor the tracer reads RSS through (-1 when none)."""
+        return self._statm_fd
+
+    @property
     def owned(self) -> bool:
         """Whether this process is the one the tracer was started in."""
         return self._pid == os.getpid()

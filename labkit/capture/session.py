@@ -45,6 +45,7 @@ class CaptureOptions:
     proc_interval_s: float = 0.1
     quiet: bool = True
     tracemalloc: bool = False
+    origins: bool = True  # creation stacks of threads and open fds (in-process)
     time_cap_s: float | None = None
     memory_cap_bytes: int | None = None
     env: dict[str, str] | None = None
@@ -133,6 +134,8 @@ def child_argv(cmd: PythonCommand, out_dir: Path, opts: CaptureOptions,
         argv.append("--no-gc")
     if opts.tracemalloc:
         argv.append("--tracemalloc")
+    if opts.origins:
+        argv.append("--origins")
     if memray_file is not None:
         argv += ["--memray", str(memray_file.absolute())]
         if opts.native:
@@ -190,6 +193,8 @@ def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
     if opts.gc:
         for art in (A.GC_EVENTS, A.GC_HEAP, A.GC_META):
             writer.file(art)
+    if opts.origins:
+        writer.file(A.ORIGINS)
     memray_file = writer.file(A.MEMRAY) if opts.memray else None
     env = dict(os.environ if opts.env is None else opts.env)
     if metrics_env is not None:

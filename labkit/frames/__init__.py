@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from labkit.frames.memray import MemrayCapture
+    from labkit.frames.origins import OriginsCapture
     from labkit.frames.pyspy import PySpyCapture
 
 
@@ -101,6 +102,13 @@ class Run:
 
         return proc.load_proc(self.need(A.PROC), self.t0_ns)
 
+    @cached_property
+    def origins(self) -> OriginsCapture:
+        """Where the threads alive and the fds open at the end were created: ``.threads``,
+        ``.fds``; see :mod:`labkit.frames.origins`."""
+        from labkit.frames.origins import load_origins
+
+        return load_origins(self.need(A.ORIGINS), self.t0_ns)
 
     @cached_property
     def memray(self) -> MemrayCapture:

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 ALLOCATION_COLUMNS = ("function", "file", "line", "stack", "bytes", "count", "thread",
                       "in_labkit")
-_HIDDEN = ("labkit/capture/gctrace.py", "<frozen runpy>", "/runpy.py")
+_HIDDEN = ("labkit/capture/gctrace.py", "labkit/capture/bootstrap.py",
+           "labkit/capture/origins.py", "<frozen runpy>", "/runpy.py")
 _STATS_CODE = """
 import json, sys, memray
 from memray._memray import compute_statistics

@@ -1,0 +1,164 @@
+"""Where threads and file descriptors come from: Python's answer to Go's "created by".
+
+Started by the in-process agent (:mod:`labkit.capture.bootstrap`), this module wraps the
+few calls that create a thread or a descriptor and remembers the call stack of each:
+
+* ``threading.Thread.start``: every thread started, with its name and creation stack;
+* ``open``/``io.open``, ``os.open``, ``os.pipe``, ``socket.socket()`` (``accept`` and
+  ``socketpair`` included): the stack that last opened each descriptor number.
+
+:meth:`Origins.write` (at the end of the run) lists the threads still alive and the
+descriptors still open, each with its creation stack, into ``origins.json``. A descriptor
+number reused later belongs to its latest opener, so what is reported for an open fd is the
+code that opened the file now behind it. Descriptors that existed before the program ran,
+or that were opened by calls not wrapped here (C extensions, ``os.dup``), are listed with
+an empty stack.
+
+Stacks are lists of ``[file, line, function]``, innermost first, at most :data:`DEPTH`
+deep; identical stacks are stored once. Recording stops in a forked child (the parent's
+record is the run's). Standard library only: it runs inside the program's interpreter.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import weakref
+from typing import Any
+
+ORIGINS_FILE = "origins.json"
+DEPTH = 24
+_SELF = os.path.abspath(__file__)
+
+
+class Origins:
+    """Records creation stacks while installed; see the module docstring."""
+
+    def __init__(self, own_dir: str, ignore_fds: tuple[int, ...] = ()) -> None:
+        self._pid = 0
+        self._stacks: dict[tuple, int] = {}
+        self._threads: list[tuple[int, weakref.ref, str, int]] = []  # t_ns, thread, name, stack
+        self._fd_owner: dict[int, int] = {}
+        self._own_dir = os.path.abspath(own_dir) + os.sep  # labkit's files: never reported
+        self._ignore = set(ignore_fds)
+        self._saved: list[tuple[Any, str, Any]] = []
+        self._lock = threading.Lock()
+
+    # -- recording ------------------------------------------------------------------------
+    def _stack(self) -> int:
+        frames = []
+        f: Any = sys._getframe(1)
+        while f is not None and len(frames) < DEPTH:
+            code = f.f_code
+            if code.co_filename != _SELF:
+                frames.append((code.co_filename, f.f_lineno, code.co_name))
+            f = f.f_back
+        key = tuple(frames)
+        with self._lock:
+            return self._stacks.setdefault(key, len(self._stacks))
+
+    def _fd(self, fd: int) -> None:
+        if os.getpid() == self._pid and isinstance(fd, int) and fd >= 0:
+            self._fd_owner[fd] = self._stack()
+
+    def install(self) -> None:
+        """Wrap the creating calls (in this process only)."""
+        self._pid = os.getpid()
+        rec = self
+
+        start = threading.Thread.start
+
+        def start_wrapper(thread: threading.Thread) -> None:
+            stack = rec._stack() if os.getpid() == rec._pid else -1
+            start(thread)
+            if stack >= 0:
+                rec._threads.append((time.perf_counter_ns(), weakref.ref(thread),
+                                     thread.name, stack))
+
+        real_open = io.open
+
+        def open_wrapper(*args: Any, **kw: Any) -> Any:
+            f = real_open(*args, **kw)
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                rec._fd(f.fileno())
+            return f
+
+        os_open = os.open
+
+        def os_open_wrapper(*args: Any, **kw: Any) -> int:
+            fd = os_open(*args, **kw)
+            rec._fd(fd)
+            return fd
+
+        os_pipe = os.pipe
+
+        def pipe_wrapper() -> tuple[int, int]:
+            r, w = os_pipe()
+            rec._fd(r)
+            rec._fd(w)
+            return r, w
+
+        sock_init = socket.socket.__init__
+
+        def socket_init_wrapper(s: socket.socket, *args: Any, **kw: Any) -> None:
+            sock_init(s, *args, **kw)
+            rec._fd(s.fileno())
+
+        for owner, name, new in ((threading.Thread, "start", start_wrapper),
+                                 (io, "open", open_wrapper), (builtins, "open", open_wrapper),
+                                 (os, "open", os_open_wrapper), (os, "pipe", pipe_wrapper),
+                                 (socket.socket, "__init__", socket_init_wrapper)):
+            self._saved.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, new)
+
+    def uninstall(self) -> None:
+        """Put the original calls back."""
+        for owner, name, old in reversed(self._saved):
+            setattr(owner, name, old)
+        self._saved.clear()
+
+    # -- the record -----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Threads alive and descriptors open now, each with its creation stack."""
+        threads = []
+        for t_ns, ref, name, stack in self._threads:
+            thread = ref()
+            threads.append({"t_ns": t_ns, "name": name, "stack": stack,
+                            "alive": thread is not None and thread.is_alive()})
+        fds = []
+        try:
+            names = os.listdir("/proc/self/fd")
+        except OSError:
+            names = []
+        for n in sorted(int(x) for x in names if x.isdigit()):
+            if n in self._ignore:
+                continue
+            try:
+                target = os.readlink(f"/proc/self/fd/{n}")
+            except OSError:
+                continue  # the listing's own descriptor, already closed
+            if target.startswith(self._own_dir):
+                continue
+            fds.append({"fd": n, "target": target, "stack": self._fd_owner.get(n, -1)})
+        by_id = sorted(self._stacks.items(), key=lambda kv: kv[1])
+        return {"pid": os.getpid(), "threads": threads, "fds": fds,
+                "stacks": [[list(fr) for fr in key] for key, _ in by_id]}
+
+    def write(self, out_dir: str) -> None:
+        """Write :meth:`snapshot` to ``origins.json`` (atomically; owner process only)."""
+        if os.getpid() != self._pid:
+            return
+        data = self.snapshot()
+        self.uninstall()
+        path = os.path.join(out_dir, ORIGINS_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)

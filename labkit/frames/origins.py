@@ -1,0 +1,85 @@
+"""``origins.json`` -> ``threads`` and ``fds`` frames: who created what is still alive.
+
+``threads``: one row per thread the program started: ``name``, ``alive`` (at the end of
+the run), ``t_s``, ``function``/``file``/``line`` (the first frame in the user's code, see
+:mod:`labkit.attribution`), ``stack`` (innermost first, the agent's frames removed).
+``fds``: one row per descriptor open at the end: ``fd``, ``kind`` (file, socket, pipe,
+device, other), ``target``, and the same code columns for the call that opened it (empty
+when it was open before the program ran or opened by a call the agent does not wrap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from labkit.attribution import DEFAULT, Attribution, Frame
+from labkit.errors import CorruptCaptureError
+from labkit.safefile import read_json
+
+CODE_COLUMNS = ("function", "file", "line", "stack")
+_AGENT = ("labkit/capture/bootstrap.py", "labkit/capture/origins.py", "runpy.py",
+          "<frozen runpy>")
+
+
+def _stacks(doc: dict[str, Any], path: Path) -> list[list[Frame]]:
+    try:
+        return [[(str(f), int(ln), str(fn)) for f, ln, fn in st
+                 if not str(f).endswith(_AGENT)] for st in doc["stacks"]]
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise CorruptCaptureError(f"{path} is not a labkit origins file; re-capture the run") \
+            from None
+
+
+def _code(stacks: list[list[Frame]], i: Any, how: Attribution) -> tuple[str, str, int, str]:
+    if not isinstance(i, int) or not 0 <= i < len(stacks):
+        return "", "", 0, ""
+    st = stacks[i]
+    user = how.user_frame(st) or (st[0] if st else ("", 0, ""))
+    text = " < ".join(f"{fn} ({Path(f).name}:{ln})" for f, ln, fn in st)
+    return user[2], user[0], user[1], text
+
+
+def fd_kind(target: str) -> str:
+    """``socket``, ``pipe``, ``device``, ``file`` or ``other``, from a ``/proc`` link."""
+    if target.startswith("socket:"):
+        return "socket"
+    if target.startswith("pipe:"):
+        return "pipe"
+    if target.startswith("/dev/"):
+        return "device"
+    if target.startswith("/"):
+        return "file"
+    return "other"
+
+
+@dataclass
+class OriginsCapture:
+    """The loaded record; ``threads`` and ``fds`` as described in the module docstring."""
+
+    threads: pd.DataFrame
+    fds: pd.DataFrame
+
+
+def load_origins(path: Path, t0_ns: int = 0, how: Attribution = DEFAULT) -> OriginsCapture:
+    """Load ``origins.json``; a malformed file is a one-line :class:`CorruptCaptureError`."""
+    doc = read_json(path, "origins file")
+    if not isinstance(doc, dict):
+        raise CorruptCaptureError(f"{path} is not a labkit origins file; re-capture the run")
+    stacks = _stacks(doc, path)
+    try:
+        threads = pd.DataFrame(
+            [(str(t["name"]), bool(t["alive"]), (int(t["t_ns"]) - t0_ns) / 1e9,
+              *_code(stacks, t["stack"], how)) for t in doc["threads"]],
+            columns=["name", "alive", "t_s", *CODE_COLUMNS])
+        fds = pd.DataFrame(
+            [(int(f["fd"]), fd_kind(str(f["target"])), str(f["target"]),
+              *_code(stacks, f["stack"], how)) for f in doc["fds"]],
+            columns=["fd", "kind", "target", *CODE_COLUMNS])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise CorruptCaptureError(f"{path} is not a labkit origins file; re-capture the run") \
+            from None
+    return OriginsCapture(threads, fds)
