@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from labkit import artifacts as A
+from labkit.attribution import DEFAULT, Attribution
 from labkit.errors import InputError
 
 MB = 1024 * 1024
@@ -31,6 +32,7 @@ class Evidence:
     heap: pd.DataFrame | None = None
     proc: pd.DataFrame | None = None
     origins: Any = None
+    gc_wall_s: float | None = None  # the traced run's wall time, when known
     sources: dict[str, str] | None = None
 
 
@@ -85,7 +87,7 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
             from labkit.frames import load
 
             run = load(p)
-            ev.gc_events, ev.heap = run.gc_events, run.heap
+            ev.gc_events, ev.heap, ev.gc_wall_s = run.gc_events, run.heap, run.gc_wall_s
         else:
             origin = None
             ev.gc_events = load_gc_events(p, 0)
@@ -97,6 +99,7 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
                          if h.exists()), None)
             if heap is not None and origin is not None:
                 ev.heap = load_heap(heap, origin)
+            ev.gc_wall_s = _wall_from_meta(p.with_name(A.GC_META.name), ev.gc_events)
         ev.sources["gc"] = str(p)
     if (p := _existing(proc, "process samples")) is not None:
         df = load_proc(p, 0)
@@ -106,6 +109,39 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
         raise InputError("no capture given; pass a run directory, or at least one of "
                          "--memray, --pyspy, --dump, --gc, --proc")
     return ev
+
+
+def _wall_from_meta(meta_path: Path, events: pd.DataFrame) -> float | None:
+    """The tracer's own window (start to end, or to the last collection) from the
+    ``gctrace.json`` beside a loose ``gc_events.bin``; None without one."""
+    if not meta_path.is_file():
+        return None
+    from labkit.frames.gctrace import load_meta
+
+    meta = load_meta(meta_path)
+    t0 = meta.get("t0_ns")
+    end = meta.get("t_end_ns") or (int(events.t_stop_ns.max()) if len(events) else None)
+    if not isinstance(t0, int) or not isinstance(end, int) or end <= t0:
+        return None
+    return (end - t0) / 1e9
+
+
+def _import_time(frames: tuple) -> bool:
+    return any(f[0].startswith("<frozen importlib") for f in frames)
+
+
+def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str]) -> pd.DataFrame:
+    """Rows grouped by the first frame in the user's code (rows with none are dropped);
+    ``sums`` maps output column -> input column to add up; ``stack`` is the largest row's."""
+    if df.empty:
+        return pd.DataFrame(columns=["function", "file", "line", "stack", *sums])
+    site = df["frames"].map(how.user_frame)
+    d = df.assign(site=site).dropna(subset=["site"])
+    out = d.groupby("site", sort=False).agg(
+        stack=("stack", "first"), **{k: (v, "sum") for k, v in sums.items()}).reset_index()
+    out[["file", "line", "function"]] = pd.DataFrame(out.pop("site").tolist(),
+                                                     index=out.index)
+    return out
 
 
 def slope_per_s(df: pd.DataFrame, col: str) -> float:
@@ -131,38 +167,47 @@ def _code_name(function: str, file: str, line: int) -> str:
 
 
 def _origin_rows(origins: Any) -> list[tuple[str, str, str, float]]:
-    """Code that started threads still alive, or opened fds still open, at the end."""
+    """Code that started the threads alive, or opened the fds open, at the end of the run
+    or at their peak (whichever held more)."""
     rows = []
-    alive = origins.threads[origins.threads.alive]
+    end = origins.threads[origins.threads.alive]
+    peak = origins.threads_at_peak[origins.threads_at_peak.alive]
+    alive, when = (peak, "at their peak") if len(peak) > len(end) else (end, "at the end")
     for (fn, file, line), g in alive.groupby(["function", "file", "line"], sort=False):
         if fn and len(g) >= 5:
             names = sorted(set(g["name"].str.replace(r"[-_]?\d+$", "", regex=True)))
             rows.append(("threads started here", _code_name(fn, file, line),
-                         f"{len(g):,} of the {len(alive):,} threads alive at the end were "
+                         f"{len(g):,} of the {len(alive):,} threads alive {when} were "
                          f"started here (named {', '.join(names[:3])}); stack "
                          f"{g['stack'].iloc[0][:160]}", min(1.0, 0.5 + len(g) / (2 * len(alive)))))
-    fds = origins.fds
+    fds, when = ((origins.fds_at_peak, "at their peak")
+                 if len(origins.fds_at_peak) > len(origins.fds) else (origins.fds, "at the end"))
     for (kind, fn, file, line), g in fds.groupby(["kind", "function", "file", "line"],
                                                  sort=False):
         if fn and len(g) >= 5:
             rows.append(("fds opened here", _code_name(fn, file, line),
-                         f"{len(g):,} of the {len(fds):,} fds open at the end are {kind}s "
+                         f"{len(g):,} of the {len(fds):,} fds open {when} are {kind}s "
                          f"opened here; stack {g['stack'].iloc[0][:160]}",
                          min(1.0, 0.5 + len(g) / (2 * len(fds)))))
     return rows
 
 
-def suspects(ev: Evidence) -> pd.DataFrame:
-    """Ranked findings: ``kind``, ``suspect``, ``evidence``, ``score`` (0-1, higher first)."""
+def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
+    """Ranked findings: ``kind``, ``suspect``, ``evidence``, ``score`` (0-1, higher first).
+
+    Code is attributed to the first frame in the user's own code (``how``); allocations
+    made by labkit or while importing modules are never suspects."""
     rows: list[tuple[str, str, str, float]] = []
     if ev.memray is not None:
         peak = ev.memray.allocations_at_peak
-        peak = peak[~peak.in_labkit]
+        peak = peak[~peak.in_labkit & ~peak["frames"].map(_import_time)]
         total = max(1, int(ev.memray.summary.peak_bytes))
-        for r in peak.head(5).itertuples():
-            rows.append(("allocation site at peak", f"{r.function} ({Path(r.file).name}:{r.line})",
-                         f"{r.bytes / MB:.1f} MiB in {r.count:,} blocks held at the peak; "
-                         f"stack {r.stack[:120]}", r.bytes / total))
+        sites = _by_user_frame(peak, how, {"bytes": "bytes", "count": "count"})
+        for r in sites.nlargest(5, "bytes").itertuples():
+            rows.append(("allocation site at peak", _code_name(r.function, r.file, r.line),
+                         f"{r.bytes / MB:.1f} MiB in {r.count:,} blocks held at the peak "
+                         f"({100 * r.bytes / total:.0f}% of the peak); stack {r.stack[:120]}",
+                         r.bytes / total))
         mem = ev.memray.memory
         growth = slope_per_s(mem, "heap_bytes")
         if growth > 0.5 * MB:
@@ -185,26 +230,33 @@ def suspects(ev: Evidence) -> pd.DataFrame:
         rows += _origin_rows(ev.origins)
     if ev.pyspy is not None and ev.pyspy.dump_path is not None:
         t = ev.pyspy.threads
-        idle = t[t.idle]
-        where = idle["stack"].map(lambda st: " < ".join(st.split(" < ")[:2]))
-        for frames, n in where.value_counts().items():
-            if n >= 10:
-                rows.append(("parked threads", f"{n} threads idle in {frames}",
-                             "many threads parked in the same place: pollers never stopped?",
-                             min(1.0, n / max(1, len(t)))))
+        idle = t[t.idle].assign(count=1)
+        parked = _by_user_frame(idle, how, {"threads": "count"})
+        for r in parked.itertuples():
+            if r.threads >= 10:
+                where = " < ".join(r.stack.split(" < ")[:2])
+                rows.append(("parked threads", _code_name(r.function, r.file, r.line),
+                             f"{r.threads} of {len(t)} threads idle here (in {where}): "
+                             "pollers never stopped?", min(1.0, r.threads / max(1, len(t)))))
     if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
-        for r in ev.pyspy.functions.head(3).itertuples():
-            rows.append(("CPU", f"{r.function} ({Path(r.file).name})",
-                         f"{100 * r.self_share:.0f}% of samples in the function itself, "
-                         f"{100 * r.total_share:.0f}% including callees", r.self_share))
+        samples = ev.pyspy.samples
+        n = max(1, int(samples["count"].sum()))
+        cpu = _by_user_frame(samples, how, {"samples": "count"})
+        for r in cpu.nlargest(3, "samples").itertuples():
+            rows.append(("CPU", _code_name(r.function, r.file, r.line),
+                         f"{100 * r.samples / n:.0f}% of CPU samples ran in or below this "
+                         f"line of your code; stack {r.stack[:120]}", r.samples / n))
     if ev.gc_events is not None and len(ev.gc_events):
         from labkit.analysis import gc_summary
 
         e = ev.gc_events
-        wall = max(1e-9, (e.t_stop_ns.max() - e.t_start_ns.min()) / 1e9)
-        s = gc_summary(e, wall)
-        if s.gc_percent > 5 or s.pause_max_ms > 50:
-            rows.append(("garbage collector", f"{s.gc_percent:.1f}% of wall time in GC",
+        wall = ev.gc_wall_s
+        of = "of the run's wall time"
+        if wall is None:  # a bare event file: the span from the first collection's start
+            wall, of = (e.t_stop_ns.max() - e.t_start_ns.min()) / 1e9, "of the traced span"
+        s = gc_summary(e, max(wall, 1e-9))
+        if (s.gc_percent > 5 and len(e) >= 10) or s.pause_max_ms > 50:
+            rows.append(("garbage collector", f"{s.gc_percent:.1f}% {of} in GC",
                          f"{s.collections:,.0f} collections ({s.gen2:.0f} full), p99 "
                          f"{s.pause_p99_ms:.2f} ms, max {s.pause_max_ms:.1f} ms",
                          min(1.0, s.gc_percent / 20 + s.pause_max_ms / 500)))

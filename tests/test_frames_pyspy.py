@@ -127,7 +127,8 @@ def test_speedscope_and_dump_from_hand_built_documents(tmp_path: Path) -> None:
     samples, functions = load_speedscope(p)
     assert samples.iloc[0].to_dict() == {
         "thread_id": 7, "thread_name": "MainThread", "function": "work", "file": "/a/app.py",
-        "line": 5, "stack": "work (app.py:5) < main (app.py:1)", "count": 3}
+        "line": 5, "stack": "work (app.py:5) < main (app.py:1)", "count": 3,
+        "frames": (("/a/app.py", 5, "work"), ("/a/app.py", 1, "main"))}
     f = functions.set_index("function")
     assert f.loc["work", "self_share"] == 0.75 and f.loc["main", "total_share"] == 1.0
     assert f.loc["main", "self_count"] == 0

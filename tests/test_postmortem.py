@@ -27,10 +27,30 @@ def test_suspects_name_the_leaks_in_recorded_incidents() -> None:
     assert top_site.suspect.startswith("serve (pool_misuse.py:")
     assert any(s.kind == "fds growth")
     parked = s[s.kind == "parked threads"].iloc[0]
-    assert parked.suspect.startswith("200 threads idle in Condition.wait")
-    assert "Queue.get (queue.py" in parked.suspect
+    assert parked.suspect == "_poll (thread_leak.py:54)"  # the user's line, not queue.py
+    assert parked.evidence.startswith("200 of ") and "Condition.wait" in parked.evidence
     assert any(s.kind == "garbage collector")
-    assert any(s.kind == "CPU")
+    cpu = s[s.kind == "CPU"]
+    assert len(cpu) and cpu.suspect.str.contains(r"\(gateway_load\.py:\d+\)").all()
+    # suspects are code: import machinery and labkit's own frames never rank
+    assert not s.suspect.str.contains("frozen|importlib|bootstrap|gctrace").any()
+
+
+def test_gc_share_is_of_the_run_not_of_the_span_between_collections(tmp_path: Path) -> None:
+    run = DATASETS / "gc-tuning" / "default"
+    ev = load_evidence(gc=run)
+    wall = (ev.gc_events.t_stop_ns.max() - ev.gc_events.t_start_ns.min()) / 1e9
+    assert ev.gc_wall_s is not None and ev.gc_wall_s > wall * 0.99
+    one = ev.gc_events.head(1)  # a single collection in a long run is not "100% in GC"
+    ev.gc_events = one
+    assert not any(suspects(ev).kind == "garbage collector")
+
+
+def test_threads_started_and_fds_opened_are_named_from_a_run() -> None:
+    fd = suspects(load_evidence(run=DATASETS / "fd-leak" / "leaky")).iloc[0]
+    assert (fd.kind, fd.suspect) == ("fds opened here", "handle (fd_leak.py:74)")
+    th = suspects(load_evidence(run=DATASETS / "thread-leak" / "leaky")).iloc[0]
+    assert th.kind == "threads started here" and th.suspect.startswith("run_threads (")
 
 
 @pytest.mark.slow

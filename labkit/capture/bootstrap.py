@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
             own.append(tracer.statm_fd)
         origins = _load("origins").Origins(opts["out"], ignore_fds=tuple(own))
         origins.install()
+        if tracer is not None:
+            tracer.on_tick = origins.sample
     try:
         main_globals = _run_target(target)
     except SystemExit:

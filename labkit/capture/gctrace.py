@@ -86,6 +86,7 @@ class GCTracer:
         interval_s: float = 0.02,
         echo: TextIO | None = None,
         tracemalloc: bool = False,
+        on_tick: Any = None,
     ) -> None:
         if interval_s < MIN_INTERVAL_S:
             raise ValueError(f"interval_s must be >= {MIN_INTERVAL_S}")
@@ -93,6 +94,7 @@ class GCTracer:
         self.interval_s = interval_s
         self.echo = echo
         self.tracemalloc = tracemalloc
+        self.on_tick = on_tick  # called from the sampler thread about every 0.25 s
         self._chunks = _Chunks()
         self._callback = self._make_callback()
         self._stop = threading.Event()
@@ -250,11 +252,14 @@ class GCTracer:
         self._thread_id = threading.get_ident()
         ticks = 0
         flush_every = max(1, round(0.1 / self.interval_s))
+        tick_every = max(1, round(0.25 / self.interval_s))
         while not self._stop.wait(self.interval_s):
             self._sample()
             ticks += 1
             if ticks % flush_every == 0:
                 self._drain()
+            if self.on_tick is not None and ticks % tick_every == 0:
+                self.on_tick()
 
     def _rss(self) -> int:
         if self._statm_fd < 0:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ALLOCATION_COLUMNS = ("function", "file", "line", "stack", "bytes", "count", "thread",
-                      "in_labkit")
+                      "in_labkit", "frames")
 _HIDDEN = ("labkit/capture/gctrace.py", "labkit/capture/bootstrap.py",
            "labkit/capture/origins.py", "<frozen runpy>", "/runpy.py")
 _STATS_CODE = """
@@ -80,7 +80,7 @@ def _records_frame(records: Iterable[Any]) -> pd.DataFrame:
         leaf = (full[0] if in_labkit else (own[0] if own else ("<unknown>", "<unknown>", 0)))
         stack = _stack_text(own or full[:1]) or "<no Python stack>"
         rows.append((leaf[0], leaf[1], leaf[2], stack, r.size, r.n_allocations, r.tid,
-                     in_labkit))
+                     in_labkit, tuple((f, ln, fn) for fn, f, ln in own)))
     df = pd.DataFrame.from_records(rows, columns=list(ALLOCATION_COLUMNS))
     df = df.astype({"line": "int64", "bytes": "int64", "count": "int64", "in_labkit": bool})
     return df.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
@@ -156,7 +156,9 @@ class MemrayCapture:
 
         Columns: ``function``, ``file``, ``line`` (the leaf frame, labkit's own frames
         removed), ``stack`` (leaf first), ``bytes``, ``count``, ``thread``, ``in_labkit``
-        (allocated by labkit's tracer itself). Sorted by ``bytes``, largest first.
+        (allocated by labkit's tracer itself), ``frames`` (the stack as ``(file, line,
+        function)`` tuples, leaf first, for :mod:`labkit.attribution`). Sorted by
+        ``bytes``, largest first.
         """
         return self._pass("get_high_watermark_allocation_records")
 

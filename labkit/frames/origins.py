@@ -58,10 +58,15 @@ def fd_kind(target: str) -> str:
 
 @dataclass
 class OriginsCapture:
-    """The loaded record; ``threads`` and ``fds`` as described in the module docstring."""
+    """The loaded record: ``threads`` and ``fds`` at the end of the run, as described in
+    the module docstring, and ``threads_at_peak``/``fds_at_peak``: the same when the most
+    threads (descriptors) were alive (open), which is where a leak cleaned up before exit
+    still shows."""
 
     threads: pd.DataFrame
     fds: pd.DataFrame
+    threads_at_peak: pd.DataFrame
+    fds_at_peak: pd.DataFrame
 
 
 def load_origins(path: Path, t0_ns: int = 0, how: Attribution = DEFAULT) -> OriginsCapture:
@@ -70,16 +75,25 @@ def load_origins(path: Path, t0_ns: int = 0, how: Attribution = DEFAULT) -> Orig
     if not isinstance(doc, dict):
         raise CorruptCaptureError(f"{path} is not a labkit origins file; re-capture the run")
     stacks = _stacks(doc, path)
-    try:
-        threads = pd.DataFrame(
+
+    def threads(rows: Any) -> pd.DataFrame:
+        return pd.DataFrame(
             [(str(t["name"]), bool(t["alive"]), (int(t["t_ns"]) - t0_ns) / 1e9,
-              *_code(stacks, t["stack"], how)) for t in doc["threads"]],
-            columns=["name", "alive", "t_s", *CODE_COLUMNS])
-        fds = pd.DataFrame(
+              *_code(stacks, t["stack"], how)) for t in rows],
+            columns=["name", "alive", "t_s", *CODE_COLUMNS]).astype(
+                {"alive": bool, "line": "int64"})
+
+    def fds(rows: Any) -> pd.DataFrame:
+        return pd.DataFrame(
             [(int(f["fd"]), fd_kind(str(f["target"])), str(f["target"]),
-              *_code(stacks, f["stack"], how)) for f in doc["fds"]],
-            columns=["fd", "kind", "target", *CODE_COLUMNS])
-    except (KeyError, TypeError, ValueError, OverflowError):
+              *_code(stacks, f["stack"], how)) for f in rows],
+            columns=["fd", "kind", "target", *CODE_COLUMNS]).astype(
+                {"fd": "int64", "line": "int64"})
+
+    try:
+        return OriginsCapture(threads(doc["threads"]), fds(doc["fds"]),
+                              threads(doc.get("threads_at_peak", doc["threads"])),
+                              fds(doc.get("fds_at_peak", doc["fds"])))
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
         raise CorruptCaptureError(f"{path} is not a labkit origins file; re-capture the run") \
             from None
-    return OriginsCapture(threads, fds)

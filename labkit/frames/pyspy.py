@@ -18,9 +18,10 @@ from labkit.safefile import read_json
 Frame = tuple[str, str, int]
 _HIDDEN = ("labkit/capture/gctrace.py", "labkit/capture/bootstrap.py", "<frozen runpy>",
            "/runpy.py")
-SAMPLE_COLUMNS = ("thread_id", "thread_name", "function", "file", "line", "stack", "count")
+SAMPLE_COLUMNS = ("thread_id", "thread_name", "function", "file", "line", "stack", "count",
+                  "frames")
 THREAD_COLUMNS = ("thread_id", "os_thread_id", "name", "idle", "owns_gil", "function", "file",
-                  "line", "stack", "depth")
+                  "line", "stack", "depth", "frames")
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -66,7 +67,8 @@ def load_speedscope(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(samples, functions)`` from a py-spy speedscope file.
 
     ``samples``: one row per distinct (thread, stack): ``thread_id``, ``thread_name``, leaf
-    ``function``/``file``/``line``, ``stack``, ``count``; largest first.
+    ``function``/``file``/``line``, ``stack``, ``count``, ``frames`` (``(file, line,
+    function)`` tuples, leaf first); largest first.
     ``functions``: ``function``, ``file``, ``self_count``, ``total_count``, ``self_share``,
     ``total_share`` (of all samples; total counts a function once per sample).
     """
@@ -78,8 +80,8 @@ def load_speedscope(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
             f"py-spy profile {path} is not in speedscope format; record it with "
             "`py-spy record --format speedscope`"
         ) from None
-    rows = [(tid, tname, st[0][0], st[0][1], st[0][2], stack_text(list(st)), n)
-            for (tid, tname, st), n in counts.items()]
+    rows = [(tid, tname, st[0][0], st[0][1], st[0][2], stack_text(list(st)), n,
+             tuple((f, ln, fn) for fn, f, ln in st)) for (tid, tname, st), n in counts.items()]
     samples = pd.DataFrame.from_records(rows, columns=list(SAMPLE_COLUMNS))
     samples = samples.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
     self_c: Counter = Counter()
@@ -117,7 +119,7 @@ def load_dump(path: Path | str) -> pd.DataFrame:
             rows.append((int(t["thread_id"]), int(t.get("os_thread_id") or 0),
                          t.get("thread_name") or "", not bool(t.get("active")),
                          bool(t.get("owns_gil")), leaf[0], leaf[1], leaf[2], stack_text(own),
-                         len(own)))
+                         len(own), tuple((f, ln, fn) for fn, f, ln in own)))
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         raise CorruptCaptureError(
             f"py-spy dump {path} is not `py-spy dump --json` output; re-take the dump"
