@@ -198,17 +198,38 @@ def cmd_report(args: argparse.Namespace, command: list[str]) -> int:
 
 
 def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
-    """Turn a real incident's captures into one offline HTML report naming the suspects."""
-    from labkit.outputs import check_file_output
+    """Name the code behind an incident: the verdict and ranked suspects on the terminal,
+    optionally the offline HTML report and the findings as JSON."""
+    import json
+    import re
+
+    from labkit.attribution import attribution
+    from labkit.findings import findings
+    from labkit.outputs import check_file_output, write_text_atomic
     from labkit.postmortem import load_evidence
     from labkit.report.html import render, resolve
 
     given = {k: getattr(args, k) for k in ("run", "memray", "pyspy", "dump", "gc", "proc")}
-    out = check_file_output(args.out, force=args.force, inputs=given.values())
-    load_evidence(**given)  # every input checked before any report is built
-    params = {k: str(Path(v).resolve()) for k, v in given.items() if v is not None}
-    render(resolve("90-postmortem"), out, params, notebook_copy=False)
-    say(f"wrote {out}")
+    outs = {k: check_file_output(p, force=args.force, inputs=given.values(), flag=f"--{k}")
+            for k, p in (("html", args.html), ("json", args.json)) if p is not None}
+    if len(outs) == 2 and outs["html"] == outs["json"]:
+        raise UsageError("--html and --json name the same file; give two")
+    try:
+        how = attribution(args.focus, args.ignore)
+    except re.error as exc:
+        raise UsageError(f"--focus/--ignore is not a regular expression: {exc}") from None
+    ev = load_evidence(**given)  # every input checked before any report is built
+    found = findings(ev, how)
+    for line in found.lines(args.top):
+        say(line)
+    if "json" in outs:
+        write_text_atomic(outs["json"], json.dumps(found.to_json(), indent=1) + "\n")
+        say(f"wrote {outs['json']}")
+    if "html" in outs:
+        params = {k: str(Path(v).resolve()) for k, v in given.items() if v is not None}
+        params.update(focus=args.focus, ignore=args.ignore)
+        render(resolve("90-postmortem"), outs["html"], params, notebook_copy=False)
+        say(f"wrote {outs['html']}")
     return 0
 
 
@@ -328,8 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="set a notebook parameter (a Python literal, else a string)")
     p.set_defaults(handler=cmd_report, needs_command=False)
 
-    p = sub.add_parser("postmortem", help="one offline HTML report from a real incident's "
-                       "captures (any subset)")
+    p = sub.add_parser("postmortem", help="name the code behind an incident from a run or "
+                       "loose captures (any subset): verdict, suspects, --html, --json")
     p.add_argument("run", nargs="?", type=Path,
                    help="a labkit run directory (capture, attach or scenario run)")
     p.add_argument("--memray", type=Path, help="a memray capture file")
@@ -337,8 +358,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dump", type=Path, help="a py-spy dump (--json)")
     p.add_argument("--gc", type=Path, help="labkit's gc_events.bin, or a run directory")
     p.add_argument("--proc", type=Path, help="labkit's proc.csv")
-    p.add_argument("--out", type=Path, required=True, help="the HTML report to write")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--html", "--out", dest="html", type=Path,
+                   help="also write the offline HTML report here")
+    p.add_argument("--json", type=Path, help="also write the findings as JSON here")
+    p.add_argument("--force", action="store_true", help="replace --html/--json if they exist")
+    p.add_argument("--focus", metavar="REGEX",
+                   help="only frames whose file:function matches count as your code")
+    p.add_argument("--ignore", metavar="REGEX",
+                   help="frames whose file:function matches are never your code")
+    p.add_argument("--top", type=TOP, default=10, help="suspects to print (default 10)")
     p.set_defaults(handler=cmd_postmortem, needs_command=False)
 
     p = sub.add_parser("notebooks", help="copy the lab's notebooks into a folder, for a learner")

@@ -166,53 +166,85 @@ def _code_name(function: str, file: str, line: int) -> str:
     return f"{function} ({Path(file).name}:{line})"
 
 
-def _origin_rows(origins: Any) -> list[tuple[str, str, str, float]]:
+Row = tuple[str, str, str, float, "Code | None"]
+
+
+@dataclass(frozen=True)
+class Code:
+    """Where a suspect is, and which symptom it explains, how much."""
+
+    function: str
+    file: str
+    line: int
+    stack: str
+    explains: str
+
+
+def _reattributed(df: pd.DataFrame, how: Attribution) -> pd.DataFrame:
+    """``df`` with its code columns taken from the first frame ``how`` calls the user's."""
+    site = df["frames"].map(lambda fr: how.user_frame(fr) or ("", 0, ""))
+    return df.assign(file=site.str[0], line=site.str[1], function=site.str[2])
+
+
+def _origin_rows(origins: Any, how: Attribution) -> list[Row]:
     """Code that started the threads alive, or opened the fds open, at the end of the run
     or at their peak (whichever held more)."""
     rows = []
     end = origins.threads[origins.threads.alive]
     peak = origins.threads_at_peak[origins.threads_at_peak.alive]
     alive, when = (peak, "at their peak") if len(peak) > len(end) else (end, "at the end")
+    alive = _reattributed(alive, how) if len(alive) else alive
     for (fn, file, line), g in alive.groupby(["function", "file", "line"], sort=False):
         if fn and len(g) >= 5:
             names = sorted(set(g["name"].str.replace(r"[-_]?\d+$", "", regex=True)))
+            explains = f"threads: started {len(g):,} of the {len(alive):,} alive {when}"
             rows.append(("threads started here", _code_name(fn, file, line),
                          f"{len(g):,} of the {len(alive):,} threads alive {when} were "
                          f"started here (named {', '.join(names[:3])}); stack "
-                         f"{g['stack'].iloc[0][:160]}", min(1.0, 0.5 + len(g) / (2 * len(alive)))))
+                         f"{g['stack'].iloc[0][:160]}", min(1.0, 0.5 + len(g) / (2 * len(alive))),
+                         Code(fn, file, line, g["stack"].iloc[0], explains)))
     fds, when = ((origins.fds_at_peak, "at their peak")
                  if len(origins.fds_at_peak) > len(origins.fds) else (origins.fds, "at the end"))
+    fds = _reattributed(fds, how) if len(fds) else fds
     for (kind, fn, file, line), g in fds.groupby(["kind", "function", "file", "line"],
                                                  sort=False):
         if fn and len(g) >= 5:
+            explains = f"fds: opened {len(g):,} of the {len(fds):,} open {when} ({kind}s)"
             rows.append(("fds opened here", _code_name(fn, file, line),
                          f"{len(g):,} of the {len(fds):,} fds open {when} are {kind}s "
                          f"opened here; stack {g['stack'].iloc[0][:160]}",
-                         min(1.0, 0.5 + len(g) / (2 * len(fds)))))
+                         min(1.0, 0.5 + len(g) / (2 * len(fds))),
+                         Code(fn, file, line, g["stack"].iloc[0], explains)))
     return rows
 
 
 def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
-    """Ranked findings: ``kind``, ``suspect``, ``evidence``, ``score`` (0-1, higher first).
+    """Ranked findings: ``kind``, ``suspect``, ``evidence``, ``score`` (0-1, higher first),
+    ``code`` (a :class:`Code` for a suspect in the user's code; None for a symptom).
 
     Code is attributed to the first frame in the user's own code (``how``); allocations
     made by labkit or while importing modules are never suspects."""
-    rows: list[tuple[str, str, str, float]] = []
+    rows: list[Row] = []
     if ev.memray is not None:
         peak = ev.memray.allocations_at_peak
         peak = peak[~peak.in_labkit & ~peak["frames"].map(_import_time)]
         total = max(1, int(ev.memray.summary.peak_bytes))
         sites = _by_user_frame(peak, how, {"bytes": "bytes", "count": "count"})
         for r in sites.nlargest(5, "bytes").itertuples():
+            if r.bytes < 0.01 * total:
+                break
             rows.append(("allocation site at peak", _code_name(r.function, r.file, r.line),
                          f"{r.bytes / MB:.1f} MiB in {r.count:,} blocks held at the peak "
                          f"({100 * r.bytes / total:.0f}% of the peak); stack {r.stack[:120]}",
-                         r.bytes / total))
+                         r.bytes / total, Code(r.function, r.file, r.line, r.stack,
+                                               f"memory: {100 * r.bytes / total:.0f}% of the "
+                                               f"heap at its peak ({r.bytes / MB:.1f} MiB)")))
         mem = ev.memray.memory
         growth = slope_per_s(mem, "heap_bytes")
         if growth > 0.5 * MB:
             rows.append(("memory growth", "heap keeps growing",
-                         f"{growth / MB:.1f} MiB/s over the second half of the capture", 0.9))
+                         f"{growth / MB:.1f} MiB/s over the second half of the capture", 0.9,
+                         None))
     if ev.proc is not None and len(ev.proc):
         for col, min_rise, unit in (("rss_bytes", 50 * MB, "MiB"), ("threads", 20, ""),
                                     ("fds", 20, "")):
@@ -223,11 +255,12 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
                 rows.append((f"{col.split('_')[0]} growth", f"{col} rose "
                              f"{rise['peak'] / max(rise['start'], 1):.1f}x",
                              f"from {rise['start'] / scale:,.0f} to a peak of "
-                             f"{rise['peak'] / scale:,.0f} {unit} in {rise['seconds']:.1f} s "
+                             f"{rise['peak'] / scale:,.0f}{' ' + unit if unit else ''} in "
+                             f"{rise['seconds']:.1f} s "
                              f"({rise['rise'] / scale / max(rise['seconds'], 1e-3):,.1f} "
-                             f"{unit or col}/s)", 0.85))
+                             f"{unit or col}/s)", 0.85, None))
     if ev.origins is not None:
-        rows += _origin_rows(ev.origins)
+        rows += _origin_rows(ev.origins, how)
     if ev.pyspy is not None and ev.pyspy.dump_path is not None:
         t = ev.pyspy.threads
         idle = t[t.idle].assign(count=1)
@@ -237,7 +270,10 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
                 where = " < ".join(r.stack.split(" < ")[:2])
                 rows.append(("parked threads", _code_name(r.function, r.file, r.line),
                              f"{r.threads} of {len(t)} threads idle here (in {where}): "
-                             "pollers never stopped?", min(1.0, r.threads / max(1, len(t)))))
+                             "pollers never stopped?", min(1.0, r.threads / max(1, len(t))),
+                             Code(r.function, r.file, r.line, r.stack,
+                                  f"threads: {r.threads} of the {len(t)} in the dump are "
+                                  "parked here")))
     if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
         samples = ev.pyspy.samples
         n = max(1, int(samples["count"].sum()))
@@ -245,7 +281,9 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
         for r in cpu.nlargest(3, "samples").itertuples():
             rows.append(("CPU", _code_name(r.function, r.file, r.line),
                          f"{100 * r.samples / n:.0f}% of CPU samples ran in or below this "
-                         f"line of your code; stack {r.stack[:120]}", r.samples / n))
+                         f"line of your code; stack {r.stack[:120]}", r.samples / n,
+                         Code(r.function, r.file, r.line, r.stack,
+                              f"cpu: {100 * r.samples / n:.0f}% of the CPU samples")))
     if ev.gc_events is not None and len(ev.gc_events):
         from labkit.analysis import gc_summary
 
@@ -259,6 +297,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
             rows.append(("garbage collector", f"{s.gc_percent:.1f}% {of} in GC",
                          f"{s.collections:,.0f} collections ({s.gen2:.0f} full), p99 "
                          f"{s.pause_p99_ms:.2f} ms, max {s.pause_max_ms:.1f} ms",
-                         min(1.0, s.gc_percent / 20 + s.pause_max_ms / 500)))
-    df = pd.DataFrame(rows, columns=["kind", "suspect", "evidence", "score"])
+                         min(1.0, s.gc_percent / 20 + s.pause_max_ms / 500), None))
+    df = pd.DataFrame([r[:4] for r in rows], columns=["kind", "suspect", "evidence", "score"])
+    df["code"] = [r[4] for r in rows]
     return df.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)

@@ -30,13 +30,17 @@ pyspy = None
 dump = None
 gc = None
 proc = None
+focus = None  # regex: only frames matching file:function count as your code
+ignore = None  # regex: frames matching file:function are never your code
 replay = False  # kept for symmetry: a postmortem always reads recorded files
 
 # %%
 from labkit import notebook as nb
 from labkit.artifacts import PYSPY_FLAMEGRAPH
+from labkit.attribution import attribution
 from labkit.charts import gc_timeline, labkit_style, memory_timeline, threads_fds, top_sites
-from labkit.postmortem import load_evidence, suspects
+from labkit.findings import findings
+from labkit.postmortem import load_evidence
 
 given = {"run": run, "memray": memray, "pyspy": pyspy, "dump": dump, "gc": gc, "proc": proc}
 if not any(given.values()):
@@ -51,13 +55,16 @@ for k, v in given.items():
 ev = load_evidence(**given)
 
 # %% [markdown]
-# ## The suspects
-# Ranked: allocation sites holding the most memory at the peak, anything that keeps
-# growing (heap, RSS, threads, fds), threads parked together, the functions that held the
-# CPU, and a collector that takes too much time.
+# ## The verdict, the symptoms, the suspects
+# The symptoms are what you already saw (memory, threads or fds rising, time in GC). A
+# suspect is a line of *your* code (the first frame outside the standard library,
+# installed packages and labkit), with the share of a symptom it explains: bytes held at
+# the peak, threads it started that are still alive, fds it opened that are still open,
+# threads parked there, CPU samples below it.
 
 # %%
-suspects(ev)
+found = findings(ev, attribution(focus, ignore))
+print("\n".join(found.lines()))
 
 # %% [markdown]
 # ## Timelines

@@ -21,7 +21,7 @@ def test_suspects_name_the_leaks_in_recorded_incidents() -> None:
     ev = load_evidence(memray=MEMRAY, proc=PROC, dump=DUMP, pyspy=SPEEDSCOPE,
                        gc=DATASETS / "gc-tuning" / "default")
     s = suspects(ev)
-    assert list(s.columns) == ["kind", "suspect", "evidence", "score"]
+    assert list(s.columns) == ["kind", "suspect", "evidence", "score", "code"]
     assert s.score.is_monotonic_decreasing
     top_site = s[s.kind == "allocation site at peak"].iloc[0]
     assert top_site.suspect.startswith("serve (pool_misuse.py:")
@@ -61,7 +61,8 @@ def test_cli_writes_one_offline_report(tmp_path: Path) -> None:
     assert cp.returncode == 0, cp.stderr
     page = out.read_text()
     assert "allocation site at peak" in page and "serve (pool_misuse.py:" in page
-    assert "parked threads" in page and "fds growth" in page and "labkit-flamegraph" in page
+    assert "parked threads" in page and "fds rose" in page and "labkit-flamegraph" in page
+    assert page.index("verdict: ") < page.index("symptoms:") < page.index("suspects:")
     printed = "".join(re.findall(r'class="jp-RenderedText jp-OutputArea-output[^"]*"[^>]*>'
                                  r"\s*<pre>(.*?)</pre>", page, re.S))
     assert "No captures given" not in printed and str(MEMRAY) in printed
@@ -82,3 +83,26 @@ def test_cli_bad_inputs_are_one_line(tmp_path: Path) -> None:
                        "never overwrites")
     assert copy.read_bytes() == PROC.read_bytes()
     assert not (tmp_path / "r.html").exists()
+
+
+def test_cli_prints_the_verdict_and_writes_json_findings(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "findings.json"
+    cp = labkit("postmortem", str(DATASETS / "fd-leak" / "leaky"), "--json", str(out))
+    assert cp.returncode == 0, cp.stderr
+    first = cp.stdout.splitlines()[0]
+    assert first.startswith("verdict: ") and "handle (fd_leak.py:74)" in first
+    doc = json.loads(out.read_text())
+    assert set(doc) == {"verdict", "symptoms", "suspects"}
+    top = doc["suspects"][0]
+    assert {"rank", "function", "file", "line", "stack", "score", "explains", "evidence"} <= \
+        set(top)
+    assert (top["rank"], top["function"], top["line"]) == (1, "handle", 74)
+    assert top["file"].endswith("fd_leak.py") and top["explains"][0].startswith("fds:")
+    assert any(s["what"].startswith("fds rose") for s in doc["symptoms"])
+    # --ignore takes a line out of "your code"; --focus that matches nothing leaves no suspect
+    cp = labkit("postmortem", str(DATASETS / "fd-leak" / "leaky"), "--focus", "nothing-here")
+    assert cp.returncode == 0 and "no line of your code stands out" in cp.stdout
+    assert_clean_error(labkit("postmortem", str(DATASETS / "fd-leak" / "leaky"), "--focus",
+                              "(unclosed"), "regular expression")

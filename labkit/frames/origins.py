@@ -2,7 +2,8 @@
 
 ``threads``: one row per thread the program started: ``name``, ``alive`` (at the end of
 the run), ``t_s``, ``function``/``file``/``line`` (the first frame in the user's code, see
-:mod:`labkit.attribution`), ``stack`` (innermost first, the agent's frames removed).
+:mod:`labkit.attribution`; empty when none is), ``stack`` (innermost first, the agent's
+frames removed) and ``frames`` (the same as ``(file, line, function)`` tuples).
 ``fds``: one row per descriptor open at the end: ``fd``, ``kind`` (file, socket, pipe,
 device, other), ``target``, and the same code columns for the call that opened it (empty
 when it was open before the program ran or opened by a call the agent does not wrap).
@@ -20,7 +21,7 @@ from labkit.attribution import DEFAULT, Attribution, Frame
 from labkit.errors import CorruptCaptureError
 from labkit.safefile import read_json
 
-CODE_COLUMNS = ("function", "file", "line", "stack")
+CODE_COLUMNS = ("function", "file", "line", "stack", "frames")
 _AGENT = ("labkit/capture/bootstrap.py", "labkit/capture/origins.py", "runpy.py",
           "<frozen runpy>")
 
@@ -34,13 +35,14 @@ def _stacks(doc: dict[str, Any], path: Path) -> list[list[Frame]]:
             from None
 
 
-def _code(stacks: list[list[Frame]], i: Any, how: Attribution) -> tuple[str, str, int, str]:
+def _code(stacks: list[list[Frame]], i: Any,
+          how: Attribution) -> tuple[str, str, int, str, tuple[Frame, ...]]:
     if not isinstance(i, int) or not 0 <= i < len(stacks):
-        return "", "", 0, ""
+        return "", "", 0, "", ()
     st = stacks[i]
-    user = how.user_frame(st) or (st[0] if st else ("", 0, ""))
+    user = how.user_frame(st) or ("", 0, "")  # none: library code acting on its own
     text = " < ".join(f"{fn} ({Path(f).name}:{ln})" for f, ln, fn in st)
-    return user[2], user[0], user[1], text
+    return user[2], user[0], user[1], text, tuple(st)
 
 
 def fd_kind(target: str) -> str:

@@ -1,0 +1,76 @@
+"""A postmortem's findings: one verdict, the symptoms stated once, the suspects ranked.
+
+A *symptom* is what the user already saw (memory, threads or fds rising, time in GC); a
+*suspect* is a line of the user's own code with the evidence against it and what share of
+a symptom it explains. Both come from :func:`labkit.postmortem.suspects`, the one place
+where evidence is weighed; this module only arranges it for the terminal and for JSON.
+
+Ranking: each suspect's score is the share of its symptom it explains (bytes held at the
+peak, threads alive, fds open, CPU samples, threads parked), so 1.0 means "all of it";
+threads and fds found by the agent's origins start at 0.5 because their creation stack is
+direct evidence. Import-time allocations and labkit's own frames never become suspects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit.attribution import DEFAULT, Attribution
+
+
+@dataclass
+class Findings:
+    """The verdict, the symptoms and the ranked suspects of one postmortem."""
+
+    verdict: str
+    symptoms: list[dict[str, Any]] = field(default_factory=list)
+    suspects: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"verdict", "symptoms": [...], "suspects": [{"rank", "function", "file",
+        "line", "stack", "score", "explains": [...], "evidence": {...}}]}``."""
+        return {"verdict": self.verdict, "symptoms": self.symptoms, "suspects": self.suspects}
+
+    def lines(self, top: int = 10) -> list[str]:
+        """The terminal rendering: verdict, symptoms, then the suspects, best first."""
+        out = [f"verdict: {self.verdict}", "symptoms:"]
+        out += [f"  - {s['what']}: {s['evidence']}" for s in self.symptoms] or ["  (none)"]
+        out.append("suspects:")
+        for s in self.suspects[:top]:
+            out.append(f"  {s['rank']}. {s['function']} ({Path(s['file']).name}:{s['line']}) "
+                       f"[{s['kind']}, score {s['score']:.2f}]")
+            out.append(f"     explains {'; '.join(s['explains'])}")
+            out.append(f"     stack {s['stack'][:150]}")
+        if not self.suspects:
+            out.append("  (no line of your code stands out in these captures)")
+        return out
+
+
+def findings(ev: Any, how: Attribution = DEFAULT) -> Findings:
+    """Weigh the evidence (:func:`labkit.postmortem.suspects`) and arrange it."""
+    from labkit.postmortem import suspects
+
+    df = suspects(ev, how)
+    symptoms = [{"kind": r.kind, "what": r.suspect, "evidence": r.evidence}
+                for r in df.itertuples() if r.code is None]
+    ranked = []
+    for r in df.itertuples():
+        if r.code is None:
+            continue
+        ranked.append({"rank": len(ranked) + 1, "kind": r.kind, "function": r.code.function,
+                       "file": r.code.file, "line": int(r.code.line), "stack": r.code.stack,
+                       "score": round(float(r.score), 4), "explains": [r.code.explains],
+                       "evidence": {"text": r.evidence}})
+    if ranked:
+        top = ranked[0]
+        lead = f"{symptoms[0]['what']}; " if symptoms else ""
+        verdict = (f"{lead}the top suspect is {top['function']} "
+                   f"({Path(top['file']).name}:{top['line']}), which explains "
+                   f"{top['explains'][0]}")
+    elif symptoms:
+        verdict = f"{symptoms[0]['what']}; no line of your code stands out in these captures"
+    else:
+        verdict = "nothing abnormal found in these captures"
+    return Findings(verdict, symptoms, ranked)
