@@ -1,7 +1,8 @@
 """Whose code is a frame? The first frame in the user's own code is where a finding points.
 
 A frame is *not* the user's when its file is in the standard library, in installed
-packages (``site-packages``, ``dist-packages``), frozen (``<frozen ...>``), or labkit's own.
+packages (``site-packages``, ``dist-packages``), not a file at all (``<frozen ...>``,
+``<string>``: generated code such as a dataclass's ``__init__``), or labkit's own.
 The rules read the path only, so they hold for captures made on another machine or by
 another interpreter. ``focus``/``ignore`` regular expressions (as in pprof) adjust them:
 a frame whose file or function matches ``ignore`` is never the user's; with ``focus``,
@@ -16,9 +17,11 @@ from dataclasses import dataclass
 
 Frame = tuple[str, int, str]  # file, line, function
 
+_COMPREHENSIONS = ("<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>")
+_CONSTRUCTORS = ("__init__", "__new__", "__post_init__")
 _LAB_PROGRAMS = re.compile(r"/labkit/scenarios/(?!base\.py$|measure\.py$)")  # the lab's "user"
 _NOT_USER = re.compile(
-    r"(^<frozen |^<built-in|/lib/python3\.\d+/|/lib/pypy3|site-packages/|dist-packages/"
+    r"(^<|^module '|/lib/python3\.\d+/|/lib/pypy3|site-packages/|dist-packages/"
     r"|/labkit/(capture|frames|scenarios/base\.py|scenarios/measure\.py)|runpy\.py$)")
 
 
@@ -41,8 +44,25 @@ class Attribution:
         return bool(_LAB_PROGRAMS.search(path)) or not _NOT_USER.search(path)
 
     def user_frame(self, stack: Sequence[Frame]) -> Frame | None:
-        """The innermost user frame of ``stack`` (innermost first), or None."""
-        return next((f for f in stack if self.is_user(f)), None)
+        """The innermost user frame of ``stack`` (innermost first), or None.
+
+        Two frames point past themselves: a comprehension's (3.11 gives them their own) is
+        named after the function it is written in, at the comprehension's line; and a
+        constructor's (``__init__``, ``__new__``, ``__post_init__``) is the line that
+        constructs the object, when that line is the user's too: what an object holds is
+        its shape, how many are made and kept is the caller's doing."""
+        for i, f in enumerate(stack):
+            if not self.is_user(f):
+                continue
+            caller = stack[i + 1] if i + 1 < len(stack) else None
+            if caller is None:
+                return f
+            if f[2] in _COMPREHENSIONS and caller[0] == f[0]:
+                return (f[0], f[1], caller[2])
+            if f[2].rsplit(".", 1)[-1] in _CONSTRUCTORS and self.is_user(caller):
+                return self.user_frame(stack[i + 1:])
+            return f
+        return None
 
 
 DEFAULT = Attribution()

@@ -5,10 +5,12 @@ A *symptom* is what the user already saw (memory, threads or fds rising, time in
 a symptom it explains. Both come from :func:`labkit.postmortem.suspects`, the one place
 where evidence is weighed; this module only arranges it for the terminal and for JSON.
 
-Ranking: each suspect's score is the share of its symptom it explains (bytes held at the
-peak, threads alive, fds open, CPU samples, threads parked), so 1.0 means "all of it";
-threads and fds found by the agent's origins start at 0.5 because their creation stack is
-direct evidence. Import-time allocations and labkit's own frames never become suspects.
+Ranking: each piece of evidence scores the share of its symptom it explains (bytes held
+at the peak, threads alive, fds open, CPU samples, threads parked), so 1.0 means "all of
+it"; threads and fds found by the agent's origins start at 0.5 because their creation
+stack is direct evidence. A line named by several sources is one suspect whose score is
+``1 - prod(1 - s)`` over its evidence. Import-time allocations and labkit's own frames
+never become suspects.
 """
 
 from __future__ import annotations
@@ -55,14 +57,27 @@ def findings(ev: Any, how: Attribution = DEFAULT) -> Findings:
     df = suspects(ev, how)
     symptoms = [{"kind": r.kind, "what": r.suspect, "evidence": r.evidence}
                 for r in df.itertuples() if r.code is None]
-    ranked = []
-    for r in df.itertuples():
+    ranked: list[dict[str, Any]] = []
+    by_line: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in df.itertuples():  # best first: a line named by several sources is one suspect
         if r.code is None:
             continue
-        ranked.append({"rank": len(ranked) + 1, "kind": r.kind, "function": r.code.function,
-                       "file": r.code.file, "line": int(r.code.line), "stack": r.code.stack,
-                       "score": round(float(r.score), 4), "explains": [r.code.explains],
-                       "evidence": {"text": r.evidence}})
+        key = (Path(r.code.file).name, int(r.code.line))
+        if key in by_line:
+            same = by_line[key]
+            same["explains"].append(r.code.explains)
+            same["evidence"][r.kind] = r.evidence
+            same["score"] = round(1 - (1 - same["score"]) * (1 - float(r.score)), 4)
+            continue
+        by_line[key] = {"rank": len(ranked) + 1, "kind": r.kind,
+                        "function": r.code.function.rsplit(".", 1)[-1], "file": r.code.file,
+                        "line": int(r.code.line), "stack": r.code.stack,
+                        "score": round(float(r.score), 4), "explains": [r.code.explains],
+                        "evidence": {r.kind: r.evidence}}
+        ranked.append(by_line[key])
+    ranked.sort(key=lambda s: -s["score"])
+    for i, s in enumerate(ranked, 1):
+        s["rank"] = i
     if ranked:
         top = ranked[0]
         lead = f"{symptoms[0]['what']}; " if symptoms else ""

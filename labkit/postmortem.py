@@ -133,10 +133,13 @@ def _import_time(frames: tuple) -> bool:
 def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str]) -> pd.DataFrame:
     """Rows grouped by the first frame in the user's code (rows with none are dropped);
     ``sums`` maps output column -> input column to add up; ``stack`` is the largest row's."""
+    empty = pd.DataFrame(columns=["function", "file", "line", "stack", *sums])
     if df.empty:
-        return pd.DataFrame(columns=["function", "file", "line", "stack", *sums])
+        return empty
     site = df["frames"].map(how.user_frame)
     d = df.assign(site=site).dropna(subset=["site"])
+    if d.empty:
+        return empty
     out = d.groupby("site", sort=False).agg(
         stack=("stack", "first"), **{k: (v, "sum") for k, v in sums.items()}).reset_index()
     out[["file", "line", "function"]] = pd.DataFrame(out.pop("site").tolist(),
@@ -230,7 +233,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
         peak = peak[~peak.in_labkit & ~peak["frames"].map(_import_time)]
         total = max(1, int(ev.memray.summary.peak_bytes))
         sites = _by_user_frame(peak, how, {"bytes": "bytes", "count": "count"})
-        for r in sites.nlargest(5, "bytes").itertuples():
+        for r in sites.sort_values("bytes", ascending=False).head(5).itertuples():
             if r.bytes < 0.01 * total:
                 break
             rows.append(("allocation site at peak", _code_name(r.function, r.file, r.line),
@@ -277,8 +280,9 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
         samples = ev.pyspy.samples
         n = max(1, int(samples["count"].sum()))
-        cpu = _by_user_frame(samples, how, {"samples": "count"})
-        for r in cpu.nlargest(3, "samples").itertuples():
+        cpu = _by_user_frame(samples[~samples["frames"].map(_import_time)], how,
+                             {"samples": "count"})
+        for r in cpu.sort_values("samples", ascending=False).head(3).itertuples():
             rows.append(("CPU", _code_name(r.function, r.file, r.line),
                          f"{100 * r.samples / n:.0f}% of CPU samples ran in or below this "
                          f"line of your code; stack {r.stack[:120]}", r.samples / n,
