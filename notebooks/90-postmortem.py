@@ -11,9 +11,11 @@
 # %% [markdown]
 # # Postmortem: your own captures, and the suspects they name
 #
-# Give any subset of a real incident's captures as parameters (or use
-# `labkit postmortem --memray F --pyspy F --dump F --gc F --proc F --out report.html`):
+# Give a labkit run directory, any subset of a real incident's captures, or both, as
+# parameters (or use `labkit postmortem RUN --memray F ... --html report.html`):
 #
+# * `run`: a labkit run directory (`labkit capture`, `attach` or `run`): every capture it
+#   holds, plus where its threads were started and its fds opened;
 # * `memray`: a memray capture file (`memray run -o app.bin`, or labkit's `memray.bin`);
 # * `pyspy`: a py-spy profile in speedscope format (`py-spy record --format speedscope`);
 # * `dump`: a thread dump (`py-spy dump --pid PID --json > dump.json`);
