@@ -183,6 +183,22 @@ class Code:
     explains: str
 
 
+def _thread_families(threads: pd.DataFrame) -> list[Row]:
+    """From a dump alone: many threads of one name family parked in the same frame (a pool
+    names its workers ``prefix_N``). A symptom, not code: who made them needs origins."""
+    idle = threads[threads.idle]
+    family = idle["name"].str.replace(r"[-_]?\d+$", "", regex=True)
+    rows: list[Row] = []
+    for (fam, fn, file, line), g in idle.assign(family=family).groupby(
+            ["family", "function", "file", "line"], sort=False):
+        if len(g) >= 10:
+            rows.append(("parked thread family", f"{len(g)} threads named {fam or '?'}* idle "
+                         f"in {_code_name(fn, file, line)}",
+                         f"{len(g)} of {len(threads)} threads in the dump; capture with "
+                         "`labkit capture` to learn which code started them", 0.6, None))
+    return rows
+
+
 def _reattributed(df: pd.DataFrame, how: Attribution) -> pd.DataFrame:
     """``df`` with its code columns taken from the first frame ``how`` calls the user's."""
     site = df["frames"].map(lambda fr: how.user_frame(fr) or ("", 0, ""))
@@ -250,7 +266,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
                          None))
     if ev.proc is not None and len(ev.proc):
         for col, min_rise, unit in (("rss_bytes", 50 * MB, "MiB"), ("threads", 20, ""),
-                                    ("fds", 20, "")):
+                                    ("fds", 20, ""), ("children", 5, "")):
             rise = rise_to_peak(ev.proc, col)
             if rise is not None and rise["rise"] >= min_rise and rise["peak"] >= 1.5 * max(
                     rise["start"], 1):
@@ -268,6 +284,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
         t = ev.pyspy.threads
         idle = t[t.idle].assign(count=1)
         parked = _by_user_frame(idle, how, {"threads": "count"})
+        rows += _thread_families(t)
         for r in parked.itertuples():
             if r.threads >= 10:
                 where = " < ".join(r.stack.split(" < ")[:2])
