@@ -127,13 +127,25 @@ def table(sig: Any) -> Any:
     return pd.DataFrame(rows).set_index("metric")
 
 
-def iframe(document: str, *, height: int = 520, title: str = "") -> Any:
-    """A sandboxed iframe (scripts only: no same-origin, no network) holding ``document``."""
+def _sandboxed_frame(source: str, *, title: str, height: int) -> Any:
+    """An iframe allowed to run scripts but nothing else (no same-origin, no network, no
+    top navigation); ``source`` is its ``srcdoc=...`` or ``src=...`` attribute."""
+    import warnings
+
     from IPython.display import HTML
 
-    return HTML(f'<iframe sandbox="allow-scripts" class="labkit-flamegraph" title="{title}" '
-                f'style="width:100%;height:{height}px;border:1px solid #ccc" '
-                f'srcdoc="{html.escape(document, quote=True)}"></iframe>')
+    with warnings.catch_warnings():  # IPython suggests IFrame, which cannot sandbox
+        warnings.simplefilter("ignore", UserWarning)
+        return HTML(f'<iframe sandbox="allow-scripts" class="labkit-flamegraph" '
+                    f'title="{html.escape(title)}" '
+                    f'style="width:100%;height:{height}px;border:1px solid #ccc" '
+                    f"{source}></iframe>")
+
+
+def iframe(document: str, *, height: int = 520, title: str = "") -> Any:
+    """A sandboxed iframe (scripts only: no same-origin, no network) holding ``document``."""
+    return _sandboxed_frame(f'srcdoc="{html.escape(document, quote=True)}"', title=title,
+                            height=height)
 
 
 def memray_flamegraph(capture: Path | str | Run, *, height: int = 560) -> Any:
@@ -157,25 +169,51 @@ def pyspy_flamegraph(svg: Path | str | Run, *, height: int = 520) -> Any:
     inline ``data:`` URL so the browser parses it as SVG (its script expects an SVG root)."""
     import base64
 
-    from IPython.display import HTML
-
     path = svg.need(A.PYSPY_FLAMEGRAPH) if isinstance(svg, Run) else Path(svg)
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return HTML(f'<iframe sandbox="allow-scripts" class="labkit-flamegraph" '
-                f'title="py-spy flamegraph of {html.escape(path.name)}" '
-                f'style="width:100%;height:{height}px;border:1px solid #ccc" '
-                f'src="data:image/svg+xml;base64,{data}"></iframe>')
+    return _sandboxed_frame(f'src="data:image/svg+xml;base64,{data}"',
+                            title=f"py-spy flamegraph of {path.name}", height=height)
 
 
-def check(prediction: float | None, measured: float, *, rel: float = 0.3,
-          what: str = "the value") -> bool:
-    """Tell the learner whether ``prediction`` is within ``rel`` of ``measured``."""
+@dataclass(frozen=True)
+class Verdict:
+    """An exercise's result: true when right; shows as a mark and a sentence."""
+
+    ok: bool | None  # None: no prediction was entered
+    text: str
+
+    def __bool__(self) -> bool:
+        return bool(self.ok)
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        mark, color = {True: ("&#10004;", "#1a7f37"), False: ("&#10008;", "#cf222e"),
+                       None: ("?", "#6e7781")}[self.ok]
+        return (f'<p class="labkit-check" style="font-size:1.1em"><b style="color:{color}">'
+                f"{mark}</b> {html.escape(self.text)}</p>")
+
+
+def check(prediction: float | None, measured: float, *, rel: float | None = 0.3,
+          factor: float | None = None, what: str = "the value") -> Verdict:
+    """Whether ``prediction`` is right: within ``rel`` of ``measured`` (``rel`` < 1), or,
+    for quantities spread over orders of magnitude, within a ``factor`` of it. A guess of
+    zero, or of the wrong sign, is never right for a nonzero measurement."""
+    if factor is None and (rel is None or not 0 < rel < 1):
+        raise ValueError("rel must be between 0 and 1; use factor= for order-of-magnitude "
+                         "guesses")
     if prediction is None:
-        print(f"No prediction yet: set it in the parameters cell. Measured {what}: "
-              f"{measured:,.3g}.")
-        return False
-    ok = abs(prediction - measured) <= rel * abs(measured)
+        return Verdict(None, f"No prediction yet: set it in the parameters cell, then run "
+                             f"this cell again to see the measured {what}.")
+    if factor is not None:
+        ok = prediction > 0 and measured > 0 and measured / factor <= prediction <= \
+            measured * factor
+        band = f"within a factor of {factor:g}"
+    else:
+        same_sign = measured == 0 or (prediction != 0 and (prediction > 0) == (measured > 0))
+        ok = same_sign and abs(prediction - measured) <= rel * abs(measured)
+        band = f"within {rel:.0%}"
     verdict = "Right" if ok else "Not quite"
-    print(f"{verdict}: you predicted {prediction:,.3g}; measured {what} is {measured:,.3g} "
-          f"(within {rel:.0%} counts as right).")
-    return ok
+    return Verdict(bool(ok), f"{verdict}: you predicted {prediction:,.3g}; the measured {what} "
+                             f"is {measured:,.3g} ({band} counts as right).")

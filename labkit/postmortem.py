@@ -247,7 +247,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     if ev.memray is not None:
         peak = ev.memray.allocations_at_peak
         peak = peak[~peak.in_labkit & ~peak["frames"].map(_import_time)]
-        total = max(1, int(ev.memray.summary.peak_bytes))
+        total = max(1, int(ev.memray.metadata.peak_memory))  # no statistics pass needed
         sites = _by_user_frame(peak, how, {"bytes": "bytes", "count": "count"})
         for r in sites.sort_values("bytes", ascending=False).head(5).itertuples():
             if r.bytes < 0.01 * total:

@@ -108,5 +108,5 @@ freeze = lab.runs["freeze"]
 m = metrics_frame(freeze)
 s0 = m[(m.phase == "steady") & (m["at"] == "start")].t_s.min()
 full = freeze.gc_events[(freeze.gc_events.t_s >= s0) & (freeze.gc_events.generation == 2)]
-nb.check(prediction_freeze_ms, float(full.pause_ms.median()), rel=1.0,
+nb.check(prediction_freeze_ms, float(full.pause_ms.median()), factor=3,
          what="median full-collection pause with gc.freeze(), ms")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import nbformat
 import pytest
 
 from labkit import notebook as nb
-from labkit.report.html import notebook_paths
+from labkit.report.html import notebook_paths, title_of
 
 NOTEBOOKS = notebook_paths()
 SCENARIO_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem[:2] not in ("00", "90")]
@@ -73,6 +74,9 @@ def test_reports_are_signed_offline_and_indexed(live_reports: Path) -> None:
         page = (live_reports / f"{path.stem}.html").read_text()
         assert not EXTERNAL.findall(page), (path.stem, EXTERNAL.findall(page)[:3])
         assert "cdnjs" not in page and "require.js" not in page
+        title = re.search(r"<title>(.*?)</title>", page)
+        assert title and html.unescape(title.group(1)) == title_of(path), path.stem
+        assert "UserWarning" not in page, path.stem  # IPython's IFrame advice, say
     index = (live_reports / "index.html").read_text()
     for path in NOTEBOOKS:
         assert f'href="{path.stem}.html"' in index
@@ -88,9 +92,14 @@ def test_replay_when_a_live_capture_is_impossible(monkeypatch, capsys) -> None:
 
 
 def test_exercise_check_tells_right_from_wrong(capsys) -> None:
-    assert nb.check(100, 110, rel=0.2, what="threads") is True
-    assert "Right" in capsys.readouterr().out
-    assert nb.check(50, 110, rel=0.2) is False
-    assert "Not quite" in capsys.readouterr().out
-    assert nb.check(None, 110) is False
-    assert "No prediction yet" in capsys.readouterr().out
+    right = nb.check(100, 110, rel=0.2, what="threads")
+    assert right and repr(right).startswith("Right") and "&#10004;" in right._repr_html_()
+    assert not nb.check(0, 1.2, factor=3) and not nb.check(0, 1.2, rel=0.9)  # 0 is never right
+    assert not nb.check(-50, 50, rel=0.5) and nb.check(2.0, 1.2, factor=3)
+    assert nb.check(None, 5).ok is None
+    with pytest.raises(ValueError):
+        nb.check(1, 1, rel=1.0)
+    wrong = nb.check(50, 110, rel=0.2)
+    assert not wrong and repr(wrong).startswith("Not quite") and "&#10008;" in \
+        wrong._repr_html_()
+    assert repr(nb.check(None, 110)).startswith("No prediction yet")

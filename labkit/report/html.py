@@ -56,13 +56,13 @@ def execute(source: Path, parameters: dict[str, Any] | None = None) -> Any:
                           f"{exc.ename}: {exc.evalue}") from None
 
 
-def to_html(nb: Any) -> str:
-    """The offline HTML of an executed notebook."""
+def to_html(nb: Any, title: str = "labkit report") -> str:
+    """The offline HTML of an executed notebook, titled ``title``."""
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="labkit_offline",
                             extra_template_basedirs=[str(TEMPLATES)])
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     return body
 
 
@@ -89,7 +89,7 @@ def render(source: Path, out_html: Path, parameters: dict[str, Any] | None = Non
     if notebook_copy:
         NotebookNotary().sign(nb)
         write_text_atomic(out_html.with_suffix(".ipynb"), nbformat.writes(nb))
-    write_text_atomic(out_html, to_html(nb))
+    write_text_atomic(out_html, to_html(nb, title_of(source)))
     return out_html
 
 
