@@ -18,8 +18,8 @@ from labkit.errors import LabkitError
 from labkit.frames import Run, load
 from labkit.resources import datasets_dir
 
-__all__ = ["DATASETS", "Scenario", "check", "iframe", "load", "memray_flamegraph",
-           "pyspy_flamegraph", "show", "table"]
+__all__ = ["DATASETS", "Scenario", "Verdict", "check", "frame", "iframe", "load",
+           "memray_flamegraph", "pyspy_flamegraph", "show", "table"]
 
 DATASETS = datasets_dir()
 
@@ -119,6 +119,12 @@ def show(fig: Any) -> None:
 
 
 def table(sig: Any) -> Any:
+    """A signature to show: it renders as a formatted table (marks, human figures); query
+    it with ``sig.value(metric, variant)``. :func:`frame` gives the raw DataFrame."""
+    return sig
+
+
+def frame(sig: Any) -> Any:
     """A signature as a DataFrame: metric, a column per variant, expected, held."""
     import pandas as pd
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,15 @@ def test_readme_signature_table_is_what_the_recorded_runs_show() -> None:
     lines = [ln for name in NAMES for ln in signature_lines(recorded(name, DATASETS))]
     expected = "\n".join([*lines, f"signatures shown: {len(NAMES)}/{len(NAMES)}"]) + "\n"
     assert block == expected, "README's table is stale: paste `labkit signatures --from datasets`"
+
+
+def test_a_signature_renders_readably_and_answers_queries() -> None:
+    sig = recorded("pool-misuse", DATASETS)
+    page = sig._repr_html_()
+    assert "&#10004;" in page and "&#10008;" not in page  # every row held, as marks
+    assert " MiB</td>" in page and "e+0" not in page  # human sizes, no scientific notation
+    assert html.escape(sig.row("retained bytes at end").expect) in page  # not cut off
+    leaky = sig.value("retained bytes at end", "leaky")
+    assert leaky == sig.rows[0].values["leaky"] and leaky > 16 * 1024 * 1024
+    with pytest.raises(KeyError, match="no metric"):
+        sig.row("nothing like this")

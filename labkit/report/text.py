@@ -192,6 +192,39 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+def signature_html(sig: Signature) -> str:
+    """One scenario's signature as an HTML table for a notebook or report: a clear mark per
+    row, human figures (MiB for bytes, thousands separators), the whole expectation."""
+    import html
+
+    variants = list(sig.rows[0].values) if sig.rows else []
+    head = "".join(f"<th>{html.escape(v)}</th>" for v in variants)
+    body = []
+    for r in sig.rows:
+        mark = ('<b style="color:#1a7f37">&#10004;</b>' if r.ok else
+                '<b style="color:#cf222e">&#10008;</b>')
+        unit = "bytes" in r.metric
+        cells = "".join(f'<td style="text-align:right">{_human(r.values.get(v), unit)}</td>'
+                        for v in variants)
+        body.append(f"<tr><td>{mark}</td><td>{html.escape(r.metric)}</td>{cells}"
+                    f"<td>{html.escape(r.expect)}</td></tr>")
+    verdict = "shown" if sig.ok else "NOT shown"
+    return (f'<table class="labkit-signature"><caption style="text-align:left"><b>'
+            f"{html.escape(sig.scenario)}</b>: signature {verdict}</caption>"
+            f"<thead><tr><th></th><th>metric</th>{head}<th>expected</th></tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _human(v: float | None, is_bytes: bool) -> str:
+    if v is None or v != v:
+        return "-"
+    if is_bytes and abs(v) >= 1024:
+        for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+            if abs(v) >= scale:
+                return f"{v / scale:,.1f} {unit}"
+    return _fmt(v)
+
+
 def signature_lines(sig: Signature) -> list[str]:
     """One scenario's signature as a table: metric, a value per variant, the expectation."""
     variants = list(sig.rows[0].values) if sig.rows else []

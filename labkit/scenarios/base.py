@@ -84,6 +84,25 @@ class Signature:
         """All rows held."""
         return all(r.ok for r in self.rows)
 
+    def row(self, metric: str) -> SignatureRow:
+        """The row whose metric starts with ``metric`` (a KeyError naming the metrics
+        otherwise), so a notebook reads what the scenario measured instead of
+        recomputing it."""
+        for r in self.rows:
+            if r.metric.startswith(metric):
+                return r
+        raise KeyError(f"no metric {metric!r} in {self.scenario}'s signature; metrics: "
+                       + "; ".join(r.metric for r in self.rows))
+
+    def value(self, metric: str, variant: str) -> float:
+        """One measured figure: ``sig.value("retained bytes at end", "leaky")``."""
+        return self.row(metric).values[variant]
+
+    def _repr_html_(self) -> str:
+        from labkit.report.text import signature_html
+
+        return signature_html(self)
+
 
 def parse(spec: ScenarioSpec, argv: Sequence[str] | None = None) -> tuple[str, dict[str, Any]]:
     """Child side: ``--variant V --params JSON`` (or ``--quick``) -> (variant, params)."""
