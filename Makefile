@@ -6,10 +6,8 @@ PY313   ?= $(or $(lastword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-VENV312 := .venv-3.12
-STAMP312:= $(VENV312)/.installed
-VENV313 := .venv-3.13
-STAMP313:= $(VENV313)/.installed
+STAMP312:= .venv-3.12/.installed
+STAMP313:= .venv-3.13/.installed
 
 .PHONY: lab test install venv-3.12 venv-3.13 chromium bench datasets clean
 
@@ -19,19 +17,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-$(STAMP312): pyproject.toml
-	@test -n "$(PY312)" || { echo "Python 3.12 not found: install it or pass PY312=/path/to/python3.12"; exit 2; }
-	$(PY312) -m venv $(VENV312)
-	$(VENV312)/bin/python -m pip install -q --upgrade pip
-	$(VENV312)/bin/python -m pip install -q -e .
-	touch $(STAMP312)
-
-$(STAMP313): pyproject.toml
-	@test -n "$(PY313)" || { echo "Python 3.13 not found: install it or pass PY313=/path/to/python3.13"; exit 2; }
-	$(PY313) -m venv $(VENV313)
-	$(VENV313)/bin/python -m pip install -q --upgrade pip
-	$(VENV313)/bin/python -m pip install -q -e .
-	touch $(STAMP313)
+# .venv-3.12, .venv-3.13: the package (without its test extra) under $(PY312), $(PY313)
+.venv-3.%/.installed: pyproject.toml
+	@test -n "$(PY3$*)" || { echo "Python 3.$* not found: install it or pass PY3$*=/path/to/python3.$*"; exit 2; }
+	$(PY3$*) -m venv .venv-3.$*
+	.venv-3.$*/bin/python -m pip install -q --upgrade pip
+	.venv-3.$*/bin/python -m pip install -q -e .
+	touch $@
 
 install: $(STAMP)
 
@@ -72,4 +64,4 @@ datasets: install
 	du -sh datasets
 
 clean:
-	rm -rf $(VENV) $(VENV312) $(VENV313) runs reports .pytest_cache
+	rm -rf $(VENV) .venv-3.12 .venv-3.13 runs reports .pytest_cache

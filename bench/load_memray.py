@@ -20,13 +20,13 @@ process in its tree, from ``wait4``).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import timed  # bench/timing.py (scripts run from bench/)
 
 MAKE = """
 import memray, sys
@@ -54,17 +54,6 @@ from labkit.frames.memray import MemrayCapture
 c = MemrayCapture(sys.argv[1])
 print(len(c.memory), len(c.allocations_at_peak), c.metadata.peak_memory)
 """
-
-
-def timed(argv: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one command."""
-    t = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {argv}")
-    return wall, ru.ru_maxrss * 1024
 
 
 def main() -> None:

@@ -20,13 +20,14 @@ RSS (the largest process in its tree, from ``wait4``).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from timing import timed  # bench/timing.py (scripts run from bench/)
 
 MAKE = """
 import memray, sys
@@ -56,17 +57,6 @@ with memray.Tracker(sys.argv[1], trace_python_allocators=True, follow_fork=False
         for k in range(N_SITES):
             held.append(getattr(app, f"site_{k}")(per_call, k % 4))
 """
-
-
-def timed(argv: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one command (and its children)."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{argv[:4]} failed: {proc.stderr.read().decode()[-400:]}")
-    return wall, usage.ru_maxrss * 1024
 
 
 def records(path: Path) -> int:
