@@ -1,0 +1,53 @@
+"""The ``labkit`` command. Each verb is a thin shell over functions a notebook can call too.
+
+Errors a user can cause are :class:`LabkitError`s: printed as one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from labkit.cli.output import say
+from labkit.errors import LabkitError, UsageError
+
+__all__ = ["main", "say"]
+
+
+def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: returns the exit code."""
+    own, command = _split_command(list(sys.argv[1:] if argv is None else argv))
+    from labkit.cli.parser import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(own)
+    if not getattr(args, "verb", None):
+        parser.print_help()
+        return 2
+    try:
+        if args.needs_command and not command:
+            raise UsageError(f"no program given; usage: labkit {args.verb} [options] -- python "
+                             "PROG [ARGS]")
+        if command and not args.needs_command:
+            raise UsageError(f"labkit {args.verb} takes no program after --")
+        return args.handler(args, command)
+    except LabkitError as exc:
+        say(f"labkit: {exc}".replace("\n", "\\n"), sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        say("labkit: interrupted", sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`labkit ... | head`): stop quietly, as a C tool would
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE

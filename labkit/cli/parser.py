@@ -1,0 +1,141 @@
+"""The ``labkit`` argument parser: every verb, its options and their checked types."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from labkit.cli import verbs
+from labkit.options import INTERVAL, MEMORY_MIB, PID, RATE_HZ, SECONDS, TOP
+
+
+def _add_capture_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, help="run directory to create (default: runs/NAME-TIME)")
+    p.add_argument("--interval", type=INTERVAL, default=0.02, metavar="S",
+                   help="heap sampling interval in seconds (0.01 to 60; default 0.02)")
+    p.add_argument("--tracemalloc", action="store_true",
+                   help="also sample tracemalloc's traced memory (slows the program 2-3x)")
+    p.add_argument("--proc", action="store_true",
+                   help="sample RSS, threads, fds and CPU from outside")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every verb."""
+    parser = argparse.ArgumentParser(
+        prog="labkit", description="A profiling and memory-forensics lab for Python: "
+        "incidents, captures, postmortems.")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    p = sub.add_parser("gctrace", help="run a Python program with the GC tracer",
+                       usage="labkit gctrace [options] -- python PROG [ARGS] | -m MODULE [ARGS]")
+    _add_capture_flags(p)
+    p.add_argument("--quiet", action="store_true", help="print the summary only")
+    p.set_defaults(handler=verbs.cmd_gctrace, needs_command=True)
+
+    p = sub.add_parser("capture", help="run a program under memray, py-spy, the GC tracer and "
+                       "the process sampler (all four unless some are named)",
+                       usage="labkit capture [options] -- python PROG [ARGS] | -m MODULE [ARGS]")
+    _add_capture_flags(p)
+    p.add_argument("--gc", action="store_true", help="the GC tracer")
+    p.add_argument("--memray", action="store_true", help="memray (allocations, peak, RSS)")
+    p.add_argument("--native", action="store_true", help="memray: native stacks too")
+    p.add_argument("--trace-python-allocators", action="store_true",
+                   help="memray: every pymalloc allocation (needed for small-object leaks)")
+    p.add_argument("--pyspy", action="store_true", help="py-spy CPU stacks from outside")
+    p.add_argument("--rate", type=RATE_HZ, default=100, metavar="HZ",
+                   help="py-spy sampling rate (1 to 1000; default 100)")
+    p.set_defaults(handler=verbs.cmd_capture, needs_command=True)
+
+    p = sub.add_parser("attach", help="capture a running process: py-spy record and dump, "
+                       "process samples (all three unless some are named)")
+    p.add_argument("pid", type=PID)
+    p.add_argument("--pyspy", type=SECONDS, metavar="SECONDS", help="py-spy record this long")
+    p.add_argument("--dump", action="store_true", help="py-spy dump of every thread's stack")
+    p.add_argument("--proc", type=SECONDS, metavar="SECONDS",
+                   help="sample the process this long")
+    p.add_argument("--rate", type=RATE_HZ, default=100, metavar="HZ",
+                   help="py-spy sampling rate (1 to 1000; default 100)")
+    p.add_argument("--out", type=Path, help="run directory to create")
+    p.set_defaults(handler=verbs.cmd_attach, needs_command=False)
+
+    p = sub.add_parser("compare", help="run B against run A: what grew, by site and function")
+    p.add_argument("a", type=Path, help="the baseline run")
+    p.add_argument("b", type=Path, help="the run to compare with it")
+    p.add_argument("--top", type=TOP, default=10, help="rows per table (default 10)")
+    p.set_defaults(handler=verbs.cmd_compare, needs_command=False)
+
+    p = sub.add_parser("list", help="scenarios, their variants or settings, what each shows")
+    p.set_defaults(handler=verbs.cmd_list, needs_command=False)
+
+    p = sub.add_parser("run", help="run a scenario's variants under capture")
+    p.add_argument("scenario")
+    p.add_argument("--variant", help="leaky, fixed or all (default all)")
+    p.add_argument("--setting", help="for gc-tuning: one setting (default all)")
+    p.add_argument("--capture", help="comma-separated: gc,memray,pyspy,proc "
+                   "(default: the scenario's own choice)")
+    p.add_argument("--param", action="append", default=[], metavar="K=V",
+                   help="override a parameter (repeatable)")
+    p.add_argument("--quick", action="store_true", help="the preset that finishes in seconds")
+    p.add_argument("--out", type=Path, help="directory for the runs (one per variant)")
+    p.add_argument("--python", help="interpreter to run the scenario with (default: this one)")
+    p.add_argument("--memory-cap", type=MEMORY_MIB, metavar="MIB",
+                   help="stop a variant whose RSS passes this (default: the scenario's)")
+    p.add_argument("--time-cap", type=SECONDS, metavar="S",
+                   help="stop a variant that runs longer (default: the scenario's)")
+    p.set_defaults(handler=verbs.cmd_run, needs_command=False)
+
+    p = sub.add_parser("signatures", help="run scenarios and print what tells leaky from "
+                       "fixed; exit 1 if a signature is not shown")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", type=Path, help="keep the runs here (default: a temporary dir)")
+    p.add_argument("--python", help="interpreter to run the scenarios with")
+    p.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
+                   help="measure recorded runs DIR/<scenario>/<variant> instead (e.g. datasets)")
+    p.set_defaults(handler=verbs.cmd_signatures, needs_command=False)
+
+    p = sub.add_parser("report", help="execute notebooks and write offline HTML reports")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                   help="names (10-pool-misuse, pool-misuse) or paths")
+    p.add_argument("--all", action="store_true", help="every notebook in notebooks/")
+    p.add_argument("--out", type=Path, default=Path("reports"),
+                   help="default: reports/ (labkit's own earlier reports there are replaced)")
+    p.add_argument("--force", action="store_true",
+                   help="also replace files there that labkit did not write")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="set a notebook parameter (a Python literal, else a string)")
+    p.set_defaults(handler=verbs.cmd_report, needs_command=False)
+
+    p = sub.add_parser("postmortem", help="name the code behind an incident from a run or "
+                       "loose captures (any subset): verdict, suspects, --html, --json")
+    p.add_argument("run", nargs="?", type=Path,
+                   help="a labkit run directory (capture, attach or scenario run)")
+    p.add_argument("--memray", type=Path, help="a memray capture file")
+    p.add_argument("--pyspy", type=Path, help="a py-spy speedscope profile")
+    p.add_argument("--dump", type=Path, help="a py-spy dump (--json)")
+    p.add_argument("--gc", type=Path, help="labkit's gc_events.bin, or a run directory")
+    p.add_argument("--proc", type=Path, help="labkit's proc.csv")
+    p.add_argument("--html", "--out", dest="html", type=Path,
+                   help="also write the offline HTML report here")
+    p.add_argument("--json", type=Path, help="also write the findings as JSON here")
+    p.add_argument("--force", action="store_true", help="replace --html/--json if they exist")
+    p.add_argument("--focus", metavar="REGEX",
+                   help="only frames whose file:function matches count as your code")
+    p.add_argument("--ignore", metavar="REGEX",
+                   help="frames whose file:function matches are never your code")
+    p.add_argument("--top", type=TOP, default=10, help="suspects to print (default 10)")
+    p.set_defaults(handler=verbs.cmd_postmortem, needs_command=False)
+
+    p = sub.add_parser("notebooks", help="copy the lab's notebooks into a folder, for a learner")
+    p.add_argument("dir", type=Path, help="the folder to copy them into (created if needed)")
+    p.add_argument("--force", action="store_true", help="replace notebooks already there")
+    p.set_defaults(handler=verbs.cmd_notebooks, needs_command=False)
+
+    p = sub.add_parser("summary", help="check a run directory (or one capture file) and "
+                       "summarise it")
+    p.add_argument("run", type=Path, help="a run directory, or a memray/speedscope/dump file")
+    p.set_defaults(handler=verbs.cmd_summary, needs_command=False)
+
+    p = sub.add_parser("doctor", help="versions, and whether py-spy can attach here")
+    p.set_defaults(handler=verbs.cmd_doctor, needs_command=False)
+    return parser

@@ -1,0 +1,235 @@
+"""The verbs of the ``labkit`` command: each a thin shell over functions a notebook calls.
+
+Each handler takes the parsed arguments and the program after ``--`` and returns the exit
+code; errors a user can cause are raised as :class:`LabkitError` and printed by ``main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from labkit.cli.output import say
+from labkit.errors import UsageError
+
+
+def _run_and_summarise(command: list[str], out: Path | None, opts: Any, kind: str,
+                       summary: Callable[[Any], list[str]]) -> int:
+    """Run ``command`` under ``opts``, print ``summary`` of its run to stderr, and exit as
+    the program did."""
+    from labkit.capture.session import exit_like, run_program
+
+    result = run_program(command, out=out, options=opts, kind=kind,
+                         argv=["labkit", *sys.argv[1:]])
+    from labkit.frames import load
+
+    for line in summary(load(result.path)):
+        say(line, sys.stderr)
+    return exit_like(result)
+
+
+def cmd_gctrace(args: argparse.Namespace, command: list[str]) -> int:
+    """Run a program with the GC tracer; print a line per collection and a summary."""
+    from labkit.capture.session import CaptureOptions
+    from labkit.report.text import gc_summary_lines
+
+    opts = CaptureOptions(gc=True, proc=args.proc, quiet=args.quiet,
+                          interval_s=args.interval, tracemalloc=args.tracemalloc)
+    return _run_and_summarise(command, args.out, opts, "gctrace", gc_summary_lines)
+
+
+def cmd_capture(args: argparse.Namespace, command: list[str]) -> int:
+    """Run a program under any combination of backends (all four when none is named)."""
+    from labkit.capture.session import CaptureOptions
+    from labkit.report.text import run_summary_lines
+
+    chosen = {k: getattr(args, k) for k in ("gc", "proc", "memray", "pyspy")}
+    if not any(chosen.values()):
+        chosen = dict.fromkeys(chosen, True)
+    opts = CaptureOptions(**chosen, native=args.native,
+                          trace_python_allocators=args.trace_python_allocators,
+                          rate_hz=args.rate, interval_s=args.interval,
+                          tracemalloc=args.tracemalloc, quiet=True)
+    return _run_and_summarise(command, args.out, opts, "capture", run_summary_lines)
+
+
+def cmd_attach(args: argparse.Namespace, command: list[str]) -> int:
+    """Capture a running process by pid."""
+    from labkit.capture.attach import attach
+    from labkit.report.text import run_summary_lines
+
+    if args.pyspy is None and not args.dump and args.proc is None:
+        args.pyspy, args.dump, args.proc = 5.0, True, 5.0
+    path = attach(args.pid, pyspy_s=args.pyspy, dump=args.dump, proc_s=args.proc,
+                  rate_hz=args.rate, out=args.out, argv=["labkit", *sys.argv[1:]])
+    from labkit.frames import load
+
+    for line in run_summary_lines(load(path)):
+        say(line)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, command: list[str]) -> int:
+    """Print B against A: summary deltas, then sites and functions by growth."""
+    from labkit.compare import compare
+    from labkit.report.text import comparison_lines
+
+    for line in comparison_lines(compare(args.a, args.b), top=args.top):
+        say(line)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, command: list[str]) -> int:
+    """Scenarios, their variants or settings, and what each shows."""
+    from labkit.report.text import scenario_list_lines
+
+    for line in scenario_list_lines():
+        say(line)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
+    """Run a scenario's variants (or settings) under capture."""
+    from labkit.frames import load
+    from labkit.report.text import run_summary_lines
+    from labkit.runner import parse_captures, parse_params, run_scenario
+    from labkit.scenarios import get_spec
+
+    spec = get_spec(args.scenario)
+    chosen = args.setting or args.variant
+    variants = [chosen] if chosen and chosen != "all" else None
+    if args.setting and not spec.settings:
+        raise UsageError(f"{args.scenario} has variants, not settings; use --variant")
+    results = run_scenario(args.scenario, variants=variants,
+                           captures=parse_captures(args.capture, spec.captures),
+                           params=parse_params(args.param), quick=args.quick, out=args.out,
+                           python=args.python, argv=["labkit", *sys.argv[1:]],
+                           memory_cap_mb=args.memory_cap, time_cap_s=args.time_cap)
+    worst = 0
+    for variant, res in results.items():
+        note = " (stopped by its cap, as designed)" if res.reason.endswith("-cap") else ""
+        say(f"== {args.scenario} / {variant}: {res.reason}{note}, exit code {res.returncode}")
+        for line in run_summary_lines(load(res.path))[1:]:
+            say(line)
+        worst = worst or (0 if res.returncode == 0 or res.reason.endswith("-cap") else 1)
+    return worst
+
+
+def cmd_signatures(args: argparse.Namespace, command: list[str]) -> int:
+    """Run scenarios and print the signature that tells their variants apart."""
+    import tempfile
+
+    from labkit.report.text import signature_lines
+    from labkit.runner import measure, recorded
+    from labkit.scenarios import NAMES, get_spec
+
+    names = args.scenarios or list(NAMES)
+    for n in names:
+        get_spec(n)
+    failed = []
+    with tempfile.TemporaryDirectory(prefix="labkit-signatures-") as tmp:
+        root = args.out or Path(tmp)
+        for name in names:
+            sig = (recorded(name, args.from_dir) if args.from_dir else
+                   measure(name, quick=args.quick, out=root, python=args.python))
+            for line in signature_lines(sig):
+                say(line)
+            if not sig.ok:
+                failed.append(name)
+    say(f"signatures shown: {len(names) - len(failed)}/{len(names)}"
+          + (f"; NOT shown: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+def _params(pairs: list[list[str]] | None) -> dict[str, object]:
+    import ast
+
+    out: dict[str, object] = {}
+    for key, raw in pairs or []:
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+def cmd_report(args: argparse.Namespace, command: list[str]) -> int:
+    """Execute notebooks headless and write offline HTML reports plus an index."""
+    from labkit.report.html import render_all
+
+    if not args.notebooks and not args.all:
+        raise UsageError("name notebooks to render, or --all")
+    render_all(args.out, None if args.all else args.notebooks, _params(args.param),
+               force=args.force)
+    say(f"index: {args.out / 'index.html'}")
+    return 0
+
+
+def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
+    """Name the code behind an incident: the verdict and ranked suspects on the terminal,
+    optionally the offline HTML report and the findings as JSON."""
+    import json
+    import re
+
+    from labkit.attribution import attribution
+    from labkit.findings import findings
+    from labkit.outputs import check_file_output, write_text_atomic
+    from labkit.postmortem import load_evidence
+    from labkit.report.html import render, resolve
+
+    given = {k: getattr(args, k) for k in ("run", "memray", "pyspy", "dump", "gc", "proc")}
+    outs = {k: check_file_output(p, force=args.force, inputs=given.values(), flag=f"--{k}")
+            for k, p in (("html", args.html), ("json", args.json)) if p is not None}
+    if len(outs) == 2 and outs["html"] == outs["json"]:
+        raise UsageError("--html and --json name the same file; give two")
+    try:
+        how = attribution(args.focus, args.ignore)
+    except re.error as exc:
+        raise UsageError(f"--focus/--ignore is not a regular expression: {exc}") from None
+    ev = load_evidence(**given)  # every input checked before any report is built
+    found = findings(ev, how)
+    for line in found.lines(args.top):
+        say(line)
+    if "json" in outs:
+        write_text_atomic(outs["json"], json.dumps(found.to_json(), indent=1) + "\n")
+        say(f"wrote {outs['json']}")
+    if "html" in outs:
+        params = {k: str(Path(v).resolve()) for k, v in given.items() if v is not None}
+        params.update(focus=args.focus, ignore=args.ignore)
+        render(resolve("90-postmortem"), outs["html"], params, notebook_copy=False)
+        say(f"wrote {outs['html']}")
+    return 0
+
+
+def cmd_notebooks(args: argparse.Namespace, command: list[str]) -> int:
+    """Copy the lab's notebook sources into a folder a learner owns."""
+    from labkit.report.html import copy_notebooks
+
+    for path in copy_notebooks(args.dir, force=args.force):
+        say(f"wrote {path}")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace, command: list[str]) -> int:
+    """Print what a run holds and the summary of each capture in it."""
+    from labkit.report.text import summary_lines
+
+    for line in summary_lines(args.run):
+        say(line)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, command: list[str]) -> int:
+    """Print versions and the ptrace check; 0 when all is well, 1 otherwise."""
+    from labkit.doctor import run_doctor
+
+    checks = run_doctor()
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        say(f"{'ok ' if c.ok else 'NO '} {c.name:<{width}}  {c.detail}")
+    bad = [c for c in checks if not c.ok]
+    say("all is well" if not bad else f"{len(bad)} problem(s): see the lines marked NO")
+    return 0 if not bad else 1
