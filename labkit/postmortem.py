@@ -147,6 +147,48 @@ def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str]) -> 
     return out
 
 
+def _own(df: pd.DataFrame) -> pd.DataFrame:
+    """Allocation rows that are the program's: not labkit's, not made while importing."""
+    return df[~df.in_labkit.astype(bool) & ~df["frames"].map(_import_time)] if len(df) else df
+
+
+def _memory_rows(memray: Any, how: Attribution) -> list[Row]:
+    """Lines of the user's code by the memory they held at the peak and by how much what
+    they hold grew over the run. When the heap grew (by 1 MiB or more), the score is the
+    mean of the two shares, so a site that grows steadily outranks a large one-off."""
+    total = max(1, int(memray.metadata.peak_memory))  # no statistics pass needed
+    key = ["function", "file", "line"]
+    peak = _by_user_frame(_own(memray.allocations_at_peak), how,
+                          {"bytes": "bytes", "count": "count"})
+    grow = _own(memray.growth)
+    grow = _by_user_frame(grow.assign(gain=grow["growth_bytes"].clip(lower=0))
+                          if len(grow) else grow.assign(gain=0.0), how, {"gain": "gain"})
+    sites = peak.merge(grow, on=key, how="outer", suffixes=("", "_growth"))
+    sites["stack"] = sites["stack"].fillna(sites["stack_growth"])
+    sites = sites.fillna({"bytes": 0, "count": 0, "gain": 0.0})
+    grown = float(sites["gain"].sum())
+    steady = grown >= MB
+    rows: list[Row] = []
+    for r in sites.itertuples():
+        at_peak = r.bytes / total
+        of_growth = r.gain / grown if steady else 0.0
+        score = (at_peak + of_growth) / 2 if steady else at_peak
+        if max(at_peak, of_growth) < 0.01:
+            continue
+        explains = [f"memory: {100 * at_peak:.0f}% of the heap at its peak "
+                    f"({r.bytes / MB:.1f} MiB)"]
+        if of_growth >= 0.01:
+            explains.append(f"memory growth: {100 * of_growth:.0f}% of what the heap gained "
+                            f"over the run (+{r.gain / MB:.1f} MiB)")
+        kind = "growing allocation site" if of_growth > at_peak else "allocation site at peak"
+        rows.append((kind, _code_name(r.function, r.file, r.line),
+                     f"{r.bytes / MB:.1f} MiB in {int(r.count):,} blocks held at the peak, "
+                     f"+{r.gain / MB:.1f} MiB gained over the run; stack {str(r.stack)[:120]}",
+                     score, Code(r.function, r.file, int(r.line), str(r.stack),
+                                 "; ".join(explains))))
+    return sorted(rows, key=lambda row: -row[3])[:5]
+
+
 def slope_per_s(df: pd.DataFrame, col: str) -> float:
     """Least-squares growth of ``col`` per second over the second half of ``df``."""
     d = df[df.t_s >= df.t_s.min() + (df.t_s.max() - df.t_s.min()) / 2]
@@ -245,19 +287,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     made by labkit or while importing modules are never suspects."""
     rows: list[Row] = []
     if ev.memray is not None:
-        peak = ev.memray.allocations_at_peak
-        peak = peak[~peak.in_labkit & ~peak["frames"].map(_import_time)]
-        total = max(1, int(ev.memray.metadata.peak_memory))  # no statistics pass needed
-        sites = _by_user_frame(peak, how, {"bytes": "bytes", "count": "count"})
-        for r in sites.sort_values("bytes", ascending=False).head(5).itertuples():
-            if r.bytes < 0.01 * total:
-                break
-            rows.append(("allocation site at peak", _code_name(r.function, r.file, r.line),
-                         f"{r.bytes / MB:.1f} MiB in {r.count:,} blocks held at the peak "
-                         f"({100 * r.bytes / total:.0f}% of the peak); stack {r.stack[:120]}",
-                         r.bytes / total, Code(r.function, r.file, r.line, r.stack,
-                                               f"memory: {100 * r.bytes / total:.0f}% of the "
-                                               f"heap at its peak ({r.bytes / MB:.1f} MiB)")))
+        rows += _memory_rows(ev.memray, how)
         mem = ev.memray.memory
         growth = slope_per_s(mem, "heap_bytes")
         if growth > 0.5 * MB:

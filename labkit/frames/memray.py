@@ -69,7 +69,7 @@ def _stack_text(frames: list[tuple[str, str, int]]) -> str:
     return " < ".join(f"{fn} ({Path(f).name}:{ln})" for fn, f, ln in frames)
 
 
-def _records_frame(records: Iterable[Any]) -> pd.DataFrame:
+def _records_frame(records: Iterable[Any], *, sort: bool = True) -> pd.DataFrame:
     import pandas as pd
 
     rows = []
@@ -79,10 +79,13 @@ def _records_frame(records: Iterable[Any]) -> pd.DataFrame:
         in_labkit = bool(full) and full[0][1].endswith(_HIDDEN[0])
         leaf = (full[0] if in_labkit else (own[0] if own else ("<unknown>", "<unknown>", 0)))
         stack = _stack_text(own or full[:1]) or "<no Python stack>"
-        rows.append((leaf[0], leaf[1], leaf[2], stack, r.size, r.n_allocations, r.tid,
+        rows.append((leaf[0], leaf[1], leaf[2], stack, getattr(r, "size", 0),
+                     getattr(r, "n_allocations", 0), r.tid,
                      in_labkit, tuple((f, ln, fn) for fn, f, ln in own)))
     df = pd.DataFrame.from_records(rows, columns=list(ALLOCATION_COLUMNS))
     df = df.astype({"line": "int64", "bytes": "int64", "count": "int64", "in_labkit": bool})
+    if not sort:
+        return df
     return df.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -161,6 +164,46 @@ class MemrayCapture:
         ``bytes``, largest first.
         """
         return self._pass("get_high_watermark_allocation_records")
+
+    @cached_property
+    def growth(self) -> pd.DataFrame:
+        """Per call stack, how the bytes it holds moved over the run, from memray's temporal
+        records (one interval per stretch of snapshots an allocation lived through).
+
+        Columns: ``function``, ``file``, ``line``, ``stack``, ``frames``, ``in_labkit`` as
+        in :attr:`allocations_at_peak`, and ``first_bytes``/``last_bytes`` (mean bytes held
+        over the first and the last quarter of the snapshots), ``growth_bytes``
+        (``last_bytes - first_bytes``), ``rising`` (share of snapshot steps in which it did
+        not shrink). A site that grows steadily has large ``growth_bytes`` and ``rising``
+        near 1; a one-off, however large, has neither."""
+        import numpy as np
+        import pandas as pd
+
+        try:
+            with _quiet_memray():
+                records, marks = self._reader.get_temporal_high_water_mark_allocation_records(
+                    merge_threads=True)
+                records = list(records)
+        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
+                IndexError) as exc:
+            raise _corrupt(self.path, exc) from None
+        n = max(1, len(marks))
+        q = max(1, n // 4)
+        held = np.zeros((len(records), n))
+        for i, r in enumerate(records):
+            for iv in r.intervals:
+                end = n if iv.deallocated_before_snapshot is None else \
+                    min(n, iv.deallocated_before_snapshot)
+                held[i, min(n, iv.allocated_before_snapshot):end] += iv.n_bytes
+        base = _records_frame(records, sort=False)
+        first, last = held[:, :q].mean(axis=1), held[:, -q:].mean(axis=1)
+        steps = np.diff(held, axis=1)
+        rising = (steps >= 0).mean(axis=1) if n > 1 else np.ones(len(records))
+        out = base.drop(columns=["bytes", "count"]).assign(
+            first_bytes=first, last_bytes=last, growth_bytes=last - first, rising=rising)
+        return out.sort_values("growth_bytes", ascending=False,
+                               kind="stable").reset_index(drop=True) if len(out) else \
+            pd.DataFrame(columns=[*out.columns])
 
     @cached_property
     def leaks(self) -> pd.DataFrame:
