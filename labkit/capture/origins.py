@@ -105,8 +105,9 @@ class Origins:
             stack = rec._stack() if os.getpid() == rec._pid else -1
             start(thread)
             if stack >= 0:
-                rec._threads.append((time.perf_counter_ns(), weakref.ref(thread),
-                                     thread.name, stack))
+                with rec._lock:
+                    rec._threads.append((time.perf_counter_ns(), weakref.ref(thread),
+                                         thread.name, stack))
 
         real_open = io.open
 
@@ -161,6 +162,11 @@ class Origins:
         alive = threading.active_count()
         if alive > self._peak_threads[0]:
             self._peak_threads = (alive, self._thread_rows())
+        # only live threads are ever reported: forget the ended ones, so a program that
+        # starts millions of short threads keeps this list as short as its live set
+        with self._lock:
+            self._threads = [t for t in self._threads
+                             if t[1]() is not None and t[1]().is_alive()]
 
     def _thread_rows(self) -> list[dict[str, Any]]:
         threads = []
