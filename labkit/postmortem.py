@@ -20,6 +20,7 @@ from labkit.attribution import DEFAULT, Attribution
 from labkit.errors import InputError
 
 MB = 1024 * 1024
+STEADY_STEPS = 10  # snapshot steps (~10 ms each) a site must grow in to count as growing
 
 
 @dataclass
@@ -154,15 +155,21 @@ def _own(df: pd.DataFrame) -> pd.DataFrame:
 
 def _memory_rows(memray: Any, how: Attribution) -> list[Row]:
     """Lines of the user's code by the memory they held at the peak and by how much what
-    they hold grew over the run. When the heap grew (by 1 MiB or more), the score is the
-    mean of the two shares, so a site that grows steadily outranks a large one-off."""
+    they hold grew over the run, growth counted in full only for a site that grew in at
+    least :data:`STEADY_STEPS` snapshot steps (a one-off grows in one). When the heap grew
+    (by 1 MiB or more), the score is the mean of the two shares, so a site that grows
+    steadily outranks a large one-off."""
     total = max(1, int(memray.metadata.peak_memory))  # no statistics pass needed
     key = ["function", "file", "line"]
     peak = _by_user_frame(_own(memray.allocations_at_peak), how,
                           {"bytes": "bytes", "count": "count"})
     grow = _own(memray.growth)
-    grow = _by_user_frame(grow.assign(gain=grow["growth_bytes"].clip(lower=0))
-                          if len(grow) else grow.assign(gain=0.0), how, {"gain": "gain"})
+    if len(grow):
+        steadiness = (grow["increases"].astype(float) / STEADY_STEPS).clip(upper=1.0)
+        grow = grow.assign(gain=grow["growth_bytes"].clip(lower=0) * steadiness)
+    else:
+        grow = grow.assign(gain=0.0)
+    grow = _by_user_frame(grow, how, {"gain": "gain"})
     sites = peak.merge(grow, on=key, how="outer", suffixes=("", "_growth"))
     sites["stack"] = sites["stack"].fillna(sites["stack_growth"])
     sites = sites.fillna({"bytes": 0, "count": 0, "gain": 0.0})

@@ -52,3 +52,11 @@ def test_the_in_process_agent_uses_only_the_standard_library(module: str) -> Non
     imports = {ln.split()[1].split(".")[0] for ln in src.splitlines()
                if ln.strip().startswith(("import ", "from ")) and not ln.startswith("from __")}
     assert imports <= set(sys.stdlib_module_names) | {"memray"}, imports
+
+
+def test_every_labkit_package_is_in_the_wheel() -> None:
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "labkit").rglob("__init__.py")}
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"

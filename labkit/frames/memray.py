@@ -174,8 +174,9 @@ class MemrayCapture:
         in :attr:`allocations_at_peak`, and ``first_bytes``/``last_bytes`` (mean bytes held
         over the first and the last quarter of the snapshots), ``growth_bytes``
         (``last_bytes - first_bytes``), ``rising`` (share of snapshot steps in which it did
-        not shrink). A site that grows steadily has large ``growth_bytes`` and ``rising``
-        near 1; a one-off, however large, has neither."""
+        not shrink), ``increases`` (snapshot steps in which it grew). A site that grows
+        steadily has large ``growth_bytes`` and many ``increases``; a one-off, however large
+        and whenever it happens, grows in one step."""
         import numpy as np
         import pandas as pd
 
@@ -199,8 +200,10 @@ class MemrayCapture:
         first, last = held[:, :q].mean(axis=1), held[:, -q:].mean(axis=1)
         steps = np.diff(held, axis=1)
         rising = (steps >= 0).mean(axis=1) if n > 1 else np.ones(len(records))
+        increases = (steps > 0).sum(axis=1) if n > 1 else np.zeros(len(records), dtype=int)
         out = base.drop(columns=["bytes", "count"]).assign(
-            first_bytes=first, last_bytes=last, growth_bytes=last - first, rising=rising)
+            first_bytes=first, last_bytes=last, growth_bytes=last - first, rising=rising,
+            increases=increases)
         return out.sort_values("growth_bytes", ascending=False,
                                kind="stable").reset_index(drop=True) if len(out) else \
             pd.DataFrame(columns=[*out.columns])
