@@ -24,6 +24,7 @@ from typing import Any
 
 from labkit.artifacts import BY_NAME, MANIFEST, Artifact
 from labkit.errors import CorruptCaptureError, InputError
+from labkit.outputs import check_run_output, write_text_atomic
 from labkit.safefile import open_regular, read_json
 
 SCHEMA_VERSION = 1
@@ -60,17 +61,8 @@ def host_facts() -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=False, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON to ``path`` atomically (:func:`labkit.outputs.write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=1, default=str) + "\n")
 
 
 def default_run_path(label: str, root: Path | None = None) -> Path:
@@ -104,8 +96,6 @@ class RunWriter:
         self.t0_ns = time.perf_counter_ns()
 
     def __post_init__(self) -> None:
-        from labkit.outputs import check_run_output
-
         self.final = check_run_output(Path(self.final))
         try:
             self.final.parent.mkdir(parents=True, exist_ok=True)

@@ -178,7 +178,6 @@ class MemrayCapture:
         steadily has large ``growth_bytes`` and many ``increases``; a one-off, however large
         and whenever it happens, grows in one step."""
         import numpy as np
-        import pandas as pd
 
         try:
             with _quiet_memray():
@@ -205,8 +204,7 @@ class MemrayCapture:
             first_bytes=first, last_bytes=last, growth_bytes=last - first, rising=rising,
             increases=increases)
         return out.sort_values("growth_bytes", ascending=False,
-                               kind="stable").reset_index(drop=True) if len(out) else \
-            pd.DataFrame(columns=[*out.columns])
+                               kind="stable").reset_index(drop=True)
 
     @cached_property
     def leaks(self) -> pd.DataFrame:

@@ -120,6 +120,7 @@ def write_index(out_dir: Path, reports: list[tuple[Path, str]]) -> Path:
                       f'<small>({html.escape(p.name)})</small></li>' for p, title in reports)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>labkit reports</title>
+<meta name="generator" content="labkit report">
 <style>body{{font-family:sans-serif;max-width:50em;margin:2em auto;line-height:1.6}}</style>
 </head><body><h1>labkit reports</h1>
 <p>Each report is a notebook executed headless; it opens offline and loads nothing from the
@@ -146,20 +147,12 @@ def plan_reports(out_dir: Path, sources: list[Path], *, force: bool = False) -> 
         if t.is_dir():
             raise InputError(f"{t} is a folder where labkit would write a report; move it")
         if t.exists() or t.is_symlink():
-            if is_labkit_report(t) or (t.name == "index.html" and _is_labkit_index(t)):
+            if is_labkit_report(t):
                 replaced.append(t.name)
             elif not force:
                 raise InputError(f"{t} exists and is not a labkit report; pass --force to "
                                  "replace it, or choose another --out")
     return replaced
-
-
-def _is_labkit_index(path: Path) -> bool:
-    try:
-        return "<title>labkit reports</title>" in path.read_text(encoding="utf-8",
-                                                                  errors="replace")[:4096]
-    except OSError:
-        return False
 
 
 def render_all(out_dir: Path, names: list[str] | None = None,
