@@ -6,8 +6,8 @@ times, each a fresh process tree:
 
   A  ``memray flamegraph`` then ``memray stats --json`` on the file: what a memray user
      runs to get the same two views (where memory went, and the totals);
-  B  ``labkit postmortem --memray FILE --html OUT``: findings, charts and the embedded
-     flamegraph in one offline report (a notebook executed in a fresh kernel);
+  B  ``labkit postmortem --memray FILE --html OUT``: findings, charts and flamegraphs in
+     one offline report (built from the findings the command computed);
   C  ``labkit postmortem --memray FILE --json OUT``: the verdict and suspects on the
      terminal and as JSON, the default use.
 

@@ -1,10 +1,11 @@
 """Does the postmortem name the culprit? A corpus of leaky programs, captured as a user would.
 
-    .venv/bin/python bench/postmortem_accuracy.py [PROGRAM ...]
+    .venv/bin/python bench/postmortem_accuracy.py [--trace-python-allocators] [PROGRAM ...]
 
 Each program in ``bench/corpus/`` is a different real-world pattern and names, in its first
 line (``# culprit: FUNCTION``), the function whose code has to change to fix it. Each is
-run under ``labkit capture`` (all four backends and the agent's origins), then
+run under ``labkit capture`` (all four backends and the agent's origins; memray, with
+``--trace-python-allocators``, records every small object too), then
 ``labkit postmortem RUN --json``; the culprit's rank among the suspects is printed, and
 the totals: culprit at rank 1, culprit in the top 3.
 """
@@ -30,13 +31,14 @@ def culprit_of(program: Path) -> str:
     return first.removeprefix("# culprit: ").strip()
 
 
-def rank_of(program: Path, python: str = sys.executable) -> tuple[int | None, list[str]]:
+def rank_of(program: Path, python: str = sys.executable,
+            capture_options: tuple[str, ...] = ()) -> tuple[int | None, list[str]]:
     """Capture ``program``, run the postmortem; the culprit's rank (None: not a suspect)
     and the top three suspects as ``function (file:line)``."""
     with tempfile.TemporaryDirectory(prefix="labkit-accuracy-") as tmp:
         run, out = Path(tmp) / "run", Path(tmp) / "findings.json"
-        cap = subprocess.run([python, "-m", "labkit", "capture", "--out", str(run), "--",
-                              python, str(program)], capture_output=True, text=True,
+        cap = subprocess.run([python, "-m", "labkit", "capture", *capture_options, "--out",
+                              str(run), "--", python, str(program)], capture_output=True, text=True,
                              timeout=300)
         if cap.returncode != 0:
             raise RuntimeError(f"capture of {program.name} failed: {cap.stderr[-500:]}")
@@ -54,14 +56,18 @@ def rank_of(program: Path, python: str = sys.executable) -> tuple[int | None, li
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("programs", nargs="*", help="names in bench/corpus (default: all)")
+    ap.add_argument("--trace-python-allocators", action="store_true",
+                    help="capture every small object with memray (all backends still on)")
     args = ap.parse_args()
+    options = (("--gc", "--proc", "--memray", "--pyspy", "--trace-python-allocators")
+               if args.trace_python_allocators else ())
     programs = [CORPUS / f"{p.removesuffix('.py')}.py" for p in args.programs] or \
         sorted(CORPUS.glob("*.py"))
     first = top3 = 0
     print(f"{'program':<22} {'culprit':<16} {'rank':>4}  top 3 suspects", flush=True)
     t = time.monotonic()
     for p in programs:
-        rank, top = rank_of(p)
+        rank, top = rank_of(p, capture_options=options)
         first += rank == 1
         top3 += rank is not None and rank <= 3
         print(f"{p.stem:<22} {culprit_of(p):<16} {rank if rank else '-':>4}  "

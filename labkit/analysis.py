@@ -5,6 +5,8 @@ Nothing here reads files or draws; every function is safe to call on an empty fr
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -81,3 +83,17 @@ def diff_summaries(a: pd.Series, b: pd.Series) -> pd.DataFrame:
     df["ratio"] = df["b"] / df["a"].where(df["a"] != 0)
     df.index.name = "metric"
     return df
+
+
+def allocation_profile(captures: dict[str, Any]) -> pd.DataFrame:
+    """Per label (``{"leaky": run.memray, ...}``), in bytes: ``allocated`` over the whole
+    capture (as ``memray stats`` counts it), ``short_lived`` (freed before the next
+    allocation: memray's temporary allocations) and ``at_peak`` (held at the high-water
+    mark), the program's own allocations only for the last two."""
+    from labkit.frames.memray import own_allocations
+
+    rows = {label: {"allocated": int(c.summary.total_allocated_bytes),
+                    "short_lived": int(own_allocations(c.churn)["bytes"].sum()),
+                    "at_peak": int(own_allocations(c.allocations_at_peak)["bytes"].sum())}
+            for label, c in captures.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -21,6 +21,13 @@ from typing import Any
 
 from labkit.attribution import DEFAULT, Attribution
 
+RANKING = ("How suspects are ranked: each piece of evidence scores the share of its symptom "
+           "the line explains (memory held at the peak and gained over the run, short-lived "
+           "bytes, threads or tasks started and still alive, fds opened and still open, CPU "
+           "samples, threads parked), from 0 to 1; a line named by several sources combines "
+           "them as 1 - (1 - a)(1 - b). Only your own code is ranked: the first frame outside "
+           "the standard library, installed packages and labkit.")
+
 
 @dataclass
 class Findings:
@@ -29,11 +36,13 @@ class Findings:
     verdict: str
     symptoms: list[dict[str, Any]] = field(default_factory=list)
     suspects: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a better capture would add
 
     def to_json(self) -> dict[str, Any]:
         """``{"verdict", "symptoms": [...], "suspects": [{"rank", "function", "file",
-        "line", "stack", "score", "explains": [...], "evidence": {...}}]}``."""
-        return {"verdict": self.verdict, "symptoms": self.symptoms, "suspects": self.suspects}
+        "line", "stack", "score", "explains": [...], "evidence": {...}}], "notes": [...]}``."""
+        return {"verdict": self.verdict, "symptoms": self.symptoms, "suspects": self.suspects,
+                "notes": self.notes}
 
     def lines(self, top: int = 10) -> list[str]:
         """The terminal rendering: verdict, symptoms, then the suspects, best first."""
@@ -47,6 +56,7 @@ class Findings:
             out.append(f"     stack {s['stack'][:150]}")
         if not self.suspects:
             out.append("  (no line of your code stands out in these captures)")
+        out += [f"note: {n}" for n in self.notes]
         return out
 
 
@@ -88,4 +98,14 @@ def findings(ev: Any, how: Attribution = DEFAULT) -> Findings:
         verdict = f"{symptoms[0]['what']}; no line of your code stands out in these captures"
     else:
         verdict = "nothing abnormal found in these captures"
-    return Findings(verdict, symptoms, ranked)
+    return Findings(verdict, symptoms, ranked, _notes(ev, ranked))
+
+
+def _notes(ev: Any, ranked: list[dict[str, Any]]) -> list[str]:
+    """What the captures could not show, and how to capture it."""
+    memory = any(e.startswith(("memory", "never freed")) for s in ranked for e in s["explains"])
+    if ev.memray is not None and memory and not ev.memray.metadata.trace_python_allocators:
+        return ["memray recorded pymalloc's arenas, not each small object: objects that keep "
+                "a large buffer alive (closures, callbacks, listeners) show up only in a "
+                "capture with --trace-python-allocators"]
+    return []

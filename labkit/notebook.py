@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import html
 import io
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit import artifacts as A
 from labkit.errors import LabkitError
 from labkit.frames import Run, load
 from labkit.resources import datasets_dir
 
-__all__ = ["DATASETS", "Scenario", "Verdict", "check", "frame", "iframe", "load",
+__all__ = ["DATASETS", "Flamegraph", "Scenario", "Verdict", "check", "frame", "load",
            "memray_flamegraph", "pyspy_flamegraph", "show", "table"]
 
 DATASETS = datasets_dir()
@@ -133,52 +130,47 @@ def frame(sig: Any) -> Any:
     return pd.DataFrame(rows).set_index("metric")
 
 
-def _sandboxed_frame(source: str, *, title: str, height: int) -> Any:
-    """An iframe allowed to run scripts but nothing else (no same-origin, no network, no
-    top navigation); ``source`` is its ``srcdoc=...`` or ``src=...`` attribute."""
-    import warnings
+class Flamegraph:
+    """A flamegraph in labkit's viewer (:mod:`labkit.report.flame`): shows in a notebook,
+    in JupyterLab and in the offline report (a few tens of KB, no request, search and zoom
+    inside the page)."""
 
-    from IPython.display import HTML
+    def __init__(self, tree: dict[str, Any], *, title: str, unit: str) -> None:
+        self.tree, self.title, self.unit = tree, title, unit
 
-    with warnings.catch_warnings():  # IPython suggests IFrame, which cannot sandbox
-        warnings.simplefilter("ignore", UserWarning)
-        return HTML(f'<iframe sandbox="allow-scripts" class="labkit-flamegraph" '
-                    f'title="{html.escape(title)}" '
-                    f'style="width:100%;height:{height}px;border:1px solid #ccc" '
-                    f"{source}></iframe>")
+    def _repr_html_(self) -> str:
+        from labkit.report.flame import flame_html
 
-
-def iframe(document: str, *, height: int = 520, title: str = "") -> Any:
-    """A sandboxed iframe (scripts only: no same-origin, no network) holding ``document``."""
-    return _sandboxed_frame(f'srcdoc="{html.escape(document, quote=True)}"', title=title,
-                            height=height)
+        return flame_html(self.tree, title=self.title, unit=self.unit)
 
 
-def memray_flamegraph(capture: Path | str | Run, *, height: int = 560) -> Any:
-    """memray's flamegraph of a capture, rendered with ``--no-web`` (no CDN), in an iframe."""
-    path = capture.need(A.MEMRAY) if isinstance(capture, Run) else Path(capture)
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "flamegraph.html"
-        cp = subprocess.run([sys.executable, "-m", "memray", "flamegraph", "--no-web", "-f",
-                             "-o", str(out), str(path)], capture_output=True, text=True)
-        if cp.returncode != 0:
-            from labkit.errors import CorruptCaptureError
+def memray_flamegraph(capture: Path | str | Run, *, view: str = "peak") -> Flamegraph:
+    """The flamegraph of a memray capture: ``view="peak"`` what was held at the high-water
+    mark, ``"churn"`` the short-lived allocations (allocated and freed at once). labkit's
+    own allocations and those made while importing modules are left out. For memray's own
+    page (its memory graph too): ``memray flamegraph FILE``."""
+    from labkit.frames.memray import MemrayCapture
+    from labkit.report.flame import allocation_stacks, flame_tree
 
-            raise CorruptCaptureError(f"memray could not draw a flamegraph of {path}: "
-                                      f"{(cp.stderr.strip().splitlines() or ['?'])[-1]}")
-        return iframe(out.read_text(encoding="utf-8"), height=height,
-                      title=f"memray flamegraph of {path.name}")
+    cap = capture.memray if isinstance(capture, Run) else MemrayCapture(capture)
+    frames = {"peak": lambda: cap.allocations_at_peak, "churn": lambda: cap.churn}
+    if view not in frames:
+        raise ValueError(f"view must be one of {sorted(frames)}")
+    title = {"peak": "Memory held at the peak", "churn": "Short-lived allocations"}[view]
+    tree = flame_tree(allocation_stacks(frames[view]()), root=title.lower())
+    return Flamegraph(tree, title=f"{title} (memray, {cap.path.name})", unit="bytes")
 
 
-def pyspy_flamegraph(svg: Path | str | Run, *, height: int = 520) -> Any:
-    """py-spy's self-contained flamegraph SVG, in a sandboxed iframe. It is loaded from an
-    inline ``data:`` URL so the browser parses it as SVG (its script expects an SVG root)."""
-    import base64
+def pyspy_flamegraph(profile: Path | str | Run) -> Flamegraph:
+    """The CPU flamegraph of a py-spy profile (a run, or a speedscope file)."""
+    from labkit.frames.pyspy import PySpyCapture
+    from labkit.report.flame import flame_tree
 
-    path = svg.need(A.PYSPY_FLAMEGRAPH) if isinstance(svg, Run) else Path(svg)
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return _sandboxed_frame(f'src="data:image/svg+xml;base64,{data}"',
-                            title=f"py-spy flamegraph of {path.name}", height=height)
+    py = profile.pyspy if isinstance(profile, Run) else PySpyCapture(speedscope=profile)
+    s = py.samples
+    tree = flame_tree(zip(s["frames"], s["count"].astype(float), strict=True),
+                      root="CPU samples")
+    return Flamegraph(tree, title="CPU (py-spy)", unit="samples")
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,12 @@ import pandas as pd
 from labkit import artifacts as A
 from labkit.attribution import DEFAULT, Attribution
 from labkit.errors import InputError
+from labkit.frames.memray import import_time, own_allocations
 
 MB = 1024 * 1024
-STEADY_STEPS = 10  # snapshot steps (~10 ms each) a site must grow in to count as growing
+STEADY_STEPS = 10  # growth steps (see MemrayCapture.growth) a site must grow in to count
+CHURN_MIN_BYTES = 256 * 1024 * 1024  # short-lived bytes that make churn a symptom ...
+CHURN_PEAK_TIMES = 50  # ... when also this many times the peak heap
 
 
 @dataclass
@@ -72,7 +75,7 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
             ev.origins = r.origins
             ev.sources["origins"] = str(r.need(A.ORIGINS))
     if (p := _existing(memray, "memray capture")) is not None:
-        ev.memray = MemrayCapture(p, stats_in_background=True)
+        ev.memray = MemrayCapture(p)  # the findings need no statistics pass
         ev.sources["memray"] = str(p)
     sp, dp = _existing(pyspy, "py-spy profile"), _existing(dump, "py-spy dump")
     if sp is not None or dp is not None:
@@ -127,10 +130,6 @@ def _wall_from_meta(meta_path: Path, events: pd.DataFrame) -> float | None:
     return (end - t0) / 1e9
 
 
-def _import_time(frames: tuple) -> bool:
-    return any(f[0].startswith("<frozen importlib") for f in frames)
-
-
 def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str]) -> pd.DataFrame:
     """Rows grouped by the first frame in the user's code (rows with none are dropped);
     ``sums`` maps output column -> input column to add up; ``stack`` is the largest row's."""
@@ -148,52 +147,82 @@ def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str]) -> 
     return out
 
 
-def _own(df: pd.DataFrame) -> pd.DataFrame:
-    """Allocation rows that are the program's: not labkit's, not made while importing."""
-    return df[~df.in_labkit.astype(bool) & ~df["frames"].map(_import_time)] if len(df) else df
-
-
 def _memory_rows(memray: Any, how: Attribution) -> list[Row]:
     """Lines of the user's code by the memory they held at the peak and by how much what
     they hold grew over the run, growth counted in full only for a site that grew in at
-    least :data:`STEADY_STEPS` snapshot steps (a one-off grows in one). When the heap grew
-    (by 1 MiB or more), the score is the mean of the two shares, so a site that grows
-    steadily outranks a large one-off."""
+    least :data:`STEADY_STEPS` steps (a one-off grows in one). When the heap grew (by 1 MiB
+    or more), the score is the mean of the two shares, so a site that grows steadily
+    outranks a large one-off. In a capture of every Python allocation
+    (``--trace-python-allocators``) the share of the objects held at the peak counts at
+    half weight beside the share of bytes: many small objects kept alive (the closures or
+    callbacks that pin a large buffer) are evidence too. What a line still held when
+    tracking stopped (never freed) is stated with it."""
     total = max(1, int(memray.metadata.peak_memory))  # no statistics pass needed
-    key = ["function", "file", "line"]
-    peak = _by_user_frame(_own(memray.allocations_at_peak), how,
-                          {"bytes": "bytes", "count": "count"})
-    grow = _own(memray.growth)
-    if len(grow):
-        steadiness = (grow["increases"].astype(float) / STEADY_STEPS).clip(upper=1.0)
-        grow = grow.assign(gain=grow["growth_bytes"].clip(lower=0) * steadiness)
-    else:
-        grow = grow.assign(gain=0.0)
-    grow = _by_user_frame(grow, how, {"gain": "gain"})
-    sites = peak.merge(grow, on=key, how="outer", suffixes=("", "_growth"))
-    sites["stack"] = sites["stack"].fillna(sites["stack_growth"])
-    sites = sites.fillna({"bytes": 0, "count": 0, "gain": 0.0})
-    grown = float(sites["gain"].sum())
+    grow = own_allocations(memray.growth)
+    steadiness = (grow["increases"].astype(float) / STEADY_STEPS).clip(upper=1.0)
+    grow = grow.assign(gain=grow["growth_bytes"].clip(lower=0) * steadiness)
+    sites = _by_user_frame(grow, how, {"bytes": "peak_bytes", "count": "peak_count",
+                                       "never": "end_bytes", "gain": "gain"})
+    grown, never = float(sites["gain"].sum()), float(sites["never"].sum())
+    objects = float(grow["peak_count"].sum()) if memray.metadata.trace_python_allocators \
+        else 0.0
     steady = grown >= MB
     rows: list[Row] = []
     for r in sites.itertuples():
-        at_peak = r.bytes / total
+        of_bytes = r.bytes / total
+        of_objects = r.count / objects if objects else 0.0
+        at_peak = max(of_bytes, of_objects / 2)
         of_growth = r.gain / grown if steady else 0.0
         score = (at_peak + of_growth) / 2 if steady else at_peak
         if max(at_peak, of_growth) < 0.01:
             continue
-        explains = [f"memory: {100 * at_peak:.0f}% of the heap at its peak "
+        explains = [f"memory: {100 * of_bytes:.0f}% of the heap at its peak "
                     f"({r.bytes / MB:.1f} MiB)"]
+        if of_objects >= 0.05 and of_objects / 2 > of_bytes:
+            explains.insert(0, f"objects: {100 * of_objects:.0f}% of the objects alive at "
+                               f"the peak ({int(r.count):,})")
         if of_growth >= 0.01:
             explains.append(f"memory growth: {100 * of_growth:.0f}% of what the heap gained "
                             f"over the run (+{r.gain / MB:.1f} MiB)")
+        if never >= MB and r.never / never >= 0.01:
+            explains.append(f"never freed: {100 * r.never / never:.0f}% of what was still "
+                            f"held when tracking stopped ({r.never / MB:.1f} MiB)")
         kind = "growing allocation site" if of_growth > at_peak else "allocation site at peak"
         rows.append((kind, _code_name(r.function, r.file, r.line),
                      f"{r.bytes / MB:.1f} MiB in {int(r.count):,} blocks held at the peak, "
-                     f"+{r.gain / MB:.1f} MiB gained over the run; stack {str(r.stack)[:120]}",
-                     score, Code(r.function, r.file, int(r.line), str(r.stack),
-                                 "; ".join(explains))))
+                     f"+{r.gain / MB:.1f} MiB gained over the run, {r.never / MB:.1f} MiB "
+                     f"never freed; stack {str(r.stack)[:120]}", score,
+                     Code(r.function, r.file, int(r.line), str(r.stack), "; ".join(explains))))
     return sorted(rows, key=lambda row: -row[3])[:5]
+
+
+def _churn_rows(memray: Any, how: Attribution) -> list[Row]:
+    """Allocation churn: when short-lived allocations (freed before the next one is made)
+    add up to at least :data:`CHURN_MIN_BYTES` and :data:`CHURN_PEAK_TIMES` the peak heap,
+    a symptom, and the lines of the user's code that make them, by their share."""
+    churn = own_allocations(memray.churn)
+    total = float(churn["bytes"].sum()) if len(churn) else 0.0
+    peak = max(1, int(memray.metadata.peak_memory))
+    if total < CHURN_MIN_BYTES or total < CHURN_PEAK_TIMES * peak:
+        return []
+    m = memray.metadata
+    secs = max(1e-3, (m.end_time - m.start_time).total_seconds())
+    rows: list[Row] = [("allocation churn", f"{total / MB:,.0f} MiB of short-lived "
+                        f"allocations ({total / MB / secs:,.0f} MiB/s)",
+                        f"{total / peak:,.0f}x the peak heap ({peak / MB:.1f} MiB) allocated "
+                        f"and freed at once over {secs:.1f} s", 0.8, None)]
+    sites = _by_user_frame(churn, how, {"bytes": "bytes", "count": "count"})
+    for r in sites.sort_values("bytes", ascending=False).head(3).itertuples():
+        share = r.bytes / total
+        if share < 0.05:
+            continue
+        rows.append(("short-lived allocations", _code_name(r.function, r.file, r.line),
+                     f"{r.bytes / MB:,.0f} MiB in {int(r.count):,} allocations freed at once; "
+                     f"stack {str(r.stack)[:120]}", 0.9 * share,
+                     Code(r.function, r.file, int(r.line), str(r.stack),
+                          f"churn: {100 * share:.0f}% of the short-lived bytes "
+                          f"({r.bytes / MB:,.0f} MiB)")))
+    return rows
 
 
 def slope_per_s(df: pd.DataFrame, col: str) -> float:
@@ -255,22 +284,25 @@ def _reattributed(df: pd.DataFrame, how: Attribution) -> pd.DataFrame:
 
 
 def _origin_rows(origins: Any, how: Attribution) -> list[Row]:
-    """Code that started the threads alive, or opened the fds open, at the end of the run
-    or at their peak (whichever held more)."""
+    """Code that started the threads alive (the asyncio tasks pending), or opened the fds
+    open, at the end of the run or at their peak (whichever held more)."""
     rows = []
-    end = origins.threads[origins.threads.alive]
-    peak = origins.threads_at_peak[origins.threads_at_peak.alive]
-    alive, when = (peak, "at their peak") if len(peak) > len(end) else (end, "at the end")
-    alive = _reattributed(alive, how) if len(alive) else alive
-    for (fn, file, line), g in alive.groupby(["function", "file", "line"], sort=False):
-        if fn and len(g) >= 5:
-            names = sorted(set(g["name"].str.replace(r"[-_]?\d+$", "", regex=True)))
-            explains = f"threads: started {len(g):,} of the {len(alive):,} alive {when}"
-            rows.append(("threads started here", _code_name(fn, file, line),
-                         f"{len(g):,} of the {len(alive):,} threads alive {when} were "
-                         f"started here (named {', '.join(names[:3])}); stack "
-                         f"{g['stack'].iloc[0][:160]}", min(1.0, 0.5 + len(g) / (2 * len(alive))),
-                         Code(fn, file, line, g["stack"].iloc[0], explains)))
+    for what, at_end, at_peak in (("threads", origins.threads, origins.threads_at_peak),
+                                  ("tasks", origins.tasks, origins.tasks_at_peak)):
+        end, peak = at_end[at_end.alive], at_peak[at_peak.alive]
+        alive, when = (peak, "at their peak") if len(peak) > len(end) else (end, "at the end")
+        alive = _reattributed(alive, how) if len(alive) else alive
+        state, label = ("alive", "named") if what == "threads" else ("pending", "running")
+        for (fn, file, line), g in alive.groupby(["function", "file", "line"], sort=False):
+            if fn and len(g) >= 5:
+                names = sorted(set(g["name"].str.replace(r"[-_]?\d+$", "", regex=True)))
+                explains = f"{what}: started {len(g):,} of the {len(alive):,} {state} {when}"
+                rows.append((f"{what} started here", _code_name(fn, file, line),
+                             f"{len(g):,} of the {len(alive):,} {what} {state} {when} were "
+                             f"started here ({label} {', '.join(names[:3])}); stack "
+                             f"{g['stack'].iloc[0][:160]}",
+                             min(1.0, 0.5 + len(g) / (2 * len(alive))),
+                             Code(fn, file, line, g["stack"].iloc[0], explains)))
     fds, when = ((origins.fds_at_peak, "at their peak")
                  if len(origins.fds_at_peak) > len(origins.fds) else (origins.fds, "at the end"))
     fds = _reattributed(fds, how) if len(fds) else fds
@@ -294,7 +326,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     made by labkit or while importing modules are never suspects."""
     rows: list[Row] = []
     if ev.memray is not None:
-        rows += _memory_rows(ev.memray, how)
+        rows += _memory_rows(ev.memray, how) + _churn_rows(ev.memray, how)
         mem = ev.memray.memory
         growth = slope_per_s(mem, "heap_bytes")
         if growth > 0.5 * MB:
@@ -334,7 +366,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
         samples = ev.pyspy.samples
         n = max(1, int(samples["count"].sum()))
-        cpu = _by_user_frame(samples[~samples["frames"].map(_import_time)], how,
+        cpu = _by_user_frame(samples[~samples["frames"].map(import_time)], how,
                              {"samples": "count"})
         for r in cpu.sort_values("samples", ascending=False).head(3).itertuples():
             rows.append(("CPU", _code_name(r.function, r.file, r.line),

@@ -26,7 +26,8 @@ prediction_ratio = None  # exercise: how many times more bytes does leaky alloca
 
 # %%
 from labkit import notebook as nb
-from labkit.charts import labkit_style, top_sites
+from labkit.analysis import allocation_profile
+from labkit.charts import allocation_bars, labkit_style
 
 lab = nb.Scenario("buffer-growth", replay=replay, quick=quick)
 
@@ -41,23 +42,30 @@ lab = nb.Scenario("buffer-growth", replay=replay, quick=quick)
 
 # %%
 leaky = lab.run("leaky")
-print(leaky.memray.summary)
-with labkit_style():
-    nb.show(top_sites(leaky.memray.allocations_at_peak, title="Leaky: sites at the peak"))
-nb.memray_flamegraph(leaky)
+nb.memray_flamegraph(leaky, view="churn")
+
+# %% [markdown]
+# **Reading it.** This flamegraph is memray's *temporary allocations* view: every byte
+# allocated and freed before the next allocation, by the line that asked for it. A
+# high-water-mark view would not show this incident (the heap never holds much); the
+# bytes flowing through the allocator do.
 
 # %% [markdown]
 # ## Explain
 # Bytes are immutable: `body + chunk` allocates a new object of the combined size and
 # copies both. Summed over a response that is about n^2/2 chunk copies. The peak stays small
 # (each intermediate dies at once) but the allocator is busy all the time: the Python image
-# of `mallocgc` at 78%. memray's *total allocated* shows it; the high-water mark does not.
+# of `mallocgc` at 78%. memray's *total allocated* and *temporary allocations* show it;
+# the high-water mark does not.
 
 # %% [markdown]
 # ## Run the fixed variant, and compare
 
 # %%
 fixed = lab.run("fixed")
+with labkit_style():
+    nb.show(allocation_bars(allocation_profile({"leaky": leaky.memray, "fixed": fixed.memray}),
+                            title="Leaky against fixed: the same responses, the bytes behind them"))
 nb.table(lab.signature())
 
 # %% [markdown]

@@ -38,11 +38,11 @@ replay = False  # kept for symmetry: a postmortem always reads recorded files
 
 # %%
 from labkit import notebook as nb
-from labkit.artifacts import PYSPY_FLAMEGRAPH
 from labkit.attribution import attribution
 from labkit.charts import gc_timeline, labkit_style, memory_timeline, threads_fds, top_sites
 from labkit.findings import findings
 from labkit.postmortem import load_evidence
+from labkit.report.text import memray_summary_lines
 
 given = {"run": run, "memray": memray, "pyspy": pyspy, "dump": dump, "gc": gc, "proc": proc}
 if not any(given.values()):
@@ -73,7 +73,7 @@ print("\n".join(found.lines()))
 
 # %%
 if ev.memray is not None:
-    print(ev.memray.summary)
+    print("\n".join(memray_summary_lines(ev.memray)))
     with labkit_style():
         nb.show(memory_timeline({"capture": ev.memray.memory}, column="heap_bytes",
                                 title="memray: heap over time"))
@@ -97,15 +97,11 @@ if ev.pyspy is not None and ev.pyspy.dump_path is not None:
 
 # %% [markdown]
 # ## Flamegraphs
-# memray's (memory at the peak; rendered offline) and py-spy's (CPU), each in a sandboxed
-# frame.
+# Memory held at the peak (memray) and CPU (py-spy). Orange frames are your code. Click a
+# frame to zoom; search to mark frames and read their share.
 
 # %%
 if ev.memray is not None:
     display(nb.memray_flamegraph(ev.memray.path))  # noqa: F821
 if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
-    svg = ev.pyspy.speedscope_path.with_name(PYSPY_FLAMEGRAPH.name)
-    if svg.exists():
-        display(nb.pyspy_flamegraph(svg))  # noqa: F821
-    else:
-        ev.pyspy.functions.head(15)
+    display(nb.pyspy_flamegraph(ev.pyspy.speedscope_path))  # noqa: F821

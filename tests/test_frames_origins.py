@@ -97,3 +97,50 @@ def test_the_agent_names_who_started_threads_and_opened_fds(tmp_path: Path) -> N
     top = suspects(load_evidence(run=tmp_path / "run")).head(3)
     assert list(top.suspect[:2]) == ["make_pool (svc.py:9)", "connect_upstream (svc.py:13)"]
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["artifacts"]
+
+
+TASKS = """
+import asyncio, sys
+
+registry = []
+
+async def listen(queue):
+    while True:
+        await queue.get()
+
+def subscribe():
+    queue = asyncio.Queue()
+    registry.append(queue)
+    return asyncio.ensure_future(listen(queue))
+
+async def main():
+    for _ in range(60):
+        subscribe()
+    asyncio.get_running_loop().create_task(asyncio.sleep(0))  # done at once: never reported
+    await asyncio.sleep(0.8)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_the_agent_names_who_created_pending_asyncio_tasks(tmp_path: Path) -> None:
+    prog = tmp_path / "subs.py"
+    prog.write_text(TASKS)
+    cp = labkit("capture", "--gc", "--out", str(tmp_path / "run"), "--", PY, str(prog))
+    assert cp.returncode == 0, cp.stderr
+    origins = load(tmp_path / "run").origins
+    assert origins.tasks.empty  # asyncio.run cancels what is left: none pending at the end
+    peak = origins.tasks_at_peak
+    assert (peak.function == "subscribe").sum() == 60 and set(peak.name) >= {"listen"}
+    assert not (peak.name == "sleep").any()
+    top = suspects(load_evidence(run=tmp_path / "run")).iloc[0]
+    assert (top.kind, top.suspect) == ("tasks started here", "subscribe (subs.py:13)")
+
+
+def test_the_agent_imports_nothing_a_program_does_not(tmp_path: Path) -> None:
+    prog = tmp_path / "plain.py"
+    prog.write_text("import sys\nprint('asyncio' in sys.modules)\n")
+    cp = labkit("capture", "--gc", "--out", str(tmp_path / "run"), "--", PY, str(prog))
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.splitlines()[0] == "False"

@@ -4,30 +4,48 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-FRAME_PROBE = """() => {
-  // the largest drawing in the frame: memray's chart or py-spy's flamegraph root
-  let best = {tag: null, w: 0, h: 0};
-  for (const e of document.querySelectorAll('svg, canvas')) {
-    const r = e.getBoundingClientRect();
-    if (r.width * r.height > best.w * best.h) best = {tag: e.tagName, w: r.width, h: r.height};
-  }
-  best.shapes = document.querySelectorAll('rect, path').length;
-  return best;
-}"""
+MAX_REPORT_BYTES = 1_500_000
+DATASETS = Path(__file__).resolve().parent.parent / "datasets"
 
 
-def test_every_report_opens_offline_with_no_errors(live_reports: Path) -> None:
+def _check_flamegraph(fig: Any) -> None:
+    """A flamegraph is drawn, its search marks frames and states their share, a click
+    zooms (the frames above it stay as context) and Reset zooms out."""
+    box = fig.bounding_box()
+    assert box["width"] > 600 and box["height"] > 60, box
+    frames = fig.query_selector_all(".lk-fn")
+    assert len(frames) >= 5
+    fig.query_selector("input").fill("py")
+    assert "%" in fig.query_selector(".lk-flame-match").inner_text()
+    assert fig.query_selector_all(".lk-hit")
+    fig.query_selector("input").fill("")
+    deep = fig.query_selector_all(".lk-fn")[2]
+    deep.click()
+    assert fig.query_selector_all(".lk-anc")  # zoomed: its callers shown above it
+    fig.query_selector("button").click()
+    assert not fig.query_selector_all(".lk-anc")
+
+
+def test_every_report_opens_offline_with_no_errors(live_reports: Path, tmp_path: Path) -> None:
     assert CHROMIUM.exists(), "no Chromium: `make test` installs it (scripts/install-chromium)"
     from playwright.sync_api import sync_playwright
 
-    pages = sorted(live_reports.glob("*.html"))
-    assert len(pages) >= 9  # eight reports and the index
+    from tests.conftest import labkit
+
+    postmortem = tmp_path / "postmortem.html"
+    cp = labkit("postmortem", "--memray", str(DATASETS / "pool-misuse/leaky/memray.bin"),
+                "--pyspy", str(DATASETS / "gateway-load/leaky/pyspy.speedscope.json"),
+                "--html", str(postmortem))
+    assert cp.returncode == 0, cp.stderr
+    pages = [*sorted(live_reports.glob("*.html")), postmortem]
+    assert len(pages) >= 10  # eight reports, the index, and a postmortem
     flamegraphs = 0
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -51,20 +69,20 @@ def test_every_report_opens_offline_with_no_errors(live_reports: Path) -> None:
                         r.abort()
 
                 page.route("**/*", route)
+                assert path.stat().st_size <= MAX_REPORT_BYTES, path.name
                 page.goto(path.as_uri(), wait_until="load")
                 page.wait_for_timeout(800)
-                assert requests == [], (path.name, requests[:3])
-                assert errors == [], (path.name, errors[:3])
                 images = page.evaluate(
                     "Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
                 assert all(images), (path.name, images)
-                iframes = page.query_selector_all("iframe.labkit-flamegraph")
-                for el in iframes:
-                    frame = el.content_frame()
-                    probe = frame.evaluate(FRAME_PROBE)
-                    assert probe["w"] > 300 and probe["h"] > 100, (path.name, probe)
-                    assert probe["shapes"] > 20, (path.name, probe)
+                assert not page.query_selector_all(
+                    '[data-mime-type="application/vnd.jupyter.stderr"]'), path.name
+                assert "Warning:" not in page.inner_text("body"), path.name
+                for fig in page.query_selector_all("figure.lk-flame"):
+                    _check_flamegraph(fig)
                     flamegraphs += 1
+                assert requests == [], (path.name, requests[:3])
+                assert errors == [], (path.name, errors[:3])
                 if path.name == "10-pool-misuse.html":
                     ARTIFACTS.mkdir(exist_ok=True)
                     page.screenshot(path=str(ARTIFACTS / "report-10-pool-misuse.png"),
@@ -72,6 +90,6 @@ def test_every_report_opens_offline_with_no_errors(live_reports: Path) -> None:
                 page.close()
         finally:
             browser.close()
-    assert flamegraphs >= 5  # memray in 10, 20, 90; py-spy in 60, 90
+    assert flamegraphs >= 7  # memray in 10, 20, 90; py-spy in 60, 90; the postmortem's two
     assert (ARTIFACTS / "report-10-pool-misuse.png").stat().st_size > 20_000
     shutil.copy(ARTIFACTS / "report-10-pool-misuse.png", live_reports / "screenshot.png")

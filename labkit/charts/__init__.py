@@ -5,11 +5,12 @@ returns the Figure; none calls ``plt.show()``. Styling is explicit: wrap calls i
 
 from labkit.charts.compare import comparison_bars
 from labkit.charts.gc import gc_frontier, gc_timeline, pause_distribution
-from labkit.charts.memory import memory_timeline, top_sites
+from labkit.charts.memory import allocation_bars, memory_timeline, top_sites
 from labkit.charts.process import threads_fds
 from labkit.charts.style import labkit_style
 
 __all__ = [
+    "allocation_bars",
     "comparison_bars",
     "gc_frontier",
     "gc_timeline",

@@ -178,7 +178,6 @@ def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
     from labkit.findings import findings
     from labkit.outputs import check_file_output, write_text_atomic
     from labkit.postmortem import load_evidence
-    from labkit.report.html import render, resolve
 
     given = {k: getattr(args, k) for k in ("run", "memray", "pyspy", "dump", "gc", "proc")}
     outs = {k: check_file_output(p, force=args.force, inputs=given.values(), flag=f"--{k}")
@@ -197,9 +196,9 @@ def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
         write_text_atomic(outs["json"], json.dumps(found.to_json(), indent=1) + "\n")
         say(f"wrote {outs['json']}")
     if "html" in outs:
-        params = {k: str(Path(v).resolve()) for k, v in given.items() if v is not None}
-        params.update(focus=args.focus, ignore=args.ignore)
-        render(resolve("90-postmortem"), outs["html"], params, notebook_copy=False)
+        from labkit.report.postmortem_page import postmortem_page
+
+        write_text_atomic(outs["html"], postmortem_page(found, ev))
         say(f"wrote {outs['html']}")
     return 0
 

@@ -1,13 +1,16 @@
-"""memray capture -> DataFrames: ``memory``, ``allocations_at_peak``, ``leaks``, ``summary``.
+"""memray capture -> DataFrames: ``memory``, ``allocations_at_peak``, ``leaks``, ``growth``,
+``churn``, ``summary``.
 
 Streaming contract: every pass over the allocation records runs inside memray's C++ reader
 (``FileReader`` and ``compute_statistics``); labkit only sees records memray has already
 aggregated per call stack, so a capture with millions of allocations never becomes a Python
 object or a DataFrame row per allocation. Opening reads the file once (memray computes the
-high-water mark and memory snapshots then); each other frame is one more pass, made on
-first use. With ``stats_in_background`` (what :func:`load_memray` and ``Run.memray`` use)
-the statistics pass starts in a second process before anything else, so it overlaps the
-open and high-water-mark passes (and the pandas import).
+high-water mark and memory snapshots then); ``allocations_at_peak``, ``leaks`` and
+``growth`` share one more pass (memray's temporal high-water-mark records, which hold what
+each stack held at every snapshot), ``churn`` is one more, each made on first use. With
+``stats_in_background`` (what :func:`load_memray` and ``Run.memray`` use) the statistics
+pass starts in a second process before anything else, so it overlaps the others (and the
+pandas import).
 
 Tested against memray 1.20, pinned in pyproject.toml: ``FileReader`` is public but not in
 memray's API docs.
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 ALLOCATION_COLUMNS = ("function", "file", "line", "stack", "bytes", "count", "thread",
                       "in_labkit", "frames")
+MAX_STEPS = 128  # growth is followed over at most this many steps of snapshots
 _HIDDEN = ("labkit/capture/gctrace.py", "labkit/capture/bootstrap.py",
            "labkit/capture/origins.py", "<frozen runpy>", "/runpy.py")
 _STATS_CODE = """
@@ -63,6 +67,23 @@ def _corrupt(path: Path, exc: BaseException) -> CorruptCaptureError:
         f"{path} is not a readable memray capture ({detail}); it may be truncated or "
         "corrupt: re-capture it, or check you gave the right file"
     )
+
+
+def import_time(frames: Iterable[tuple[str, int, str]]) -> bool:
+    """Whether a stack (``(file, line, function)`` frames) is importing a module."""
+    return any(f[0].startswith("<frozen importlib") for f in frames)
+
+
+def own_allocations(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an allocation frame that are the program's own: neither labkit's tracer
+    nor made while importing modules (what a learner or a postmortem should look at).
+    A frame without ``in_labkit`` or ``frames`` is filtered on the column it has."""
+    if not len(df):
+        return df
+    keep = ~df["in_labkit"].astype(bool) if "in_labkit" in df else True
+    if "frames" in df:
+        keep = keep & ~df["frames"].map(import_time)
+    return df[keep] if keep is not True else df
 
 
 def _stack_text(frames: list[tuple[str, str, int]]) -> str:
@@ -135,10 +156,10 @@ class MemrayCapture:
             w.wait()
         self._worker = None
 
-    def _pass(self, method: str) -> pd.DataFrame:
+    def _pass(self, method: str, **kw: Any) -> pd.DataFrame:
         try:
             with _quiet_memray():
-                records = getattr(self._reader, method)(merge_threads=True)
+                records = getattr(self._reader, method)(merge_threads=True, **kw)
                 return _records_frame(records)
         except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
                 IndexError) as exc:
@@ -154,29 +175,9 @@ class MemrayCapture:
         return df.astype({"rss_bytes": "int64", "heap_bytes": "int64"})
 
     @cached_property
-    def allocations_at_peak(self) -> pd.DataFrame:
-        """Per call stack, what was allocated and not yet freed at the high-water mark.
-
-        Columns: ``function``, ``file``, ``line`` (the leaf frame, labkit's own frames
-        removed), ``stack`` (leaf first), ``bytes``, ``count``, ``thread``, ``in_labkit``
-        (allocated by labkit's tracer itself), ``frames`` (the stack as ``(file, line,
-        function)`` tuples, leaf first, for :mod:`labkit.attribution`). Sorted by
-        ``bytes``, largest first.
-        """
-        return self._pass("get_high_watermark_allocation_records")
-
-    @cached_property
-    def growth(self) -> pd.DataFrame:
-        """Per call stack, how the bytes it holds moved over the run, from memray's temporal
-        records (one interval per stretch of snapshots an allocation lived through).
-
-        Columns: ``function``, ``file``, ``line``, ``stack``, ``frames``, ``in_labkit`` as
-        in :attr:`allocations_at_peak`, and ``first_bytes``/``last_bytes`` (mean bytes held
-        over the first and the last quarter of the snapshots), ``growth_bytes``
-        (``last_bytes - first_bytes``), ``rising`` (share of snapshot steps in which it did
-        not shrink), ``increases`` (snapshot steps in which it grew). A site that grows
-        steadily has large ``growth_bytes`` and many ``increases``; a one-off, however large
-        and whenever it happens, grows in one step."""
+    def _held(self) -> pd.DataFrame:
+        """One pass over memray's temporal high-water-mark records: per call stack, what it
+        held at the peak, at the end, and over the run (see :attr:`growth`)."""
         import numpy as np
 
         try:
@@ -188,31 +189,90 @@ class MemrayCapture:
                 IndexError) as exc:
             raise _corrupt(self.path, exc) from None
         n = max(1, len(marks))
-        q = max(1, n // 4)
-        held = np.zeros((len(records), n))
-        for i, r in enumerate(records):
-            for iv in r.intervals:
-                end = n if iv.deallocated_before_snapshot is None else \
-                    min(n, iv.deallocated_before_snapshot)
-                held[i, min(n, iv.allocated_before_snapshot):end] += iv.n_bytes
-        base = _records_frame(records, sort=False)
+        peak = int(np.argmax(marks)) if len(marks) else 0
+        ivs = [(i, iv.allocated_before_snapshot,
+                n if iv.deallocated_before_snapshot is None else iv.deallocated_before_snapshot,
+                iv.deallocated_before_snapshot is None, iv.n_bytes, iv.n_allocations)
+               for i, r in enumerate(records) for iv in r.intervals]
+        rid, a, d, never, nbytes, nallocs = (np.array(c, dtype=t) for c, t in zip(
+            zip(*ivs, strict=True) if ivs else ((),) * 6,
+            (np.int64, np.int64, np.int64, bool, np.float64, np.float64), strict=True))
+        m = len(records)
+        at_peak = (a <= peak) & (peak < d)  # held at a snapshot: allocated before, freed after
+        # held at the last snapshot of each of at most MAX_STEPS equal steps, as a running sum
+        steps = min(n, MAX_STEPS)
+        last_of = (np.arange(1, steps + 1) * n - 1) // steps
+        delta = np.zeros((m, steps + 1))
+        np.add.at(delta, (rid, np.searchsorted(last_of, a)), nbytes)
+        np.add.at(delta, (rid, np.searchsorted(last_of, d)), -nbytes)
+        held = delta.cumsum(axis=1)[:, :steps]
+        q = max(1, steps // 4)
         first, last = held[:, :q].mean(axis=1), held[:, -q:].mean(axis=1)
-        steps = np.diff(held, axis=1)
-        rising = (steps >= 0).mean(axis=1) if n > 1 else np.ones(len(records))
-        increases = (steps > 0).sum(axis=1) if n > 1 else np.zeros(len(records), dtype=int)
-        out = base.drop(columns=["bytes", "count"]).assign(
-            first_bytes=first, last_bytes=last, growth_bytes=last - first, rising=rising,
-            increases=increases)
-        return out.sort_values("growth_bytes", ascending=False,
-                               kind="stable").reset_index(drop=True)
+        diff = np.diff(held, axis=1)
+        base = _records_frame(records, sort=False).drop(columns=["bytes", "count"])
+        return base.assign(
+            peak_bytes=np.bincount(rid, nbytes * at_peak, m).astype("int64"),
+            peak_count=np.bincount(rid, nallocs * at_peak, m).astype("int64"),
+            end_bytes=np.bincount(rid, nbytes * never, m).astype("int64"),
+            end_count=np.bincount(rid, nallocs * never, m).astype("int64"),
+            first_bytes=first, last_bytes=last, growth_bytes=last - first,
+            rising=(diff >= 0).mean(axis=1) if steps > 1 else np.ones(m),
+            increases=(diff > 0).sum(axis=1) if steps > 1 else np.zeros(m, dtype=int))
+
+    def _held_as(self, size: str, count: str) -> pd.DataFrame:
+        h = self._held
+        df = h[h[size] > 0][["function", "file", "line", "stack", size, count, "thread",
+                             "in_labkit", "frames"]]
+        df = df.rename(columns={size: "bytes", count: "count"})
+        return df.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
+
+    @cached_property
+    def allocations_at_peak(self) -> pd.DataFrame:
+        """Per call stack, what was allocated and not yet freed at the high-water mark.
+
+        Columns: ``function``, ``file``, ``line`` (the leaf frame, labkit's own frames
+        removed), ``stack`` (leaf first), ``bytes``, ``count``, ``thread``, ``in_labkit``
+        (allocated by labkit's tracer itself), ``frames`` (the stack as ``(file, line,
+        function)`` tuples, leaf first, for :mod:`labkit.attribution`). Sorted by
+        ``bytes``, largest first. Exactly what memray's high-water-mark view reports.
+        """
+        return self._held_as("peak_bytes", "peak_count")
 
     @cached_property
     def leaks(self) -> pd.DataFrame:
         """Allocations never freed before tracking stopped; same columns as
-        :attr:`allocations_at_peak`. Meaningful for captures made for it: with
-        ``--trace-python-allocators`` (or ``PYTHONMALLOC=malloc``), else pymalloc hides
-        small objects inside its arenas."""
-        return self._pass("get_leaked_allocation_records")
+        :attr:`allocations_at_peak` (memray's leaks view). Meaningful for captures made for
+        it: with ``--trace-python-allocators`` (or ``PYTHONMALLOC=malloc``), else pymalloc
+        hides small objects inside its arenas."""
+        return self._held_as("end_bytes", "end_count")
+
+    @cached_property
+    def growth(self) -> pd.DataFrame:
+        """Per call stack, how the bytes it holds moved over the run.
+
+        Columns: ``function``, ``file``, ``line``, ``stack``, ``frames``, ``in_labkit`` as
+        in :attr:`allocations_at_peak`; ``peak_bytes``/``end_bytes`` (held at the peak and
+        when tracking stopped), ``peak_count`` (blocks held at the peak); and, over the run
+        cut into at most :data:`MAX_STEPS` equal steps of memray snapshots (about 10 ms
+        each), ``first_bytes``/``last_bytes`` (mean bytes held over the first and the last
+        quarter of the steps), ``growth_bytes`` (``last_bytes - first_bytes``), ``rising``
+        (share of steps in which it did not shrink), ``increases`` (steps in which it
+        grew). A site that grows steadily has large ``growth_bytes`` and many
+        ``increases``; a one-off, however large and whenever it happens, grows in one
+        step."""
+        cols = ["function", "file", "line", "stack", "frames", "in_labkit", "peak_bytes",
+                "peak_count", "end_bytes", "first_bytes", "last_bytes", "growth_bytes", "rising",
+                "increases"]
+        return self._held[cols].sort_values("growth_bytes", ascending=False,
+                                            kind="stable").reset_index(drop=True)
+
+    @cached_property
+    def churn(self) -> pd.DataFrame:
+        """Per call stack, short-lived allocations (memray's temporary-allocations view:
+        freed before any other allocation was made): ``bytes`` and ``count`` allocated
+        that way over the whole run; other columns as in :attr:`allocations_at_peak`.
+        This is where a program that allocates and frees at a high rate spends."""
+        return self._pass("get_temporary_allocation_records", threshold=1)
 
     def _stats(self) -> dict[str, int]:
         from memray._memray import compute_statistics

@@ -1,10 +1,12 @@
-"""``origins.json`` -> ``threads`` and ``fds`` frames: who created what is still alive.
+"""``origins.json`` -> ``threads``, ``tasks`` and ``fds`` frames: who created what is still
+alive.
 
 ``threads``: one row per thread the program started: ``name``, ``alive`` (at the end of
 the run), ``t_s``, ``function``/``file``/``line`` (the first frame in the user's code, see
 :mod:`labkit.attribution`; empty when none is), ``stack`` (innermost first, the agent's
 frames removed) and ``frames`` (the same as ``(file, line, function)`` tuples).
-``fds``: one row per descriptor open at the end: ``fd``, ``kind`` (file, socket, pipe,
+``tasks``: the same for each asyncio task not yet done at the end, ``name`` being its
+coroutine's. ``fds``: one row per descriptor open at the end: ``fd``, ``kind`` (file, socket, pipe,
 device, other), ``target``, and the same code columns for the call that opened it (empty
 when it was open before the program ran or opened by a call the agent does not wrap).
 """
@@ -60,15 +62,17 @@ def fd_kind(target: str) -> str:
 
 @dataclass
 class OriginsCapture:
-    """The loaded record: ``threads`` and ``fds`` at the end of the run, as described in
-    the module docstring, and ``threads_at_peak``/``fds_at_peak``: the same when the most
-    threads (descriptors) were alive (open), which is where a leak cleaned up before exit
-    still shows."""
+    """The loaded record: ``threads``, ``fds`` and ``tasks`` at the end of the run, as
+    described in the module docstring, and ``threads_at_peak``/``fds_at_peak``/
+    ``tasks_at_peak``: the same when the most threads (descriptors, pending tasks) were
+    alive (open), which is where a leak cleaned up before exit still shows."""
 
     threads: pd.DataFrame
     fds: pd.DataFrame
     threads_at_peak: pd.DataFrame
     fds_at_peak: pd.DataFrame
+    tasks: pd.DataFrame
+    tasks_at_peak: pd.DataFrame
 
 
 def load_origins(path: Path, t0_ns: int = 0, how: Attribution = DEFAULT) -> OriginsCapture:
@@ -95,7 +99,9 @@ def load_origins(path: Path, t0_ns: int = 0, how: Attribution = DEFAULT) -> Orig
     try:
         return OriginsCapture(threads(doc["threads"]), fds(doc["fds"]),
                               threads(doc.get("threads_at_peak", doc["threads"])),
-                              fds(doc.get("fds_at_peak", doc["fds"])))
+                              fds(doc.get("fds_at_peak", doc["fds"])),
+                              threads(doc.get("tasks", [])),
+                              threads(doc.get("tasks_at_peak", doc.get("tasks", []))))
     except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
         raise CorruptCaptureError(f"{path} is not a labkit origins file; re-capture the run") \
             from None

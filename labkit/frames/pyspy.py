@@ -1,7 +1,7 @@
 """py-spy files -> DataFrames: ``samples`` and ``functions`` (speedscope), ``threads`` (dump).
 
 Stacks are written leaf first, ``function (file:line) < caller (file:line) < ...``; labkit's
-own bootstrap frames (the tracer and runpy) are removed from the root end.
+own frames (the tracer, the bootstrap, the origins agent's wrappers, runpy) are removed.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from labkit.errors import CorruptCaptureError, InputError
 from labkit.safefile import read_json
 
 Frame = tuple[str, str, int]
-_HIDDEN = ("labkit/capture/gctrace.py", "labkit/capture/bootstrap.py", "<frozen runpy>",
-           "/runpy.py")
+_HIDDEN = ("labkit/capture/gctrace.py", "labkit/capture/bootstrap.py",
+           "labkit/capture/origins.py", "<frozen runpy>", "/runpy.py")
 SAMPLE_COLUMNS = ("thread_id", "thread_name", "function", "file", "line", "stack", "count",
                   "frames")
 THREAD_COLUMNS = ("thread_id", "os_thread_id", "name", "idle", "owns_gil", "function", "file",

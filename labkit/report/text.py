@@ -10,6 +10,7 @@ from labkit.analysis import gc_summary
 from labkit.capture.gctrace import FLOOD_PER_S
 from labkit.errors import InputError
 from labkit.frames import Run, load
+from labkit.units import human_bytes
 
 if TYPE_CHECKING:
     from labkit.compare import Comparison
@@ -219,9 +220,7 @@ def _human(v: float | None, is_bytes: bool) -> str:
     if v is None or v != v:
         return "-"
     if is_bytes and abs(v) >= 1024:
-        for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-            if abs(v) >= scale:
-                return f"{v / scale:,.1f} {unit}"
+        return human_bytes(v)
     return _fmt(v)
 
 

@@ -1,0 +1,161 @@
+"""The postmortem's HTML report, written for a reader: one self-contained page.
+
+The verdict and the ranked suspects come first (each with what it explains, its evidence
+and its stack), then the charts of each capture given and the flamegraphs, then where the
+evidence came from. No code cells, no temporary paths, no script or style from the
+network: the page's Content-Security-Policy forbids every request, images are inline PNGs
+(drawn at twice the display resolution) with alt text, and the flamegraphs use labkit's own
+viewer (:mod:`labkit.report.flame`). Built straight from the computed findings: no kernel
+and no second load of the captures.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+from labkit.findings import RANKING, Findings
+from labkit.report.flame import allocation_stacks, flame_html, flame_tree, viewer_css, viewer_js
+
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+       "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
+STYLE = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:#24292f;
+ max-width:960px;margin:2em auto;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:0.2em} h2{margin-top:1.8em;border-bottom:1px solid #d0d7de}
+.verdict{font-size:1.15em;background:#fff8c5;border-left:4px solid #d4a72c;padding:0.6em 0.9em}
+.suspect{border:1px solid #d0d7de;border-radius:6px;padding:0.6em 0.9em;margin:0.8em 0}
+.suspect h3{margin:0;font-size:1.05em} .suspect code{font-size:1em}
+.rank{display:inline-block;min-width:1.6em;color:#fff;background:#cf222e;border-radius:3px;
+ text-align:center;margin-right:0.4em}
+.score{color:#57606a;font-size:0.9em} .where{color:#57606a;font-size:0.85em;word-break:break-all}
+.explains{margin:0.3em 0} pre{background:#f6f8fa;padding:0.5em;overflow-x:auto;font-size:12px}
+img{max-width:100%;height:auto} .sources td{padding:0 1em 0 0;vertical-align:top}
+.muted{color:#57606a} .note{border-left:4px solid #0969da;padding:0.3em 0.8em;background:#ddf4ff}
+"""
+DPI = 200  # twice the charts' 100 dpi: crisp at report width on a HiDPI screen
+
+
+def _png(fig: Any, alt: str) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    width = int(fig.get_figwidth() * 100)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return (f'<figure><img width="{width}" alt="{html.escape(alt)}" '
+            f'src="data:image/png;base64,{data}"></figure>')
+
+
+def _suspect(s: dict[str, Any]) -> str:
+    stack = "\n".join(s["stack"].split(" < "))
+    evidence = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
+                       for k, v in s["evidence"].items())
+    explains = "".join(f"<li>{html.escape(e)}</li>" for e in s["explains"])
+    return (f'<section class="suspect"><h3><span class="rank">{s["rank"]}</span>'
+            f'<code>{html.escape(s["function"])}</code> at '
+            f'<code>{html.escape(Path(s["file"]).name)}:{s["line"]}</code> '
+            f'<span class="score">({html.escape(s["kind"])}; score {s["score"]:.2f})</span>'
+            f'</h3><div class="where">{html.escape(s["file"])}</div>'
+            f'<p class="explains">Explains:</p><ul>{explains}</ul>'
+            f"<details><summary>Evidence and stack</summary><ul>{evidence}</ul>"
+            f"<pre>{html.escape(stack)}</pre></details></section>")
+
+
+def _charts(ev: Any) -> list[str]:
+    from labkit.charts import gc_timeline, labkit_style, memory_timeline, threads_fds, top_sites
+    from labkit.frames.memray import own_allocations
+
+    out = []
+    with labkit_style():
+        if ev.memray is not None and len(ev.memray.memory):
+            out.append(_png(memory_timeline({"heap": ev.memray.memory}, column="heap_bytes",
+                                            title="memray: heap over time"),
+                            "Line chart of the heap (MiB) over the run, from memray's "
+                            "snapshots"))
+            peak = own_allocations(ev.memray.allocations_at_peak)
+            if len(peak):
+                out.append(_png(top_sites(peak), "Bar chart of the ten allocation sites "
+                                "holding the most memory at the high-water mark"))
+        if ev.proc is not None and len(ev.proc):
+            out.append(_png(threads_fds(ev.proc, title="Process samples: threads and fds"),
+                            "Step charts of the process's threads and open file "
+                            "descriptors over the run"))
+        if ev.gc_events is not None and len(ev.gc_events):
+            out.append(_png(gc_timeline(ev.gc_events, ev.heap),
+                            "Scatter of each garbage collection's pause by generation, "
+                            "above the process's RSS over the run"))
+    return out
+
+
+def _flames(ev: Any, found: Findings) -> list[str]:
+    out = []
+    if ev.memray is not None:
+        tree = flame_tree(allocation_stacks(ev.memray.allocations_at_peak),
+                          root="heap at the peak")
+        if tree["v"]:
+            out.append(flame_html(tree, title="Memory held at the peak (memray)",
+                                  unit="bytes", viewer=False))
+        if any(s["kind"] == "allocation churn" for s in found.symptoms):
+            tree = flame_tree(allocation_stacks(ev.memray.churn), root="short-lived bytes")
+            out.append(flame_html(tree, title="Short-lived allocations (memray)",
+                                  unit="bytes", viewer=False))
+    if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
+        s = ev.pyspy.samples
+        tree = flame_tree(zip(s["frames"], s["count"].astype(float), strict=True),
+                          root="CPU samples")
+        if tree["v"]:
+            out.append(flame_html(tree, title="CPU (py-spy)", unit="samples", viewer=False))
+    return out
+
+
+def _sources(ev: Any) -> str:
+    what = {"memray": "memray capture", "pyspy": "py-spy profile", "dump": "py-spy dump",
+            "gc": "GC trace", "proc": "process samples", "origins": "thread and fd origins"}
+    rows = []
+    for key, path in (ev.sources or {}).items():
+        p = Path(path)
+        size = f"{p.stat().st_size / 1e6:.1f} MB" if p.is_file() else "run directory"
+        rows.append(f"<tr><td>{what.get(key, key)}</td><td><code>{html.escape(p.name)}</code>"
+                    f'</td><td class="muted">{size}</td></tr>')
+    if ev.memray is not None:
+        m = ev.memray.metadata
+        how = ("every Python allocation (--trace-python-allocators)"
+               if m.trace_python_allocators else "pymalloc arenas, not each small object")
+        rows.append(f'<tr><td>memray recorded</td><td colspan="2" class="muted">'
+                    f"{m.total_allocations:,} allocation records, {html.escape(how)}, "
+                    f"{(m.end_time - m.start_time).total_seconds():.1f} s</td></tr>")
+    return f'<table class="sources">{"".join(rows)}</table>'
+
+
+def postmortem_page(found: Findings, ev: Any, *, title: str = "labkit postmortem") -> str:
+    """The whole report page for ``found`` (from :func:`labkit.findings.findings`) and
+    the loaded evidence ``ev`` it was computed from."""
+    symptoms = "".join(f"<li><b>{html.escape(s['what'])}</b>: {html.escape(s['evidence'])}"
+                       f"</li>" for s in found.symptoms) or "<li>none stands out</li>"
+    suspects = "".join(_suspect(s) for s in found.suspects) or \
+        "<p>No line of your code stands out in these captures.</p>"
+    charts, flames = _charts(ev), _flames(ev, found)
+    parts = [
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        '<meta name="generator" content="labkit report">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}{viewer_css()}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="verdict">{html.escape(found.verdict)}</p>',
+        f"<h2>What happened</h2><ul>{symptoms}</ul>",
+        f"<h2>Suspects</h2>{suspects}",
+        f'<p class="muted">{html.escape(RANKING)}</p>',
+    ]
+    parts += [f'<p class="note"><b>Note:</b> {html.escape(n)}</p>' for n in found.notes]
+    if charts:
+        parts.append("<h2>Evidence over time</h2>" + "".join(charts))
+    if flames:
+        parts.append("<h2>Flamegraphs</h2><p class=\"muted\">Orange frames are your code, "
+                     "grey ones the standard library and installed packages. Click a "
+                     "frame to zoom in; search to mark frames and see their share.</p>"
+                     + "".join(flames) + f"<script>{viewer_js()}</script>")
+    parts.append(f"<h2>Where this comes from</h2>{_sources(ev)}</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,11 @@
+"""Human-readable figures, one way everywhere (terminal, HTML tables, chart labels)."""
+
+from __future__ import annotations
+
+
+def human_bytes(v: float) -> str:
+    """``1.5 GiB``, ``66.0 MiB``, ``12.0 KiB``, ``512 B``."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(v) >= scale:
+            return f"{v / scale:,.1f} {unit}"
+    return f"{v:,.0f} B"
