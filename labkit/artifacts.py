@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labkit.capture import gctrace, origins
+from labkit.capture import gctrace, origins, proc
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ GC_EVENTS = Artifact(gctrace.EVENTS_FILE, "labkit.gctrace", "GC trace", "--gc", 
 GC_HEAP = Artifact(gctrace.HEAP_FILE, "labkit.gctrace", "heap samples", "--gc", packable=True)
 GC_META = Artifact(gctrace.META_FILE, "labkit.gctrace", "GC trace", "--gc")
 PROC = Artifact("proc.csv", "labkit.proc", "process samples", "--proc", packable=True)
+PROC_FDS = Artifact(proc.FDS_FILE, "labkit.proc", "descriptor table at its peak", "--proc")
 MEMRAY = Artifact("memray.bin", "memray", "memray capture", "--memray")
 PYSPY_PROFILE = Artifact("pyspy.speedscope.json", "py-spy", "py-spy profile", "--pyspy")
 PYSPY_FLAMEGRAPH = Artifact("pyspy.flamegraph.svg", "py-spy", "py-spy flamegraph", "--pyspy")
@@ -42,6 +43,6 @@ ORIGINS = Artifact(origins.ORIGINS_FILE, "labkit.origins", "thread and fd origin
 METRICS = Artifact("scenario.jsonl", "scenario", "scenario metrics", "`labkit run`",
                    packable=True)
 
-ALL: tuple[Artifact, ...] = (GC_EVENTS, GC_HEAP, GC_META, PROC, MEMRAY, PYSPY_PROFILE,
-                             PYSPY_FLAMEGRAPH, PYSPY_DUMP, ORIGINS, METRICS)
+ALL: tuple[Artifact, ...] = (GC_EVENTS, GC_HEAP, GC_META, PROC, PROC_FDS, MEMRAY,
+                             PYSPY_PROFILE, PYSPY_FLAMEGRAPH, PYSPY_DUMP, ORIGINS, METRICS)
 BY_NAME: dict[str, Artifact] = {a.name: a for a in ALL}

@@ -36,6 +36,7 @@ class Evidence:
     heap: pd.DataFrame | None = None
     proc: pd.DataFrame | None = None
     origins: Any = None
+    fd_table: pd.DataFrame | None = None  # the descriptor table at its peak, from outside
     gc_wall_s: float | None = None  # the traced run's wall time, when known
     sources: dict[str, str] | None = None
 
@@ -71,6 +72,9 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
         dump = dump or r.path_of(A.PYSPY_DUMP)
         gc = gc or (r.path if r.has(A.GC_EVENTS) else None)
         proc = proc or r.path_of(A.PROC)
+        if r.has(A.PROC_FDS):
+            ev.fd_table = r.fd_table
+            ev.sources["fd table"] = str(r.need(A.PROC_FDS))
         if r.has(A.ORIGINS):
             ev.origins = r.origins
             ev.sources["origins"] = str(r.need(A.ORIGINS))
@@ -109,6 +113,12 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
         df = load_proc(p, 0)
         ev.proc = load_proc(p, int(df.t_s.iloc[0] * 1e9)) if len(df) else df
         ev.sources["proc"] = str(p)
+        table = p.with_name(A.PROC_FDS.name)
+        if ev.fd_table is None and table.is_file():
+            from labkit.frames.proc import load_fd_table
+
+            ev.fd_table = load_fd_table(table)
+            ev.sources["fd table"] = str(table)
     if not ev.sources:
         raise InputError("no capture given; pass a run directory, or at least one of "
                          "--memray, --pyspy, --dump, --gc, --proc")
@@ -318,6 +328,19 @@ def _origin_rows(origins: Any, how: Attribution) -> list[Row]:
     return rows
 
 
+def _fd_table_rows(table: pd.DataFrame) -> list[Row]:
+    """From outside: what the descriptors open at their peak pointed at, when one kind of
+    target holds most of them (a symptom; the code that opened them needs origins)."""
+    groups = table.groupby("where").size().sort_values(ascending=False)
+    top, n = groups.index[0], int(groups.iloc[0])
+    if n < 0.5 * len(table) or n < 10:
+        return []
+    rest = "; ".join(f"{int(c):,} {w}" for w, c in groups.iloc[1:4].items())
+    return [("fd table", f"{n:,} of the {len(table):,} fds open at their peak are {top}",
+             f"descriptor table read from /proc at the peak{'; then ' + rest if rest else ''}",
+             0.7, None)]
+
+
 def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     """Ranked findings: ``kind``, ``suspect``, ``evidence``, ``score`` (0-1, higher first),
     ``code`` (a :class:`Code` for a suspect in the user's code; None for a symptom).
@@ -349,6 +372,8 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
                              f"{unit or col}/s)", 0.85, None))
     if ev.origins is not None:
         rows += _origin_rows(ev.origins, how)
+    if ev.fd_table is not None and len(ev.fd_table) >= 20:
+        rows += _fd_table_rows(ev.fd_table)
     if ev.pyspy is not None and ev.pyspy.dump_path is not None:
         t = ev.pyspy.threads
         idle = t[t.idle].assign(count=1)

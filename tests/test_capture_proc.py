@@ -47,3 +47,32 @@ def test_sampler_on_a_missing_pid_writes_nothing(tmp_path: Path) -> None:
     s = ProcSampler(2**22 + 12345, tmp_path / "proc.csv", interval_s=0.02).start()
     s.stop()
     assert not (tmp_path / "proc.csv").exists()
+
+
+CLIENT = """
+import socket, sys, time
+server = socket.create_server(("127.0.0.1", 0))
+port = server.getsockname()[1]
+conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(30)]
+print(port, flush=True)
+time.sleep(0.5)
+"""
+
+
+def test_the_descriptor_table_at_the_peak_says_where_leaked_sockets_go(tmp_path: Path) -> None:
+    from labkit.frames.proc import load_fd_table
+    from labkit.postmortem import Evidence, suspects
+
+    child = subprocess.Popen([sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True)
+    s = ProcSampler(child.pid, tmp_path / "proc.csv", interval_s=0.02,
+                    fds_path=tmp_path / "proc_fds.json").start()
+    port = int(child.stdout.readline())
+    child.wait(timeout=30)
+    s._thread.join(timeout=5)
+    table = load_fd_table(tmp_path / "proc_fds.json")
+    groups = table.groupby("where").size()
+    assert groups[f"tcp sockets to 127.0.0.1:{port}"] == 30
+    assert groups[f"tcp sockets bound at 127.0.0.1:{port}"] == 1  # the listening socket
+    symptom = suspects(Evidence(fd_table=table)).iloc[0]
+    assert symptom.suspect == f"30 of the {len(table)} fds open at their peak are tcp " \
+                              f"sockets to 127.0.0.1:{port}"

@@ -56,8 +56,8 @@ def attach(
             started.append(pyspy.Recorder(pid, writer, rate_hz=rate_hz,
                                           duration_s=pyspy_s).start())
         if proc_s:
-            started.append(ProcSampler(pid, writer.file(A.PROC),
-                                       interval_s=0.1).start())
+            started.append(ProcSampler(pid, writer.file(A.PROC), interval_s=0.1,
+                                       fds_path=writer.file(A.PROC_FDS)).start())
         deadline = time.monotonic() + max(pyspy_s or 0, proc_s or 0)
         while time.monotonic() < deadline and proc.is_running():
             time.sleep(0.05)

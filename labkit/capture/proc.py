@@ -4,10 +4,18 @@ The Python stand-in for watching ``runtime.NumGoroutine()``. A daemon thread sam
 ``interval_s`` into ``proc.csv`` (``t_ns`` on the same monotonic clock as the GC tracer), one
 flushed line per sample, so a sampler cut short still leaves every sample it took. It stops
 by itself when the process is gone.
+
+Like a high-water mark, it also keeps the process's descriptor table as it was when the
+most descriptors were open (read from ``/proc/PID/fd``, sockets resolved to their
+endpoints through ``/proc/PID/net``) and, given ``fds_path`` (``proc_fds.json`` in a run),
+writes it there when it stops: from outside, without the in-process agent, what kind of
+descriptors leaked and to where.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +24,67 @@ from pathlib import Path
 import psutil
 
 COLUMNS = ("t_ns", "rss_bytes", "threads", "fds", "cpu_percent", "children")
+FDS_FILE = "proc_fds.json"
+_TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "06": "TIME_WAIT", "07": "CLOSE",
+               "08": "CLOSE_WAIT", "0A": "LISTEN"}
+
+
+def _address(hex_addr: str) -> str:
+    host, port = hex_addr.split(":")
+    raw = bytes.fromhex(host)
+    if len(raw) == 4:
+        ip = ".".join(str(b) for b in reversed(raw))
+    else:  # IPv6: four little-endian 32-bit words
+        words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
+        ip = ":".join(b"".join(words)[i:i + 2].hex() for i in range(0, 16, 2))
+    return f"{ip}:{int(port, 16)}"
+
+
+def socket_endpoints(pid: int) -> dict[str, str]:
+    """``{inode: "tcp 127.0.0.1:4711 -> 127.0.0.1:80 ESTABLISHED", ...}`` for the sockets
+    in ``pid``'s network namespace (tcp, udp, v4 and v6; unix sockets by path)."""
+    found: dict[str, str] = {}
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        try:
+            with open(f"/proc/{pid}/net/{proto}", encoding="ascii") as fh:
+                next(fh, None)
+                for line in fh:
+                    f = line.split()
+                    if len(f) > 9:
+                        state = _TCP_STATES.get(f[3], f[3]) if proto.startswith("tcp") else ""
+                        found[f[9]] = (f"{proto.rstrip('6')} {_address(f[1])} -> "
+                                       f"{_address(f[2])} {state}").rstrip()
+        except (OSError, ValueError, IndexError):
+            continue
+    try:
+        with open(f"/proc/{pid}/net/unix", encoding="ascii", errors="replace") as fh:
+            next(fh, None)
+            for line in fh:
+                f = line.split()
+                if len(f) >= 7:
+                    found[f[6]] = "unix " + (f[7] if len(f) > 7 else "(unnamed)")
+    except OSError:
+        pass
+    return found
+
+
+def fd_table(pid: int) -> list[dict[str, object]]:
+    """``pid``'s open descriptors: ``fd``, ``target`` (the ``/proc`` link) and, for a
+    socket, ``endpoint``. Descriptors closed while the table is read are skipped."""
+    base = f"/proc/{pid}/fd"
+    rows: list[dict[str, object]] = []
+    sockets: dict[str, str] | None = None
+    for name in os.listdir(base):
+        try:
+            target = os.readlink(f"{base}/{name}")
+        except OSError:
+            continue
+        row: dict[str, object] = {"fd": int(name), "target": target}
+        if target.startswith("socket:["):
+            sockets = socket_endpoints(pid) if sockets is None else sockets
+            row["endpoint"] = sockets.get(target[8:-1], "")
+        rows.append(row)
+    return sorted(rows, key=lambda r: r["fd"])
 
 
 class ProcSampler:
@@ -28,16 +97,19 @@ class ProcSampler:
         *,
         interval_s: float = 0.1,
         children: bool = True,
+        fds_path: Path | None = None,
         on_sample: Callable[[int], None] | None = None,
     ) -> None:
         self.pid = pid
         self.path = Path(path)
+        self.fds_path = fds_path
         self.interval_s = interval_s
         self.children = children
         self.on_sample = on_sample
         self.samples = 0
         self.peak_rss = 0
         self.children_seen: set[int] = set()
+        self._peak_fds: tuple[int, int, list[dict[str, object]]] = (0, 0, [])  # n, t_ns, table
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -78,6 +150,27 @@ class ProcSampler:
                     self.on_sample(row[1])
                 if self._stop.wait(self.interval_s):
                     break
+        self._write_fd_table()
+
+    def _keep_fd_table(self, proc: psutil.Process, t_ns: int) -> None:
+        if self.fds_path is None:
+            return
+        try:
+            n = proc.num_fds()
+            if n > self._peak_fds[0]:
+                self._peak_fds = (n, t_ns, fd_table(proc.pid))
+        except (psutil.Error, OSError):
+            pass
+
+    def _write_fd_table(self) -> None:
+        _, t_ns, table = self._peak_fds
+        if not table or self.fds_path is None:
+            return
+        path = Path(self.fds_path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"pid": self.pid, "t_ns": t_ns, "fds": table}),
+                       encoding="utf-8")
+        os.replace(tmp, path)
 
     def _sample(self, proc: psutil.Process, cpu: dict[int, psutil.Process]) -> tuple | None:
         """One row, or None once the watched process is gone (children may come and go)."""
@@ -87,6 +180,7 @@ class ProcSampler:
         except psutil.Error:
             return None
         self.children_seen.update(k.pid for k in kids)
+        self._keep_fd_table(proc, t)
         rss = threads = fds = 0
         pct = 0.0
         alive = 0

@@ -241,8 +241,9 @@ class _Watch:
         pid, opts = self.child.pid, self.opts
         if opts.proc or opts.memory_cap_bytes:
             path = self.writer.file(A.PROC) if opts.proc else self._cap_file
+            fds = self.writer.file(A.PROC_FDS) if opts.proc else None
             self.observers.append(ProcSampler(pid, path, interval_s=opts.proc_interval_s,
-                                              on_sample=self._check_memory).start())
+                                              fds_path=fds, on_sample=self._check_memory).start())
         if opts.pyspy:
             from labkit.capture import pyspy
 

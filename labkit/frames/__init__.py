@@ -103,6 +103,14 @@ class Run:
         return proc.load_proc(self.need(A.PROC), self.t0_ns)
 
     @cached_property
+    def fd_table(self) -> pd.DataFrame:
+        """The descriptor table when the most fds were open, seen from outside; see
+        :func:`labkit.frames.proc.load_fd_table`."""
+        from labkit.frames.proc import load_fd_table
+
+        return load_fd_table(self.need(A.PROC_FDS))
+
+    @cached_property
     def origins(self) -> OriginsCapture:
         """Where the threads alive and the fds open at the end were created: ``.threads``,
         ``.fds``; see :mod:`labkit.frames.origins`."""

@@ -18,3 +18,45 @@ def load_proc(path: Path, t0_ns: int) -> pd.DataFrame:
                           exact=True)
     df.insert(0, "t_s", (df.pop("t_ns") - t0_ns) / 1e9)
     return df
+
+
+def _where(kind: str, target: str, endpoint: str) -> str:
+    """What a descriptor points at, coarse enough to group a leak: a socket by its protocol
+    and peer (``tcp sockets to 10.0.0.5:443``), a file by its folder, pipes as ``pipes``."""
+    if kind == "socket":
+        proto, _, rest = endpoint.partition(" ")
+        if " -> " in rest:
+            local, peer = rest.split(" -> ", 1)
+            peer = peer.split(" ")[0]
+            if peer.endswith(":0"):  # not connected: listening or bound
+                return f"{proto} sockets bound at {local}"
+            return f"{proto} sockets to {peer}"
+        if proto == "unix":
+            return f"unix sockets {rest}".rstrip()
+        return "sockets never connected"
+    if kind == "file":
+        return f"files in {Path(target).parent}/"
+    if kind in ("pipe", "device"):
+        return f"{kind}s"
+    return f"{target.split(':')[0]} descriptors"
+
+
+def load_fd_table(path: Path) -> pd.DataFrame:
+    """``proc_fds.json``: the descriptor table when the most were open, one row per fd:
+    ``fd``, ``kind`` (file, socket, pipe, device, other), ``target``, ``endpoint`` (a
+    socket's protocol and addresses), ``where`` (what to group a leak by)."""
+    from labkit.errors import CorruptCaptureError
+    from labkit.frames.origins import fd_kind
+    from labkit.safefile import read_json
+
+    doc = read_json(path, "descriptor table")
+    try:
+        rows = [(int(f["fd"]), fd_kind(str(f["target"])), str(f["target"]),
+                 str(f.get("endpoint", ""))) for f in doc["fds"]]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise CorruptCaptureError(f"{path} is not a labkit descriptor table; re-capture "
+                                  "with --proc") from None
+    df = pd.DataFrame(rows, columns=["fd", "kind", "target", "endpoint"])
+    df["where"] = [_where(k, t, e) for k, t, e in zip(df.kind, df.target, df.endpoint,
+                                                        strict=True)]
+    return df.astype({"fd": "int64"})

@@ -112,7 +112,8 @@ def _flames(ev: Any, found: Findings) -> list[str]:
 
 def _sources(ev: Any) -> str:
     what = {"memray": "memray capture", "pyspy": "py-spy profile", "dump": "py-spy dump",
-            "gc": "GC trace", "proc": "process samples", "origins": "thread and fd origins"}
+            "gc": "GC trace", "proc": "process samples", "origins": "thread and fd origins",
+            "fd table": "descriptor table at its peak"}
     rows = []
     for key, path in (ev.sources or {}).items():
         p = Path(path)
