@@ -5,7 +5,6 @@ an exercise. The same functions the CLI uses underneath (``labkit.runner``, ``la
 from __future__ import annotations
 
 import html
-import io
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from labkit.frames import Run, load
 from labkit.resources import datasets_dir
 
 __all__ = ["DATASETS", "Flamegraph", "Scenario", "Verdict", "check", "frame", "load",
-           "memray_flamegraph", "pyspy_flamegraph", "show", "table"]
+           "md", "memray_flamegraph", "pyspy_flamegraph", "show", "table"]
 
 DATASETS = datasets_dir()
 
@@ -106,13 +105,22 @@ def live_capture_blocker(name: str) -> str:
     return ""
 
 
-def show(fig: Any) -> None:
-    """Display a matplotlib Figure as a PNG (whatever the notebook's backend)."""
-    from IPython.display import Image, display
+def show(fig: Any, alt: str | None = None) -> None:
+    """Display a matplotlib Figure as a crisp inline PNG with alt text (default: its titles
+    and axes, see :func:`labkit.charts.export.describe`), whatever the notebook's backend."""
+    from IPython.display import display
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    display(Image(data=buf.getvalue(), format="png"))
+    from labkit.charts.export import describe, figure_html
+
+    text = alt or describe(fig)
+    display({"text/html": figure_html(fig, text), "text/plain": text}, raw=True)
+
+
+def md(text: str) -> None:
+    """Display ``text`` as Markdown: prose whose figures come from the run beside it."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
 
 
 def table(sig: Any) -> Any:

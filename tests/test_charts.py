@@ -56,15 +56,40 @@ def _allocs() -> pd.DataFrame:
                                     (("/a/x.py", 3, "h"),), importing]})
 
 
+def _frontier() -> pd.DataFrame:
+    return pd.DataFrame({"throughput": [3e5, 2.5e5, 3.2e5],
+                         "full_pause_ms": [50.0, float("nan"), 1.2],
+                         "max_pause_ms": [62.0, 0.0, 4.0],
+                         "rss_growth": [2 * MB, 400 * MB, 2 * MB]},
+                        index=["default", "disabled", "freeze"])
+
+
+def test_the_frontier_plots_full_pauses_and_shows_disabled_for_what_it_is() -> None:
+    fig = gc_frontier(_frontier())
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("disabled: no collections") and "+400 MiB" in t for t in texts)
+    assert "median full collection" in ax.get_xlabel()
+    xs = sorted(float(x) for c in ax.collections for x, _ in c.get_offsets())
+    assert 1.2 in xs and 50.0 in xs and xs[0] < 1.2  # disabled sits left of every pause
+
+
+def test_panels_appear_only_where_there_is_signal() -> None:
+    flat_threads = _proc(True).assign(threads=2)
+    fig = threads_fds({"leaky": flat_threads, "fixed": _proc(False).assign(threads=2)})
+    assert [ax.get_ylabel() for ax in fig.axes] == ["open file descriptors"]
+    long_run = _proc(False).assign(t_s=lambda d: d.t_s * 10)
+    fig = threads_fds({"leaky": _proc(True), "fixed": long_run}, panels=("threads",))
+    assert fig.axes[0].get_xlabel().startswith("progress through each run (%")
+
+
 CASES = {
     "gc_timeline": lambda: gc_timeline(_events(), _heap()),
     "pause_distribution": lambda: pause_distribution(_events()),
     "memory_timeline": lambda: memory_timeline({"leaky": _proc(True), "fixed": _proc(False)}),
     "top_sites": lambda: top_sites(_allocs()),
     "threads_fds": lambda: threads_fds({"leaky": _proc(True), "fixed": _proc(False)}),
-    "gc_frontier": lambda: gc_frontier(pd.DataFrame(
-        {"throughput": [3e5, 4e5], "pause_p99_ms": [1.5, 0.1], "peak_rss": [100 * MB, 110 * MB]},
-        index=["default", "low-threshold"])),
+    "gc_frontier": lambda: gc_frontier(_frontier()),
     "comparison_bars": lambda: comparison_bars(pd.DataFrame(
         {"function": ["f", "g"], "file": ["x.py", "y.py"], "line": [1, 2],
          "bytes_delta": [40 * MB, -2 * MB]})),

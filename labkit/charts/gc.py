@@ -79,22 +79,40 @@ def pause_distribution(gc_events: pd.DataFrame, *, ax: Any = None,
     return fig
 
 
+SETTING_COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860")
+
+
 def gc_frontier(table: pd.DataFrame, *, ax: Any = None,
-                title: str = "GC settings: throughput against p99 pause") -> Figure:
-    """Per setting (the index): ``throughput`` against ``pause_p99_ms``, marker area by
-    ``peak_rss`` bytes, each point labelled."""
+                title: str = "GC settings: throughput against the pauses users feel") -> Figure:
+    """Per setting (the index), in its own colour: ``throughput`` against the median
+    full-collection pause (``full_pause_ms``, a dot) with a bar out to the longest pause
+    (``max_pause_ms``); the legend gives each setting's steady-phase RSS growth
+    (``rss_growth``, bytes). A setting that never collects (no full-collection pause, max
+    0) is a square at the left edge: no pauses, and the memory it grew."""
     fig, ax = new_axes(ax)
-    peak = table["peak_rss"].astype(float)
-    size = 60 + 400 * (peak / peak.max() if peak.max() else 0)
-    ax.scatter(table["pause_p99_ms"].clip(lower=1e-3), table["throughput"], s=size,
-               alpha=0.6, color="#4C72B0", edgecolor="black")
-    for name, r in table.iterrows():
-        ax.annotate(f"{name}\n{mib(r.peak_rss):.0f} MiB peak",
-                    (max(r.pause_p99_ms, 1e-3), r.throughput), fontsize=8,
-                    xytext=(6, 4), textcoords="offset points")
+    full = table["full_pause_ms"].astype(float)
+    worst = table["max_pause_ms"].astype(float)
+    seen = pd.concat([full[full > 0], worst[worst > 0]])
+    floor = float(seen.min()) / 4 if len(seen) else 0.01
+    for (name, r), color in zip(table.iterrows(), SETTING_COLORS * 2, strict=False):
+        grew = f"RSS +{mib(r.rss_growth):,.0f} MiB"
+        if not r.full_pause_ms > 0 and not r.max_pause_ms > 0:
+            ax.scatter([floor], [r.throughput], marker="s", s=80, color=color,
+                       edgecolor="black", zorder=3,
+                       label=f"{name}: no collections, no pauses; {grew}")
+            continue
+        x = r.full_pause_ms if r.full_pause_ms > 0 else r.max_pause_ms
+        end = max(x, r.max_pause_ms)
+        what = (f"median full collection {x:.3g} ms, longest {end:.3g} ms"
+                if r.full_pause_ms > 0 else f"no full collection, longest pause {end:.3g} ms")
+        ax.plot([x, end], [r.throughput] * 2, color=color, lw=2)
+        ax.scatter([end], [r.throughput], marker="|", s=160, color=color, zorder=3)
+        ax.scatter([x], [r.throughput], s=80, color=color, edgecolor="black", zorder=3,
+                   label=f"{name}: {what}; {grew}")
     ax.set_xscale("log")
-    ax.margins(x=0.15, y=0.18)
-    ax.set_xlabel("p99 pause (ms, log); marker area = peak RSS")
+    ax.margins(x=0.15, y=0.2)
+    ax.set_xlabel("pause (ms, log): median full collection (dot) to longest pause (bar)")
     ax.set_ylabel("throughput (iterations / s)")
     ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, ncol=1)
     return fig

@@ -15,11 +15,15 @@ def memory_timeline(series: dict[str, pd.DataFrame], *, column: str = "rss_bytes
                     ) -> Figure:
     """One line per label (``{"leaky": df, "fixed": df}``), each frame with ``t_s`` and
     ``column`` (bytes)."""
+    from labkit.charts.process import shared_time
+
     fig, ax = new_axes(ax)
+    xs, xlabel = shared_time(series)
     for label, df in series.items():
-        ax.plot(df.t_s, mib(df[column]), label=f"{label} (peak {mib(df[column].max()):.0f} MiB)",
+        ax.plot(xs[label], mib(df[column]),
+                label=f"{label} (peak {mib(df[column].max()):.0f} MiB)",
                 color=VARIANT_COLORS.get(label), lw=1.6)
-    ax.set_xlabel("time since start (s)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{column.replace('_bytes', '').upper() if column == 'rss_bytes' else column}"
                   " (MiB)")
     ax.set_title(title)

@@ -11,9 +11,7 @@ and no second load of the captures.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +34,12 @@ h1{font-size:1.6em;margin-bottom:0.2em} h2{margin-top:1.8em;border-bottom:1px so
 img{max-width:100%;height:auto} .sources td{padding:0 1em 0 0;vertical-align:top}
 .muted{color:#57606a} .note{border-left:4px solid #0969da;padding:0.3em 0.8em;background:#ddf4ff}
 """
-DPI = 200  # twice the charts' 100 dpi: crisp at report width on a HiDPI screen
 
 
 def _png(fig: Any, alt: str) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    width = int(fig.get_figwidth() * 100)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return (f'<figure><img width="{width}" alt="{html.escape(alt)}" '
-            f'src="data:image/png;base64,{data}"></figure>')
+    from labkit.charts.export import figure_html
+
+    return f"<figure>{figure_html(fig, alt)}</figure>"
 
 
 def _suspect(s: dict[str, Any]) -> str:

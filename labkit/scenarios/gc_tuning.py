@@ -175,3 +175,19 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def frontier(sig: Signature) -> Any:
+    """The settings side by side, from the signature (nothing recomputed): ``throughput``,
+    ``full_pause_ms`` (median full collection, steady phase; NaN without one),
+    ``max_pause_ms`` and ``rss_growth`` (bytes), one row per setting, for
+    :func:`labkit.charts.gc_frontier`."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "throughput": sig.row("throughput").values,
+        "full_pause_ms": sig.row("full collection pause ms, median").values,
+        "max_pause_ms": sig.row("max pause ms").values,
+        "rss_growth": sig.row("RSS growth in the steady phase").values,
+        "collections_per_1000": sig.row("collections per 1000 iterations").values,
+    })
