@@ -47,6 +47,14 @@ class Scenario:
             self._out = Path(tempfile.mkdtemp(prefix=f"labkit-{self.name}-"))
         print(self.describe())
 
+    @property
+    def params(self) -> dict[str, Any]:
+        """The scenario's parameter values for this preset (what the runs were given), so
+        prose about the workload is rendered from them, never typed."""
+        from labkit.scenarios import get_spec
+
+        return get_spec(self.name).values(self.quick)
+
     def describe(self) -> str:
         """One line: live or replayed, and why."""
         if self.mode == "live":

@@ -36,12 +36,59 @@ for c in checks:
     print(f"{'ok ' if c.ok else 'NO '} {c.name:<14} {c.detail}")
 
 # %% [markdown]
+# ## Go terms, for Python learners
+# Each incident is told as it happened in Go, then rebuilt
+# in Python. *Goroutine*: Go's lightweight thread (a thread or an asyncio task here).
+# *`runtime.NumGoroutine()`*: the live goroutine count (`threading.active_count()`).
+# *`GOGC`*: how far Go's heap may grow past the live data before the next collection (no
+# direct counterpart: CPython's thresholds count containers, not bytes). *`sync.Pool`*: a
+# free list of reusable objects. *`bytes.Buffer`*: a growable byte buffer (`bytearray`).
+# *`mallocgc`*: Go's allocator. *pprof*: Go's profiler (memray and py-spy here). Each
+# notebook explains the ones it uses where they first appear.
+
+# %% [markdown]
 # ## The scenarios
 
 # %%
 from labkit.report.text import scenario_list_lines
 
 print("\n".join(scenario_list_lines()))
+
+# %% [markdown]
+# ## The garbage collector in one page
+# CPython frees most objects the moment their reference count drops to zero. The *cyclic*
+# garbage collector exists for what reference counting cannot free: objects that refer to
+# each other in a cycle. It tracks *container* objects (lists, dicts, class instances...)
+# in three **generations**: new containers start in generation 0; a container that
+# survives a collection moves to the next generation. The **thresholds** decide when a
+# collection runs: generation 0 is collected when allocations minus deallocations of
+# containers since the last collection exceed the first threshold; generation 1 after the
+# second threshold's count of generation-0 collections; generation 2 (a *full*
+# collection, which visits every tracked container) after the third threshold's count of
+# generation-1 collections, and only when the objects that survived since the last full
+# collection exceed 25% of the long-lived ones. Young collections are cheap; full ones
+# cost in proportion to everything alive. The values of the interpreter running this
+# notebook:
+
+# %%
+import gc
+import platform
+
+from labkit import notebook as nb
+
+DEFAULTS = {"3.11": (700, 10, 10), "3.12": (700, 10, 10), "3.13": (2000, 10, 10)}
+version = ".".join(platform.python_version_tuple()[:2])
+nb.md(f"""This kernel runs **Python {platform.python_version()}**: thresholds
+`{gc.get_threshold()}`, objects counted towards each generation's next collection now
+`{gc.get_count()}`, {len(gc.get_objects()):,} tracked containers, collections so far by
+generation `{[s['collections'] for s in gc.get_stats()]}`.
+
+CPython's defaults: {"; ".join(f"{v}: `{t}`" for v, t in DEFAULTS.items())}. 3.13 raised
+the first threshold {DEFAULTS["3.13"][0] / DEFAULTS["3.11"][0]:.1f}x, so for the same
+allocations young collections run that much less often, each over more objects: expect
+fewer, larger young collections in the lab's figures on 3.13.
+{"This interpreter runs with them." if DEFAULTS.get(version) == gc.get_threshold()
+ else "This interpreter's thresholds differ from its version's default."}""")
 
 # %% [markdown]
 # ## How to read each chart

@@ -11,8 +11,10 @@
 # %% [markdown]
 # # GC tuning: what the collector's settings really do in Python
 #
-# **The incident (Go).** `GOGC=5` took a service's GC from once per 3 minutes to once per
-# 22 seconds and its CPU from 35% to 89%; `GOGC=75` was the recommended fix.
+# **The incident (Go).** `GOGC` is Go's one GC knob: the percentage the heap may grow
+# over the live data before the next collection (100 by default). `GOGC=5` took a
+# service's GC from once per 3 minutes to once per 22 seconds and its CPU from 35% to 89%;
+# `GOGC=75` was the recommended fix.
 #
 # **In Python it is different**, and this notebook measures how. One workload (a large
 # long-lived heap of container objects, then steady cyclic garbage) runs under five

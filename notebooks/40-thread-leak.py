@@ -11,9 +11,12 @@
 # %% [markdown]
 # # Thread leak: pollers that are never stopped
 #
-# **The incident (Go).** A monitoring tool started a goroutine per target and never stopped
-# it when the target went away. `runtime.NumGoroutine()` above 5,000 flagged it; pprof
-# showed them all parked in a channel receive.
+# **The incident (Go).** A monitoring tool started a goroutine (Go's lightweight thread;
+# Python's nearest are a thread or an asyncio task) per target and never stopped it when
+# the target went away. `runtime.NumGoroutine()` (the live goroutine count, like
+# `threading.active_count()`) above 5,000 flagged it; pprof (Go's profiler, whose
+# goroutine profile is a thread dump) showed them all parked in a channel receive (like
+# a thread blocked in `queue.Queue.get`).
 #
 # **In Python.** Targets come and go in rounds. Leaky: each new target gets a poller thread
 # parked on `queue.get()` of a queue nobody feeds, never stopped. Fixed: a stop event per
@@ -32,8 +35,12 @@ lab = nb.Scenario("thread-leak", replay=replay, quick=quick)
 
 # %% [markdown]
 # ## Predict
-# The quick preset runs 10 rounds; each adds 20 targets and keeps only the newest 20 alive.
-# How many threads will the leaky process have at the end? Set `prediction_threads`.
+
+# %%
+p = lab.params
+nb.md(f"This run has **{p['rounds']} rounds**; each adds {p['new_per_round']} targets and "
+      f"keeps only the newest {p['live']} alive. How many threads will the leaky process "
+      "have at the end? Set `prediction_threads`.")
 
 # %% [markdown]
 # ## Run the leaky variant, and measure

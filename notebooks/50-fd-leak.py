@@ -11,8 +11,10 @@
 # %% [markdown]
 # # fd leak: file handles lost on an error path
 #
-# **The incident (Go).** `log.Fatal` skipped a deferred `Close()`. After 72 hours, 12,843
-# handles were open and the service hit `ulimit -n`.
+# **The incident (Go).** `log.Fatal` (log, then exit at once) skipped a deferred `Close()`
+# (Go's `defer` runs a call when the function returns, like a `finally:` or a `with`
+# block; exiting skips it). After 72 hours, 12,843 handles were open and the service hit
+# `ulimit -n` (the per-process limit on open file descriptors).
 #
 # **In Python.** A handler opens a file and some requests fail while parsing it. Leaky: a
 # bare `open`, and the failures are kept for a retry report; each kept exception's
@@ -35,9 +37,13 @@ lab = nb.Scenario("fd-leak", replay=replay, quick=quick)
 
 # %% [markdown]
 # ## Predict
-# One request in five fails, the fd limit is 256 and the process starts with about a dozen
-# descriptors open. After how many failed requests does `open()` start failing with
-# `EMFILE`? Set `prediction_failures`.
+
+# %%
+p = lab.params
+nb.md(f"One request in {p['fail_every']} fails, the fd limit is **{p['fd_limit']}** and the "
+      "process starts with a handful of descriptors open (its standard streams, the "
+      "tracer's files). After how many failed requests does `open()` start failing with "
+      "`EMFILE`? Set `prediction_failures`.")
 
 # %% [markdown]
 # ## Run the leaky variant, and measure

@@ -11,8 +11,10 @@
 # %% [markdown]
 # # Gateway under load: a thread and a connection per request
 #
-# **The incident (Go).** A `net/http` gateway was measured under `wrk` against nginx and
-# Traefik: requests per second, latency, memory, start-up.
+# **The incident (Go).** A gateway written with `net/http` (Go's standard HTTP server,
+# which serves each connection in its own goroutine, Go's lightweight thread) was
+# measured under `wrk` (an HTTP load generator) against nginx and Traefik: requests per
+# second, latency, memory, start-up.
 #
 # **In Python.** The scenario process is a small stdlib HTTP proxy in front of an upstream
 # process, both on 127.0.0.1, driven by a load generator bounded in requests and time.

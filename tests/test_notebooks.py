@@ -77,9 +77,16 @@ def test_reports_are_signed_offline_and_indexed(live_reports: Path) -> None:
         title = re.search(r"<title>(.*?)</title>", page)
         assert title and html.unescape(title.group(1)) == title_of(path), path.stem
         assert "UserWarning" not in page, path.stem  # IPython's IFrame advice, say
+        assert "No description has been provided" not in page, path.stem  # every chart: alt
+        facts = nbk.metadata["labkit_report"]
+        assert facts["thumbnail"].startswith("data:image/png;base64,"), path.stem
+        if path in SCENARIO_NOTEBOOKS:
+            assert [s["ok"] for s in facts["signatures"]] == [True], path.stem
     index = (live_reports / "index.html").read_text()
     for path in NOTEBOOKS:
         assert f'href="{path.stem}.html"' in index
+    assert index.count("signature held") == len(SCENARIO_NOTEBOOKS)
+    assert index.count('<img src="data:image/png;base64,') == len(NOTEBOOKS)
 
 
 def test_replay_when_a_live_capture_is_impossible(monkeypatch, capsys) -> None:

@@ -68,7 +68,7 @@ def test_cli_writes_one_reader_report(tmp_path: Path) -> None:
     assert "serve</code> at <code>pool_misuse.py:" in page and "parked threads" in page
     assert "fds rose" in page and "Explains:" in page
     # for a reader: no code cells, no temporary or input paths, nothing from the network
-    assert "jp-InputArea" not in page and "jp-CodeCell" not in page
+    assert "highlight hl-ipython3" not in page
     assert str(tmp_path) not in page and str(DATASETS) not in page
     assert "Content-Security-Policy" in page and "<title>labkit postmortem</title>" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)

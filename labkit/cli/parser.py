@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also replace files there that labkit did not write")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
                    help="set a notebook parameter (a Python literal, else a string)")
+    p.add_argument("--reader", action="store_true",
+                   help="a reader's rendering: no code cells, warnings or temporary paths")
     p.set_defaults(handler=verbs.cmd_report, needs_command=False)
 
     p = sub.add_parser("postmortem", help="name the code behind an incident from a run or "

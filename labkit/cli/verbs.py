@@ -163,7 +163,7 @@ def cmd_report(args: argparse.Namespace, command: list[str]) -> int:
     if not args.notebooks and not args.all:
         raise UsageError("name notebooks to render, or --all")
     render_all(args.out, None if args.all else args.notebooks, _params(args.param),
-               force=args.force)
+               force=args.force, reader=args.reader)
     say(f"index: {args.out / 'index.html'}")
     return 0
 

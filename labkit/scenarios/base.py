@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -71,6 +72,9 @@ class SignatureRow:
     ok: bool
 
 
+SIGNATURE_MIME = "application/vnd.labkit.signature+json"  # read by the report index
+
+
 @dataclass
 class Signature:
     """The measured signature that tells the variants apart."""
@@ -98,10 +102,23 @@ class Signature:
         """One measured figure: ``sig.value("retained bytes at end", "leaky")``."""
         return self.row(metric).values[variant]
 
-    def _repr_html_(self) -> str:
-        from labkit.report.text import signature_html
+    def summary(self) -> dict[str, Any]:
+        """What a report index shows: whether it held, how many rows, the headline row."""
+        first = self.rows[0] if self.rows else None
+        return {"scenario": self.scenario, "ok": self.ok, "rows": len(self.rows),
+                "held": sum(r.ok for r in self.rows),
+                "failed": [r.metric for r in self.rows if not r.ok],
+                "headline": None if first is None else {
+                    "metric": first.metric, "expect": first.expect,
+                    "values": [[k, v if isinstance(v, (int, float)) and math.isfinite(v)
+                                else None] for k, v in first.values.items()]}}
 
-        return signature_html(self)
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from labkit.report.text import signature_html, signature_lines
+
+        return {"text/html": signature_html(self),
+                "text/plain": "\n".join(signature_lines(self)),
+                SIGNATURE_MIME: self.summary()}
 
 
 def parse(spec: ScenarioSpec, argv: Sequence[str] | None = None) -> tuple[str, dict[str, Any]]:

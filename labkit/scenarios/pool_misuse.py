@@ -24,7 +24,7 @@ SPEC = ScenarioSpec(
     variants=("leaky", "fixed"),
     params={
         "requests": Param(20_000, 4_000, "requests served"),
-        "payload_kb": Param(16, 16, "mean response size, KiB (sizes vary 1..2x mean)"),
+        "payload_kb": Param(16, 16, "mean response size, KiB (sizes vary 0.5..1.5x the mean)"),
         "burst": Param(32, 16, "largest number of buffers borrowed at once"),
         "pool_cap": Param(8, 8, "fixed: buffers the pool keeps"),
         "seed": Param(1, 1, "random seed"),

@@ -1,0 +1,82 @@
+"""The HTML renderings: what a reader's report and the index contain (not how they look)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from labkit.report.html import for_reader, report_facts, to_html, write_index
+from labkit.scenarios.base import SIGNATURE_MIME, Signature, SignatureRow
+
+
+def _sig(ok: bool) -> Signature:
+    return Signature("pool-misuse", [
+        SignatureRow("retained bytes at end", {"leaky": 65e6, "fixed": math.nan},
+                     "leaky >= 16 MiB", ok),
+        SignatureRow("requests served", {"leaky": 4000, "fixed": 4000}, "equal", True)])
+
+
+def _executed() -> nbformat.NotebookNode:
+    sig = _sig(False)._repr_mimebundle_()
+    chart = ('<img class="labkit-chart" width="900" alt="Chart: RSS" src="data:image/png;'
+             'base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAE'
+             'hQGAhKmMIQAAAABJRU5ErkJggg==">')
+    return new_notebook(cells=[
+        new_markdown_cell("# Pool misuse"),
+        new_code_cell("leaky = lab.run('leaky')", outputs=[
+            new_output("stream", name="stdout",
+                       text="leaky: exited, exit code 0, /tmp/labkit-pool-misuse-x1y2/leaky\n"),
+            new_output("stream", name="stderr", text="UserWarning: something noisy\n"),
+            new_output("display_data", data={"text/html": chart, "text/plain": "Chart"})]),
+        new_code_cell("nb.table(sig)", outputs=[
+            new_output("execute_result", data=sig, execution_count=2)]),
+        new_code_cell("check(None, 1.0)", outputs=[
+            new_output("execute_result", data={"text/plain": "False"}, execution_count=3)]),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                "language": "python"}})
+
+
+def test_a_signature_carries_its_summary_for_the_index_as_strict_json() -> None:
+    bundle = _sig(False)._repr_mimebundle_()
+    assert "signature" in bundle["text/html"] and "retained bytes" in bundle["text/plain"]
+    summary = json.loads(json.dumps(bundle[SIGNATURE_MIME], allow_nan=False))
+    assert (summary["ok"], summary["held"], summary["rows"]) == (False, 1, 2)
+    assert summary["failed"] == ["retained bytes at end"]
+    assert summary["headline"]["values"] == [["leaky", 65e6], ["fixed", None]]
+
+
+def test_a_readers_report_has_no_code_warnings_bare_values_or_temporary_paths() -> None:
+    nb = _executed()
+    reader = for_reader(nb)
+    texts = [o for c in reader.cells if c.cell_type == "code" for o in c.outputs]
+    assert not any(o.get("name") == "stderr" for o in texts)
+    assert not any(o.get("data", {}).get("text/plain") == "False" for o in texts)
+    page = to_html(nb, "Pool misuse", reader=True)
+    assert "highlight hl-ipython3" not in page and "lab.run(" not in page
+    assert "/tmp/labkit-" not in page and "(a temporary folder)" in page
+    assert "UserWarning" not in page and "<title>Pool misuse</title>" in page
+    assert "retained bytes at end" in page and 'alt="Chart: RSS"' in page
+    trainer = to_html(nb, "Pool misuse")
+    assert "highlight hl-ipython3" in trainer  # the trainer's rendering keeps the code
+    assert len(nb.cells[1].outputs) == 3  # the executed notebook itself is untouched
+
+
+def test_the_index_says_which_lessons_held_with_headline_and_thumbnail(tmp_path: Path) -> None:
+    nb = _executed()
+    nb.metadata["labkit_report"] = {"source": "10-pool-misuse.py", **report_facts(nb)}
+    (tmp_path / "10-pool-misuse.ipynb").write_text(nbformat.writes(nb))
+    (tmp_path / "10-pool-misuse.html").write_text("<html></html>")
+    (tmp_path / "00-start-here.html").write_text("<html></html>")  # no facts: still listed
+    index = write_index(tmp_path, [(tmp_path / "00-start-here.html", "Start here"),
+                                   (tmp_path / "10-pool-misuse.html", "Pool misuse")])
+    page = index.read_text()
+    assert "signature NOT held (1/2 rows); failed: retained bytes at end" in page
+    assert "retained bytes at end: leaky 62.0 MiB, fixed - (expected: leaky &gt;= 16 MiB)" \
+        in page
+    assert page.count('<img src="data:image/png;base64,') == 1
+    start = page.split("Pool misuse")[0]
+    assert 'href="00-start-here.html"' in start and "no signature in this notebook" in start
