@@ -5,6 +5,7 @@ an exercise. The same functions the CLI uses underneath (``labkit.runner``, ``la
 from __future__ import annotations
 
 import html
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,15 @@ __all__ = ["DATASETS", "Flamegraph", "Scenario", "Verdict", "check", "frame", "l
            "md", "memray_flamegraph", "pyspy_flamegraph", "show", "table"]
 
 DATASETS = datasets_dir()
+REPORT_ENV = "LABKIT_REPORT"  # set for the kernel while labkit renders a report
+
+
+class PredictFirst(Exception):
+    """Raised by :meth:`Scenario.run` while a prediction is missing in an interactive
+    session, so Run All stops before anything is measured; shows as its message only."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[1;35m{self}\x1b[0m"]
 
 
 @dataclass
@@ -30,6 +40,7 @@ class Scenario:
     name: str
     replay: bool = False
     quick: bool = True
+    predictions: dict[str, Any] = field(default_factory=dict)
     datasets: Path = DATASETS
     mode: str = "live"
     why: str = ""
@@ -64,7 +75,15 @@ class Scenario:
                 f"({self.why})")
 
     def run(self, variant: str) -> Run:
-        """Run (or load the recording of) one variant; returns its loaded run."""
+        """Run (or load the recording of) one variant; returns its loaded run. In an
+        interactive session, raises :class:`PredictFirst` while any of ``predictions`` is
+        None: the learner predicts before anything is measured. A report (labkit sets
+        :data:`REPORT_ENV` for its kernel) runs regardless."""
+        missing = [k for k, v in self.predictions.items() if v is None]
+        if missing and not os.environ.get(REPORT_ENV):
+            raise PredictFirst(
+                f"Predict first: set {' and '.join(missing)} in the parameters cell at the "
+                "top, run it, then run on. Nothing has been measured yet.")
         if self.mode == "replay":
             run = load(self.datasets / self.name / variant)
         else:

@@ -31,7 +31,8 @@ prediction_mib = None  # exercise: MiB the leaky pool retains after all requests
 from labkit import notebook as nb
 from labkit.charts import labkit_style, memory_timeline, top_sites
 
-lab = nb.Scenario("pool-misuse", replay=replay, quick=quick)
+lab = nb.Scenario("pool-misuse", replay=replay, quick=quick,
+                 predictions={"prediction_mib": prediction_mib})
 
 # %% [markdown]
 # ## Predict

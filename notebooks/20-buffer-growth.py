@@ -30,7 +30,8 @@ from labkit import notebook as nb
 from labkit.analysis import allocation_profile
 from labkit.charts import allocation_bars, labkit_style
 
-lab = nb.Scenario("buffer-growth", replay=replay, quick=quick)
+lab = nb.Scenario("buffer-growth", replay=replay, quick=quick,
+                 predictions={"prediction_ratio": prediction_ratio})
 
 # %% [markdown]
 # ## Predict

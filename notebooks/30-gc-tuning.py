@@ -34,7 +34,8 @@ from labkit import notebook as nb
 from labkit.charts import gc_frontier, gc_timeline, labkit_style, pause_distribution
 from labkit.scenarios.gc_tuning import frontier
 
-lab = nb.Scenario("gc-tuning", replay=replay, quick=quick)
+lab = nb.Scenario("gc-tuning", replay=replay, quick=quick,
+                 predictions={"prediction_flood_x": prediction_flood_x})
 nb.md(f"This interpreter's thresholds are `{gc.get_threshold()}`: a young collection runs "
       f"once allocations minus deallocations of container objects pass "
       f"{gc.get_threshold()[0]:,} (see 00-start-here).")
@@ -68,6 +69,7 @@ with labkit_style():
 # ## Run the other settings, and compare
 
 # %%
+lab.predictions["prediction_freeze_ms"] = prediction_freeze_ms  # now you have seen default's
 for setting in ("low-threshold", "high-threshold", "disabled", "freeze"):
     lab.run(setting)
 sig = lab.signature()

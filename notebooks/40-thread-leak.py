@@ -31,7 +31,8 @@ prediction_threads = None  # exercise: threads alive at the end of the leaky run
 from labkit import notebook as nb
 from labkit.charts import labkit_style, threads_fds
 
-lab = nb.Scenario("thread-leak", replay=replay, quick=quick)
+lab = nb.Scenario("thread-leak", replay=replay, quick=quick,
+                 predictions={"prediction_threads": prediction_threads})
 
 # %% [markdown]
 # ## Predict

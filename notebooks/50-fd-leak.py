@@ -33,7 +33,8 @@ from labkit import notebook as nb
 from labkit.charts import labkit_style, threads_fds
 from labkit.scenarios.measure import metrics_frame
 
-lab = nb.Scenario("fd-leak", replay=replay, quick=quick)
+lab = nb.Scenario("fd-leak", replay=replay, quick=quick,
+                 predictions={"prediction_failures": prediction_failures})
 
 # %% [markdown]
 # ## Predict

@@ -28,10 +28,14 @@ quick = True  # the quick preset (600 requests)
 prediction_speedup = None  # exercise: requests/s of fixed divided by leaky
 
 # %%
+import pandas as pd
+
 from labkit import notebook as nb
+from labkit.charts import labkit_style, variant_bars
 from labkit.scenarios.measure import metrics_frame
 
-lab = nb.Scenario("gateway-load", replay=replay, quick=quick)
+lab = nb.Scenario("gateway-load", replay=replay, quick=quick,
+                 predictions={"prediction_speedup": prediction_speedup})
 
 # %% [markdown]
 # ## Predict
@@ -66,12 +70,19 @@ nb.pyspy_flamegraph(leaky)
 
 # %%
 fixed = lab.run("fixed")
+done = {v: metrics_frame(r).dropna(subset=["rps"]).iloc[-1] for v, r in lab.runs.items()}
+per_run = pd.DataFrame({v: {"requests served": d.done, "threads started": d.threads_started,
+                            "upstream connections opened": d.upstream_connections,
+                            "requests / s": d.rps} for v, d in done.items()}).T
+with labkit_style():
+    nb.show(variant_bars(per_run, title="The same load: what each proxy paid for it"),
+            alt="Bars, leaky against fixed: requests served, threads started, upstream "
+                "connections opened, requests per second")
 nb.table(lab.signature())
 
 # %% [markdown]
 # ## Exercise check
 
 # %%
-done = {v: metrics_frame(r).dropna(subset=["rps"]).iloc[-1] for v, r in lab.runs.items()}
 nb.check(prediction_speedup, float(done["fixed"].rps / done["leaky"].rps), rel=0.4,
          what="requests/s of fixed divided by leaky")

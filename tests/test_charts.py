@@ -10,6 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from labkit.charts import (
+    allocation_bars,
     comparison_bars,
     gc_frontier,
     gc_timeline,
@@ -90,11 +91,23 @@ CASES = {
     "top_sites": lambda: top_sites(_allocs()),
     "threads_fds": lambda: threads_fds({"leaky": _proc(True), "fixed": _proc(False)}),
     "gc_frontier": lambda: gc_frontier(_frontier()),
+    "allocation_bars": lambda: allocation_bars(pd.DataFrame(
+        {"allocated": [1.5e9, 3.1e7], "short_lived": [1.4e9, 2.1e7], "at_peak": [3e4, 3e4]},
+        index=["leaky", "fixed"])),
     "comparison_bars": lambda: comparison_bars(pd.DataFrame(
         {"function": ["f", "g"], "file": ["x.py", "y.py"], "line": [1, 2],
          "bytes_delta": [40 * MB, -2 * MB]})),
 }
-UNITS = ("(ms", "(MiB", "(s)", "/ s", "threads", "file descriptors", "iterations", "MiB")
+UNITS = ("(ms", "(MiB", "(s)", "/ s", "threads", "file descriptors", "iterations", "MiB",
+         "bytes")
+
+
+def test_bars_label_every_value_in_its_unit_on_one_log_scale() -> None:
+    fig = allocation_bars(pd.DataFrame({"allocated": [1.5 * 2**30, 31 * MB]},
+                                       index=["leaky", "fixed"]))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert sorted(t.get_text().strip() for t in ax.texts) == ["1.5 GiB", "31.0 MiB"]
 
 
 @pytest.mark.parametrize("name", CASES)

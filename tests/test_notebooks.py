@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 
@@ -110,3 +111,39 @@ def test_exercise_check_tells_right_from_wrong(capsys) -> None:
     assert not wrong and repr(wrong).startswith("Not quite") and "&#10008;" in \
         wrong._repr_html_()
     assert repr(nb.check(None, 110)).startswith("No prediction yet")
+
+
+def test_a_scenario_measures_nothing_until_the_learner_predicts(monkeypatch) -> None:
+    monkeypatch.delenv(nb.REPORT_ENV, raising=False)
+    lab = nb.Scenario("pool-misuse", replay=True, predictions={"prediction_mib": None})
+    with pytest.raises(nb.PredictFirst) as caught:
+        lab.run("leaky")
+    assert lab.runs == {}
+    shown = caught.value._render_traceback_()
+    assert len(shown) == 1 and "set prediction_mib in the parameters cell" in shown[0]
+    lab.predictions["prediction_mib"] = 60
+    assert lab.run("leaky").manifest["params"]["variant"] == "leaky"
+    monkeypatch.setenv(nb.REPORT_ENV, "1")  # a report shows every answer
+    assert nb.Scenario("pool-misuse", replay=True,
+                       predictions={"prediction_mib": None}).run("fixed")
+
+
+@pytest.mark.slow
+def test_run_all_in_a_real_kernel_stops_before_the_first_answer(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    import jupytext
+    import papermill
+
+    from labkit.report.html import resolve
+
+    monkeypatch.delenv(nb.REPORT_ENV, raising=False)
+    source = jupytext.read(resolve("10-pool-misuse"))
+    out = tmp_path / "run-all.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError):
+        papermill.execute_notebook(source, str(out), parameters={"replay": True},
+                                   kernel_name="python3", progress_bar=False, cwd=tmp_path)
+    done = nbformat.read(out, as_version=4)
+    outputs = [o for c in done.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    text = json.dumps(outputs)
+    assert "Predict first: set prediction_mib" in text
+    assert "signature" not in text and "labkit-chart" not in text  # no answer shown

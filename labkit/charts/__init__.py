@@ -3,7 +3,7 @@ returns the Figure; none calls ``plt.show()``. Styling is explicit: wrap calls i
 :func:`labkit.charts.style.labkit_style`. Nothing here touches matplotlib's global state.
 """
 
-from labkit.charts.compare import comparison_bars
+from labkit.charts.compare import comparison_bars, variant_bars
 from labkit.charts.gc import gc_frontier, gc_timeline, pause_distribution
 from labkit.charts.memory import allocation_bars, memory_timeline, top_sites
 from labkit.charts.process import threads_fds
@@ -19,4 +19,5 @@ __all__ = [
     "pause_distribution",
     "threads_fds",
     "top_sites",
+    "variant_bars",
 ]

@@ -54,27 +54,13 @@ def top_sites(allocations: pd.DataFrame, *, n: int = 10, ax: Any = None,
 
 def allocation_bars(profile: pd.DataFrame, *, ax: Any = None,
                     title: str = "Bytes allocated, short-lived, held at the peak") -> Figure:
-    """Grouped horizontal bars on one log scale, a group per measure and a bar per label
-    (rows of :func:`labkit.analysis.allocation_profile`), each bar labelled with its size,
-    so a 50x gap and a small figure are both readable."""
+    """Bytes allocated in total, short-lived and held at the peak, a bar per label (rows of
+    :func:`labkit.analysis.allocation_profile`) on one log scale, each labelled with its
+    size, so a 50x gap and a small figure are both readable."""
+    from labkit.charts.compare import variant_bars
     from labkit.units import human_bytes
 
-    fig, ax = new_axes(ax, height=0.45 * len(profile) * len(profile.columns) + 1.6)
     names = {"allocated": "allocated in total", "short_lived": "short-lived",
              "at_peak": "held at the peak"}
-    height = 0.8 / max(1, len(profile))
-    for i, (label, row) in enumerate(profile.iterrows()):
-        ys = [k + i * height for k in range(len(profile.columns))]
-        vals = [max(float(v), 1.0) for v in row.to_numpy()]
-        ax.barh(ys, vals, height=height, color=VARIANT_COLORS.get(str(label)), label=label)
-        for y, v in zip(ys, row.to_numpy(), strict=True):
-            ax.annotate(f" {human_bytes(v)}", (max(float(v), 1.0), y), va="center", fontsize=8)
-    ax.set_yticks([k + height * (len(profile) - 1) / 2 for k in range(len(profile.columns))],
-                  [names.get(c, c) for c in profile.columns])
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel("bytes (log scale)")
-    ax.margins(x=0.15)
-    ax.set_title(title)
-    ax.legend(loc="lower right")
-    return fig
+    return variant_bars(profile.rename(columns=names), ax=ax, title=title, fmt=human_bytes,
+                        xlabel="bytes (log scale)")

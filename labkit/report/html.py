@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -47,6 +48,10 @@ def execute(source: Path, parameters: dict[str, Any] | None = None) -> Any:
     nb = jupytext.read(source)
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
                                           "language": "python"})
+    from labkit.notebook import REPORT_ENV
+
+    old = os.environ.get(REPORT_ENV)
+    os.environ[REPORT_ENV] = "1"  # the kernel inherits it: a report shows every answer
     try:
         with tempfile.TemporaryDirectory(prefix="labkit-nb-") as cwd:  # never the package
             return papermill.execute_notebook(
@@ -55,6 +60,11 @@ def execute(source: Path, parameters: dict[str, Any] | None = None) -> Any:
     except papermill.PapermillExecutionError as exc:
         raise LabkitError(f"notebook {source.name} failed in cell {exc.exec_count}: "
                           f"{exc.ename}: {exc.evalue}") from None
+    finally:
+        if old is None:
+            os.environ.pop(REPORT_ENV, None)
+        else:
+            os.environ[REPORT_ENV] = old
 
 
 TEMP_PATH = re.compile(r"/tmp/labkit-[^\s'\"<>,)]*")

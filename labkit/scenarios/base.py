@@ -113,6 +113,11 @@ class Signature:
                     "values": [[k, v if isinstance(v, (int, float)) and math.isfinite(v)
                                 else None] for k, v in first.values.items()]}}
 
+    def _repr_html_(self) -> str:
+        from labkit.report.text import signature_html
+
+        return signature_html(self)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from labkit.report.text import signature_html, signature_lines
 
