@@ -44,6 +44,11 @@ class Findings:
         return {"verdict": self.verdict, "symptoms": self.symptoms, "suspects": self.suspects,
                 "notes": self.notes}
 
+    def _repr_html_(self) -> str:
+        from labkit.report.postmortem_page import FINDINGS_STYLE, findings_html
+
+        return f"<div><style>{FINDINGS_STYLE}</style>{findings_html(self)}</div>"
+
     def lines(self, top: int = 10) -> list[str]:
         """The terminal rendering: verdict, symptoms, then the suspects, best first."""
         out = [f"verdict: {self.verdict}", "symptoms:"]
@@ -75,14 +80,14 @@ def findings(ev: Any, how: Attribution = DEFAULT) -> Findings:
         key = (Path(r.code.file).name, int(r.code.line))
         if key in by_line:
             same = by_line[key]
-            same["explains"].append(r.code.explains)
+            same["explains"] += r.code.explains.split("; ")
             same["evidence"][r.kind] = r.evidence
             same["score"] = round(1 - (1 - same["score"]) * (1 - float(r.score)), 4)
             continue
         by_line[key] = {"rank": len(ranked) + 1, "kind": r.kind,
                         "function": r.code.function.rsplit(".", 1)[-1], "file": r.code.file,
                         "line": int(r.code.line), "stack": r.code.stack,
-                        "score": round(float(r.score), 4), "explains": [r.code.explains],
+                        "score": round(float(r.score), 4), "explains": r.code.explains.split("; "),
                         "evidence": {r.kind: r.evidence}}
         ranked.append(by_line[key])
     ranked.sort(key=lambda s: -s["score"])

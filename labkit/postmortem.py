@@ -268,7 +268,7 @@ class Code:
     file: str
     line: int
     stack: str
-    explains: str
+    explains: str  # one or more statements, joined by "; "
 
 
 def _thread_families(threads: pd.DataFrame) -> list[Row]:

@@ -53,7 +53,7 @@ leaky = lab.run("leaky")
 with labkit_style():
     nb.show(threads_fds(leaky.proc, title="Leaky: threads and fds over time"))
 threads = leaky.pyspy.threads
-threads.groupby(["idle", "function"]).size().sort_values(ascending=False).head()
+threads.groupby(["idle", "function"]).size().sort_values(ascending=False).head().to_frame("threads")
 
 # %% [markdown]
 # **Reading it.** Threads climb by 20 a round and never come down. The dump groups them by

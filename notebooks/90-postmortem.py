@@ -66,7 +66,7 @@ ev = load_evidence(**given)
 
 # %%
 found = findings(ev, attribution(focus, ignore))
-print("\n".join(found.lines()))
+found
 
 # %% [markdown]
 # ## Timelines

@@ -20,20 +20,23 @@ from labkit.report.flame import allocation_stacks, flame_html, flame_tree, viewe
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
        "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
-STYLE = """
-body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:#24292f;
- max-width:960px;margin:2em auto;padding:0 1em}
-h1{font-size:1.6em;margin-bottom:0.2em} h2{margin-top:1.8em;border-bottom:1px solid #d0d7de}
+FINDINGS_STYLE = """
 .verdict{font-size:1.15em;background:#fff8c5;border-left:4px solid #d4a72c;padding:0.6em 0.9em}
 .suspect{border:1px solid #d0d7de;border-radius:6px;padding:0.6em 0.9em;margin:0.8em 0}
 .suspect h3{margin:0;font-size:1.05em} .suspect code{font-size:1em}
 .rank{display:inline-block;min-width:1.6em;color:#fff;background:#cf222e;border-radius:3px;
  text-align:center;margin-right:0.4em}
 .score{color:#57606a;font-size:0.9em} .where{color:#57606a;font-size:0.85em;word-break:break-all}
-.explains{margin:0.3em 0} pre{background:#f6f8fa;padding:0.5em;overflow-x:auto;font-size:12px}
+.explains{margin:0.3em 0} .suspect pre{background:#f6f8fa;padding:0.5em;overflow-x:auto;
+ font-size:12px} .muted{color:#57606a}
+.note{border-left:4px solid #0969da;padding:0.3em 0.8em;background:#ddf4ff}
+"""  # class selectors only: safe inside a notebook
+STYLE = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:#24292f;
+ max-width:960px;margin:2em auto;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:0.2em} h2{margin-top:1.8em;border-bottom:1px solid #d0d7de}
 img{max-width:100%;height:auto} .sources td{padding:0 1em 0 0;vertical-align:top}
-.muted{color:#57606a} .note{border-left:4px solid #0969da;padding:0.3em 0.8em;background:#ddf4ff}
-"""
+""" + FINDINGS_STYLE
 
 
 def _png(fig: Any, alt: str) -> str:
@@ -124,13 +127,22 @@ def _sources(ev: Any) -> str:
     return f'<table class="sources">{"".join(rows)}</table>'
 
 
-def postmortem_page(found: Findings, ev: Any, *, title: str = "labkit postmortem") -> str:
-    """The whole report page for ``found`` (from :func:`labkit.findings.findings`) and
-    the loaded evidence ``ev`` it was computed from."""
+def findings_html(found: Findings) -> str:
+    """The verdict, the symptoms and the suspects as an HTML fragment (what a notebook
+    shows for :class:`labkit.findings.Findings`, and the top of the page)."""
     symptoms = "".join(f"<li><b>{html.escape(s['what'])}</b>: {html.escape(s['evidence'])}"
                        f"</li>" for s in found.symptoms) or "<li>none stands out</li>"
     suspects = "".join(_suspect(s) for s in found.suspects) or \
         "<p>No line of your code stands out in these captures.</p>"
+    notes = "".join(f'<p class="note"><b>Note:</b> {html.escape(n)}</p>' for n in found.notes)
+    return (f'<p class="verdict">{html.escape(found.verdict)}</p>'
+            f"<h2>What happened</h2><ul>{symptoms}</ul><h2>Suspects</h2>{suspects}"
+            f'<p class="muted">{html.escape(RANKING)}</p>{notes}')
+
+
+def postmortem_page(found: Findings, ev: Any, *, title: str = "labkit postmortem") -> str:
+    """The whole report page for ``found`` (from :func:`labkit.findings.findings`) and
+    the loaded evidence ``ev`` it was computed from."""
     charts, flames = _charts(ev), _flames(ev, found)
     parts = [
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -139,12 +151,8 @@ def postmortem_page(found: Findings, ev: Any, *, title: str = "labkit postmortem
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title><style>{STYLE}{viewer_css()}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f'<p class="verdict">{html.escape(found.verdict)}</p>',
-        f"<h2>What happened</h2><ul>{symptoms}</ul>",
-        f"<h2>Suspects</h2>{suspects}",
-        f'<p class="muted">{html.escape(RANKING)}</p>',
+        findings_html(found),
     ]
-    parts += [f'<p class="note"><b>Note:</b> {html.escape(n)}</p>' for n in found.notes]
     if charts:
         parts.append("<h2>Evidence over time</h2>" + "".join(charts))
     if flames:
