@@ -151,8 +151,10 @@ def test_small_memory_cap_stops_the_leaky_variant(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_time_cap_stops_a_run_and_leaves_no_process(tmp_path: Path) -> None:
+    # hold_s=60: the run would outlast the cap however fast the machine serves the load
     p = subprocess.Popen([PY, "-m", "labkit", "run", "gateway-load", "--variant", "leaky",
-                          "--time-cap", "4", "--out", str(tmp_path / "runs")],
+                          "--param", "hold_s=60", "--time-cap", "4",
+                          "--out", str(tmp_path / "runs")],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen: set[int] = set()
     while p.poll() is None:
