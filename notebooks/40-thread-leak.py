@@ -56,7 +56,8 @@ threads = leaky.pyspy.threads
 threads.groupby(["idle", "function"]).size().sort_values(ascending=False).head().to_frame("threads")
 
 # %% [markdown]
-# **Reading it.** Threads climb by 20 a round and never come down. The dump groups them by
+# **Reading it.** Threads climb by the targets added each round and never come down (the
+# fixed variant stays at the live targets). The dump groups them by
 # where they are parked: all in `Condition.wait`, under `Queue.get`: the pprof picture of
 # goroutines parked in a channel receive.
 
@@ -66,7 +67,8 @@ threads[threads["name"].str.startswith("poller-")][["name", "idle", "stack"]].he
 # %% [markdown]
 # ## Explain
 # A thread blocked forever in `queue.get()` is alive to Python: it stays in
-# `threading.enumerate()`, keeps its stack (8 MiB of address space) and is never collected.
+# `threading.enumerate()`, keeps its stack (address space, `threading.stack_size()` or the
+# platform's default) and is never collected.
 # Asyncio differs from goroutines in one way worth knowing: a task that awaits something
 # nothing else references is garbage itself and is destroyed mid-await; leaked tasks stay
 # alive only while what they await stays registered somewhere.

@@ -80,3 +80,18 @@ def test_the_index_says_which_lessons_held_with_headline_and_thumbnail(tmp_path:
     assert page.count('<img src="data:image/png;base64,') == 1
     start = page.split("Pool misuse")[0]
     assert 'href="00-start-here.html"' in start and "no signature in this notebook" in start
+
+
+def test_a_run_and_a_comparison_display_as_compact_html() -> None:
+    from labkit import load
+    from labkit.compare import compare
+
+    datasets = Path(__file__).resolve().parent.parent / "datasets"
+    run = load(datasets / "pool-misuse" / "leaky")
+    page = run._repr_html_()
+    assert "pool-misuse/leaky" in page and "memray:" in page  # what it is, its figures
+    assert "run.memray.allocations_at_peak" in page and "run.gc_events" in page  # what next
+    cmp = compare(datasets / "pool-misuse" / "fixed", run)
+    page = cmp._repr_html_()
+    assert "Summary (B - A)" in page and "memray_peak_bytes" in page
+    assert "Allocation sites at the peak, by growth" in page and "serve" in page

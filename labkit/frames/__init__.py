@@ -40,6 +40,11 @@ class Run:
         """Names of the capture files the manifest lists."""
         return [a["name"] for a in self.manifest.get("artifacts", [])]
 
+    def _repr_html_(self) -> str:
+        from labkit.report.rich import run_html
+
+        return run_html(self)
+
     def has(self, artifact: Artifact | str) -> bool:
         """Whether the run holds ``artifact`` (plain or packed as ``NAME.gz``)."""
         return self.path_of(artifact) is not None

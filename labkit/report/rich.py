@@ -1,0 +1,55 @@
+"""Compact HTML for what a learner touches in a notebook: a run, a comparison of two runs.
+
+Each says what it is, gives its headline figures and what to call next; the terminal's
+text (:mod:`labkit.report.text`) stays the one source of the figures.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+from labkit import artifacts as A
+
+if TYPE_CHECKING:
+    from labkit.compare import Comparison
+    from labkit.frames import Run
+
+STYLE = (".labkit-rich pre{font-size:12px;margin:0.3em 0} .labkit-rich .muted{color:#57606a}"
+         " .labkit-rich table td,.labkit-rich table th{padding:0 0.6em;text-align:right}")
+NEXT = ((A.GC_EVENTS, "run.gc_events (one row per collection), labkit.analysis.gc_summary"),
+        (A.MEMRAY, "run.memray.allocations_at_peak, .growth, .churn, .memory"),
+        (A.PROC, "run.proc (RSS, threads, fds over time)"),
+        (A.PYSPY_PROFILE, "run.pyspy.functions, run.pyspy.samples"),
+        (A.ORIGINS, "run.origins.threads, .tasks, .fds (who created what is alive)"))
+
+
+def run_html(run: Run) -> str:
+    """A run: its facts and each capture's summary, then the frames to read next."""
+    from labkit.report.text import run_summary_lines
+
+    lines = run_summary_lines(run)
+    head, body = lines[0], lines[1:]
+    calls = "".join(f"<li><code>{html.escape(c)}</code></li>" for a, c in NEXT if run.has(a))
+    return (f'<div class="labkit-rich"><style>{STYLE}</style><b>{html.escape(head)}</b>'
+            f"<pre>{html.escape(chr(10).join(body))}</pre>"
+            f'<div class="muted">Next: <ul>{calls}<li><code>labkit.compare(a, b)</code>, '
+            f"<code>labkit.postmortem.load_evidence(run=run.path)</code></li></ul></div></div>")
+
+
+def comparison_html(cmp: Comparison, top: int = 10) -> str:
+    """B against A: the summary deltas, then the sites and functions that grew most."""
+    parts = [f'<div class="labkit-rich"><style>{STYLE}</style><b>B</b> '
+             f"<code>{html.escape(str(cmp.b.path))}</code> against <b>A</b> "
+             f"<code>{html.escape(str(cmp.a.path))}</code>"]
+    fmt = {"float_format": lambda v: f"{v:,.3f}", "border": 0, "index": True}
+    if not cmp.summary.empty:
+        parts.append("<h4>Summary (B - A)</h4>" + cmp.summary.to_html(**fmt))
+    fmt["index"] = False
+    if not cmp.allocations.empty:
+        parts.append(f"<h4>Allocation sites at the peak, by growth (top {top})</h4>"
+                     + cmp.allocations.head(top).to_html(**fmt))
+    if not cmp.functions.empty:
+        parts.append(f"<h4>py-spy functions, by growth of self share (top {top})</h4>"
+                     + cmp.functions.head(top).to_html(**fmt))
+    return "".join(parts) + "</div>"
