@@ -19,8 +19,8 @@
 # **In Python.** A handler opens a file and some requests fail while parsing it. Leaky: a
 # bare `open`, and the failures are kept for a retry report; each kept exception's
 # traceback holds the handler's frame, which holds the open file. The run lowers
-# `RLIMIT_NOFILE` (its `fd_limit` parameter), so the leak ends in `EMFILE`. A second path: worker processes
-# that `os._exit` skip their `finally` and leave spool files behind. Fixed: `with open()`,
+# `RLIMIT_NOFILE` (its `fd_limit` parameter), so the leak ends in `EMFILE`. A second path:
+# worker processes that `os._exit` skip their `finally` and leave spool files behind. Fixed: `with open()`,
 # and `SystemExit` instead of `os._exit`.
 
 # %% tags=["parameters"]
