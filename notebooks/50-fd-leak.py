@@ -20,8 +20,8 @@
 # bare `open`, and the failures are kept for a retry report; each kept exception's
 # traceback holds the handler's frame, which holds the open file. The run lowers
 # `RLIMIT_NOFILE` (its `fd_limit` parameter), so the leak ends in `EMFILE`. A second path:
-# worker processes that `os._exit` skip their `finally` and leave spool files behind. Fixed: `with open()`,
-# and `SystemExit` instead of `os._exit`.
+# worker processes that `os._exit` skip their `finally` and leave spool files behind.
+# Fixed: `with open()`, and `SystemExit` instead of `os._exit`.
 
 # %% tags=["parameters"]
 replay = False  # True: the recorded runs in datasets/ instead of a live capture
