@@ -40,5 +40,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext labkit``: the ``%%labkit_capture`` and ``%labkit_gc`` magics
+    (:mod:`labkit.magics`)."""
+    from labkit.magics import load_ipython_extension as load_magics
+
+    load_magics(ip)
+
+
 def __dir__() -> list[str]:
     return sorted(__all__)

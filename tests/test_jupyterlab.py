@@ -1,4 +1,4 @@
-"""JupyterLab starts on 127.0.0.1 and serves a notebook from notebooks/ as a notebook."""
+"""``labkit lab``: JupyterLab on 127.0.0.1 serving the lab's .py notebooks as notebooks."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _free_port() -> int:
@@ -31,16 +30,27 @@ def _get(url: str, token: str) -> tuple[int, bytes]:
         return r.status, r.read()
 
 
-def test_jupyter_lab_serves_a_py_percent_notebook_as_a_notebook(tmp_path: Path) -> None:
+def _put(url: str, token: str, body: dict) -> int:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="PUT",
+                                 headers={"Authorization": f"token {token}",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status
+
+
+def test_labkit_lab_serves_py_notebooks_as_notebooks_and_saving_leaves_no_diff(
+        tmp_path: Path) -> None:
     port, token = _free_port(), secrets.token_hex(16)
-    exe = Path(sys.executable).with_name("jupyter")
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+    folder = tmp_path / "class"
+    cp = subprocess.run([sys.executable, "-m", "labkit", "notebooks", str(folder)],
+                        capture_output=True, text=True)
+    assert cp.returncode == 0, cp.stderr
+    source = (folder / "10-pool-misuse.py").read_bytes()
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"), "JUPYTER_TOKEN": token,
            "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg")}
     server = subprocess.Popen(
-        [str(exe), "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={ROOT}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        [sys.executable, "-m", "labkit", "lab", str(folder), "--port", str(port),
+         "--no-browser"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
         start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -51,17 +61,31 @@ def test_jupyter_lab_serves_a_py_percent_notebook_as_a_notebook(tmp_path: Path) 
                     break
             except OSError:
                 pass
-            assert server.poll() is None, "jupyter lab exited"
-            assert time.monotonic() < deadline, "jupyter lab did not start in 90 s"
+            assert server.poll() is None, "labkit lab exited (as root it must not)"
+            assert time.monotonic() < deadline, "labkit lab did not start in 90 s"
             time.sleep(0.5)
-        status, body = _get(f"{base}/api/contents/notebooks/10-pool-misuse.py"
-                            "?type=notebook&content=1", token)
+        status, body = _get(f"{base}/api/contents/10-pool-misuse.py?type=notebook&content=1",
+                            token)
         model = json.loads(body)
         assert status == 200 and model["type"] == "notebook"
         cells = model["content"]["cells"]
         assert len(cells) > 8
         assert any("parameters" in c["metadata"].get("tags", []) for c in cells)
-        status, page = _get(f"{base}/lab/tree/notebooks/10-pool-misuse.py", token)
+        # a double-click opens a .py file in jupytext's notebook view
+        _, body = _get(f"{base}/lab/api/settings/@jupyterlab/docmanager-extension:plugin",
+                       token)
+        assert '"python": "Jupytext Notebook"' in json.dumps(json.loads(body))
+        # run and save, as JupyterLab would: outputs and run metadata, then a PUT
+        nb = model["content"]
+        nb["metadata"]["language_info"] = {"name": "python", "version": "3.11"}
+        for c in cells:
+            c["metadata"]["execution"] = {"iopub.status.idle": "2026-11-29T12:00:00Z"}
+            if c["cell_type"] == "code":
+                c["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "hi\n"}]
+        assert _put(f"{base}/api/contents/10-pool-misuse.py", token,
+                    {"type": "notebook", "format": "json", "content": nb}) == 200
+        assert (folder / "10-pool-misuse.py").read_bytes() == source  # no diff for git
+        status, page = _get(f"{base}/lab/tree/10-pool-misuse.py", token)
         assert status == 200 and b"JupyterLab" in page
     finally:
         os.killpg(server.pid, signal.SIGTERM)

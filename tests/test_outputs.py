@@ -86,6 +86,7 @@ def test_notebooks_copy_refuses_to_replace_without_force(user_files: Path) -> No
     assert cp.returncode == 0, cp.stderr
     assert "my edited copy" not in (user_files / "nb" / "10-pool-misuse.py").read_text()
     assert len(list((user_files / "nb").glob("[0-9][0-9]-*.py"))) == 8
+    assert (user_files / "nb" / "jupytext.toml").is_file()  # saving leaves no diff
 
 
 @pytest.mark.slow

@@ -69,7 +69,8 @@ def test_doctor_and_notebooks(installed: tuple[Path, dict[str, str]]) -> None:
     cp = _labkit(installed, "notebooks", "lab")
     assert cp.returncode == 0, cp.stderr
     copied = sorted(p.name for p in (Path(installed[1]["LABKIT_TEST_WORK"]) / "lab").iterdir())
-    assert copied == sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.py"))
+    assert copied == sorted([*(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.py")),
+                             "jupytext.toml"])
 
 
 def test_capture_then_postmortem(installed: tuple[Path, dict[str, str]]) -> None:

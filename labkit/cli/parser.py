@@ -133,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace notebooks already there")
     p.set_defaults(handler=verbs.cmd_notebooks, needs_command=False)
 
+    p = sub.add_parser("lab", help="JupyterLab on the lab's notebooks (127.0.0.1, token, "
+                       "works as root)")
+    p.add_argument("dir", type=Path, nargs="?",
+                   help="the notebooks' folder (default: the checkout's notebooks/, or "
+                        "./labkit-notebooks copied from the package)")
+    p.add_argument("--port", type=int, default=8888, help="default: 8888")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(handler=verbs.cmd_lab, needs_command=False)
+
     p = sub.add_parser("summary", help="check a run directory (or one capture file) and "
                        "summarise it")
     p.add_argument("run", type=Path, help="a run directory, or a memray/speedscope/dump file")

@@ -212,6 +212,14 @@ def cmd_notebooks(args: argparse.Namespace, command: list[str]) -> int:
     return 0
 
 
+def cmd_lab(args: argparse.Namespace, command: list[str]) -> int:
+    """Start JupyterLab on the lab's notebooks (this process becomes JupyterLab)."""
+    from labkit.lab import start_lab
+
+    start_lab(args.dir, port=args.port, browser=not args.no_browser)
+    return 0  # not reached: start_lab replaces the process
+
+
 def cmd_summary(args: argparse.Namespace, command: list[str]) -> int:
     """Print what a run holds and the summary of each capture in it."""
     from labkit.report.text import summary_lines

@@ -169,13 +169,15 @@ def render(source: Path, out_html: Path, parameters: dict[str, Any] | None = Non
 
 
 def copy_notebooks(dest: Path, *, force: bool = False) -> list[Path]:
-    """Copy the lab's notebook sources into ``dest`` (checked first; an existing notebook
-    there is replaced only with ``force``). Returns the paths written."""
+    """Copy the lab's notebook sources, and the ``jupytext.toml`` that keeps saving from
+    rewriting them, into ``dest`` (checked first; an existing file there is replaced only
+    with ``force``). Returns the paths written."""
     from labkit.outputs import check_file_output
 
     dest = check_dir_output(dest)
+    sources = [*notebook_paths(), notebooks_dir() / "jupytext.toml"]
     pairs = [(src, check_file_output(dest / src.name, force=force, flag="notebooks"))
-             for src in notebook_paths()]
+             for src in sources if src.is_file()]
     for src, out in pairs:
         write_text_atomic(out, src.read_text(encoding="utf-8"))
     return [out for _, out in pairs]
