@@ -13,13 +13,13 @@ from typing import Any
 
 from labkit.errors import LabkitError
 from labkit.frames import Run, load
+from labkit.progress import REPORT_ENV  # set for the kernel while labkit renders a report
 from labkit.resources import datasets_dir
 
 __all__ = ["DATASETS", "Flamegraph", "Scenario", "Verdict", "check", "frame", "load",
            "md", "memray_flamegraph", "pyspy_flamegraph", "show", "table"]
 
 DATASETS = datasets_dir()
-REPORT_ENV = "LABKIT_REPORT"  # set for the kernel while labkit renders a report
 
 
 class PredictFirst(Exception):

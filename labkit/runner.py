@@ -19,6 +19,7 @@ from typing import Any
 from labkit.artifacts import METRICS, PYSPY_DUMP
 from labkit.capture.session import CaptureOptions, RunResult, require_module, run_program
 from labkit.errors import UsageError
+from labkit.progress import progress
 from labkit.rundir import RunWriter, default_run_path
 from labkit.scenarios import get_module, get_spec
 from labkit.scenarios.base import METRICS_ENV, Signature
@@ -112,22 +113,34 @@ def run_scenario(
         require_module(python, "labkit")  # the scenario programs are labkit's modules
     root = Path(out) if out else default_run_path(name)
     results = {}
-    for variant in variants or spec.variants:
-        opts = CaptureOptions(
-            gc="gc" in chosen, memray="memray" in chosen, pyspy="pyspy" in chosen,
-            proc="proc" in chosen, proc_interval_s=0.05, quiet=True,
-            memory_cap_bytes=(memory_cap_mb or spec.memory_cap_mb) * 1024 * 1024,
-            time_cap_s=time_cap_s or (spec.quick_time_cap_s if quick else spec.time_cap_s))
-        cmd = [python, "-m", f"labkit.scenarios.{get_module(name).__name__.rsplit('.', 1)[1]}",
-               "--variant", variant, "--params", json.dumps(values)]
-        backends = [HoldDump] if ("pyspy" in chosen or spec.dump_on_hold) else []
-        results[variant] = run_program(
-            cmd, out=root / variant, options=opts, kind="scenario",
-            argv=list(argv or ["labkit", "run", name]), metrics_env=METRICS_ENV,
-            backends=backends,
-            params={"scenario": name, "variant": variant, "quick": quick, "values": values,
-                    "captures": list(chosen)})
+    chosen_variants = list(variants or spec.variants)
+    with progress(len(chosen_variants), name) as bar:
+        for variant in chosen_variants:
+            bar.step(f"running {variant}")
+            results[variant] = _run_variant(name, spec, variant, values, chosen, python,
+                                            root, argv, quick, memory_cap_mb, time_cap_s)
     return results
+
+
+def _run_variant(name: str, spec: Any, variant: str, values: dict[str, Any],
+                 chosen: tuple[str, ...], python: str, root: Path, argv: Sequence[str] | None,
+                 quick: bool, memory_cap_mb: int | None,
+                 time_cap_s: float | None) -> RunResult:
+    """One variant under capture (see :func:`run_scenario`)."""
+    opts = CaptureOptions(
+        gc="gc" in chosen, memray="memray" in chosen, pyspy="pyspy" in chosen,
+        proc="proc" in chosen, proc_interval_s=0.05, quiet=True,
+        memory_cap_bytes=(memory_cap_mb or spec.memory_cap_mb) * 1024 * 1024,
+        time_cap_s=time_cap_s or (spec.quick_time_cap_s if quick else spec.time_cap_s))
+    cmd = [python, "-m", f"labkit.scenarios.{get_module(name).__name__.rsplit('.', 1)[1]}",
+           "--variant", variant, "--params", json.dumps(values)]
+    backends = [HoldDump] if ("pyspy" in chosen or spec.dump_on_hold) else []
+    return run_program(
+        cmd, out=root / variant, options=opts, kind="scenario",
+        argv=list(argv or ["labkit", "run", name]), metrics_env=METRICS_ENV,
+        backends=backends,
+        params={"scenario": name, "variant": variant, "quick": quick, "values": values,
+                "captures": list(chosen)})
 
 
 def signature(name: str, runs: dict[str, Path]) -> Signature:

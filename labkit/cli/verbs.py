@@ -129,10 +129,14 @@ def cmd_signatures(args: argparse.Namespace, command: list[str]) -> int:
     names = args.scenarios or list(NAMES)
     for n in names:
         get_spec(n)
+    from labkit.progress import progress
+
     failed = []
-    with tempfile.TemporaryDirectory(prefix="labkit-signatures-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="labkit-signatures-") as tmp, \
+            progress(len(names), "signatures") as bar:
         root = args.out or Path(tmp)
         for name in names:
+            bar.step(f"measuring {name}")
             sig = (recorded(name, args.from_dir) if args.from_dir else
                    measure(name, quick=args.quick, out=root, python=args.python))
             for line in signature_lines(sig):
@@ -188,17 +192,25 @@ def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
         how = attribution(args.focus, args.ignore)
     except re.error as exc:
         raise UsageError(f"--focus/--ignore is not a regular expression: {exc}") from None
-    ev = load_evidence(**given)  # every input checked before any report is built
-    found = findings(ev, how)
+    from labkit.progress import progress
+
+    with progress(3 if "html" in outs else 2, "postmortem") as bar:
+        bar.step("loading the captures")
+        ev = load_evidence(**given)  # every input checked before any report is built
+        bar.step("weighing the evidence")
+        found = findings(ev, how)
+        if "html" in outs:
+            bar.step("drawing the report")
+            from labkit.report.postmortem_page import postmortem_page
+
+            page = postmortem_page(found, ev)
     for line in found.lines(args.top):
         say(line)
     if "json" in outs:
         write_text_atomic(outs["json"], json.dumps(found.to_json(), indent=1) + "\n")
         say(f"wrote {outs['json']}")
     if "html" in outs:
-        from labkit.report.postmortem_page import postmortem_page
-
-        write_text_atomic(outs["html"], postmortem_page(found, ev))
+        write_text_atomic(outs["html"], page)
         say(f"wrote {outs['html']}")
     return 0
 

@@ -48,7 +48,7 @@ def execute(source: Path, parameters: dict[str, Any] | None = None) -> Any:
     nb = jupytext.read(source)
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
                                           "language": "python"})
-    from labkit.notebook import REPORT_ENV
+    from labkit.progress import REPORT_ENV
 
     old = os.environ.get(REPORT_ENV)
     os.environ[REPORT_ENV] = "1"  # the kernel inherits it: a report shows every answer
@@ -309,13 +309,18 @@ def render_all(out_dir: Path, names: list[str] | None = None,
     if not sources:
         raise InputError(f"no notebooks in {notebooks_dir()}; this labkit was installed "
                          "without them: reinstall it")
+    from labkit.progress import clear, progress
+
     replaced = set(plan_reports(out_dir, sources, force=force))
     done = []
-    for src in sources:
-        out = render(src, out_dir / f"{src.stem}.html", parameters, reader=reader)
-        again = " (replaced the earlier report)" if out.name in replaced else ""
-        print(f"wrote {out}{again}", flush=True)
-        done.append((out, title_of(src)))
+    with progress(len(sources), "reports") as bar:
+        for src in sources:
+            bar.step(f"executing {src.stem}")
+            out = render(src, out_dir / f"{src.stem}.html", parameters, reader=reader)
+            again = " (replaced the earlier report)" if out.name in replaced else ""
+            clear()
+            print(f"wrote {out}{again}", flush=True)
+            done.append((out, title_of(src)))
     existing = {p for p, _ in done}
     for other in sorted(out_dir.glob("[0-9][0-9]-*.html")):
         if other not in existing:
