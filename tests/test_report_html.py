@@ -82,7 +82,7 @@ def test_the_index_says_which_lessons_held_with_headline_and_thumbnail(tmp_path:
     assert 'href="00-start-here.html"' in start and "no signature in this notebook" in start
 
 
-def test_a_run_and_a_comparison_display_as_compact_html() -> None:
+def test_a_run_its_captures_and_a_comparison_display_as_compact_html() -> None:
     from labkit import load
     from labkit.compare import compare
 
@@ -91,6 +91,10 @@ def test_a_run_and_a_comparison_display_as_compact_html() -> None:
     page = run._repr_html_()
     assert "pool-misuse/leaky" in page and "memray:" in page  # what it is, its figures
     assert "run.memray.allocations_at_peak" in page and "run.gc_events" in page  # what next
+    assert "memray capture memray.bin" in run.memray._repr_html_() and \
+        ".allocations_at_peak" in run.memray._repr_html_()
+    dump = load(datasets / "thread-leak" / "leaky").pyspy._repr_html_()
+    assert "py-spy capture" in dump and "threads" in dump
     cmp = compare(datasets / "pool-misuse" / "fixed", run)
     page = cmp._repr_html_()
     assert "Summary (B - A)" in page and "memray_peak_bytes" in page

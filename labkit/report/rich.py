@@ -37,6 +37,13 @@ def run_html(run: Run) -> str:
             f"<code>labkit.postmortem.load_evidence(run=run.path)</code></li></ul></div></div>")
 
 
+def lines_html(title: str, lines: list[str], calls: str = "") -> str:
+    """A summary's terminal lines under a title, with what to call next."""
+    nxt = f'<div class="muted">Next: <code>{html.escape(calls)}</code></div>' if calls else ""
+    return (f'<div class="labkit-rich"><style>{STYLE}</style><b>{html.escape(title)}</b>'
+            f"<pre>{html.escape(chr(10).join(lines))}</pre>{nxt}</div>")
+
+
 def comparison_html(cmp: Comparison, top: int = 10) -> str:
     """B against A: the summary deltas, then the sites and functions that grew most."""
     parts = [f'<div class="labkit-rich"><style>{STYLE}</style><b>B</b> '
