@@ -16,8 +16,22 @@ from labkit.frames import Run, load
 from labkit.progress import REPORT_ENV  # set for the kernel while labkit renders a report
 from labkit.resources import datasets_dir
 
-__all__ = ["DATASETS", "Flamegraph", "Scenario", "Verdict", "check", "frame", "load",
-           "md", "memray_flamegraph", "pyspy_flamegraph", "show", "table"]
+__all__ = [
+    "DATASETS",
+    "Flamegraph",
+    "Scenario",
+    "Verdict",
+    "check",
+    "frame",
+    "gc_controls",
+    "load",
+    "md",
+    "memray_flamegraph",
+    "pyspy_flamegraph",
+    "run_gc_setting",
+    "show",
+    "table",
+]
 
 DATASETS = datasets_dir()
 
@@ -141,6 +155,68 @@ def show(fig: Any, alt: str | None = None) -> None:
 
     text = alt or describe(fig)
     display({"text/html": figure_html(fig, text), "text/plain": text}, raw=True)
+
+
+def run_gc_setting(thresholds: tuple[int, int, int], freeze: bool, *,
+                   out: Path | None = None) -> tuple[Run, dict[str, float]]:
+    """The quick gc-tuning workload once, with ``gc.set_threshold(*thresholds)`` (and
+    ``gc.freeze()`` after warm-up): its run and its steady-phase figures (collections per
+    1000 iterations, median full-collection and longest pause in ms, throughput)."""
+    from labkit.runner import run_scenario
+    from labkit.scenarios.gc_tuning import frontier, signature
+
+    out = out or Path(tempfile.mkdtemp(prefix="labkit-gc-control-"))
+    res = run_scenario("gc-tuning", variants=["default"], quick=True, out=out,
+                       params={"thresholds": ",".join(str(int(t)) for t in thresholds),
+                               "freeze": str(int(freeze))})
+    run = load(res["default"].path)
+    row = frontier(signature({"default": run})).loc["default"]
+    return run, {k: float(row[k]) for k in ("collections_per_1000", "full_pause_ms",
+                                            "max_pause_ms", "throughput")}
+
+
+def gc_controls() -> Any:
+    """Thresholds and freeze as widgets; *Run* reruns the quick gc-tuning workload with them
+    (:func:`run_gc_setting`) and redraws its pause chart. While labkit renders a report, or
+    without ipywidgets, a note saying where the control works instead."""
+    import gc
+
+    from IPython.display import Markdown
+
+    if os.environ.get(REPORT_ENV):
+        return Markdown("*In JupyterLab (`labkit lab`) a control here reruns the workload "
+                        "with thresholds and freeze of your choice; the report shows the "
+                        "settings measured above.*")
+    try:
+        import ipywidgets as w
+    except ImportError:
+        return Markdown("*The interactive control needs ipywidgets: pip install ipywidgets*")
+    from IPython.display import display
+
+    from labkit.charts import gc_timeline, labkit_style
+
+    boxes = [w.BoundedIntText(value=v, min=1, max=10_000_000, description=f"threshold {i}",
+                              layout=w.Layout(width="14em"))
+             for i, v in enumerate(gc.get_threshold())]
+    freeze = w.Checkbox(description="gc.freeze() after warm-up")
+    button = w.Button(description="Run", button_style="primary")
+    out = w.Output()
+
+    def run(_: Any) -> None:
+        with out:
+            out.clear_output(wait=True)
+            thresholds = tuple(b.value for b in boxes)
+            r, fig = run_gc_setting(thresholds, freeze.value)
+            md(f"`gc.set_threshold{thresholds}`{' + gc.freeze()' if freeze.value else ''}: "
+               f"**{fig['collections_per_1000']:.2f}** collections per 1000 iterations, "
+               f"full collection {fig['full_pause_ms']:.2f} ms (median), longest pause "
+               f"{fig['max_pause_ms']:.2f} ms, {fig['throughput']:,.0f} iterations/s.")
+            with labkit_style():
+                show(gc_timeline(r.gc_events, r.heap, title=f"thresholds {thresholds}"))
+
+    button.on_click(run)
+    display(w.VBox([w.HBox(boxes), w.HBox([freeze, button]), out]))
+    return None
 
 
 def md(text: str) -> None:

@@ -115,6 +115,15 @@ nb.md(f"""**Measured in this run.**
 #   grows without bound (the full-size run is stopped by its memory cap).
 
 # %% [markdown]
+# ## Try your own settings
+# Set the three thresholds (and freeze) and press *Run*: the quick workload runs again with
+# them and its pause chart redraws. Try `(5, 10, 10)` against `(700, 10, 10)`, or a huge
+# first threshold, and watch collections per 1000 iterations against the pauses.
+
+# %%
+nb.gc_controls()
+
+# %% [markdown]
 # ## Exercise check
 
 # %%

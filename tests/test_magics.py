@@ -40,6 +40,7 @@ def test_magics_capture_a_cell_and_trace_the_kernels_own_collections(tmp_path: P
                       "ev = KERNEL_GC.events()\n"
                       "print('FULL', int(((ev.generation == 2) & ~ev.in_tracer).sum()))"),
         new_code_cell("%labkit_gc off"),
+        new_code_cell("from labkit import notebook as nb\nnb.gc_controls()"),
     ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                 "language": "python"}})
     out = tmp_path / "magics.ipynb"
@@ -60,3 +61,14 @@ def test_magics_capture_a_cell_and_trace_the_kernels_own_collections(tmp_path: P
     full = next(line for line in text.splitlines() if line.startswith("FULL "))
     assert int(full.split()[1]) >= 3  # the three gc.collect() calls, seen in the kernel
     assert "This kernel:" in html and "collections" in html
+    assert "application/vnd.jupyter.widget-view+json" in html  # the gc-tuning control
+
+
+def test_the_gc_control_reruns_the_workload_with_the_chosen_thresholds() -> None:
+    from labkit import notebook as nb
+
+    low, low_fig = nb.run_gc_setting((5, 10, 10), False)
+    high, high_fig = nb.run_gc_setting((50_000, 20, 20), True)
+    assert low.gc_meta["python"]["gc_threshold"] == [5, 10, 10]
+    assert high.manifest["params"]["values"]["freeze"] == 1
+    assert low_fig["collections_per_1000"] >= 20 * high_fig["collections_per_1000"]

@@ -47,6 +47,9 @@ SPEC = ScenarioSpec(
         "window": Param(5_000, 5_000, "iterations a short-lived record survives"),
         "payload_bytes": Param(512, 512, "bytes hanging off each cycle of garbage"),
         "hold_s": Param(0.5, 0.3, "seconds to stay up at the end"),
+        "thresholds": Param("", "", "'g0,g1,g2': gc.set_threshold on top of the setting "
+                            "(the notebook's control; empty: the setting's own)"),
+        "freeze": Param(0, 0, "1: also gc.freeze() after warm-up"),
     },
     captures=("gc", "proc"),
     memory_cap_mb=1024,
@@ -69,6 +72,8 @@ def apply(setting: str) -> None:
 
 def workload(setting: str, p: dict[str, Any], metrics: Metrics) -> None:
     apply(setting)
+    if p["thresholds"]:
+        gc.set_threshold(*(int(x) for x in str(p["thresholds"]).split(",")))
     metrics.emit(phase="start", threshold=list(gc.get_threshold()), enabled=gc.isenabled())
     heap: list[dict] = []
     per_step = p["heap_objects"] // p["heap_steps"]
@@ -78,7 +83,7 @@ def workload(setting: str, p: dict[str, Any], metrics: Metrics) -> None:
         for _ in range(p["collects_per_step"]):
             gc.collect()
         metrics.emit(phase="collect", step=step, heap=len(heap), at="end")
-    if setting == "freeze":
+    if setting == "freeze" or int(p["freeze"]):
         gc.freeze()
     window: deque = deque(maxlen=p["window"])
     payload = p["payload_bytes"]
