@@ -11,6 +11,20 @@ import numpy as np
 import pandas as pd
 
 
+class GCSummary(pd.Series):
+    """The Series :func:`gc_summary` returns; in a notebook it displays as one readable
+    line (:func:`labkit.report.rich.gc_summary_html`). Operations on it give plain Series."""
+
+    @property
+    def _constructor(self) -> type[pd.Series]:
+        return pd.Series
+
+    def _repr_html_(self) -> str:
+        from labkit.report.rich import gc_summary_html
+
+        return gc_summary_html(self)
+
+
 def gc_summary(gc_events: pd.DataFrame, wall_s: float) -> pd.Series:
     """Collections per generation and pause statistics over a run of ``wall_s`` seconds.
 
@@ -21,7 +35,7 @@ def gc_summary(gc_events: pd.DataFrame, wall_s: float) -> pd.Series:
     p = gc_events["pause_ms"] if len(gc_events) else pd.Series([], dtype=float)
     per_gen = gc_events["generation"].value_counts() if len(gc_events) else pd.Series(dtype=int)
     total = float(p.sum())
-    return pd.Series({
+    return GCSummary({
         "collections": len(gc_events),
         "gen0": int(per_gen.get(0, 0)),
         "gen1": int(per_gen.get(1, 0)),

@@ -95,6 +95,12 @@ def test_a_run_its_captures_and_a_comparison_display_as_compact_html() -> None:
         ".allocations_at_peak" in run.memray._repr_html_()
     dump = load(datasets / "thread-leak" / "leaky").pyspy._repr_html_()
     assert "py-spy capture" in dump and "threads" in dump
+    from labkit.analysis import gc_summary
+
+    summary = gc_summary(run.gc_events, run.gc_wall_s)
+    assert summary.collections == len(run.gc_events)  # still the Series analysis returns
+    assert "collections in" in summary._repr_html_() and "% of wall time in GC" in \
+        summary._repr_html_()
     cmp = compare(datasets / "pool-misuse" / "fixed", run)
     page = cmp._repr_html_()
     assert "Summary (B - A)" in page and "memray_peak_bytes" in page

@@ -7,7 +7,7 @@ text (:mod:`labkit.report.text`) stays the one source of the figures.
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from labkit import artifacts as A
 
@@ -42,6 +42,16 @@ def lines_html(title: str, lines: list[str], calls: str = "") -> str:
     nxt = f'<div class="muted">Next: <code>{html.escape(calls)}</code></div>' if calls else ""
     return (f'<div class="labkit-rich"><style>{STYLE}</style><b>{html.escape(title)}</b>'
             f"<pre>{html.escape(chr(10).join(lines))}</pre>{nxt}</div>")
+
+
+def gc_summary_html(s: Any) -> str:
+    """A GC summary (:func:`labkit.analysis.gc_summary`) as one line of figures."""
+    line = (f"{s.collections:,.0f} collections in {s.wall_s:.2f} s (gen0 {s.gen0:,.0f}, gen1 "
+            f"{s.gen1:,.0f}, gen2 {s.gen2:,.0f}; {s.collections_per_s:,.0f}/s, busiest second "
+            f"{s.max_collections_per_s:,.0f}); pauses {s.pause_total_ms:,.1f} ms in total, "
+            f"p50 {s.pause_p50_ms:.3f} ms, p99 {s.pause_p99_ms:.3f} ms, max "
+            f"{s.pause_max_ms:.2f} ms; {s.gc_percent:.2f}% of wall time in GC")
+    return lines_html("GC summary", [line], "labkit.analysis.pauses_by_generation(events)")
 
 
 def comparison_html(cmp: Comparison, top: int = 10) -> str:
