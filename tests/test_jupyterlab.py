@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,16 +40,19 @@ def _put(url: str, token: str, body: dict) -> int:
         return r.status
 
 
-def test_labkit_lab_serves_py_notebooks_as_notebooks_and_saving_leaves_no_diff(
-        tmp_path: Path) -> None:
+@contextlib.contextmanager
+def labkit_lab(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
+    """``labkit lab`` on a fresh copy of the notebooks, as a learner starts it (a private
+    Jupyter config, runtime and settings); yields (folder, base URL, token)."""
     port, token = _free_port(), secrets.token_hex(16)
     folder = tmp_path / "class"
     cp = subprocess.run([sys.executable, "-m", "labkit", "notebooks", str(folder)],
                         capture_output=True, text=True)
     assert cp.returncode == 0, cp.stderr
-    source = (folder / "10-pool-misuse.py").read_bytes()
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"), "JUPYTER_TOKEN": token,
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg")}
+    env = {**os.environ, "JUPYTER_TOKEN": token, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws")}
     server = subprocess.Popen(
         [sys.executable, "-m", "labkit", "lab", str(folder), "--port", str(port),
          "--no-browser"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
@@ -64,6 +69,16 @@ def test_labkit_lab_serves_py_notebooks_as_notebooks_and_saving_leaves_no_diff(
             assert server.poll() is None, "labkit lab exited (as root it must not)"
             assert time.monotonic() < deadline, "labkit lab did not start in 90 s"
             time.sleep(0.5)
+        yield folder, base, token
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_labkit_lab_serves_py_notebooks_as_notebooks_and_saving_leaves_no_diff(
+        tmp_path: Path) -> None:
+    with labkit_lab(tmp_path) as (folder, base, token):
+        source = (folder / "10-pool-misuse.py").read_bytes()
         status, body = _get(f"{base}/api/contents/10-pool-misuse.py?type=notebook&content=1",
                             token)
         model = json.loads(body)
@@ -87,6 +102,3 @@ def test_labkit_lab_serves_py_notebooks_as_notebooks_and_saving_leaves_no_diff(
         assert (folder / "10-pool-misuse.py").read_bytes() == source  # no diff for git
         status, page = _get(f"{base}/lab/tree/10-pool-misuse.py", token)
         assert status == 200 and b"JupyterLab" in page
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)

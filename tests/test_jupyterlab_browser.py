@@ -3,17 +3,12 @@ notebook, Run All; then a new notebook whose cell magic profiles a leaky cell.""
 
 from __future__ import annotations
 
-import os
-import secrets
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.test_jupyterlab import _free_port, _get
+from tests.test_jupyterlab import labkit_lab
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
@@ -43,87 +38,63 @@ def test_a_learner_runs_a_notebook_and_profiles_a_cell(tmp_path: Path) -> None:
     assert CHROMIUM.exists(), "no Chromium: `make test` installs it (scripts/install-chromium)"
     from playwright.sync_api import sync_playwright
 
-    folder = tmp_path / "class"
-    subprocess.run([sys.executable, "-m", "labkit", "notebooks", str(folder)], check=True,
-                   capture_output=True)
-    port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_TOKEN": token, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws")}
-    server = subprocess.Popen([sys.executable, "-m", "labkit", "lab", str(folder), "--port",
-                               str(port), "--no-browser"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if _get(f"{base}/api/status", token)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "no labkit lab"
-            time.sleep(0.5)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM),
-                                         args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{base}/lab?token={token}")
-            item = page.locator(".jp-DirListing-item", has_text="00-start-here.py")
-            item.wait_for(timeout=60_000)
-            item.dblclick()  # opens as a notebook: labkit lab's default viewer for .py
-            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
-            page.locator(".jp-Notebook-ExecutionIndicator, .jp-Toolbar-kernelName").first \
-                .wait_for(timeout=30_000)
-            page.wait_for_timeout(2000)  # the kernel starts
-            _menu(page, "Run", "Run All Cells")
-            page.wait_for_timeout(1000)
-            _wait_idle(page, 180)
-            panel = page.locator(".jp-NotebookPanel:visible")
-            # cells scrolled out of view are placeholders; Run All stops at an error, so the
-            # last cell numbered after every code cell means each one ran, in order
-            code_cells = panel.locator(".jp-CodeCell").count()
-            last = panel.locator(".jp-CodeCell .jp-InputPrompt").last.inner_text()
-            assert code_cells >= 6 and last.strip() == f"[{code_cells}]:", (code_cells, last)
-            assert panel.locator(ERRORS).count() == 0, panel.locator(ERRORS).all_inner_texts()
-            charts = panel.locator("img.labkit-chart")
-            assert charts.count() >= 2
-            assert all(page.evaluate("e => e.complete && e.naturalWidth > 0", c.element_handle())
-                       for c in charts.all())
-            assert page.locator("text=Jupyter news").count() == 0  # no call to the network
-            page.screenshot(path=str(ARTIFACTS / "jupyterlab-00-start-here.png"))
 
-            _menu(page, "File", "New Text Notebook")  # a .py notebook, like the lab's
-            page.locator(".lm-Menu-itemLabel",
-                         has_text="New Python Text Notebook with Percent Format").first.click()
-            page.wait_for_timeout(3000)
-            select = page.locator(".jp-Dialog button.jp-mod-accept")
-            if select.count():  # the kernel chooser, when JupyterLab asks
-                select.first.click()
-            editor = page.locator(".jp-NotebookPanel:visible .jp-CodeCell .cm-content").last
-            editor.wait_for(timeout=30_000)
-            page.wait_for_timeout(2000)
-            editor.click()
-            page.keyboard.type("%load_ext labkit")
-            page.keyboard.press("Shift+Enter")
-            page.keyboard.type("%%labkit_capture --memray --gc leak\n")
-            page.keyboard.type("def hoard(): return [bytearray(64 * 1024) for _ in range(300)]\n")
-            page.keyboard.type("kept = hoard()")
-            page.keyboard.press("Shift+Enter")
-            page.wait_for_timeout(1000)
-            _wait_idle(page, 120)
-            out = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").nth(1)
-            flame = out.locator(".lk-flame")
-            flame.first.wait_for(state="attached", timeout=30_000)
-            text = out.inner_text()
-            assert "leak = labkit.load(" in text and "the top suspect is hoard (cell.py:2)" \
+    with labkit_lab(tmp_path) as (_, base, token), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM),
+                                     args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{base}/lab?token={token}")
+        item = page.locator(".jp-DirListing-item", has_text="00-start-here.py")
+        item.wait_for(timeout=60_000)
+        item.dblclick()  # opens as a notebook: labkit lab's default viewer for .py
+        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+        page.locator(".jp-Notebook-ExecutionIndicator, .jp-Toolbar-kernelName").first \
+                .wait_for(timeout=30_000)
+        page.wait_for_timeout(2000)  # the kernel starts
+        _menu(page, "Run", "Run All Cells")
+        page.wait_for_timeout(1000)
+        _wait_idle(page, 180)
+        panel = page.locator(".jp-NotebookPanel:visible")
+        # cells scrolled out of view are placeholders; Run All stops at an error, so the
+        # last cell numbered after every code cell means each one ran, in order
+        code_cells = panel.locator(".jp-CodeCell").count()
+        last = panel.locator(".jp-CodeCell .jp-InputPrompt").last.inner_text()
+        assert code_cells >= 6 and last.strip() == f"[{code_cells}]:", (code_cells, last)
+        assert panel.locator(ERRORS).count() == 0, panel.locator(ERRORS).all_inner_texts()
+        charts = panel.locator("img.labkit-chart")
+        assert charts.count() >= 2
+        assert all(page.evaluate("e => e.complete && e.naturalWidth > 0", c.element_handle())
+                   for c in charts.all())
+        assert page.locator("text=Jupyter news").count() == 0  # no call to the network
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab-00-start-here.png"))
+
+        _menu(page, "File", "New Text Notebook")  # a .py notebook, like the lab's
+        page.locator(".lm-Menu-itemLabel",
+                     has_text="New Python Text Notebook with Percent Format").first.click()
+        page.wait_for_timeout(3000)
+        select = page.locator(".jp-Dialog button.jp-mod-accept")
+        if select.count():  # the kernel chooser, when JupyterLab asks
+            select.first.click()
+        editor = page.locator(".jp-NotebookPanel:visible .jp-CodeCell .cm-content").last
+        editor.wait_for(timeout=30_000)
+        page.wait_for_timeout(2000)
+        editor.click()
+        page.keyboard.type("%load_ext labkit")
+        page.keyboard.press("Shift+Enter")
+        page.keyboard.type("%%labkit_capture --memray --gc leak\n")
+        page.keyboard.type("def hoard(): return [bytearray(64 * 1024) for _ in range(300)]\n")
+        page.keyboard.type("kept = hoard()")
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_timeout(1000)
+        _wait_idle(page, 120)
+        out = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").nth(1)
+        flame = out.locator(".lk-flame")
+        flame.first.wait_for(state="attached", timeout=30_000)
+        text = out.inner_text()
+        assert "leak = labkit.load(" in text and "the top suspect is hoard (cell.py:2)" \
                 in text, text[:500]
-            assert flame.first.locator(".lk-fn").count() >= 3  # the viewer drew its frames
-            assert page.locator(".jp-NotebookPanel:visible").locator(ERRORS).count() == 0
-            page.screenshot(path=str(ARTIFACTS / "jupyterlab-cell-magic.png"))
-            browser.close()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        assert flame.first.locator(".lk-fn").count() >= 3  # the viewer drew its frames
+        assert page.locator(".jp-NotebookPanel:visible").locator(ERRORS).count() == 0
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab-cell-magic.png"))
+        browser.close()
