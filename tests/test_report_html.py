@@ -9,7 +9,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from labkit.report.html import for_reader, report_facts, to_html, write_index
+from labkit.report.html import for_reader, to_html
+from labkit.report.index import report_facts, write_index
 from labkit.scenarios.base import SIGNATURE_MIME, Signature, SignatureRow
 
 

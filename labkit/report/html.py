@@ -8,7 +8,6 @@ look with no script or style loaded from the network. Outputs are written atomic
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
@@ -18,6 +17,7 @@ from typing import Any
 
 from labkit.errors import InputError, LabkitError
 from labkit.outputs import check_dir_output, write_text_atomic
+from labkit.report.index import report_facts, write_index
 from labkit.resources import notebooks_dir
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -107,37 +107,6 @@ def to_html(nb: Any, title: str = "labkit report", *, reader: bool = False) -> s
     return body
 
 
-def report_facts(nb: Any) -> dict[str, Any]:
-    """What the index shows of an executed notebook: its signatures' summaries (see
-    :meth:`labkit.scenarios.base.Signature.summary`) and a thumbnail of its first chart."""
-    from labkit.scenarios.base import SIGNATURE_MIME
-
-    sigs, thumb = [], None
-    for cell in nb.cells:
-        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-            data = out.get("data", {})
-            if SIGNATURE_MIME in data:
-                sigs.append(data[SIGNATURE_MIME])
-            chart = re.search(r'class="labkit-chart".*?src="data:image/png;base64,([^"]+)"',
-                              str(data.get("text/html", "")), re.S)
-            if thumb is None and chart:
-                thumb = _thumbnail(chart.group(1))
-    return {"signatures": sigs, "thumbnail": thumb}
-
-
-def _thumbnail(png_b64: str, width: int = 320) -> str:
-    import base64
-    import io
-
-    from PIL import Image
-
-    im = Image.open(io.BytesIO(base64.b64decode(png_b64)))
-    im.thumbnail((width, width * 2))
-    buf = io.BytesIO()
-    im.convert("RGB").save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def is_labkit_report(path: Path) -> bool:
     """Whether ``path`` is a report (or executed notebook) that labkit wrote earlier."""
     try:
@@ -189,92 +158,6 @@ def title_of(source: Path) -> str:
         if line.startswith("# #"):
             return line.lstrip("# ").strip()
     return source.stem
-
-
-INDEX_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-INDEX_STYLE = """
-body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1000px;
- margin:2em auto;padding:0 1em;color:#24292f}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:1em}
-.card{border:1px solid #d0d7de;border-radius:6px;padding:0.8em}
-.card img{width:100%;height:auto;border:1px solid #eee} .card h2{font-size:1.05em;margin:0.2em 0}
-.ok{color:#1a7f37} .no{color:#cf222e;font-weight:bold} .muted{color:#57606a;font-size:0.9em}
-"""
-
-
-def _facts_of(report: Path) -> dict[str, Any]:
-    """The facts stored in a report's executed notebook (empty if there is none)."""
-    try:
-        doc = json.loads(report.with_suffix(".ipynb").read_text(encoding="utf-8"))
-        facts = doc["metadata"]["labkit_report"]
-        return facts if isinstance(facts, dict) else {}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
-def _status(sigs: list[dict[str, Any]]) -> str:
-    if not sigs:
-        return '<p class="muted">no signature in this notebook</p>'
-    out = []
-    for sig in sigs:
-        name = html.escape(str(sig.get("scenario", "")))
-        if sig.get("ok"):
-            out.append(f'<p class="ok">&#10004; {name}: signature held '
-                       f'({sig.get("held")}/{sig.get("rows")} rows)</p>')
-        else:
-            failed = "; ".join(html.escape(str(m)) for m in sig.get("failed", []))
-            out.append(f'<p class="no">&#10008; {name}: signature NOT held '
-                       f'({sig.get("held")}/{sig.get("rows")} rows); failed: {failed}</p>')
-        head = sig.get("headline") or {}
-        if head:
-            vals = ", ".join(f"{html.escape(str(k))} {_fig(v)}"
-                             for k, v in head.get("values") or [])
-            out.append(f'<p class="muted">{html.escape(str(head.get("metric")))}: {vals} '
-                       f'(expected: {html.escape(str(head.get("expect")))})</p>')
-    return "".join(out)
-
-
-def _fig(v: Any) -> str:
-    if not isinstance(v, (int, float)):
-        return "-"
-    if abs(v) >= 1 << 20:
-        from labkit.units import human_bytes
-
-        return human_bytes(v) if float(v).is_integer() else f"{v:,.3g}"
-    return f"{v:,.3g}"
-
-
-def write_index(out_dir: Path, reports: list[tuple[Path, str]]) -> Path:
-    """``index.html``: a card per report (relative links, nothing external) with the
-    thumbnail of its first chart, whether each signature in it held, and its headline
-    figures, read from the facts stored with the report (:func:`report_facts`)."""
-    cards = []
-    for path, title in reports:
-        facts = _facts_of(path)
-        thumb = facts.get("thumbnail")
-        img = (f'<a href="{html.escape(path.name)}"><img src="{html.escape(thumb)}" '
-               f'alt="First chart of {html.escape(title)}"></a>'
-               if isinstance(thumb, str) and thumb.startswith("data:image/png;base64,")
-               else "")
-        kind = "reader's report" if facts.get("reader") else "trainer's report (with code)"
-        cards.append(f'<div class="card">{img}<h2><a href="{html.escape(path.name)}">'
-                     f"{html.escape(title)}</a></h2>{_status(facts.get('signatures', []))}"
-                     f'<p class="muted">{kind}; {html.escape(path.name)}</p></div>')
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>labkit reports</title>
-<meta name="generator" content="labkit report">
-<meta http-equiv="Content-Security-Policy" content="{INDEX_CSP}">
-<style>{INDEX_STYLE}</style>
-</head><body><h1>labkit reports</h1>
-<p>Each report is a notebook executed headless; it opens offline and loads nothing from the
-network. A red mark means a lesson did not reproduce in that run: read its report.</p>
-<div class="cards">
-{"".join(cards)}
-</div></body></html>
-"""
-    index = out_dir / "index.html"
-    write_text_atomic(index, page)
-    return index
 
 
 def plan_reports(out_dir: Path, sources: list[Path], *, force: bool = False) -> list[str]:
