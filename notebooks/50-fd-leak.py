@@ -53,7 +53,8 @@ nb.md(f"One request in {p['fail_every']} fails, the fd limit is **{p['fd_limit']
 leaky = lab.run("leaky")
 with labkit_style():
     nb.show(threads_fds(leaky.proc, title="Leaky: open fds climb to the limit"))
-metrics_frame(leaky).dropna(subset=["requests"]).tail()
+served = metrics_frame(leaky).dropna(subset=["requests"])
+served[["t_s", "requests", "failures", "emfile_errors"]].tail()
 
 # %% [markdown]
 # ## Explain

@@ -79,6 +79,7 @@ def test_panels_appear_only_where_there_is_signal() -> None:
     flat_threads = _proc(True).assign(threads=2)
     fig = threads_fds({"leaky": flat_threads, "fixed": _proc(False).assign(threads=2)})
     assert [ax.get_ylabel() for ax in fig.axes] == ["open file descriptors"]
+    assert fig.axes[0].get_title() == "Open file descriptors over time"  # names its panels
     long_run = _proc(False).assign(t_s=lambda d: d.t_s * 10)
     fig = threads_fds({"leaky": _proc(True), "fixed": long_run}, panels=("threads",))
     assert fig.axes[0].get_xlabel().startswith("progress through each run (%")

@@ -38,12 +38,11 @@ def shared_time(series: dict[str, pd.DataFrame]) -> tuple[dict[str, Any], str]:
 
 
 def threads_fds(proc: pd.DataFrame | dict[str, pd.DataFrame], *, axes: Any = None,
-                panels: tuple[str, ...] | None = None,
-                title: str = "Threads and open file descriptors over time") -> Figure:
+                panels: tuple[str, ...] | None = None, title: str | None = None) -> Figure:
     """Threads and open fds over time, one panel each, only for a column with signal
     (:func:`has_signal`; ``panels`` chooses: ``("threads", "fds")``). ``proc`` is one
     frame or ``{"leaky": df, "fixed": df}``; runs of very different lengths are drawn on
-    a shared progress axis (:func:`shared_time`)."""
+    a shared progress axis (:func:`shared_time`). The default title names the panels."""
     series = proc if isinstance(proc, dict) else {"process": proc}
     chosen = panels or tuple(c for c in PANELS if has_signal(series, c)) or tuple(PANELS)
     if axes is not None:
@@ -58,6 +57,7 @@ def threads_fds(proc: pd.DataFrame | dict[str, pd.DataFrame], *, axes: Any = Non
                     label=f"{label} (peak {df[col].max():.0f})")
         ax.set_ylabel(PANELS[col])
         ax.legend(loc="upper left")
-    axs[0].set_title(title)
+    default = " and ".join(PANELS[c] for c in chosen)
+    axs[0].set_title(title or f"{default[0].upper()}{default[1:]} over time")
     axs[-1].set_xlabel(xlabel)
     return fig
