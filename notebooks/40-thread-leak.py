@@ -51,7 +51,7 @@ nb.md(f"This run has **{p['rounds']} rounds**; each adds {p['new_per_round']} ta
 # %%
 leaky = lab.run("leaky")
 with labkit_style():
-    nb.show(threads_fds(leaky.proc, title="Leaky: threads and fds over time"))
+    nb.show(threads_fds(leaky.proc, title="Leaky: threads over time"))
 threads = leaky.pyspy.threads
 threads.groupby(["idle", "function"]).size().sort_values(ascending=False).head().to_frame("threads")
 
