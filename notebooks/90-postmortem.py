@@ -80,7 +80,7 @@ if ev.memray is not None:
         nb.show(top_sites(ev.memray.allocations_at_peak))
 if ev.proc is not None:
     with labkit_style():
-        nb.show(threads_fds(ev.proc, title="Process samples: threads and fds"))
+        nb.show(threads_fds(ev.proc))
 if ev.gc_events is not None:
     with labkit_style():
         nb.show(gc_timeline(ev.gc_events, ev.heap))

@@ -76,7 +76,7 @@ def _charts(ev: Any) -> list[str]:
                 out.append(_png(top_sites(peak), "Bar chart of the ten allocation sites "
                                 "holding the most memory at the high-water mark"))
         if ev.proc is not None and len(ev.proc):
-            out.append(_png(threads_fds(ev.proc, title="Process samples: threads and fds"),
+            out.append(_png(threads_fds(ev.proc),
                             "Step charts of the process's threads and open file "
                             "descriptors over the run"))
         if ev.gc_events is not None and len(ev.gc_events):
