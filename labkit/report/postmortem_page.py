@@ -39,7 +39,7 @@ img{max-width:100%;height:auto} .sources td{padding:0 1em 0 0;vertical-align:top
 """ + FINDINGS_STYLE
 
 
-def _png(fig: Any, alt: str) -> str:
+def _png(fig: Any, alt: str | None) -> str:
     from labkit.charts.export import figure_html
 
     return f"<figure>{figure_html(fig, alt)}</figure>"
@@ -76,9 +76,7 @@ def _charts(ev: Any) -> list[str]:
                 out.append(_png(top_sites(peak), "Bar chart of the ten allocation sites "
                                 "holding the most memory at the high-water mark"))
         if ev.proc is not None and len(ev.proc):
-            out.append(_png(threads_fds(ev.proc),
-                            "Step charts of the process's threads and open file "
-                            "descriptors over the run"))
+            out.append(_png(threads_fds(ev.proc), None))  # alt from the panels it draws
         if ev.gc_events is not None and len(ev.gc_events):
             out.append(_png(gc_timeline(ev.gc_events, ev.heap),
                             "Scatter of each garbage collection's pause by generation, "
