@@ -44,8 +44,16 @@ def test_every_report_opens_offline_with_no_errors(live_reports: Path, tmp_path:
                 "--pyspy", str(DATASETS / "gateway-load/leaky/pyspy.speedscope.json"),
                 "--html", str(postmortem))
     assert cp.returncode == 0, cp.stderr
-    pages = [*sorted(live_reports.glob("*.html")), postmortem]
-    assert len(pages) >= 10  # eight reports, the index, and a postmortem
+    import nbformat
+
+    from labkit.report.html import to_html
+
+    reader = tmp_path / "reader-10-pool-misuse.html"  # the reader's rendering of a report
+    reader.write_text(to_html(nbformat.read(live_reports / "10-pool-misuse.ipynb",
+                                            as_version=4), "Pool misuse", reader=True))
+    readers = {postmortem.name, reader.name}
+    pages = [*sorted(live_reports.glob("*.html")), postmortem, reader]
+    assert len(pages) >= 11  # eight reports, the index, a postmortem, a reader's report
     flamegraphs = 0
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -78,14 +86,17 @@ def test_every_report_opens_offline_with_no_errors(live_reports: Path, tmp_path:
                 assert not page.query_selector_all(
                     '[data-mime-type="application/vnd.jupyter.stderr"]'), path.name
                 assert "Warning:" not in page.inner_text("body"), path.name
+                if path.name in readers:  # no code, no temporary path
+                    assert not page.query_selector_all(".jp-InputArea-editor"), path.name
+                    assert "/tmp/labkit-" not in page.inner_text("body"), path.name
                 for fig in page.query_selector_all("figure.lk-flame"):
                     _check_flamegraph(fig)
                     flamegraphs += 1
                 assert requests == [], (path.name, requests[:3])
                 assert errors == [], (path.name, errors[:3])
-                if path.name == "10-pool-misuse.html":
+                if path.name in ("10-pool-misuse.html", reader.name):
                     ARTIFACTS.mkdir(exist_ok=True)
-                    page.screenshot(path=str(ARTIFACTS / "report-10-pool-misuse.png"),
+                    page.screenshot(path=str(ARTIFACTS / f"report-{path.stem}.png"),
                                     full_page=False)
                 page.close()
         finally:
