@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 STAMP312:= .venv-3.12/.installed
 STAMP313:= .venv-3.13/.installed
 
-.PHONY: lab test install venv-3.12 venv-3.13 chromium bench datasets clean
+.PHONY: lab test install venv-3.12 venv-3.13 chromium go bench datasets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ venv-3.13: $(STAMP313)
 chromium:
 	scripts/install-chromium
 
+# Debian's Go, whose `go tool pprof` reads labkit's pprof exports in the tests
+go:
+	scripts/install-go
+
 # Install, check the machine, then execute every notebook (each runs its scenario's quick
 # preset live, every variant or setting) into offline HTML reports and reports/index.html.
 lab: install
@@ -42,7 +46,7 @@ lab: install
 	$(VENV)/bin/labkit report --all --out reports
 	@echo "open reports/index.html"
 
-test: install venv-3.12 venv-3.13 chromium
+test: install venv-3.12 venv-3.13 chromium go
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

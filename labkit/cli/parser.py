@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace notebooks already there")
     p.set_defaults(handler=verbs.cmd_notebooks, needs_command=False)
 
+    p = sub.add_parser("export", help="a run's profiles as pprof (go tool pprof, Pyroscope)")
+    p.add_argument("run", type=Path, help="a run directory with memray and/or py-spy")
+    p.add_argument("--to", choices=["pprof"], default="pprof",
+                   help="pprof: memory.pb.gz (inuse at the peak) and cpu.pb.gz")
+    p.add_argument("--out", type=Path, help="folder to write (default: RUN.pprof beside it)")
+    p.add_argument("--force", action="store_true", help="replace earlier exports there")
+    p.set_defaults(handler=verbs.cmd_export, needs_command=False)
+
     p = sub.add_parser("lab", help="JupyterLab on the lab's notebooks (127.0.0.1, token, "
                        "works as root)")
     p.add_argument("dir", type=Path, nargs="?",

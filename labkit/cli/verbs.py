@@ -224,6 +224,18 @@ def cmd_notebooks(args: argparse.Namespace, command: list[str]) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
+    """Write a run's profiles in another tool's format (pprof)."""
+    from labkit.export.pprof import export_pprof
+    from labkit.frames import load
+
+    run = load(args.run)
+    out = args.out or run.path.with_name(run.path.name + ".pprof")
+    for path in export_pprof(run, out, force=args.force):
+        say(f"wrote {path}")
+    return 0
+
+
 def cmd_lab(args: argparse.Namespace, command: list[str]) -> int:
     """Start JupyterLab on the lab's notebooks (this process becomes JupyterLab)."""
     from labkit.lab import start_lab

@@ -1,0 +1,1 @@
+"""Captures out to the formats other tools read: pprof's ``profile.proto``."""

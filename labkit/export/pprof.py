@@ -1,0 +1,154 @@
+"""A run's profiles as pprof ``profile.proto`` (gzipped), for ``go tool pprof``, Pyroscope,
+Parca and the rest.
+
+Written with a small protobuf encoder (the format is a handful of messages of varints and
+length-delimited fields, documented in google/pprof's ``proto/profile.proto``), so labkit
+needs no protobuf library. Memory: from memray's high-water mark, sample types
+``inuse_objects`` (count) and ``inuse_space`` (bytes); CPU: from py-spy, ``samples``
+(count) and ``cpu`` (nanoseconds, at the sampling rate). Locations are Python functions
+with their file and line, leaf first as pprof expects; each sample carries a ``thread``
+label; the profile's comments carry the run's command and start time.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+Frame = tuple[str, int, str]  # file, line, function
+
+
+def _varint(n: int) -> bytes:
+    n &= (1 << 64) - 1  # two's complement for negative int64
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _field(num: int, value: int | bytes) -> bytes:
+    if isinstance(value, bytes):
+        return _varint(num << 3 | 2) + _varint(len(value)) + value
+    return _varint(num << 3) + _varint(value)
+
+
+def _packed(num: int, values: Iterable[int]) -> bytes:
+    return _field(num, b"".join(_varint(v) for v in values))
+
+
+class ProfileBuilder:
+    """Accumulates samples (a stack and its values) into one ``Profile`` message."""
+
+    def __init__(self, sample_types: Sequence[tuple[str, str]],
+                 period: tuple[str, str, int] | None = None) -> None:
+        self.strings: dict[str, int] = {"": 0}
+        self.functions: dict[tuple[str, str], int] = {}
+        self.locations: dict[tuple[int, int], int] = {}
+        self.samples: list[bytes] = []
+        self.sample_types = [(self._s(t), self._s(u)) for t, u in sample_types]
+        self.period = period
+        self.comments: list[int] = []
+
+    def _s(self, text: str) -> int:
+        return self.strings.setdefault(text, len(self.strings))
+
+    def _location(self, frame: Frame) -> int:
+        file, line, function = frame
+        fid = self.functions.setdefault((function, file), len(self.functions) + 1)
+        return self.locations.setdefault((fid, int(line)), len(self.locations) + 1)
+
+    def comment(self, text: str) -> None:
+        """A line for the profile's comments (``go tool pprof -comments``)."""
+        self.comments.append(self._s(text))
+
+    def add(self, frames: Sequence[Frame], values: Sequence[int],
+            labels: dict[str, str] | None = None) -> None:
+        """One sample: ``frames`` leaf first, one value per sample type."""
+        body = _packed(1, (self._location(f) for f in frames)) + _packed(2, values)
+        for k, v in (labels or {}).items():
+            body += _field(3, _field(1, self._s(k)) + _field(2, self._s(v)))
+        self.samples.append(body)
+
+    def encode(self) -> bytes:
+        """The serialized ``Profile``."""
+        out = bytearray()
+        for t, u in self.sample_types:
+            out += _field(1, _field(1, t) + _field(2, u))
+        for s in self.samples:
+            out += _field(2, s)
+        for (fid, line), lid in self.locations.items():
+            out += _field(4, _field(1, lid) + _field(4, _field(1, fid) + _field(2, line)))
+        names = {fid: key for key, fid in self.functions.items()}
+        for fid in sorted(names):
+            function, file = names[fid]
+            out += _field(5, _field(1, fid) + _field(2, self._s(function)) +
+                          _field(3, self._s(function)) + _field(4, self._s(file)))
+        if self.period is not None:
+            kind, unit, every = self.period
+            out += _field(11, _field(1, self._s(kind)) + _field(2, self._s(unit)))
+            out += _field(12, every)
+        out += b"".join(_field(13, c) for c in self.comments)
+        strings = sorted(self.strings.items(), key=lambda kv: kv[1])
+        return bytes(out) + b"".join(_field(6, s.encode()) for s, _ in strings)
+
+
+def _describe(b: ProfileBuilder, run: Any) -> None:
+    m = run.manifest
+    b.comment(f"labkit run {run.path.name} ({m.get('kind')}), started {m.get('start_utc')}")
+    b.comment("command: " + " ".join(map(str, m.get("command", m.get("argv", [])))))
+
+
+def memray_profile(run: Any) -> bytes:
+    """``inuse_objects``/``inuse_space`` at memray's high-water mark of ``run`` (labkit's
+    own allocations and those made while importing modules left out)."""
+    from labkit.frames.memray import own_allocations
+
+    b = ProfileBuilder([("inuse_objects", "count"), ("inuse_space", "bytes")])
+    _describe(b, run)
+    for r in own_allocations(run.memray.allocations_at_peak).itertuples():
+        if r.frames:
+            b.add(list(r.frames), [int(r.count), int(r.bytes)], {"thread": str(r.thread)})
+    return b.encode()
+
+
+def pyspy_profile(run: Any, rate_hz: int = 100) -> bytes:
+    """``samples``/``cpu`` from ``run``'s py-spy profile, sampled at ``rate_hz``."""
+    ns = 1_000_000_000 // max(1, rate_hz)
+    b = ProfileBuilder([("samples", "count"), ("cpu", "nanoseconds")], ("cpu", "nanoseconds",
+                                                                          ns))
+    _describe(b, run)
+    for r in run.pyspy.samples.itertuples():
+        if r.frames:
+            b.add(list(r.frames), [int(r.count), int(r.count) * ns],
+                  {"thread": str(r.thread_name or r.thread_id)})
+    return b.encode()
+
+
+def export_pprof(run: Any, out_dir: Path, *, force: bool = False) -> list[Path]:
+    """Write ``memory.pb.gz`` (from memray) and ``cpu.pb.gz`` (from py-spy), for whichever
+    ``run`` holds, into ``out_dir`` (checked first: never inside a run, an existing file
+    replaced only with ``force``); a run with neither is a one-line error."""
+    from labkit import artifacts as A
+    from labkit.errors import InputError
+    from labkit.outputs import check_dir_output, check_file_output, write_bytes_atomic
+
+    made = [(name, make) for art, name, make in (
+        (A.MEMRAY, "memory.pb.gz", memray_profile), (A.PYSPY_PROFILE, "cpu.pb.gz", pyspy_profile))
+        if run.has(art)]
+    if not made:
+        raise InputError(f"{run.path} has no memray or py-spy capture to export; capture it "
+                         "with --memray or --pyspy")
+    out_dir = check_dir_output(out_dir)
+    paths = [check_file_output(out_dir / name, force=force, flag="export") for name, _ in made]
+    written = []
+    for path, (_, make) in zip(paths, made, strict=True):
+        write_bytes_atomic(path, gzip.compress(make(run), mtime=0))
+        written.append(path)
+    return written

@@ -1,0 +1,72 @@
+"""pprof exports read by the real `go tool pprof` (Debian's Go, scripts/install-go)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_clean_error, labkit
+
+DATASETS = Path(__file__).resolve().parent.parent / "datasets"
+pytestmark = pytest.mark.slow
+
+
+def _pprof(*args: str) -> str:
+    go = shutil.which("go")
+    assert go, "no Go: `make test` installs it (scripts/install-go)"
+    cp = subprocess.run([go, "tool", "pprof", *args], capture_output=True, text=True,
+                        timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    return cp.stdout
+
+
+def _top(text: str) -> list[tuple[float, str]]:
+    """(flat value in 10^6 bytes or s, function) rows of ``-top``, largest first."""
+    rows = []
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d.]+)(kB|MB|GB|s|ms)\s+[\d.]+%\s+[\d.]+%\s+\S+\s+\S+\s+(.+)$",
+                     line)
+        if m:
+            scale = {"kB": 2**10 / 1e6, "MB": 2**20 / 1e6, "GB": 2**30 / 1e6, "s": 1,
+                     "ms": 1e-3}[m.group(2)]  # pprof's kB and MB are binary
+            rows.append((float(m.group(1)) * scale, m.group(3).strip()))
+    return rows
+
+
+def test_go_tool_pprof_reads_memory_and_cpu_exports(tmp_path: Path) -> None:
+    runs = {}
+    for name, run in (("leaky", "pool-misuse/leaky"), ("fixed", "pool-misuse/fixed"),
+                      ("cpu", "gateway-load/leaky")):
+        runs[name] = tmp_path / name
+        cp = labkit("export", str(DATASETS / run), "--to", "pprof", "--out", str(runs[name]))
+        assert cp.returncode == 0, cp.stderr
+    from labkit import load
+
+    peak = load(DATASETS / "pool-misuse/leaky").memray.allocations_at_peak
+    serve_mb = peak[peak.function == "serve"]["bytes"].sum() / 1e6
+    top = _top(_pprof("-top", "-sample_index=inuse_space", str(runs["leaky"] / "memory.pb.gz")))
+    assert top[0][1] == "serve" and abs(top[0][0] - serve_mb) < 0.01 * serve_mb, top[:3]
+    diff = _top(_pprof("-top", "-sample_index=inuse_space", "-diff_base",
+                       str(runs["fixed"] / "memory.pb.gz"), str(runs["leaky"] / "memory.pb.gz")))
+    assert diff[0][1] == "serve" and diff[0][0] > 50, diff[:3]  # the growth, leaky - fixed
+    traces = _pprof("-traces", str(runs["leaky"] / "memory.pb.gz"))
+    assert re.search(r"serve\n\s+run_main\n\s+main", traces)  # whole stacks, leaf first
+    cpu = _top(_pprof("-top", str(runs["cpu"] / "cpu.pb.gz")))
+    funcs = load(DATASETS / "gateway-load/leaky").pyspy.functions
+    assert cpu[0][1].split(".")[-1] in set(funcs.head(3).function.str.split(".").str[-1])
+    comments = _pprof("-comments", str(runs["cpu"] / "cpu.pb.gz"))
+    assert "labkit run leaky (scenario)" in comments
+
+
+def test_export_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    assert_clean_error(labkit("export", str(DATASETS / "gc-tuning/default"), "--out",
+                              str(tmp_path / "x")), "no memray or py-spy capture")
+    out = tmp_path / "again"
+    assert labkit("export", str(DATASETS / "pool-misuse/leaky"), "--out", str(out)) \
+        .returncode == 0
+    assert_clean_error(labkit("export", str(DATASETS / "pool-misuse/leaky"), "--out",
+                              str(out)), "already exists", "--force")
