@@ -133,11 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace notebooks already there")
     p.set_defaults(handler=verbs.cmd_notebooks, needs_command=False)
 
-    p = sub.add_parser("export", help="a run's profiles as pprof (go tool pprof, Pyroscope)")
-    p.add_argument("run", type=Path, help="a run directory with memray and/or py-spy")
-    p.add_argument("--to", choices=["pprof"], default="pprof",
-                   help="pprof: memory.pb.gz (inuse at the peak) and cpu.pb.gz")
-    p.add_argument("--out", type=Path, help="folder to write (default: RUN.pprof beside it)")
+    p = sub.add_parser("export", help="a run as pprof (go tool pprof, Pyroscope) or Parquet "
+                       "(DuckDB, Spark)")
+    p.add_argument("run", type=Path, help="a run directory")
+    p.add_argument("--to", choices=["pprof", "parquet"], default="pprof",
+                   help="pprof: memory.pb.gz (inuse at the peak) and cpu.pb.gz; parquet: "
+                        "every frame, Hive-partitioned by frame and run")
+    p.add_argument("--out", type=Path,
+                   help="folder to write (default: RUN.pprof or RUN.parquet beside it)")
+    p.add_argument("--label", action="append", metavar="K=V",
+                   help="parquet: a label column for every row (repeatable)")
     p.add_argument("--force", action="store_true", help="replace earlier exports there")
     p.set_defaults(handler=verbs.cmd_export, needs_command=False)
 

@@ -225,13 +225,26 @@ def cmd_notebooks(args: argparse.Namespace, command: list[str]) -> int:
 
 
 def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
-    """Write a run's profiles in another tool's format (pprof)."""
-    from labkit.export.pprof import export_pprof
+    """Write a run in another tool's format: pprof profiles, or Parquet frames."""
     from labkit.frames import load
 
     run = load(args.run)
-    out = args.out or run.path.with_name(run.path.name + ".pprof")
-    for path in export_pprof(run, out, force=args.force):
+    out = args.out or run.path.with_name(f"{run.path.name}.{args.to}")
+    if args.to == "pprof":
+        from labkit.export.pprof import export_pprof
+
+        written = export_pprof(run, out, force=args.force)
+    else:
+        from labkit.export.parquet import export_parquet
+
+        labels = {}
+        for pair in args.label or []:
+            key, sep, value = pair.partition("=")
+            if not sep or not key.isidentifier():
+                raise UsageError(f"--label {pair!r}: give KEY=VALUE, KEY a plain name")
+            labels[key] = value
+        written = export_parquet(run, out, labels, force=args.force)
+    for path in written:
         say(f"wrote {path}")
     return 0
 

@@ -1,4 +1,5 @@
-"""pprof exports read by the real `go tool pprof` (Debian's Go, scripts/install-go)."""
+"""Exports read by the tools people run: `go tool pprof` (Debian's Go, scripts/install-go)
+for pprof, DuckDB and pyarrow for Parquet, with no labkit code on the reading side."""
 
 from __future__ import annotations
 
@@ -70,3 +71,33 @@ def test_export_refuses_what_it_cannot_do(tmp_path: Path) -> None:
         .returncode == 0
     assert_clean_error(labkit("export", str(DATASETS / "pool-misuse/leaky"), "--out",
                               str(out)), "already exists", "--force")
+
+
+def test_parquet_export_reads_the_same_in_duckdb_and_pyarrow(tmp_path: Path) -> None:
+    import duckdb
+    import pyarrow.dataset as ds
+
+    from labkit import load
+
+    root = tmp_path / "fleet"
+    for host, variant in (("a", "leaky"), ("b", "fixed")):
+        cp = labkit("export", str(DATASETS / "pool-misuse" / variant), "--to", "parquet",
+                    "--out", str(root), "--label", f"host={host}")
+        assert cp.returncode == 0, cp.stderr
+    expected = {}
+    for host, variant in (("a", "leaky"), ("b", "fixed")):
+        peak = load(DATASETS / "pool-misuse" / variant).memray.allocations_at_peak
+        for fn, b in peak.groupby("function")["bytes"].sum().items():
+            expected[(host, fn)] = int(b)
+    glob = str(root / "frame=memray_peak" / "*" / "*.parquet")
+    rows = duckdb.sql(f"SELECT label_host, function, sum(bytes) FROM read_parquet('{glob}', "
+                      "hive_partitioning=true) GROUP BY ALL").fetchall()
+    assert {(h, f): int(b) for h, f, b in rows} == expected
+    table = ds.dataset(root / "frame=memray_peak", partitioning="hive").to_table()
+    df = table.to_pandas()
+    assert set(df.run_id.astype(str).str.split("-").str[0]) == {"leaky", "fixed"}
+    by = df.groupby(["label_host", "function"])["bytes"].sum()
+    assert {k: int(v) for k, v in by.items()} == expected
+    assert set(df.schema_version) == {1}
+    assert_clean_error(labkit("export", str(DATASETS / "pool-misuse" / "leaky"), "--to",
+                              "parquet", "--out", str(root)), "already exists", "--force")
