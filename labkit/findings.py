@@ -80,14 +80,14 @@ def findings(ev: Any, how: Attribution = DEFAULT) -> Findings:
         key = (Path(r.code.file).name, int(r.code.line))
         if key in by_line:
             same = by_line[key]
-            same["explains"] += r.code.explains.split("; ")
+            same["explains"] += r.code.explains
             same["evidence"][r.kind] = r.evidence
             same["score"] = round(1 - (1 - same["score"]) * (1 - float(r.score)), 4)
             continue
         by_line[key] = {"rank": len(ranked) + 1, "kind": r.kind,
                         "function": r.code.function.rsplit(".", 1)[-1], "file": r.code.file,
                         "line": int(r.code.line), "stack": r.code.stack,
-                        "score": round(float(r.score), 4), "explains": r.code.explains.split("; "),
+                        "score": round(float(r.score), 4), "explains": list(r.code.explains),
                         "evidence": {r.kind: r.evidence}}
         ranked.append(by_line[key])
     ranked.sort(key=lambda s: -s["score"])

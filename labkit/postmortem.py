@@ -202,7 +202,7 @@ def _memory_rows(memray: Any, how: Attribution) -> list[Row]:
                      f"{r.bytes / MB:.1f} MiB in {int(r.count):,} blocks held at the peak, "
                      f"+{r.gain / MB:.1f} MiB gained over the run, {r.never / MB:.1f} MiB "
                      f"never freed; stack {str(r.stack)[:120]}", score,
-                     Code(r.function, r.file, int(r.line), str(r.stack), "; ".join(explains))))
+                     Code(r.function, r.file, int(r.line), str(r.stack), tuple(explains))))
     return sorted(rows, key=lambda row: -row[3])[:5]
 
 
@@ -230,8 +230,8 @@ def _churn_rows(memray: Any, how: Attribution) -> list[Row]:
                      f"{r.bytes / MB:,.0f} MiB in {int(r.count):,} allocations freed at once; "
                      f"stack {str(r.stack)[:120]}", 0.9 * share,
                      Code(r.function, r.file, int(r.line), str(r.stack),
-                          f"churn: {100 * share:.0f}% of the short-lived bytes "
-                          f"({r.bytes / MB:,.0f} MiB)")))
+                          (f"churn: {100 * share:.0f}% of the short-lived bytes "
+                           f"({r.bytes / MB:,.0f} MiB)",))))
     return rows
 
 
@@ -268,7 +268,7 @@ class Code:
     file: str
     line: int
     stack: str
-    explains: str  # one or more statements, joined by "; "
+    explains: tuple[str, ...]  # one statement per piece of evidence
 
 
 def _thread_families(threads: pd.DataFrame) -> list[Row]:
@@ -312,7 +312,7 @@ def _origin_rows(origins: Any, how: Attribution) -> list[Row]:
                              f"started here ({label} {', '.join(names[:3])}); stack "
                              f"{g['stack'].iloc[0][:160]}",
                              min(1.0, 0.5 + len(g) / (2 * len(alive))),
-                             Code(fn, file, line, g["stack"].iloc[0], explains)))
+                             Code(fn, file, line, g["stack"].iloc[0], (explains,))))
     fds, when = ((origins.fds_at_peak, "at their peak")
                  if len(origins.fds_at_peak) > len(origins.fds) else (origins.fds, "at the end"))
     fds = _reattributed(fds, how) if len(fds) else fds
@@ -324,7 +324,7 @@ def _origin_rows(origins: Any, how: Attribution) -> list[Row]:
                          f"{len(g):,} of the {len(fds):,} fds open {when} are {kind}s "
                          f"opened here; stack {g['stack'].iloc[0][:160]}",
                          min(1.0, 0.5 + len(g) / (2 * len(fds))),
-                         Code(fn, file, line, g["stack"].iloc[0], explains)))
+                         Code(fn, file, line, g["stack"].iloc[0], (explains,))))
     return rows
 
 
@@ -386,8 +386,8 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
                              f"{r.threads} of {len(t)} threads idle here (in {where}): "
                              "pollers never stopped?", min(1.0, r.threads / max(1, len(t))),
                              Code(r.function, r.file, r.line, r.stack,
-                                  f"threads: {r.threads} of the {len(t)} in the dump are "
-                                  "parked here")))
+                                  (f"threads: {r.threads} of the {len(t)} in the dump are "
+                                   "parked here",))))
     if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
         samples = ev.pyspy.samples
         n = max(1, int(samples["count"].sum()))
@@ -398,7 +398,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
                          f"{100 * r.samples / n:.0f}% of CPU samples ran in or below this "
                          f"line of your code; stack {r.stack[:120]}", r.samples / n,
                          Code(r.function, r.file, r.line, r.stack,
-                              f"cpu: {100 * r.samples / n:.0f}% of the CPU samples")))
+                              (f"cpu: {100 * r.samples / n:.0f}% of the CPU samples",))))
     if ev.gc_events is not None and len(ev.gc_events):
         from labkit.analysis import gc_summary
 
