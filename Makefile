@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 STAMP312:= .venv-3.12/.installed
 STAMP313:= .venv-3.13/.installed
 
-.PHONY: lab test install venv-3.12 venv-3.13 chromium go bench datasets clean
+.PHONY: lab test install venv-3.12 venv-3.13 chromium go bench datasets datasets-fleet clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,7 +65,24 @@ datasets: install
 	  [r.pack_run(m.parent) for m in pathlib.Path(".datasets.new").glob("*/*/manifest.json")]'
 	for s in $(SCENARIOS); do rm -rf datasets/$$s && mv .datasets.new/$$s datasets/$$s; done
 	rm -rf .datasets.new
+	$(MAKE) datasets-fleet
 	du -sh datasets
+
+# A recorded fleet for notebooks/95-fleet: 20 pods serving 1000 to 5000 requests each,
+# release 1.4.2 (pool-misuse fixed) on 16 of them and 1.5.0 (leaky) on FLEET_CANARIES;
+# datasets/fleet/pod-NN/<variant>, labelled host, release and requests.
+FLEET_CANARIES = 03 06 12 20
+datasets-fleet: install
+	rm -rf .fleet.new
+	for i in $$(seq -w 1 20); do \
+	  v=fixed; rel=1.4.2; case " $(FLEET_CANARIES) " in *" $$i "*) v=leaky; rel=1.5.0;; esac; \
+	  n=$$(( ($${i#0} - 1) % 5 * 1000 + 1000 )); \
+	  $(VENV)/bin/labkit run pool-misuse --quick --variant $$v --param requests=$$n \
+	    --label host=pod-$$i --label release=$$rel --label requests=$$n \
+	    --out .fleet.new/pod-$$i > /dev/null || exit 1; done
+	$(PY) -c 'import pathlib, labkit.rundir as r; \
+	  [r.pack_run(m.parent) for m in pathlib.Path(".fleet.new").glob("*/*/manifest.json")]'
+	rm -rf datasets/fleet && mv .fleet.new datasets/fleet
 
 clean:
 	rm -rf $(VENV) .venv-3.12 .venv-3.13 runs reports .pytest_cache

@@ -16,6 +16,7 @@ __all__ = [
     "Run",
     "__version__",
     "compare",
+    "fleet",
     "load",
     "run_program",
     "run_scenario",
@@ -28,6 +29,7 @@ _LAZY = {
     "load": "labkit.frames",
     "run_program": "labkit.capture.session",
     "compare": "labkit.compare",
+    "fleet": "labkit.fleetdb",
     "run_scenario": "labkit.runner",
 }
 

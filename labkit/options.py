@@ -48,3 +48,14 @@ RATE_HZ = integer(1, 1000, unit="Hz")
 MEMORY_MIB = integer(16, 1 << 20, unit="MiB")
 TOP = integer(1, 10_000)
 PID = integer(1, 1 << 22)
+
+
+def label(text: str) -> tuple[str, str]:
+    """``KEY=VALUE``, KEY a plain name (letters, digits, underscores): a run's label."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r}: give KEY=VALUE, KEY a plain name")
+    return key, value
+
+
+LABEL_HELP = "label the run KEY=VALUE (host, release, load...; repeatable)"

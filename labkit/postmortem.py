@@ -62,6 +62,10 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
     from labkit.frames.proc import load_proc
     from labkit.frames.pyspy import PySpyCapture
 
+    if run not in (None, "") and not any((memray, pyspy, dump, gc, proc)):
+        from labkit.frames import load
+
+        return evidence_of(load(run, background_stats=False))
     ev = Evidence(sources={})
     if run not in (None, ""):
         from labkit.frames import load
@@ -125,6 +129,32 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
     return ev
 
 
+def evidence_of(run: Any) -> Evidence:
+    """The evidence a loaded :class:`~labkit.frames.Run` holds, sharing its frames (on the
+    run's time axis; nothing is loaded twice)."""
+    ev = Evidence(sources={})
+    if run.has(A.MEMRAY):
+        ev.memray, ev.sources["memray"] = run.memray, str(run.need(A.MEMRAY))
+    if run.has(A.PYSPY_PROFILE) or run.has(A.PYSPY_DUMP):
+        ev.pyspy = run.pyspy
+        for art, key in ((A.PYSPY_PROFILE, "pyspy"), (A.PYSPY_DUMP, "dump")):
+            if run.has(art):
+                ev.sources[key] = str(run.need(art))
+    if run.has(A.GC_EVENTS):
+        ev.gc_events, ev.gc_wall_s, ev.sources["gc"] = run.gc_events, run.gc_wall_s, str(
+            run.path)
+        ev.heap = run.heap if run.has(A.GC_HEAP) else None
+    if run.has(A.PROC):
+        ev.proc, ev.sources["proc"] = run.proc, str(run.need(A.PROC))
+    if run.has(A.PROC_FDS):
+        ev.fd_table, ev.sources["fd table"] = run.fd_table, str(run.need(A.PROC_FDS))
+    if run.has(A.ORIGINS):
+        ev.origins, ev.sources["origins"] = run.origins, str(run.need(A.ORIGINS))
+    if not ev.sources:
+        raise InputError(f"{run.path} holds no capture a postmortem can read")
+    return ev
+
+
 def _wall_from_meta(meta_path: Path, events: pd.DataFrame) -> float | None:
     """The tracer's own window (start to end, or to the last collection) from the
     ``gctrace.json`` beside a loose ``gc_events.bin``; None without one."""
@@ -157,6 +187,14 @@ def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str]) -> 
     return out
 
 
+def steady_gain(growth: pd.DataFrame) -> pd.Series:
+    """What each stack of :attr:`MemrayCapture.growth` gained over the run, counted in full
+    only for a stack that grew in at least :data:`STEADY_STEPS` steps (a one-off grows in
+    one): ``max(growth_bytes, 0) * min(1, increases / STEADY_STEPS)``."""
+    steadiness = (growth["increases"].astype(float) / STEADY_STEPS).clip(upper=1.0)
+    return growth["growth_bytes"].clip(lower=0) * steadiness
+
+
 def _memory_rows(memray: Any, how: Attribution) -> list[Row]:
     """Lines of the user's code by the memory they held at the peak and by how much what
     they hold grew over the run, growth counted in full only for a site that grew in at
@@ -169,8 +207,7 @@ def _memory_rows(memray: Any, how: Attribution) -> list[Row]:
     tracking stopped (never freed) is stated with it."""
     total = max(1, int(memray.metadata.peak_memory))  # no statistics pass needed
     grow = own_allocations(memray.growth)
-    steadiness = (grow["increases"].astype(float) / STEADY_STEPS).clip(upper=1.0)
-    grow = grow.assign(gain=grow["growth_bytes"].clip(lower=0) * steadiness)
+    grow = grow.assign(gain=steady_gain(grow))
     sites = _by_user_frame(grow, how, {"bytes": "peak_bytes", "count": "peak_count",
                                        "never": "end_bytes", "gain": "gain"})
     grown, never = float(sites["gain"].sum()), float(sites["never"].sum())

@@ -57,6 +57,7 @@ def host_facts() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "hostname": platform.node(),
     }
 
 
@@ -85,6 +86,7 @@ class RunWriter:
     argv: list[str]
     params: dict[str, Any] = field(default_factory=dict)
     producers: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
     start_utc: str = field(default_factory=utc_now)
     t0_ns: int = field(default_factory=time.perf_counter_ns)
     t0_epoch_s: float = field(default_factory=time.time)
@@ -140,6 +142,7 @@ class RunWriter:
             "t0_epoch_s": self.t0_epoch_s,
             "host": host_facts(),
             "params": self.params,
+            "labels": self.labels,
             **extra,
             "artifacts": artifacts,
         }

@@ -92,6 +92,7 @@ def run_scenario(
     argv: Sequence[str] | None = None,
     memory_cap_mb: int | None = None,
     time_cap_s: float | None = None,
+    labels: dict[str, str] | None = None,
 ) -> dict[str, RunResult]:
     """Run ``variants`` (default: all) of scenario ``name``; one run directory each.
 
@@ -118,20 +119,22 @@ def run_scenario(
         for variant in chosen_variants:
             bar.step(f"running {variant}")
             results[variant] = _run_variant(name, spec, variant, values, chosen, python,
-                                            root, argv, quick, memory_cap_mb, time_cap_s)
+                                            root, argv, quick, memory_cap_mb, time_cap_s,
+                                            labels)
     return results
 
 
 def _run_variant(name: str, spec: Any, variant: str, values: dict[str, Any],
                  chosen: tuple[str, ...], python: str, root: Path, argv: Sequence[str] | None,
                  quick: bool, memory_cap_mb: int | None,
-                 time_cap_s: float | None) -> RunResult:
+                 time_cap_s: float | None, labels: dict[str, str] | None = None) -> RunResult:
     """One variant under capture (see :func:`run_scenario`)."""
     opts = CaptureOptions(
         gc="gc" in chosen, memray="memray" in chosen, pyspy="pyspy" in chosen,
         proc="proc" in chosen, proc_interval_s=0.05, quiet=True,
         memory_cap_bytes=(memory_cap_mb or spec.memory_cap_mb) * 1024 * 1024,
-        time_cap_s=time_cap_s or (spec.quick_time_cap_s if quick else spec.time_cap_s))
+        time_cap_s=time_cap_s or (spec.quick_time_cap_s if quick else spec.time_cap_s),
+        labels=labels)
     cmd = [python, "-m", f"labkit.scenarios.{get_module(name).__name__.rsplit('.', 1)[1]}",
            "--variant", variant, "--params", json.dumps(values)]
     backends = [HoldDump] if ("pyspy" in chosen or spec.dump_on_hold) else []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,19 +30,19 @@ def _top(text: str) -> list[tuple[float, str]]:
     """(flat value in 10^6 bytes or s, function) rows of ``-top``, largest first."""
     rows = []
     for line in text.splitlines():
-        m = re.match(r"\s*([\d.]+)(kB|MB|GB|s|ms)\s+[\d.]+%\s+[\d.]+%\s+\S+\s+\S+\s+(.+)$",
-                     line)
+        m = re.match(r"\s*([\d.]+)(kB|MB|GB|s|ms|us)\s+[\d.]+%\s+[\d.]+%\s+\S+\s+\S+\s+"
+                     r"(.+)$", line)
         if m:
             scale = {"kB": 2**10 / 1e6, "MB": 2**20 / 1e6, "GB": 2**30 / 1e6, "s": 1,
-                     "ms": 1e-3}[m.group(2)]  # pprof's kB and MB are binary
+                     "ms": 1e-3, "us": 1e-6}[m.group(2)]  # pprof's kB and MB are binary
             rows.append((float(m.group(1)) * scale, m.group(3).strip()))
     return rows
 
 
-def test_go_tool_pprof_reads_memory_and_cpu_exports(tmp_path: Path) -> None:
+def test_go_tool_pprof_reads_memory_cpu_and_gc_exports(tmp_path: Path) -> None:
     runs = {}
     for name, run in (("leaky", "pool-misuse/leaky"), ("fixed", "pool-misuse/fixed"),
-                      ("cpu", "gateway-load/leaky")):
+                      ("cpu", "gateway-load/leaky"), ("gc", "gc-tuning/default")):
         runs[name] = tmp_path / name
         cp = labkit("export", str(DATASETS / run), "--to", "pprof", "--out", str(runs[name]))
         assert cp.returncode == 0, cp.stderr
@@ -54,6 +55,18 @@ def test_go_tool_pprof_reads_memory_and_cpu_exports(tmp_path: Path) -> None:
     diff = _top(_pprof("-top", "-sample_index=inuse_space", "-diff_base",
                        str(runs["fixed"] / "memory.pb.gz"), str(runs["leaky"] / "memory.pb.gz")))
     assert diff[0][1] == "serve" and diff[0][0] > 50, diff[:3]  # the growth, leaky - fixed
+    allocated = load(DATASETS / "pool-misuse/leaky").memray.allocated
+    serve_alloc = allocated[allocated.function == "serve"]["bytes"].sum() / 1e6
+    alloc = _top(_pprof("-top", "-sample_index=alloc_space", str(runs["leaky"] / "memory.pb.gz")))
+    assert alloc[0][1] == "serve" and abs(alloc[0][0] - serve_alloc) < 0.01 * serve_alloc
+    assert serve_alloc > 5 * serve_mb  # pooled buffers churn: far more allocated than held
+    events = load(DATASETS / "gc-tuning/default").gc_events
+    by_gen = events.groupby("generation")["pause_ms"].sum() / 1e3
+    gc = _top(_pprof("-top", str(runs["gc"] / "gc.pb.gz")))
+    assert gc[0][1] == f"gc: {('young', 'middle', 'full')[by_gen.idxmax()]} collection " \
+        f"(generation {by_gen.idxmax()})"
+    assert abs(gc[0][0] - by_gen.max()) < 0.01 * by_gen.max() + 1e-5, (gc, by_gen)
+    assert "run: " in _pprof("-tags", str(runs["gc"] / "gc.pb.gz"))
     traces = _pprof("-traces", str(runs["leaky"] / "memory.pb.gz"))
     assert re.search(r"serve\n\s+run_main\n\s+main", traces)  # whole stacks, leaf first
     cpu = _top(_pprof("-top", str(runs["cpu"] / "cpu.pb.gz")))
@@ -64,8 +77,12 @@ def test_go_tool_pprof_reads_memory_and_cpu_exports(tmp_path: Path) -> None:
 
 
 def test_export_refuses_what_it_cannot_do(tmp_path: Path) -> None:
-    assert_clean_error(labkit("export", str(DATASETS / "gc-tuning/default"), "--out",
-                              str(tmp_path / "x")), "no memray or py-spy capture")
+    proc_only = tmp_path / "proc-only"
+    cp = labkit("capture", "--proc", "--out", str(proc_only), "--", sys.executable, "-c",
+                "import time; time.sleep(0.3)")
+    assert cp.returncode == 0, cp.stderr
+    assert_clean_error(labkit("export", str(proc_only), "--out", str(tmp_path / "x")),
+                       "no memray, py-spy or GC capture", "--memray")
     out = tmp_path / "again"
     assert labkit("export", str(DATASETS / "pool-misuse/leaky"), "--out", str(out)) \
         .returncode == 0

@@ -39,12 +39,13 @@ def attach(
     rate_hz: int = 100,
     out: Path | None = None,
     argv: list[str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> Path:
     """Capture a running process into a new run directory; returns its path."""
     proc = check_pid(pid)
     writer = RunWriter(out or default_run_path(f"attach-{pid}"), "attach", argv or [],
                        {"pid": pid, "pyspy_s": pyspy_s, "dump": dump, "proc_s": proc_s,
-                        "rate_hz": rate_hz})
+                        "rate_hz": rate_hz}, labels=dict(labels or {}))
     try:
         if dump or pyspy_s:
             text = pyspy.dump(pid)  # raises the one-line error when ptrace is refused

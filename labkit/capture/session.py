@@ -49,6 +49,7 @@ class CaptureOptions:
     time_cap_s: float | None = None
     memory_cap_bytes: int | None = None
     env: dict[str, str] | None = None
+    labels: dict[str, str] | None = None  # the run's own labels (host, release, ...)
 
 
 @dataclass
@@ -168,7 +169,8 @@ def run_program(
     if opts.memray:
         require_module(pycmd.python, "memray")
     writer = RunWriter(out or default_run_path(pycmd.label), kind,
-                       list(argv if argv is not None else sys.argv), dict(params or {}))
+                       list(argv if argv is not None else sys.argv), dict(params or {}),
+                       labels=dict(opts.labels or {}))
     child = _start(pycmd, writer, opts, metrics_env)
     watch = _Watch(child, writer, opts)
     rc, received = watch.run(backends)
@@ -183,7 +185,8 @@ def run_program(
     if opts.time_cap_s:
         outcome["time_cap_s"] = opts.time_cap_s
     path = writer.publish(command=list(cmd), outcome=outcome,
-                          target=_target_facts(writer.path), **watch.extra)
+                          target={**(_target_facts(writer.path) or {}), "pid": child.pid},
+                          **watch.extra)
     return RunResult(path, rc, watch.reason, sig, watch.extra)
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from labkit.cli import verbs
-from labkit.options import INTERVAL, MEMORY_MIB, PID, RATE_HZ, SECONDS, TOP
+from labkit.options import INTERVAL, LABEL_HELP, MEMORY_MIB, PID, RATE_HZ, SECONDS, TOP, label
 
 
 def _add_capture_flags(p: argparse.ArgumentParser) -> None:
@@ -17,6 +17,7 @@ def _add_capture_flags(p: argparse.ArgumentParser) -> None:
                    help="also sample tracemalloc's traced memory (slows the program 2-3x)")
     p.add_argument("--proc", action="store_true",
                    help="sample RSS, threads, fds and CPU from outside")
+    p.add_argument("--label", type=label, action="append", metavar="K=V", help=LABEL_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=RATE_HZ, default=100, metavar="HZ",
                    help="py-spy sampling rate (1 to 1000; default 100)")
     p.add_argument("--out", type=Path, help="run directory to create")
+    p.add_argument("--label", type=label, action="append", metavar="K=V", help=LABEL_HELP)
     p.set_defaults(handler=verbs.cmd_attach, needs_command=False)
 
     p = sub.add_parser("compare", help="run B against run A: what grew, by site and function")
@@ -82,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop a variant whose RSS passes this (default: the scenario's)")
     p.add_argument("--time-cap", type=SECONDS, metavar="S",
                    help="stop a variant that runs longer (default: the scenario's)")
+    p.add_argument("--label", type=label, action="append", metavar="K=V", help=LABEL_HELP)
     p.set_defaults(handler=verbs.cmd_run, needs_command=False)
 
     p = sub.add_parser("signatures", help="run scenarios and print what tells leaky from "
@@ -141,10 +144,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "every frame, Hive-partitioned by frame and run")
     p.add_argument("--out", type=Path,
                    help="folder to write (default: RUN.pprof or RUN.parquet beside it)")
-    p.add_argument("--label", action="append", metavar="K=V",
-                   help="parquet: a label column for every row (repeatable)")
+    p.add_argument("--label", type=label, action="append", metavar="K=V",
+                   help="parquet: a label for every row, over the run's own (repeatable)")
     p.add_argument("--force", action="store_true", help="replace earlier exports there")
     p.set_defaults(handler=verbs.cmd_export, needs_command=False)
+
+    p = sub.add_parser("fleet", help="many runs at once (DuckDB): sites that grow with load, "
+                       "outlier nodes, the top suspect on each")
+    p.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_DIR",
+                   help="run directories, folders of runs, or Parquet exports")
+    p.add_argument("--by", metavar="LABEL",
+                   help="the label that measures load (default: each run's duration)")
+    p.add_argument("--label", type=label, action="append", metavar="K=V",
+                   help="a label for every run exported here (repeatable)")
+    p.add_argument("--store", type=Path, help="where runs are exported (default: "
+                   "$XDG_CACHE_HOME/labkit/fleet)")
+    p.add_argument("--json", type=Path, help="also write the answers as JSON here")
+    p.add_argument("--force", action="store_true", help="replace --json if it exists")
+    p.set_defaults(handler=verbs.cmd_fleet, needs_command=False)
 
     p = sub.add_parser("lab", help="JupyterLab on the lab's notebooks (127.0.0.1, token, "
                        "works as root)")

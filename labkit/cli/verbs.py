@@ -37,7 +37,8 @@ def cmd_gctrace(args: argparse.Namespace, command: list[str]) -> int:
     from labkit.report.text import gc_summary_lines
 
     opts = CaptureOptions(gc=True, proc=args.proc, quiet=args.quiet,
-                          interval_s=args.interval, tracemalloc=args.tracemalloc)
+                          interval_s=args.interval, tracemalloc=args.tracemalloc,
+                          labels=dict(args.label or []))
     return _run_and_summarise(command, args.out, opts, "gctrace", gc_summary_lines)
 
 
@@ -52,7 +53,8 @@ def cmd_capture(args: argparse.Namespace, command: list[str]) -> int:
     opts = CaptureOptions(**chosen, native=args.native,
                           trace_python_allocators=args.trace_python_allocators,
                           rate_hz=args.rate, interval_s=args.interval,
-                          tracemalloc=args.tracemalloc, quiet=True)
+                          tracemalloc=args.tracemalloc, quiet=True,
+                          labels=dict(args.label or []))
     return _run_and_summarise(command, args.out, opts, "capture", run_summary_lines)
 
 
@@ -64,7 +66,8 @@ def cmd_attach(args: argparse.Namespace, command: list[str]) -> int:
     if args.pyspy is None and not args.dump and args.proc is None:
         args.pyspy, args.dump, args.proc = 5.0, True, 5.0
     path = attach(args.pid, pyspy_s=args.pyspy, dump=args.dump, proc_s=args.proc,
-                  rate_hz=args.rate, out=args.out, argv=["labkit", *sys.argv[1:]])
+                  rate_hz=args.rate, out=args.out, argv=["labkit", *sys.argv[1:]],
+                  labels=dict(args.label or []))
     from labkit.frames import load
 
     for line in run_summary_lines(load(path)):
@@ -107,7 +110,8 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
                            captures=parse_captures(args.capture, spec.captures),
                            params=parse_params(args.param), quick=args.quick, out=args.out,
                            python=args.python, argv=["labkit", *sys.argv[1:]],
-                           memory_cap_mb=args.memory_cap, time_cap_s=args.time_cap)
+                           memory_cap_mb=args.memory_cap, time_cap_s=args.time_cap,
+                           labels=dict(args.label or []))
     worst = 0
     for variant, res in results.items():
         note = " (stopped by its cap, as designed)" if res.reason.endswith("-cap") else ""
@@ -237,15 +241,26 @@ def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
     else:
         from labkit.export.parquet import export_parquet
 
-        labels = {}
-        for pair in args.label or []:
-            key, sep, value = pair.partition("=")
-            if not sep or not key.isidentifier():
-                raise UsageError(f"--label {pair!r}: give KEY=VALUE, KEY a plain name")
-            labels[key] = value
-        written = export_parquet(run, out, labels, force=args.force)
+        written = export_parquet(run, out, dict(args.label or []), force=args.force)
     for path in written:
         say(f"wrote {path}")
+    return 0
+
+
+def cmd_fleet(args: argparse.Namespace, command: list[str]) -> int:
+    """Query many runs together: growing sites, outlier nodes, top suspects."""
+    from labkit.fleetdb import fleet
+
+    fl = fleet(args.paths, labels=dict(args.label or []), by=args.by, store=args.store)
+    if args.json:
+        import json
+
+        from labkit.outputs import check_file_output, write_text_atomic
+
+        path = check_file_output(args.json, force=args.force, flag="--json")
+        write_text_atomic(path, json.dumps(fl.summary(), indent=1, default=str) + "\n")
+    for line in fl.lines():
+        say(line)
     return 0
 
 

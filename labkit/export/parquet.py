@@ -4,20 +4,23 @@ Layout (schema version :data:`SCHEMA_VERSION`, a contract like the manifest's)::
 
     ROOT/frame=<name>/run_id=<id>/part-0.parquet
 
-One ``frame`` per frame the run holds: ``gc_events``, ``heap``, ``proc``, ``memray_peak``
-(sites at the high-water mark), ``memray_growth`` (each site over the run), ``memray_churn``,
-``pyspy_functions``, ``pyspy_samples``, ``threads`` (a dump's), ``thread_origins``,
-``fd_origins``. Every row carries the run's identity: ``run_id`` (the partition; the run's
-folder name and its manifest's checksum prefix), ``run_kind``, ``host``, ``python``,
-``schema_version`` and one ``label_<key>`` column per ``--label key=value``. The frames'
-own columns are as labkit documents them, less ``frames`` (stack tuples; ``stack`` keeps
-the same stack as text). DuckDB, Spark, Trino, Polars and pyarrow read it as it is:
-``read_parquet('ROOT/frame=memray_peak/*/*.parquet', hive_partitioning=true)``.
+One ``frame`` per frame the run holds (:data:`FRAMES`): the captures as labkit loads them
+(``gc_events``, ``heap``, ``proc``, ``memray_peak``, ``memray_growth``, ``memray_churn``,
+``pyspy_functions``, ``pyspy_samples``, ``threads``, ``thread_origins``, ``fd_origins``)
+and what labkit concluded from them: ``runs`` (one row: the run's size in memory, threads,
+fds and GC, its verdict and top suspect) and ``suspects`` (the postmortem's ranked
+suspects). Every row carries the run's identity (:data:`IDENTITY`) and one ``label_<key>``
+column per label (the run's own, given at capture with ``--label``, then those given to the
+export). Memory frames carry ``site_function``, ``site_file``, ``site_line``: the first
+frame in the user's own code, as the postmortem attributes it; ``memray_growth`` also has
+``gain_bytes``, the growth the postmortem counts (steady growth in full, a one-off less).
+Stacks are text (``stack``,
+leaf first). Contract: a version adds columns or frames without changing its number;
+renaming or removing one, or changing a meaning, makes a new version.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -27,25 +30,151 @@ from labkit import artifacts as A
 from labkit.errors import InputError
 
 SCHEMA_VERSION = 1
-FRAMES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
-    "gc_events": (A.GC_EVENTS, lambda r: r.gc_events),
-    "heap": (A.GC_HEAP, lambda r: r.heap),
-    "proc": (A.PROC, lambda r: r.proc),
-    "memray_peak": (A.MEMRAY, lambda r: r.memray.allocations_at_peak),
-    "memray_growth": (A.MEMRAY, lambda r: r.memray.growth),
-    "memray_churn": (A.MEMRAY, lambda r: r.memray.churn),
-    "pyspy_functions": (A.PYSPY_PROFILE, lambda r: r.pyspy.functions),
-    "pyspy_samples": (A.PYSPY_PROFILE, lambda r: r.pyspy.samples),
-    "threads": (A.PYSPY_DUMP, lambda r: r.pyspy.threads),
-    "thread_origins": (A.ORIGINS, lambda r: r.origins.threads),
-    "fd_origins": (A.ORIGINS, lambda r: r.origins.fds),
+IDENTITY = ("run_id", "run_kind", "host", "pid", "python", "scenario", "variant",
+            "start_utc", "duration_s", "schema_version")
+
+
+def _sites(df: Any) -> Any:
+    """``df`` with the user's own frame of each stack as ``site_*`` columns."""
+    from labkit.attribution import DEFAULT
+
+    site = df["frames"].map(DEFAULT.user_frame)
+    return df.assign(site_function=[s[2] if s else None for s in site],
+                     site_file=[s[0] if s else None for s in site],
+                     site_line=[int(s[1]) if s else None for s in site]).astype(
+        {"site_function": "string", "site_file": "string", "site_line": "Int64"})
+
+
+def _growth(df: Any) -> Any:
+    """Growth with ``gain_bytes``: what the postmortem counts as steady growth."""
+    from labkit.postmortem import steady_gain
+
+    return _sites(df).assign(gain_bytes=steady_gain(df))
+
+
+def _suspects(ctx: _Context) -> Any:
+    import pandas as pd
+
+    rows = [{"rank": s["rank"], "kind": s["kind"], "function": s["function"],
+             "file": s["file"], "line": s["line"], "score": s["score"],
+             "explains": "; ".join(s["explains"]), "stack": s["stack"]}
+            for s in ctx.findings.suspects]
+    return pd.DataFrame(rows, columns=["rank", "kind", "function", "file", "line", "score",
+                                       "explains", "stack"])
+
+
+class _Context:
+    """One run, its evidence and findings, computed once for every frame."""
+
+    def __init__(self, run: Any) -> None:
+        from labkit.postmortem import evidence_of
+
+        self.run = run
+        self.evidence = evidence_of(run)
+
+    @property
+    def findings(self) -> Any:
+        if not hasattr(self, "_findings"):
+            from labkit.findings import findings
+
+            self._findings = findings(self.evidence)
+        return self._findings
+
+
+FRAMES: dict[str, tuple[Any, Callable[[_Context], Any]]] = {
+    "runs": (None, lambda c: run_row(c)),
+    "suspects": (None, _suspects),
+    "gc_events": (A.GC_EVENTS, lambda c: c.run.gc_events),
+    "heap": (A.GC_HEAP, lambda c: c.run.heap),
+    "proc": (A.PROC, lambda c: c.run.proc),
+    "memray_peak": (A.MEMRAY, lambda c: _sites(c.run.memray.allocations_at_peak)),
+    "memray_growth": (A.MEMRAY, lambda c: _growth(c.run.memray.growth)),
+    "memray_churn": (A.MEMRAY, lambda c: _sites(c.run.memray.churn)),
+    "pyspy_functions": (A.PYSPY_PROFILE, lambda c: c.run.pyspy.functions),
+    "pyspy_samples": (A.PYSPY_PROFILE, lambda c: c.run.pyspy.samples),
+    "threads": (A.PYSPY_DUMP, lambda c: c.run.pyspy.threads),
+    "thread_origins": (A.ORIGINS, lambda c: c.run.origins.threads),
+    "fd_origins": (A.ORIGINS, lambda c: c.run.origins.fds),
 }
 
 
 def run_id(run: Any) -> str:
     """The run's partition name: its folder name and its manifest's checksum prefix."""
+    import hashlib
+
     digest = hashlib.sha256((run.path / A.MANIFEST).read_bytes()).hexdigest()[:10]
     return f"{run.path.name}-{digest}"
+
+
+def identity(run: Any, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """The columns every exported row of ``run`` carries (:data:`IDENTITY` and labels)."""
+    import datetime as dt
+
+    m = run.manifest
+    params = m.get("params") or {}
+    try:
+        duration = (dt.datetime.fromisoformat(m["end_utc"]) -
+                    dt.datetime.fromisoformat(m["start_utc"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        duration = None
+    pid = (m.get("target") or {}).get("pid", params.get("pid"))
+    return {"run_id": run_id(run), "run_kind": str(m.get("kind", "")),
+            "host": str((m.get("host") or {}).get("hostname", "")),
+            "pid": int(pid) if isinstance(pid, int) else None,
+            "python": str((m.get("target") or {}).get("version", "")),
+            "scenario": params.get("scenario"), "variant": params.get("variant"),
+            "start_utc": str(m.get("start_utc", "")), "duration_s": duration,
+            "schema_version": SCHEMA_VERSION,
+            **{f"label_{k}": str(v) for k, v in {**(m.get("labels") or {}),
+                                                 **(labels or {})}.items()}}
+
+
+def run_row(ctx: _Context) -> Any:
+    """One row: the run's peak heap and RSS, threads, fds, GC share and pauses, CPU
+    samples, and the postmortem's verdict and top suspect (None where not captured)."""
+    import pandas as pd
+
+    ev, f = ctx.evidence, ctx.findings
+    row: dict[str, Any] = {"memray_peak_bytes": None, "rss_peak_bytes": None,
+                           "threads_max": None, "fds_max": None, "gc_share": None,
+                           "gc_collections": None, "gc_pause_max_ms": None,
+                           "cpu_samples": None}
+    if ev.memray is not None:
+        row["memray_peak_bytes"] = int(ev.memray.metadata.peak_memory)
+    if ev.proc is not None and len(ev.proc):
+        row.update(rss_peak_bytes=int(ev.proc.rss_bytes.max()),
+                   threads_max=int(ev.proc.threads.max()), fds_max=int(ev.proc.fds.max()))
+    elif ev.heap is not None and len(ev.heap):
+        row["rss_peak_bytes"] = int(ev.heap.rss_bytes.max())
+    if ev.gc_events is not None:
+        from labkit.analysis import gc_summary
+
+        s = gc_summary(ev.gc_events, ev.gc_wall_s or 1e-9)
+        row.update(gc_share=s.gc_percent / 100, gc_collections=int(s.collections),
+                   gc_pause_max_ms=float(s.pause_max_ms))
+    if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
+        row["cpu_samples"] = int(ev.pyspy.samples["count"].sum())
+    top = f.suspects[0] if f.suspects else None
+    row.update(verdict=f.verdict, top_function=top and top["function"],
+               top_file=top and Path(top["file"]).name, top_line=top and int(top["line"]),
+               top_score=top and float(top["score"]), top_kind=top and top["kind"])
+    return pd.DataFrame([row]).astype(_RUN_TYPES)
+
+
+_RUN_TYPES = {"memray_peak_bytes": "Int64", "rss_peak_bytes": "Int64", "threads_max": "Int64",
+              "fds_max": "Int64", "gc_share": "Float64", "gc_collections": "Int64",
+              "gc_pause_max_ms": "Float64", "cpu_samples": "Int64", "verdict": "string",
+              "top_function": "string", "top_file": "string", "top_line": "Int64",
+              "top_score": "Float64", "top_kind": "string"}
+
+
+def _identity_columns(ids: dict[str, Any], n: int) -> dict[str, Any]:
+    """Arrow columns of ``n`` rows for the identity (typed even where a value is None)."""
+    import pyarrow as pa
+
+    types = {"pid": pa.int64(), "duration_s": pa.float64(), "schema_version": pa.int32()}
+    return {k: pa.array([v] * n, type=types.get(k, pa.string()))
+            for k, v in ids.items() if k != "run_id"}  # run_id: the partition, in the path
 
 
 def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *,
@@ -60,29 +189,26 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
     from labkit.outputs import check_dir_output
 
     root = check_dir_output(root)
-    rid = run_id(run)
-    m = run.manifest
-    target = m.get("target") or {}
-    identity = {"run_id": rid, "run_kind": str(m.get("kind", "")),
-                "host": str((m.get("host") or {}).get("hostname", "")),
-                "python": str(target.get("version", "")), "schema_version": SCHEMA_VERSION,
-                **{f"label_{k}": v for k, v in (labels or {}).items()}}
-    chosen = [(name, get) for name, (art, get) in FRAMES.items() if run.has(art)]
-    if not chosen:
-        raise InputError(f"{run.path} holds no capture to export")
+    ids = identity(run, labels)
+    rid = ids["run_id"]
+    captured = [name for name, (art, _) in FRAMES.items() if art is not None and run.has(art)]
+    if not captured:
+        raise InputError(f"{run.path} holds no capture to export; capture it with --gc, "
+                         "--memray, --pyspy or --proc")
+    chosen = [name for name in FRAMES if FRAMES[name][0] is None or name in captured]
     parts = [(name, root / f"frame={name}" / f"run_id={rid}" / "part-0.parquet")
-             for name, _ in chosen]
+             for name in chosen]
     taken = [p for _, p in parts if p.exists()]
     if taken and not force:
         raise InputError(f"{taken[0].parent} already exists (this run was exported there); "
                          "pass --force to replace it")
+    ctx = _Context(run)
     written = []
-    for (_, get), (_, path) in zip(chosen, parts, strict=True):
-        df = get(run).drop(columns=["frames"], errors="ignore").reset_index(drop=True)
-        for k, v in identity.items():
-            if k != "run_id":  # the partition column: in the path, as Hive has it
-                df[k] = v
-        table = pa.Table.from_pandas(df, preserve_index=False)
+    for name, path in parts:
+        df = FRAMES[name][1](ctx).drop(columns=["frames"], errors="ignore")
+        table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+        for k, col in _identity_columns(ids, len(df)).items():
+            table = table.append_column(k, col)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         pq.write_table(table, tmp)

@@ -3,11 +3,22 @@ Parca and the rest.
 
 Written with a small protobuf encoder (the format is a handful of messages of varints and
 length-delimited fields, documented in google/pprof's ``proto/profile.proto``), so labkit
-needs no protobuf library. Memory: from memray's high-water mark, sample types
-``inuse_objects`` (count) and ``inuse_space`` (bytes); CPU: from py-spy, ``samples``
-(count) and ``cpu`` (nanoseconds, at the sampling rate). Locations are Python functions
-with their file and line, leaf first as pprof expects; each sample carries a ``thread``
-label; the profile's comments carry the run's command and start time.
+needs no protobuf library.
+
+- Memory (``memory.pb.gz``), from memray: ``alloc_objects``/``alloc_space`` (everything
+  allocated over the run, as ``memray stats`` totals it) and ``inuse_objects``/
+  ``inuse_space`` (held at the high-water mark, memray's peak view; the default type).
+- CPU (``cpu.pb.gz``), from py-spy: ``samples`` (count) and ``cpu`` (nanoseconds at the
+  sampling rate).
+- GC (``gc.pb.gz``), from labkit's GC tracer: ``collections`` (count) and ``pause``
+  (nanoseconds), one pseudo-frame per generation (``gc: full collection (generation 2)``),
+  so ``-top`` says which generation the pauses went to; the wall time is the profile's
+  duration.
+
+Locations are Python functions with their file and line, leaf first as pprof expects.
+Each sample carries a ``thread`` label and the run's own: ``run``, ``host``, ``python`` and
+every ``--label`` given at capture (``-tagfocus``/``-tags`` work on them); the profile's
+comments carry the run's command and start time.
 """
 
 from __future__ import annotations
@@ -47,7 +58,8 @@ class ProfileBuilder:
     """Accumulates samples (a stack and its values) into one ``Profile`` message."""
 
     def __init__(self, sample_types: Sequence[tuple[str, str]],
-                 period: tuple[str, str, int] | None = None) -> None:
+                 period: tuple[str, str, int] | None = None, *, default: str | None = None,
+                 labels: dict[str, str] | None = None, duration_ns: int = 0) -> None:
         self.strings: dict[str, int] = {"": 0}
         self.functions: dict[tuple[str, str], int] = {}
         self.locations: dict[tuple[int, int], int] = {}
@@ -55,6 +67,9 @@ class ProfileBuilder:
         self.sample_types = [(self._s(t), self._s(u)) for t, u in sample_types]
         self.period = period
         self.comments: list[int] = []
+        self.default = default
+        self.labels = dict(labels or {})  # on every sample
+        self.duration_ns = duration_ns
 
     def _s(self, text: str) -> int:
         return self.strings.setdefault(text, len(self.strings))
@@ -72,7 +87,7 @@ class ProfileBuilder:
             labels: dict[str, str] | None = None) -> None:
         """One sample: ``frames`` leaf first, one value per sample type."""
         body = _packed(1, (self._location(f) for f in frames)) + _packed(2, values)
-        for k, v in (labels or {}).items():
+        for k, v in {**self.labels, **(labels or {})}.items():
             body += _field(3, _field(1, self._s(k)) + _field(2, self._s(v)))
         self.samples.append(body)
 
@@ -94,36 +109,57 @@ class ProfileBuilder:
             kind, unit, every = self.period
             out += _field(11, _field(1, self._s(kind)) + _field(2, self._s(unit)))
             out += _field(12, every)
+        if self.duration_ns:
+            out += _field(10, self.duration_ns)
         out += b"".join(_field(13, c) for c in self.comments)
+        if self.default:
+            out += _field(14, self._s(self.default))
         strings = sorted(self.strings.items(), key=lambda kv: kv[1])
         return bytes(out) + b"".join(_field(6, s.encode()) for s, _ in strings)
 
 
-def _describe(b: ProfileBuilder, run: Any) -> None:
+def _builder(run: Any, sample_types: Sequence[tuple[str, str]], **kw: Any) -> ProfileBuilder:
+    """A builder carrying ``run``'s identity as labels and its command as comments."""
+    from labkit.export.parquet import identity
+
+    ids = identity(run)
+    labels = {"run": ids["run_id"], "host": ids["host"], "python": ids["python"],
+              **{k.removeprefix("label_"): v for k, v in ids.items() if k.startswith("label_")}}
+    b = ProfileBuilder(sample_types, labels={k: v for k, v in labels.items() if v}, **kw)
     m = run.manifest
     b.comment(f"labkit run {run.path.name} ({m.get('kind')}), started {m.get('start_utc')}")
     b.comment("command: " + " ".join(map(str, m.get("command", m.get("argv", [])))))
+    return b
 
 
 def memray_profile(run: Any) -> bytes:
-    """``inuse_objects``/``inuse_space`` at memray's high-water mark of ``run`` (labkit's
-    own allocations and those made while importing modules left out)."""
+    """``alloc_objects``/``alloc_space`` over the run and ``inuse_objects``/``inuse_space``
+    at memray's high-water mark of ``run`` (labkit's own allocations and those made while
+    importing modules left out)."""
     from labkit.frames.memray import own_allocations
 
-    b = ProfileBuilder([("inuse_objects", "count"), ("inuse_space", "bytes")])
-    _describe(b, run)
-    for r in own_allocations(run.memray.allocations_at_peak).itertuples():
-        if r.frames:
-            b.add(list(r.frames), [int(r.count), int(r.bytes)], {"thread": str(r.thread)})
+    b = _builder(run, [("alloc_objects", "count"), ("alloc_space", "bytes"),
+                       ("inuse_objects", "count"), ("inuse_space", "bytes")],
+                 default="inuse_space")
+    values: dict[tuple[Frame, ...], list[int]] = {}
+    threads: dict[tuple[Frame, ...], str] = {}
+    for col, df in ((0, run.memray.allocated), (2, run.memray.allocations_at_peak)):
+        for r in own_allocations(df).itertuples():
+            if r.frames:
+                v = values.setdefault(r.frames, [0, 0, 0, 0])
+                v[col] += int(r.count)
+                v[col + 1] += int(r.bytes)
+                threads.setdefault(r.frames, str(r.thread))
+    for frames, v in values.items():
+        b.add(list(frames), v, {"thread": threads[frames]})
     return b.encode()
 
 
 def pyspy_profile(run: Any, rate_hz: int = 100) -> bytes:
     """``samples``/``cpu`` from ``run``'s py-spy profile, sampled at ``rate_hz``."""
     ns = 1_000_000_000 // max(1, rate_hz)
-    b = ProfileBuilder([("samples", "count"), ("cpu", "nanoseconds")], ("cpu", "nanoseconds",
-                                                                          ns))
-    _describe(b, run)
+    b = _builder(run, [("samples", "count"), ("cpu", "nanoseconds")],
+                 period=("cpu", "nanoseconds", ns))
     for r in run.pyspy.samples.itertuples():
         if r.frames:
             b.add(list(r.frames), [int(r.count), int(r.count) * ns],
@@ -131,20 +167,42 @@ def pyspy_profile(run: Any, rate_hz: int = 100) -> bytes:
     return b.encode()
 
 
+GENERATIONS = {0: "young collection (generation 0)", 1: "middle collection (generation 1)",
+               2: "full collection (generation 2)"}
+
+
+def gc_profile(run: Any) -> bytes:
+    """``collections``/``pause`` (nanoseconds) per generation and thread from ``run``'s GC
+    trace; the profile's duration is the traced wall time."""
+    e = run.gc_events
+    b = _builder(run, [("collections", "count"), ("pause", "nanoseconds")],
+                 default="pause", duration_ns=int(run.gc_wall_s * 1e9))
+    if len(e):
+        share = 100 * e.pause_ms.sum() / 1000 / run.gc_wall_s
+        b.comment(f"{len(e):,} collections, {e.pause_ms.sum():,.1f} ms of pauses over "
+                  f"{run.gc_wall_s:.2f} s ({share:.2f}% of wall time in GC)")
+    for (gen, tid), g in e.groupby(["generation", "thread_id"]):
+        frame = ("<garbage collector>", int(gen), f"gc: {GENERATIONS.get(int(gen), gen)}")
+        b.add([frame], [len(g), round(g.pause_ms.sum() * 1e6)],
+              {"thread": str(tid), "generation": str(gen)})
+    return b.encode()
+
+
 def export_pprof(run: Any, out_dir: Path, *, force: bool = False) -> list[Path]:
-    """Write ``memory.pb.gz`` (from memray) and ``cpu.pb.gz`` (from py-spy), for whichever
-    ``run`` holds, into ``out_dir`` (checked first: never inside a run, an existing file
-    replaced only with ``force``); a run with neither is a one-line error."""
+    """Write ``memory.pb.gz`` (from memray), ``cpu.pb.gz`` (from py-spy) and ``gc.pb.gz``
+    (from the GC tracer), for whichever ``run`` holds, into ``out_dir`` (checked first:
+    never inside a run, an existing file replaced only with ``force``); a run with none of
+    them is a one-line error."""
     from labkit import artifacts as A
     from labkit.errors import InputError
     from labkit.outputs import check_dir_output, check_file_output, write_bytes_atomic
 
     made = [(name, make) for art, name, make in (
-        (A.MEMRAY, "memory.pb.gz", memray_profile), (A.PYSPY_PROFILE, "cpu.pb.gz", pyspy_profile))
-        if run.has(art)]
+        (A.MEMRAY, "memory.pb.gz", memray_profile), (A.PYSPY_PROFILE, "cpu.pb.gz", pyspy_profile),
+        (A.GC_EVENTS, "gc.pb.gz", gc_profile)) if run.has(art)]
     if not made:
-        raise InputError(f"{run.path} has no memray or py-spy capture to export; capture it "
-                         "with --memray or --pyspy")
+        raise InputError(f"{run.path} has no memray, py-spy or GC capture to export; capture "
+                         "it with --memray, --pyspy or --gc")
     out_dir = check_dir_output(out_dir)
     paths = [check_file_output(out_dir / name, force=force, flag="export") for name, _ in made]
     written = []

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 class Run:
     """One loaded run directory. DataFrame properties raise a clear error if not captured."""
 
-    def __init__(self, path: Path | str, *, verify: bool = True) -> None:
+    def __init__(self, path: Path | str, *, verify: bool = True,
+                 background_stats: bool = True) -> None:
         self.path = Path(path)
+        self.background_stats = background_stats  # memray's statistics pass, in parallel
         self.manifest: dict[str, Any] = read_manifest(self.path, verify=verify)
         self.t0_ns: int = int(self.manifest.get("t0_ns") or 0)
 
@@ -130,7 +132,7 @@ class Run:
 
         return MemrayCapture(self.need(A.MEMRAY),
                              origin_epoch_s=self.manifest.get("t0_epoch_s"),
-                             stats_in_background=True)
+                             stats_in_background=self.background_stats)
 
     @cached_property
     def pyspy(self) -> PySpyCapture:
@@ -143,6 +145,8 @@ class Run:
         return PySpyCapture(profile, dump)
 
 
-def load(run_dir: Path | str) -> Run:
-    """Open a run directory, verifying its manifest and checksums."""
-    return Run(run_dir)
+def load(run_dir: Path | str, *, background_stats: bool = True) -> Run:
+    """Open a run directory, verifying its manifest and checksums. ``background_stats``
+    starts memray's statistics pass in a second process as soon as the capture is opened
+    (what a notebook wants); a caller that never reads ``memray.summary`` turns it off."""
+    return Run(run_dir, background_stats=background_stats)

@@ -133,7 +133,6 @@ class MemrayCapture:
             with _quiet_memray():
                 self._reader = memray.FileReader(str(self.path))
                 self.metadata = self._reader.metadata
-                self._snapshots = list(self._reader.get_memory_snapshots())
         except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
                 IndexError) as exc:
             self._stop_worker()
@@ -161,6 +160,15 @@ class MemrayCapture:
             with _quiet_memray():
                 records = getattr(self._reader, method)(merge_threads=True, **kw)
                 return _records_frame(records)
+        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
+                IndexError) as exc:
+            raise _corrupt(self.path, exc) from None
+
+    @cached_property
+    def _snapshots(self) -> list[Any]:
+        try:
+            with _quiet_memray():
+                return list(self._reader.get_memory_snapshots())  # a pass over the file
         except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
                 IndexError) as exc:
             raise _corrupt(self.path, exc) from None
@@ -273,6 +281,38 @@ class MemrayCapture:
         that way over the whole run; other columns as in :attr:`allocations_at_peak`.
         This is where a program that allocates and frees at a high rate spends."""
         return self._pass("get_temporary_allocation_records", threshold=1)
+
+    @cached_property
+    def allocated(self) -> pd.DataFrame:
+        """Per call stack, everything allocated over the run, freed or not: ``bytes`` and
+        ``count`` (what ``memray stats`` totals); other columns as in
+        :attr:`allocations_at_peak`. A pass over every record in Python, about 1 µs each:
+        15 s for a 16-million-record capture."""
+        import collections
+
+        import memray
+
+        frees = {int(a) for a in (memray.AllocatorType.FREE, memray.AllocatorType.PYMALLOC_FREE,
+                                  memray.AllocatorType.MUNMAP)}
+        count: collections.Counter[int] = collections.Counter()
+        size: collections.Counter[int] = collections.Counter()
+        first: dict[int, Any] = {}
+        try:
+            with _quiet_memray():
+                for rec in self._reader.get_allocation_records():
+                    if rec.size and int(rec.allocator) not in frees:
+                        key = rec.stack_id
+                        count[key] += rec.n_allocations
+                        size[key] += rec.size
+                        if key not in first:
+                            first[key] = rec
+                df = _records_frame(first.values(), sort=False)
+        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
+                IndexError) as exc:
+            raise _corrupt(self.path, exc) from None
+        df["bytes"] = [size[k] for k in first]
+        df["count"] = [count[k] for k in first]
+        return df.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
 
     def _stats(self) -> dict[str, int]:
         from memray._memray import compute_statistics

@@ -14,6 +14,7 @@ from labkit.units import human_bytes
 
 if TYPE_CHECKING:
     from labkit.compare import Comparison
+    from labkit.fleetdb import Fleet
     from labkit.frames.memray import MemrayCapture
     from labkit.frames.pyspy import PySpyCapture
     from labkit.scenarios.base import Signature
@@ -233,4 +234,52 @@ def signature_lines(sig: Signature) -> list[str]:
     for r in sig.rows:
         vals = "".join(f"{_fmt(r.values.get(v, float('nan'))):>15}" for v in variants)
         lines.append(f"{'ok' if r.ok else 'NO':<3}{r.metric[:51]:<52}{vals}  {r.expect}")
+    return lines
+
+
+def fleet_lines(fl: Fleet) -> list[str]:
+    """A fleet (:class:`labkit.fleetdb.Fleet`): its verdict, then the sites that grew on
+    several nodes, the outlier nodes and each node's top suspect."""
+    runs = fl.runs
+    load = fl.by or "duration_s"
+    unit = f"per unit of {fl.by}" if fl.by else "per second of uptime"
+    sites, out, tops = fl.growing_sites(), fl.outliers(), fl.top_suspects()
+    n = int(runs["node"].nunique())
+    lines = [f"fleet: {len(runs)} runs on {n} nodes; load is {load}"]
+    verdict = "no site of your code grew on two nodes or more"
+    if len(sites):
+        s = sites.iloc[0]
+        where = fl.nodes_where(s.function, int(s.line))
+        outlying = sorted(set(out.node) & set(where))
+        verdict = (f"{s.function} ({s.file}:{s.line}) grew on {s.nodes_growing} of {n} nodes "
+                   f"({', '.join(where)})")
+        if outlying:
+            verdict += (f"; {'all' if len(outlying) == len(where) else len(outlying)} of them "
+                        f"{'is an outlier' if len(outlying) == 1 else 'are outliers'}")
+    lines.append(f"verdict: {verdict}")
+    lines.append("sites that grew during the run on two nodes or more:")
+    for s in sites.itertuples():
+        slope = ("" if s.bytes_per_load != s.bytes_per_load else
+                 f", {human_bytes(s.bytes_per_load)} more at the peak {unit} (r = {s.r:.2f})")
+        lines.append(f"  {s.function} ({s.file}:{s.line}): grew on {s.nodes_growing} of "
+                     f"{s.nodes} nodes, up to {human_bytes(s.max_peak_bytes)} at the peak"
+                     f"{slope}")
+    if not len(sites):
+        lines.append("  (none)")
+    lines.append("outlier nodes (far above the fleet's median):")
+    for o in out.itertuples():
+        fmt = (human_bytes if o.measure.endswith("bytes") else
+               (lambda v: f"{100 * v:.1f}%") if o.measure == "gc_share" else
+               (lambda v: f"{v:,.0f}"))
+        lines.append(f"  {o.node}: {o.measure} {fmt(o.value)} against a median of "
+                     f"{fmt(o.median)}")
+    if not len(out):
+        lines.append("  (none)")
+    lines.append("top suspect of each node:")
+    for t in tops.itertuples():
+        lines.append(f"  {t.function} ({t.file}:{t.line}) leads on {t.nodes} of {n} nodes, "
+                     f"with a score of 0.5 or more on {t.nodes_strong} (median "
+                     f"{t.median_score:.2f}; {t.kinds})")
+    if not len(tops):
+        lines.append("  (no node has a suspect)")
     return lines
