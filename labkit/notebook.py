@@ -27,7 +27,9 @@ __all__ = [
     "load",
     "md",
     "memray_flamegraph",
+    "predict_first",
     "pyspy_flamegraph",
+    "readable",
     "run_gc_setting",
     "show",
     "table",
@@ -42,6 +44,16 @@ class PredictFirst(Exception):
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[1;35m{self}\x1b[0m"]
+
+
+def predict_first(predictions: dict[str, Any]) -> None:
+    """Raise :class:`PredictFirst` in an interactive session while any of ``predictions`` is
+    None (a report, run with :data:`REPORT_ENV` set, goes on)."""
+    missing = [k for k, v in predictions.items() if v is None]
+    if missing and not os.environ.get(REPORT_ENV):
+        raise PredictFirst(
+            f"Predict first: set {' and '.join(missing)} in the parameters cell at the "
+            "top, run it, then run on. Nothing has been measured yet.")
 
 
 @dataclass
@@ -93,11 +105,7 @@ class Scenario:
         interactive session, raises :class:`PredictFirst` while any of ``predictions`` is
         None: the learner predicts before anything is measured. A report (labkit sets
         :data:`REPORT_ENV` for its kernel) runs regardless."""
-        missing = [k for k, v in self.predictions.items() if v is None]
-        if missing and not os.environ.get(REPORT_ENV):
-            raise PredictFirst(
-                f"Predict first: set {' and '.join(missing)} in the parameters cell at the "
-                "top, run it, then run on. Nothing has been measured yet.")
+        predict_first(self.predictions)
         if self.mode == "replay":
             run = load(self.datasets / self.name / variant)
         else:
@@ -217,6 +225,33 @@ def gc_controls() -> Any:
     button.on_click(run)
     display(w.VBox([w.HBox(boxes), w.HBox([freeze, button]), out]))
     return None
+
+
+def readable(df: Any) -> Any:
+    """``df`` styled for reading: sizes in KiB/MiB/GiB (columns named ``*bytes*``, and
+    ``value``/``median`` on rows whose ``measure`` is a size), shares in %, whole numbers
+    without decimals, other floats to 3 significant digits, missing values as a dash, no
+    index, no wrapped cells."""
+    from labkit.units import human_bytes
+
+    out = df.copy().astype(object)
+    for c in df.columns:
+        sizes = [("bytes" in c) or (c in ("value", "median") and "measure" in df
+                                    and str(m).endswith("bytes"))
+                 for m in (df["measure"] if "measure" in df else [None] * len(df))]
+        shares = [c == "gc_share" or (c in ("value", "median") and m == "gc_share")
+                  for m in (df["measure"] if "measure" in df else [None] * len(df))]
+        col = []
+        for v, size, share in zip(df[c], sizes, shares, strict=True):
+            if v is None or (isinstance(v, float) and v != v):
+                col.append("\u2013")
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                col.append(human_bytes(float(v)) if size else f"{100 * v:.2f}%" if share
+                           else f"{v:,.0f}" if float(v).is_integer() else f"{v:,.3g}")
+            else:
+                col.append(v)
+        out[c] = col
+    return out.style.hide(axis="index").set_properties(**{"white-space": "nowrap"})
 
 
 def md(text: str) -> None:
