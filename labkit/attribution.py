@@ -11,6 +11,7 @@ only matching frames are.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,14 +35,7 @@ class Attribution:
 
     def is_user(self, frame: Frame) -> bool:
         """Whether ``frame`` is in the user's own code."""
-        file, _line, func = frame
-        text = f"{file}:{func}"
-        if self.ignore is not None and self.ignore.search(text):
-            return False
-        if self.focus is not None:
-            return bool(self.focus.search(text))
-        path = file.replace("\\", "/")
-        return bool(_LAB_PROGRAMS.search(path)) or not _NOT_USER.search(path)
+        return _is_user(frame[0], frame[2], self.focus, self.ignore)
 
     def user_frame(self, stack: Sequence[Frame]) -> Frame | None:
         """The innermost user frame of ``stack`` (innermost first), or None.
@@ -63,6 +57,18 @@ class Attribution:
                 return self.user_frame(stack[i + 1:])
             return f
         return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _is_user(file: str, func: str, focus: re.Pattern[str] | None,
+             ignore: re.Pattern[str] | None) -> bool:
+    text = f"{file}:{func}"
+    if ignore is not None and ignore.search(text):
+        return False
+    if focus is not None:
+        return bool(focus.search(text))
+    path = file.replace("\\", "/")
+    return bool(_LAB_PROGRAMS.search(path)) or not _NOT_USER.search(path)
 
 
 DEFAULT = Attribution()

@@ -71,6 +71,8 @@ class _Context:
 
         self.run = run
         self.evidence = evidence_of(run)
+        if run.has(A.MEMRAY):
+            run.memray.churn_in_background()  # on the other core, while the peak is read
 
     @property
     def findings(self) -> Any:

@@ -19,6 +19,7 @@ memray's API docs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import subprocess
@@ -47,6 +48,12 @@ memray.set_log_level(50)
 s = compute_statistics(sys.argv[1])
 print(json.dumps({"total_num_allocations": s.total_num_allocations,
                   "total_bytes_allocated": s.total_memory_allocated}))
+"""
+
+_CHURN_CODE = """
+import pickle, sys
+from labkit.frames.memray import MemrayCapture
+sys.stdout.buffer.write(pickle.dumps(MemrayCapture(sys.argv[1]).churn))
 """
 
 
@@ -86,8 +93,13 @@ def own_allocations(df: pd.DataFrame) -> pd.DataFrame:
     return df[keep] if keep is not True else df
 
 
+@functools.lru_cache(maxsize=65536)
+def _frame_text(function: str, file: str, line: int) -> str:
+    return f"{function} ({file.rsplit('/', 1)[-1]}:{line})"
+
+
 def _stack_text(frames: list[tuple[str, str, int]]) -> str:
-    return " < ".join(f"{fn} ({Path(f).name}:{ln})" for fn, f, ln in frames)
+    return " < ".join(_frame_text(fn, f, ln) for fn, f, ln in frames)
 
 
 def _records_frame(records: Iterable[Any], *, sort: bool = True) -> pd.DataFrame:
@@ -149,11 +161,12 @@ class MemrayCapture:
         self._stop_worker()
 
     def _stop_worker(self) -> None:
-        w = getattr(self, "_worker", None)
-        if w is not None and w.poll() is None:
-            w.kill()
-            w.wait()
-        self._worker = None
+        for name in ("_worker", "_churn_worker"):
+            w = getattr(self, name, None)
+            if w is not None and w.poll() is None:
+                w.kill()
+                w.wait()
+            setattr(self, name, None)
 
     def _pass(self, method: str, **kw: Any) -> pd.DataFrame:
         try:
@@ -274,12 +287,27 @@ class MemrayCapture:
         return self._held[cols].sort_values("growth_bytes", ascending=False,
                                             kind="stable").reset_index(drop=True)
 
+    def churn_in_background(self) -> None:
+        """Start computing :attr:`churn` in a second process now (a pass over the file as
+        long as the peak's), for a caller that will want both."""
+        if "churn" not in self.__dict__ and getattr(self, "_churn_worker", None) is None:
+            self._churn_worker = subprocess.Popen(
+                [sys.executable, "-c", _CHURN_CODE, str(self.path)], stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, preexec_fn=set_pdeathsig)
+
     @cached_property
     def churn(self) -> pd.DataFrame:
         """Per call stack, short-lived allocations (memray's temporary-allocations view:
         freed before any other allocation was made): ``bytes`` and ``count`` allocated
         that way over the whole run; other columns as in :attr:`allocations_at_peak`.
         This is where a program that allocates and frees at a high rate spends."""
+        w, self._churn_worker = getattr(self, "_churn_worker", None), None
+        if w is not None:
+            out, _ = w.communicate()
+            if w.returncode == 0:
+                import pickle
+
+                return pickle.loads(out)  # our own child's frame
         return self._pass("get_temporary_allocation_records", threshold=1)
 
     @cached_property
