@@ -158,7 +158,11 @@ class Fleet:
     con: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        import duckdb
+        try:
+            import duckdb
+        except ImportError:
+            raise InputError("labkit fleet needs DuckDB and pyarrow: pip install "
+                             "'labkit[fleet]'") from None
 
         self.con = duckdb.connect()
         files: dict[str, list[str]] = {}

@@ -42,7 +42,8 @@ def _top(text: str) -> list[tuple[float, str]]:
 def test_go_tool_pprof_reads_memory_cpu_and_gc_exports(tmp_path: Path) -> None:
     runs = {}
     for name, run in (("leaky", "pool-misuse/leaky"), ("fixed", "pool-misuse/fixed"),
-                      ("cpu", "gateway-load/leaky"), ("gc", "gc-tuning/default")):
+                      ("cpu", "gateway-load/leaky"), ("cpu-fixed", "gateway-load/fixed"),
+                      ("gc", "gc-tuning/default")):
         runs[name] = tmp_path / name
         cp = labkit("export", str(DATASETS / run), "--to", "pprof", "--out", str(runs[name]))
         assert cp.returncode == 0, cp.stderr
@@ -72,6 +73,10 @@ def test_go_tool_pprof_reads_memory_cpu_and_gc_exports(tmp_path: Path) -> None:
     cpu = _top(_pprof("-top", str(runs["cpu"] / "cpu.pb.gz")))
     funcs = load(DATASETS / "gateway-load/leaky").pyspy.functions
     assert cpu[0][1].split(".")[-1] in set(funcs.head(3).function.str.split(".").str[-1])
+    # the leaky gateway opens a connection per request; the fixed one keeps them
+    cpu_diff = _top(_pprof("-top", "-diff_base", str(runs["cpu-fixed"] / "cpu.pb.gz"),
+                           str(runs["cpu"] / "cpu.pb.gz")))
+    assert "create_connection" in [f for _, f in cpu_diff[:5]], cpu_diff[:5]
     comments = _pprof("-comments", str(runs["cpu"] / "cpu.pb.gz"))
     assert "labkit run leaky (scenario)" in comments
 
@@ -118,3 +123,34 @@ def test_parquet_export_reads_the_same_in_duckdb_and_pyarrow(tmp_path: Path) -> 
     assert set(df.schema_version) == {1}
     assert_clean_error(labkit("export", str(DATASETS / "pool-misuse" / "leaky"), "--to",
                               "parquet", "--out", str(root)), "already exists", "--force")
+
+
+def test_go_tool_pprof_web_ui_serves_an_export(tmp_path: Path) -> None:
+    import os
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    out = tmp_path / "leaky"
+    assert labkit("export", str(DATASETS / "pool-misuse/leaky"), "--out", str(out)) \
+        .returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ui = subprocess.Popen([shutil.which("go") or "go", "tool", "pprof", "-no_browser",
+                           f"-http=127.0.0.1:{port}", str(out / "memory.pb.gz")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
+    try:
+        deadline, body = time.monotonic() + 60, ""
+        while time.monotonic() < deadline and not body:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui/top", timeout=5) as r:
+                    body = r.read().decode()
+            except OSError:
+                time.sleep(0.3)
+        assert "serve" in body and "inuse_space" in body
+    finally:
+        os.killpg(ui.pid, signal.SIGKILL)
+        ui.wait()

@@ -24,10 +24,10 @@ def _runs() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory):
+def fleet():
     import labkit
 
-    return labkit.fleet(FLEET, by="requests", store=tmp_path_factory.mktemp("store"))
+    return labkit.fleet(FLEET, by="requests")  # exported into the session's cache
 
 
 def test_the_recorded_fleet_is_a_fleet() -> None:
@@ -59,10 +59,9 @@ def test_fleet_finds_the_growing_site_on_exactly_the_leaky_nodes(fleet) -> None:
         assert runs.loc[node, "memray_peak_bytes"] == load(path).memray.metadata.peak_memory
 
 
-def test_fleet_cli_prints_the_verdict_and_writes_json(tmp_path: Path) -> None:
+def test_fleet_cli_prints_the_verdict_and_writes_json(fleet, tmp_path: Path) -> None:
     out = tmp_path / "fleet.json"
-    cp = labkit("fleet", str(FLEET), "--by", "requests", "--store", str(tmp_path / "s"),
-                "--json", str(out))
+    cp = labkit("fleet", str(FLEET), "--by", "requests", "--json", str(out))
     assert cp.returncode == 0, cp.stderr
     leaky = sorted(n for n, p in _runs().items() if p.name == "leaky")
     assert re.search(rf"verdict: serve \(pool_misuse.py:\d+\) grew on {len(leaky)} of "
@@ -70,7 +69,7 @@ def test_fleet_cli_prints_the_verdict_and_writes_json(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["runs"] == len(_runs()) and data["load"] == "requests"
     assert data["growing_sites"][0]["function"] == "serve"
-    again = labkit("fleet", str(FLEET), "--store", str(tmp_path / "s"), "--json", str(out))
+    again = labkit("fleet", str(FLEET), "--json", str(out))
     assert_clean_error(again, "exists", "--force")
 
 

@@ -232,7 +232,7 @@ def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
     """Write a run in another tool's format: pprof profiles, or Parquet frames."""
     from labkit.frames import load
 
-    run = load(args.run)
+    run = load(args.run, background_stats=False)  # an export never reads memray's totals
     out = args.out or run.path.with_name(f"{run.path.name}.{args.to}")
     if args.to == "pprof":
         from labkit.export.pprof import export_pprof

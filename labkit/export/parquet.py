@@ -30,6 +30,7 @@ from labkit import artifacts as A
 from labkit.errors import InputError
 
 SCHEMA_VERSION = 1
+BACKGROUND_RECORDS = 1_000_000  # a capture this large reads its churn in a second process
 IDENTITY = ("run_id", "run_kind", "host", "pid", "python", "scenario", "variant",
             "start_utc", "duration_s", "schema_version")
 
@@ -71,7 +72,7 @@ class _Context:
 
         self.run = run
         self.evidence = evidence_of(run)
-        if run.has(A.MEMRAY):
+        if run.has(A.MEMRAY) and run.memray.metadata.total_allocations > BACKGROUND_RECORDS:
             run.memray.churn_in_background()  # on the other core, while the peak is read
 
     @property
