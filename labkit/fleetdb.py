@@ -142,8 +142,8 @@ def collect(paths: list[Path | str], labels: dict[str, str] | None = None,
         for path in runs:
             run = load(path, background_stats=False)
             rid = run_id(run)
-            if not (out / "frame=runs" / f"run_id={rid}").is_dir():
-                export_parquet(run, out, labels)
+            if not (out / "frame=runs" / f"run_id={rid}").is_dir():  # written last
+                export_parquet(run, out, labels, force=True)  # over an interrupted one
             found.append((out, rid))
     return list(dict.fromkeys(found))
 

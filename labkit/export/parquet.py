@@ -198,7 +198,8 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
     if not captured:
         raise InputError(f"{run.path} holds no capture to export; capture it with --gc, "
                          "--memray, --pyspy or --proc")
-    chosen = [name for name in FRAMES if FRAMES[name][0] is None or name in captured]
+    chosen = [name for name in FRAMES if name != "runs" and (
+        FRAMES[name][0] is None or name in captured)] + ["runs"]  # last: marks it complete
     parts = [(name, root / f"frame={name}" / f"run_id={rid}" / "part-0.parquet")
              for name in chosen]
     taken = [p for _, p in parts if p.exists()]

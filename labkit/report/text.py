@@ -246,6 +246,10 @@ def fleet_lines(fl: Fleet) -> list[str]:
     sites, out, tops = fl.growing_sites(), fl.outliers(), fl.top_suspects()
     n = int(runs["node"].nunique())
     lines = [f"fleet: {len(runs)} runs on {n} nodes; load is {load}"]
+    if len(runs) > n:
+        lines.append(f"note: {len(runs) - n} runs share a node with another (a node is the "
+                     "run's host label, else its host name); label runs with --label "
+                     "host=NAME to tell them apart")
     verdict = "no site of your code grew on two nodes or more"
     if len(sites):
         s = sites.iloc[0]
