@@ -6,9 +6,12 @@
 
      A  ``memray stats --json`` on the run's ``memray.bin``;
      B  ``labkit export RUN --to parquet`` (every frame, the runs and suspects frames);
-     C  ``labkit export RUN --to pprof`` (memory with alloc_* and inuse_*, GC).
+     C  ``labkit export RUN --to pprof`` (memory with alloc_* and inuse_*, GC);
+     D  memray's own reader doing what any export of growth over time must: open the file
+        (its first pass) and read the temporal high-water-mark records (a second), in
+        Python with nothing else: the floor for B.
 
-   Prints the medians of the per-round ratios B/A and C/A.
+   Prints the medians of the per-round ratios B/A, C/A and D/A.
 
 2. Exports the 20 recorded pods of ``datasets/fleet``, copies their partitions under new
    run ids and node names until there are RUNS runs, and times opening the fleet and
@@ -38,6 +41,14 @@ APP = MAKE.replace("with memray.Tracker(sys.argv[1], trace_python_allocators=Tru
                    "follow_fork=False):", "if True:")
 
 
+FLOOR = """
+import sys, memray
+r = memray.FileReader(sys.argv[1])
+records, _ = r.get_temporal_high_water_mark_allocation_records(merge_threads=True)
+sum(1 for _ in records)
+"""
+
+
 def export_against_stats(py: str, tmp: Path, pairs: int, objects: int) -> None:
     run = tmp / "run"
     (tmp / "app.py").write_text(APP)
@@ -56,17 +67,20 @@ def export_against_stats(py: str, tmp: Path, pairs: int, objects: int) -> None:
              "B": [py, "-m", "labkit", "export", str(run), "--to", "parquet", "--out",
                    str(tmp / "parquet"), "--force"],
              "C": [py, "-m", "labkit", "export", str(run), "--to", "pprof", "--out",
-                   str(tmp / "pprof"), "--force"]}
+                   str(tmp / "pprof"), "--force"],
+             "D": [py, "-c", FLOOR, str(run / "memray.bin")]}
     got: dict[str, list[float]] = {k: [] for k in sides}
     for i in range(pairs):
-        order = "ABC" if i % 2 == 0 else "CBA"
+        order = "ABCD" if i % 2 == 0 else "DCBA"
         for side in order:
             got[side].append(timed(sides[side])[0])
-        a, b, c = (got[k][-1] for k in "ABC")
+        a, b, c, d = (got[k][-1] for k in "ABCD")
         print(f"round {i + 1} ({order}): memray stats {a:.2f} s, export parquet {b:.2f} s "
-              f"({b / a:.2f}x), export pprof {c:.2f} s ({c / a:.2f}x)", flush=True)
+              f"({b / a:.2f}x), export pprof {c:.2f} s ({c / a:.2f}x), memray reader floor "
+              f"{d:.2f} s ({d / a:.2f}x)", flush=True)
     med = statistics.median
-    for k, what in (("B", "labkit export --to parquet"), ("C", "labkit export --to pprof")):
+    for k, what in (("B", "labkit export --to parquet"), ("C", "labkit export --to pprof"),
+                    ("D", "memray reader floor")):
         ratio = med(x / a for x, a in zip(got[k], got["A"], strict=True))
         print(f"{what:<28} median {med(got[k]):.2f} s, ratio to memray stats {ratio:.2f} "
               f"(memray stats median {med(got['A']):.2f} s)")

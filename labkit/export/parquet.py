@@ -30,7 +30,7 @@ from labkit import artifacts as A
 from labkit.errors import InputError
 
 SCHEMA_VERSION = 1
-BACKGROUND_RECORDS = 1_000_000  # a capture this large reads its churn in a second process
+BACKGROUND_BYTES = 1 << 20  # a capture this large reads its churn in a second process
 IDENTITY = ("run_id", "run_kind", "host", "pid", "python", "scenario", "variant",
             "start_utc", "duration_s", "schema_version")
 
@@ -71,9 +71,13 @@ class _Context:
         from labkit.postmortem import evidence_of
 
         self.run = run
+        path = run.path_of(A.MEMRAY)
+        if path is not None and path.stat().st_size > BACKGROUND_BYTES:
+            if "memray" in run.__dict__:  # already open
+                run.memray.churn_in_background()
+            else:  # before memray's first pass, on the other core
+                run.background_churn = True
         self.evidence = evidence_of(run)
-        if run.has(A.MEMRAY) and run.memray.metadata.total_allocations > BACKGROUND_RECORDS:
-            run.memray.churn_in_background()  # on the other core, while the peak is read
 
     @property
     def findings(self) -> Any:

@@ -51,10 +51,25 @@ print(json.dumps({"total_num_allocations": s.total_num_allocations,
 """
 
 _CHURN_CODE = """
-import pickle, sys
-from labkit.frames.memray import MemrayCapture
-sys.stdout.buffer.write(pickle.dumps(MemrayCapture(sys.argv[1]).churn))
+import pickle, sys, memray
+memray.set_log_level(50)
+records = memray.FileReader(sys.argv[1]).get_temporary_allocation_records(
+    merge_threads=True, threshold=1)
+sys.stdout.buffer.write(pickle.dumps(
+    [(r.stack_trace(), r.size, r.n_allocations, r.tid) for r in records]))
 """
+
+
+class _Record:
+    """A memray record's fields as :func:`_records_frame` reads them, from plain values."""
+
+    __slots__ = ("_stack", "n_allocations", "size", "tid")
+
+    def __init__(self, stack: list[tuple[str, str, int]], size: int, n: int, tid: int) -> None:
+        self._stack, self.size, self.n_allocations, self.tid = stack, size, n, tid
+
+    def stack_trace(self) -> list[tuple[str, str, int]]:
+        return self._stack
 
 
 @contextlib.contextmanager
@@ -127,14 +142,18 @@ class MemrayCapture:
 
     ``origin_epoch_s``, when given, puts ``memory.t_s`` on the run's time axis; otherwise
     ``t_s`` counts from the capture's own start. ``stats_in_background`` starts the
-    statistics pass in a second process at once (see the module docstring).
+    statistics pass in a second process at once (see the module docstring);
+    ``churn_in_background`` the pass behind :attr:`churn`.
     """
 
     def __init__(self, path: Path | str, *, origin_epoch_s: float | None = None,
-                 stats_in_background: bool = False) -> None:
+                 stats_in_background: bool = False, churn_in_background: bool = False) -> None:
         self.path = Path(path)
         open_regular(self.path, "memray capture").close()  # not a FIFO, device or folder
         self._worker: subprocess.Popen | None = None
+        self._churn_worker: subprocess.Popen | None = None
+        if churn_in_background:
+            self.churn_in_background()
         if stats_in_background:
             self._worker = subprocess.Popen(
                 [sys.executable, "-c", _STATS_CODE, str(self.path)], stdout=subprocess.PIPE,
@@ -290,7 +309,7 @@ class MemrayCapture:
     def churn_in_background(self) -> None:
         """Start computing :attr:`churn` in a second process now (a pass over the file as
         long as the peak's), for a caller that will want both."""
-        if "churn" not in self.__dict__ and getattr(self, "_churn_worker", None) is None:
+        if "churn" not in self.__dict__ and self._churn_worker is None:
             self._churn_worker = subprocess.Popen(
                 [sys.executable, "-c", _CHURN_CODE, str(self.path)], stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL, preexec_fn=set_pdeathsig)
@@ -301,13 +320,13 @@ class MemrayCapture:
         freed before any other allocation was made): ``bytes`` and ``count`` allocated
         that way over the whole run; other columns as in :attr:`allocations_at_peak`.
         This is where a program that allocates and frees at a high rate spends."""
-        w, self._churn_worker = getattr(self, "_churn_worker", None), None
+        w, self._churn_worker = self._churn_worker, None
         if w is not None:
             out, _ = w.communicate()
             if w.returncode == 0:
                 import pickle
 
-                return pickle.loads(out)  # our own child's frame
+                return _records_frame(_Record(*r) for r in pickle.loads(out))  # our child's
         return self._pass("get_temporary_allocation_records", threshold=1)
 
     @cached_property
