@@ -83,9 +83,16 @@ def test_go_tool_pprof_reads_memory_cpu_and_gc_exports(tmp_path: Path) -> None:
 
 def test_export_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     proc_only = tmp_path / "proc-only"
-    cp = labkit("capture", "--proc", "--out", str(proc_only), "--", sys.executable, "-c",
-                "import time; time.sleep(0.3)")
+    cp = labkit("capture", "--proc", "--label", "host=pod-9", "--label", "zone=b", "--out",
+                str(proc_only), "--", sys.executable, "-c", "import time; time.sleep(0.3)")
     assert cp.returncode == 0, cp.stderr
+    import json
+
+    manifest = json.loads((proc_only / "manifest.json").read_text())
+    assert manifest["labels"] == {"host": "pod-9", "zone": "b"}
+    assert manifest["target"]["pid"] > 0 and manifest["host"]["hostname"]
+    bad = labkit("capture", "--proc", "--label", "no-equals", "--", sys.executable, "-c", "")
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
     assert_clean_error(labkit("export", str(proc_only), "--out", str(tmp_path / "x")),
                        "no memray, py-spy or GC capture", "--memray")
     out = tmp_path / "again"

@@ -66,6 +66,9 @@ def test_summary_equals_memray_stats_json(mem_run: Path, tmp_path: Path) -> None
     assert s.allocations == ref["total_num_allocations"]
     assert s.total_allocated_bytes == ref["total_bytes_allocated"]
     assert s.peak_bytes >= 50 * MB
+    allocated = load(mem_run).memray.allocated  # per stack, what pprof's alloc_* carry
+    assert allocated["bytes"].sum() == ref["total_bytes_allocated"]
+    assert allocated["count"].sum() == ref["total_num_allocations"]
 
 
 def test_load_all_gives_the_same_summary(mem_run: Path) -> None:
