@@ -38,6 +38,13 @@ class Attribution:
         return _is_user(frame[0], frame[2], self.focus, self.ignore)
 
     def user_frame(self, stack: Sequence[Frame]) -> Frame | None:
+        """The innermost user frame of ``stack`` (see :meth:`_user_frame`); cached for
+        stacks given as tuples."""
+        if isinstance(stack, tuple):
+            return _cached_user_frame(self, stack)
+        return self._user_frame(stack)
+
+    def _user_frame(self, stack: Sequence[Frame]) -> Frame | None:
         """The innermost user frame of ``stack`` (innermost first), or None.
 
         Two frames point past themselves: a comprehension's (3.11 gives them their own) is
@@ -57,6 +64,11 @@ class Attribution:
                 return self.user_frame(stack[i + 1:])
             return f
         return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _cached_user_frame(how: Attribution, stack: tuple[Frame, ...]) -> Frame | None:
+    return how._user_frame(stack)
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -217,7 +217,9 @@ class MemrayCapture:
     @cached_property
     def _held(self) -> pd.DataFrame:
         """One pass over memray's temporal high-water-mark records: per call stack, what it
-        held at the peak, at the end, and over the run (see :attr:`growth`)."""
+        held at the peak, at the end, and over the run (see :attr:`growth`); stacks that
+        held nothing at the peak, at the end or in the first or last quarter, and never
+        grew, are left out."""
         import numpy as np
 
         try:
@@ -249,15 +251,19 @@ class MemrayCapture:
         q = max(1, steps // 4)
         first, last = held[:, :q].mean(axis=1), held[:, -q:].mean(axis=1)
         diff = np.diff(held, axis=1)
-        base = _records_frame(records, sort=False).drop(columns=["bytes", "count"])
-        return base.assign(
-            peak_bytes=np.bincount(rid, nbytes * at_peak, m).astype("int64"),
-            peak_count=np.bincount(rid, nallocs * at_peak, m).astype("int64"),
-            end_bytes=np.bincount(rid, nbytes * never, m).astype("int64"),
-            end_count=np.bincount(rid, nallocs * never, m).astype("int64"),
-            first_bytes=first, last_bytes=last, growth_bytes=last - first,
-            rising=(diff >= 0).mean(axis=1) if steps > 1 else np.ones(m),
-            increases=(diff > 0).sum(axis=1) if steps > 1 else np.zeros(m, dtype=int))
+        cols = {"peak_bytes": np.bincount(rid, nbytes * at_peak, m).astype("int64"),
+                "peak_count": np.bincount(rid, nallocs * at_peak, m).astype("int64"),
+                "end_bytes": np.bincount(rid, nbytes * never, m).astype("int64"),
+                "end_count": np.bincount(rid, nallocs * never, m).astype("int64"),
+                "first_bytes": first, "last_bytes": last, "growth_bytes": last - first,
+                "rising": (diff >= 0).mean(axis=1) if steps > 1 else np.ones(m),
+                "increases": (diff > 0).sum(axis=1) if steps > 1 else np.zeros(m, dtype=int)}
+        # a stack that held nothing at any of these moments and never grew says nothing
+        keep = np.flatnonzero((cols["peak_bytes"] > 0) | (cols["end_bytes"] > 0) |
+                              (first > 0) | (last > 0) | (cols["increases"] > 0))
+        base = _records_frame([records[i] for i in keep], sort=False)
+        return base.drop(columns=["bytes", "count"]).assign(
+            **{k: v[keep] for k, v in cols.items()})
 
     def _held_as(self, size: str, count: str) -> pd.DataFrame:
         h = self._held
