@@ -14,9 +14,10 @@ column per label (the run's own, given at capture with ``--label``, then those g
 export). Memory frames carry ``site_function``, ``site_file``, ``site_line``: the first
 frame in the user's own code, as the postmortem attributes it; ``memray_growth`` also has
 ``gain_bytes``, the growth the postmortem counts (steady growth in full, a one-off less).
-Stacks are text (``stack``,
-leaf first). Contract: a version adds columns or frames without changing its number;
-renaming or removing one, or changing a meaning, makes a new version.
+Stacks are text (``stack``, leaf first). A column is never typed null, even in a run with no
+row (Spark's schema merge refuses one): such a column is written as text. Contract: a
+version adds columns or frames without changing its number; renaming or removing one, or
+changing a meaning, makes a new version.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def _suspects(ctx: _Context) -> Any:
              "explains": "; ".join(s["explains"]), "stack": s["stack"]}
             for s in ctx.findings.suspects]
     return pd.DataFrame(rows, columns=["rank", "kind", "function", "file", "line", "score",
-                                       "explains", "stack"])
+                                       "explains", "stack"]).astype(
+        {"rank": "Int64", "kind": "string", "function": "string", "file": "string",
+         "line": "Int64", "score": "Float64", "explains": "string", "stack": "string"})
 
 
 class _Context:
@@ -215,6 +218,9 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
     for name, path in parts:
         df = FRAMES[name][1](ctx).drop(columns=["frames"], errors="ignore")
         table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+        for i, f in enumerate(table.schema):
+            if pa.types.is_null(f.type):
+                table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
         for k, col in _identity_columns(ids, len(df)).items():
             table = table.append_column(k, col)
         path.parent.mkdir(parents=True, exist_ok=True)

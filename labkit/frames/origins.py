@@ -24,6 +24,7 @@ from labkit.errors import CorruptCaptureError
 from labkit.safefile import read_json
 
 CODE_COLUMNS = ("function", "file", "line", "stack", "frames")
+_TEXT = {"function": "string", "file": "string", "stack": "string"}
 _AGENT = ("labkit/capture/bootstrap.py", "labkit/capture/origins.py", "runpy.py",
           "<frozen runpy>")
 
@@ -87,14 +88,16 @@ def load_origins(path: Path, t0_ns: int = 0, how: Attribution = DEFAULT) -> Orig
             [(str(t["name"]), bool(t["alive"]), (int(t["t_ns"]) - t0_ns) / 1e9,
               *_code(stacks, t["stack"], how)) for t in rows],
             columns=["name", "alive", "t_s", *CODE_COLUMNS]).astype(
-                {"alive": bool, "line": "int64"})
+                {"alive": bool, "line": "int64", "t_s": "float64", "name": "string",
+                 **_TEXT})
 
     def fds(rows: Any) -> pd.DataFrame:
         return pd.DataFrame(
             [(int(f["fd"]), fd_kind(str(f["target"])), str(f["target"]),
               *_code(stacks, f["stack"], how)) for f in rows],
             columns=["fd", "kind", "target", *CODE_COLUMNS]).astype(
-                {"fd": "int64", "line": "int64"})
+                {"fd": "int64", "line": "int64", "kind": "string", "target": "string",
+                 **_TEXT})
 
     try:
         return OriginsCapture(threads(doc["threads"]), fds(doc["fds"]),
