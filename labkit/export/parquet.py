@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +83,11 @@ class _Context:
                 run.background_churn = True
         self.evidence = evidence_of(run)
 
-    @property
+    @cached_property
     def findings(self) -> Any:
-        if not hasattr(self, "_findings"):
-            from labkit.findings import findings
+        from labkit.findings import findings
 
-            self._findings = findings(self.evidence)
-        return self._findings
+        return findings(self.evidence)
 
 
 FRAMES: dict[str, tuple[Any, Callable[[_Context], Any]]] = {
