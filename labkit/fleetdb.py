@@ -21,12 +21,12 @@ from typing import Any
 
 from labkit.errors import InputError
 
-MB = 1024 * 1024
+GREW_BYTES = 1048576  # steady growth (postmortem.steady_gain) that counts as "grew", per run
 
-# Sites of the user's code that grew during the run (1 MiB or more of steady growth, as the
-# postmortem counts it) on at least two nodes: how their bytes at the peak follow load
+# Sites of the user's code that grew during the run (GREW_BYTES or more of steady growth, as
+# the postmortem counts it) on at least two nodes: how their bytes at the peak follow load
 # across the nodes where they grew.
-GROWING_SITES_SQL = """
+GROWING_SITES_SQL = f"""
 WITH per_run AS (
   SELECT run_id, site_function, site_file, site_line,
          SUM(peak_bytes) AS peak_bytes, SUM(gain_bytes) AS gain_bytes
@@ -34,7 +34,7 @@ WITH per_run AS (
   WHERE site_function IS NOT NULL
   GROUP BY run_id, site_function, site_file, site_line
 ), grew AS (
-  SELECT p.*, r.node, r.load, p.gain_bytes >= 1048576 AS grew
+  SELECT p.*, r.node, r.load, p.gain_bytes >= {GREW_BYTES} AS grew
   FROM per_run p JOIN fleet_runs r ON p.run_id = r.run_id
 )
 SELECT site_function AS function,
@@ -245,8 +245,8 @@ class Fleet:
         return [r[0] for r in self.con.execute(
             "SELECT DISTINCT r.node FROM memray_growth g JOIN fleet_runs r USING (run_id) "
             "WHERE g.site_function = ? AND g.site_line = ? GROUP BY r.node, g.run_id "
-            "HAVING SUM(g.gain_bytes) >= 1048576 ORDER BY 1",
-            [function, int(line)]).fetchall()]
+            "HAVING SUM(g.gain_bytes) >= ? ORDER BY 1",
+            [function, int(line), GREW_BYTES]).fetchall()]
 
     def lines(self) -> list[str]:
         """The terminal rendering (:func:`labkit.report.text.fleet_lines`)."""

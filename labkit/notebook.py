@@ -228,26 +228,21 @@ def gc_controls() -> Any:
 
 
 def readable(df: Any) -> Any:
-    """``df`` styled for reading: sizes in KiB/MiB/GiB (columns named ``*bytes*``, and
-    ``value``/``median`` on rows whose ``measure`` is a size), shares in %, whole numbers
-    without decimals, other floats to 3 significant digits, missing values as a dash, no
-    index, no wrapped cells."""
-    from labkit.units import human_bytes
+    """``df`` styled for reading: each number as :func:`labkit.units.human_measure` reads its
+    column's name (``value``/``median`` by their row's ``measure``), missing values as a
+    dash, no index, no wrapped cells."""
+    from labkit.units import human_measure
 
     out = df.copy().astype(object)
+    measures = df["measure"] if "measure" in df else [None] * len(df)
     for c in df.columns:
-        sizes = [("bytes" in c) or (c in ("value", "median") and "measure" in df
-                                    and str(m).endswith("bytes"))
-                 for m in (df["measure"] if "measure" in df else [None] * len(df))]
-        shares = [c == "gc_share" or (c in ("value", "median") and m == "gc_share")
-                  for m in (df["measure"] if "measure" in df else [None] * len(df))]
         col = []
-        for v, size, share in zip(df[c], sizes, shares, strict=True):
+        for v, m in zip(df[c], measures, strict=True):
+            name = str(m) if c in ("value", "median") and m is not None else c
             if v is None or (isinstance(v, float) and v != v):
                 col.append("\u2013")
             elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                col.append(human_bytes(float(v)) if size else f"{100 * v:.2f}%" if share
-                           else f"{v:,.0f}" if float(v).is_integer() else f"{v:,.3g}")
+                col.append(human_measure(name, v))
             else:
                 col.append(v)
         out[c] = col

@@ -62,31 +62,20 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
     from labkit.frames.proc import load_proc
     from labkit.frames.pyspy import PySpyCapture
 
-    if run not in (None, "") and not any((memray, pyspy, dump, gc, proc)):
-        from labkit.frames import load
-
-        return evidence_of(load(run, background_stats=False))
-    ev = Evidence(sources={})
+    ev, r = Evidence(sources={}), None
     if run not in (None, ""):
         from labkit.frames import load
 
-        r = load(run)
-        memray = memray or r.path_of(A.MEMRAY)
-        pyspy = pyspy or r.path_of(A.PYSPY_PROFILE)
-        dump = dump or r.path_of(A.PYSPY_DUMP)
-        gc = gc or (r.path if r.has(A.GC_EVENTS) else None)
-        proc = proc or r.path_of(A.PROC)
-        if r.has(A.PROC_FDS):
-            ev.fd_table = r.fd_table
-            ev.sources["fd table"] = str(r.need(A.PROC_FDS))
-        if r.has(A.ORIGINS):
-            ev.origins = r.origins
-            ev.sources["origins"] = str(r.need(A.ORIGINS))
+        r = load(run, background_stats=False)
+        ev = evidence_of(r)  # then each file given replaces the run's own capture
     if (p := _existing(memray, "memray capture")) is not None:
         ev.memray = MemrayCapture(p)  # the findings need no statistics pass
         ev.sources["memray"] = str(p)
     sp, dp = _existing(pyspy, "py-spy profile"), _existing(dump, "py-spy dump")
     if sp is not None or dp is not None:
+        if r is not None:  # a profile given with a run's dump, or the other way round
+            sp = sp or r.path_of(A.PYSPY_PROFILE)
+            dp = dp or r.path_of(A.PYSPY_DUMP)
         ev.pyspy = PySpyCapture(speedscope=sp, dump=dp)
         if sp is not None:
             _ = ev.pyspy.samples
@@ -101,7 +90,7 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
             run = load(p)
             ev.gc_events, ev.heap, ev.gc_wall_s = run.gc_events, run.heap, run.gc_wall_s
         else:
-            origin = None
+            origin, ev.heap = None, None
             ev.gc_events = load_gc_events(p, 0)
             if len(ev.gc_events):
                 origin = int(ev.gc_events.t_start_ns.iloc[0])
@@ -123,6 +112,8 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
 
             ev.fd_table = load_fd_table(table)
             ev.sources["fd table"] = str(table)
+    if not ev.sources and r is not None:
+        raise InputError(f"{r.path} holds no capture a postmortem can read")
     if not ev.sources:
         raise InputError("no capture given; pass a run directory, or at least one of "
                          "--memray, --pyspy, --dump, --gc, --proc")
@@ -150,8 +141,6 @@ def evidence_of(run: Any) -> Evidence:
         ev.fd_table, ev.sources["fd table"] = run.fd_table, str(run.need(A.PROC_FDS))
     if run.has(A.ORIGINS):
         ev.origins, ev.sources["origins"] = run.origins, str(run.need(A.ORIGINS))
-    if not ev.sources:
-        raise InputError(f"{run.path} holds no capture a postmortem can read")
     return ev
 
 

@@ -10,7 +10,7 @@ from labkit.analysis import gc_summary
 from labkit.capture.gctrace import FLOOD_PER_S
 from labkit.errors import InputError
 from labkit.frames import Run, load
-from labkit.units import human_bytes
+from labkit.units import human_bytes, human_measure
 
 if TYPE_CHECKING:
     from labkit.compare import Comparison
@@ -272,11 +272,8 @@ def fleet_lines(fl: Fleet) -> list[str]:
         lines.append("  (none)")
     lines.append("outlier nodes (far above the fleet's median):")
     for o in out.itertuples():
-        fmt = (human_bytes if o.measure.endswith("bytes") else
-               (lambda v: f"{100 * v:.1f}%") if o.measure == "gc_share" else
-               (lambda v: f"{v:,.0f}"))
-        lines.append(f"  {o.node}: {o.measure} {fmt(o.value)} against a median of "
-                     f"{fmt(o.median)}")
+        lines.append(f"  {o.node}: {o.measure} {human_measure(o.measure, o.value)} against "
+                     f"a median of {human_measure(o.measure, o.median)}")
     if not len(out):
         lines.append("  (none)")
     lines.append("top suspect of each node:")
