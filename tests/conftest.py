@@ -81,12 +81,3 @@ def live_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
     render_all(out)
     return out
 
-
-@pytest.fixture(scope="session")
-def replay_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every notebook executed with ``replay=True`` (the recorded datasets)."""
-    from labkit.report.html import render_all
-
-    out = tmp_path_factory.mktemp("reports-replay")
-    render_all(out, parameters={"replay": True})
-    return out
