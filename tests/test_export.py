@@ -100,6 +100,14 @@ def test_export_refuses_what_it_cannot_do(tmp_path: Path) -> None:
         .returncode == 0
     assert_clean_error(labkit("export", str(DATASETS / "pool-misuse/leaky"), "--out",
                               str(out)), "already exists", "--force")
+    no_pyarrow = ("import sys; sys.modules['pyarrow'] = None; from labkit.cli import main; "
+                  "sys.exit(main())")
+    assert_clean_error(subprocess.run(
+        [sys.executable, "-c", no_pyarrow, "export", str(DATASETS / "pool-misuse/leaky"),
+         "--to", "parquet", "--out", str(tmp_path / "y")], capture_output=True, text=True,
+        timeout=60),
+        "needs pyarrow", "labkit[fleet]")
+    assert not (tmp_path / "y").exists()
 
 
 def test_parquet_export_reads_the_same_in_duckdb_and_pyarrow(tmp_path: Path) -> None:

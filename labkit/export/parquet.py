@@ -79,8 +79,8 @@ class _Context:
         if path is not None and path.stat().st_size > BACKGROUND_BYTES:
             if "memray" in run.__dict__:  # already open
                 run.memray.churn_in_background()
-            else:  # before memray's first pass, on the other core
-                run.background_churn = True
+            else:  # memray's passes in two more processes, while this one loads the rest
+                run.background_churn = run.background_held = True
         self.evidence = evidence_of(run)
 
     @cached_property
@@ -190,11 +190,10 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
                    force: bool = False) -> list[Path]:
     """Write every frame ``run`` holds under ``root`` (layout in the module docstring);
     an existing partition of the same run is replaced only with ``force``."""
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise InputError("Parquet export needs pyarrow: pip install 'labkit[fleet]'") from None
+    import importlib.util
+
+    if importlib.util.find_spec("pyarrow") is None:
+        raise InputError("Parquet export needs pyarrow: pip install 'labkit[fleet]'")
     from labkit.outputs import check_dir_output
 
     root = check_dir_output(root)
@@ -212,7 +211,10 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
     if taken and not force:
         raise InputError(f"{taken[0].parent} already exists (this run was exported there); "
                          "pass --force to replace it")
-    ctx = _Context(run)
+    ctx = _Context(run)  # memray's passes start in other processes: import while they run
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     written = []
     for name, path in parts:
         df = FRAMES[name][1](ctx).drop(columns=["frames"], errors="ignore")
