@@ -79,8 +79,8 @@ class _Context:
         if path is not None and path.stat().st_size > BACKGROUND_BYTES:
             if "memray" in run.__dict__:  # already open
                 run.memray.churn_in_background()
-            else:  # memray's passes in two more processes, while this one loads the rest
-                run.background_churn = run.background_held = True
+            else:  # before memray's first pass, on the other core
+                run.background_churn = True
         self.evidence = evidence_of(run)
 
     @cached_property
@@ -211,7 +211,7 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
     if taken and not force:
         raise InputError(f"{taken[0].parent} already exists (this run was exported there); "
                          "pass --force to replace it")
-    ctx = _Context(run)  # memray's passes start in other processes: import while they run
+    ctx = _Context(run)  # the churn pass starts in a second process: import while it runs
     import pyarrow as pa
     import pyarrow.parquet as pq
 

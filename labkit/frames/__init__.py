@@ -32,7 +32,6 @@ class Run:
         self.path = Path(path)
         self.background_stats = background_stats  # memray's statistics pass, in parallel
         self.background_churn = False  # memray's short-lived allocations pass, in parallel
-        self.background_held = False  # memray's open and temporal passes, in parallel
         self.manifest: dict[str, Any] = read_manifest(self.path, verify=verify)
         self.t0_ns: int = int(self.manifest.get("t0_ns") or 0)
 
@@ -135,8 +134,7 @@ class Run:
         return MemrayCapture(self.need(A.MEMRAY),
                              origin_epoch_s=self.manifest.get("t0_epoch_s"),
                              stats_in_background=self.background_stats,
-                             churn_in_background=self.background_churn,
-                             held_in_background=self.background_held)
+                             churn_in_background=self.background_churn)
 
     @cached_property
     def pyspy(self) -> PySpyCapture:

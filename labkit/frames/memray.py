@@ -10,9 +10,7 @@ high-water mark and memory snapshots then); ``allocations_at_peak``, ``leaks`` a
 each stack held at every snapshot), ``churn`` is one more, each made on first use. With
 ``stats_in_background`` (what :func:`load_memray` and ``Run.memray`` use) the statistics
 pass starts in a second process before anything else, so it overlaps the others (and the
-pandas import); ``churn_in_background`` and ``held_in_background`` (what an export of a
-large capture uses) do the same for the churn pass and for opening plus the temporal pass,
-which then send back only what they reduced.
+pandas import).
 
 Tested against memray 1.20, pinned in pyproject.toml: ``FileReader`` is public but not in
 memray's API docs.
@@ -59,12 +57,6 @@ records = memray.FileReader(sys.argv[1]).get_temporary_allocation_records(
     merge_threads=True, threshold=1)
 sys.stdout.buffer.write(pickle.dumps(
     [(r.stack_trace(), r.size, r.n_allocations, r.tid) for r in records]))
-"""
-
-_HELD_CODE = """
-import sys
-from labkit.frames.memray import held_payload
-sys.stdout.buffer.write(held_payload(sys.argv[1]))
 """
 
 
@@ -145,98 +137,37 @@ def _records_frame(records: Iterable[Any], *, sort: bool = True) -> pd.DataFrame
     return df.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def _held_columns(records: list[Any], marks: list[int]) -> tuple[list[Any], dict[str, Any]]:
-    """Reduce memray's temporal high-water-mark ``records`` (and the heap at each snapshot,
-    ``marks``) to the records worth keeping and, for those, the columns of
-    :attr:`MemrayCapture.growth`: what each stack held at the peak, at the end and over
-    the run; a stack that held nothing at the peak, at the end or in the first or last
-    quarter, and never grew, is left out."""
-    import numpy as np
-
-    n = max(1, len(marks))
-    peak = int(np.argmax(marks)) if len(marks) else 0
-    ivs = [(i, iv.allocated_before_snapshot,
-            n if iv.deallocated_before_snapshot is None else iv.deallocated_before_snapshot,
-            iv.deallocated_before_snapshot is None, iv.n_bytes, iv.n_allocations)
-           for i, r in enumerate(records) for iv in r.intervals]
-    rid, a, d, never, nbytes, nallocs = (np.array(c, dtype=t) for c, t in zip(
-        zip(*ivs, strict=True) if ivs else ((),) * 6,
-        (np.int64, np.int64, np.int64, bool, np.float64, np.float64), strict=True))
-    m = len(records)
-    at_peak = (a <= peak) & (peak < d)  # held at a snapshot: allocated before, freed after
-    # held at the last snapshot of each of at most MAX_STEPS equal steps, as a running sum
-    steps = min(n, MAX_STEPS)
-    last_of = (np.arange(1, steps + 1) * n - 1) // steps
-    delta = np.zeros((m, steps + 1))
-    np.add.at(delta, (rid, np.searchsorted(last_of, a)), nbytes)
-    np.add.at(delta, (rid, np.searchsorted(last_of, d)), -nbytes)
-    held = delta.cumsum(axis=1)[:, :steps]
-    q = max(1, steps // 4)
-    first, last = held[:, :q].mean(axis=1), held[:, -q:].mean(axis=1)
-    diff = np.diff(held, axis=1)
-    cols = {"peak_bytes": np.bincount(rid, nbytes * at_peak, m).astype("int64"),
-            "peak_count": np.bincount(rid, nallocs * at_peak, m).astype("int64"),
-            "end_bytes": np.bincount(rid, nbytes * never, m).astype("int64"),
-            "end_count": np.bincount(rid, nallocs * never, m).astype("int64"),
-            "first_bytes": first, "last_bytes": last, "growth_bytes": last - first,
-            "rising": (diff >= 0).mean(axis=1) if steps > 1 else np.ones(m),
-            "increases": (diff > 0).sum(axis=1) if steps > 1 else np.zeros(m, dtype=int)}
-    keep = np.flatnonzero((cols["peak_bytes"] > 0) | (cols["end_bytes"] > 0) |
-                          (first > 0) | (last > 0) | (cols["increases"] > 0))
-    return [records[i] for i in keep], {k: v[keep] for k, v in cols.items()}
-
-
-def _temporal(reader: Any) -> tuple[list[Any], list[int]]:
-    records, marks = reader.get_temporal_high_water_mark_allocation_records(
-        merge_threads=True)
-    return list(records), list(marks)
-
-
-def held_payload(path: str) -> bytes:
-    """What a second process sends back for :attr:`MemrayCapture.growth` and its kin:
-    memray's metadata, its memory snapshots and the kept stacks with their columns, as a
-    pickle (plain values and numpy arrays)."""
-    import pickle
-
-    import memray
-
-    memray.set_log_level(logging.CRITICAL)
-    reader = memray.FileReader(path)
-    kept, cols = _held_columns(*_temporal(reader))
-    return pickle.dumps({"metadata": reader.metadata,
-                         "snapshots": [tuple(s) for s in reader.get_memory_snapshots()],
-                         "stacks": [(r.stack_trace(), r.tid) for r in kept], "cols": cols})
-
-
 class MemrayCapture:
     """One memray capture file. Raises :class:`CorruptCaptureError` if memray cannot read it.
 
     ``origin_epoch_s``, when given, puts ``memory.t_s`` on the run's time axis; otherwise
     ``t_s`` counts from the capture's own start. ``stats_in_background`` starts the
     statistics pass in a second process at once (see the module docstring);
-    ``churn_in_background`` the pass behind :attr:`churn`; ``held_in_background`` opening
-    the file and the pass behind :attr:`growth`, :attr:`allocations_at_peak`,
-    :attr:`leaks`, :attr:`memory` and :attr:`metadata` (then a corrupt capture raises on
-    the first of those read, not here).
+    ``churn_in_background`` the pass behind :attr:`churn`.
     """
 
     def __init__(self, path: Path | str, *, origin_epoch_s: float | None = None,
-                 stats_in_background: bool = False, churn_in_background: bool = False,
-                 held_in_background: bool = False) -> None:
+                 stats_in_background: bool = False, churn_in_background: bool = False) -> None:
         self.path = Path(path)
         open_regular(self.path, "memray capture").close()  # not a FIFO, device or folder
-        self._origin = origin_epoch_s
         self._worker: subprocess.Popen | None = None
         self._churn_worker: subprocess.Popen | None = None
-        self._held_worker: subprocess.Popen | None = None
-        if held_in_background:
-            self._held_worker = self._spawn(_HELD_CODE)
         if churn_in_background:
             self.churn_in_background()
         if stats_in_background:
             self._worker = self._spawn(_STATS_CODE)
-        if not held_in_background:
-            _ = self._reader  # a corrupt capture raises now
+        import memray
+
+        try:
+            with _quiet_memray():
+                self._reader = memray.FileReader(str(self.path))
+                self.metadata = self._reader.metadata
+        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
+                IndexError) as exc:
+            self._stop_worker()
+            raise _corrupt(self.path, exc) from None
+        self.origin_epoch_s = (origin_epoch_s if origin_epoch_s is not None
+                               else self.metadata.start_time.timestamp())
 
     def _spawn(self, code: str) -> subprocess.Popen:
         """``code`` in a second process on this capture; its stdout is the result."""
@@ -244,55 +175,16 @@ class MemrayCapture:
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 preexec_fn=set_pdeathsig)
 
-    @cached_property
-    def _reader(self) -> Any:
-        import memray
-
-        try:
-            with _quiet_memray():
-                return memray.FileReader(str(self.path))
-        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
-                IndexError) as exc:
-            self._stop_worker()
-            raise _corrupt(self.path, exc) from None
-
-    @cached_property
-    def _from_worker(self) -> dict[str, Any] | None:
-        """The held worker's payload (see :func:`held_payload`), or None without one or
-        when it failed (then everything is read here, and a corrupt capture raises)."""
-        w, self._held_worker = self._held_worker, None
-        if w is None:
-            return None
-        out, _ = w.communicate()
-        if w.returncode != 0:
-            return None
-        import pickle
-
-        return pickle.loads(out)  # our own child's
-
-    @cached_property
-    def metadata(self) -> Any:
-        """memray's metadata of the capture (start and end, peak memory, how captured)."""
-        got = self._from_worker
-        return got["metadata"] if got is not None else self._reader.metadata
-
-    @property
-    def origin_epoch_s(self) -> float:
-        """The epoch second ``memory.t_s`` counts from."""
-        return self._origin if self._origin is not None else \
-            self.metadata.start_time.timestamp()
-
     def close(self) -> None:
         """Release the file and any background worker."""
         self._stop_worker()
-        if "_reader" in self.__dict__:
-            self._reader.close()
+        self._reader.close()
 
     def __del__(self) -> None:
         self._stop_worker()
 
     def _stop_worker(self) -> None:
-        for name in ("_worker", "_churn_worker", "_held_worker"):
+        for name in ("_worker", "_churn_worker"):
             w = getattr(self, name, None)
             if w is not None and w.poll() is None:
                 w.kill()
@@ -310,9 +202,6 @@ class MemrayCapture:
 
     @cached_property
     def _snapshots(self) -> list[Any]:
-        got = self._from_worker
-        if got is not None:
-            return got["snapshots"]
         try:
             with _quiet_memray():
                 return list(self._reader.get_memory_snapshots())  # a pass over the file
@@ -332,21 +221,53 @@ class MemrayCapture:
     @cached_property
     def _held(self) -> pd.DataFrame:
         """One pass over memray's temporal high-water-mark records: per call stack, what it
-        held at the peak, at the end, and over the run (see :attr:`growth` and
-        :func:`_held_columns`)."""
-        got = self._from_worker
-        if got is not None:
-            kept = [_Record(stack, 0, 0, tid) for stack, tid in got["stacks"]]
-            cols = got["cols"]
-        else:
-            try:
-                with _quiet_memray():
-                    kept, cols = _held_columns(*_temporal(self._reader))
-            except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
-                    IndexError) as exc:
-                raise _corrupt(self.path, exc) from None
-        base = _records_frame(kept, sort=False)
-        return base.drop(columns=["bytes", "count"]).assign(**cols)
+        held at the peak, at the end, and over the run (see :attr:`growth`); stacks that
+        held nothing at the peak, at the end or in the first or last quarter, and never
+        grew, are left out."""
+        import numpy as np
+
+        try:
+            with _quiet_memray():
+                records, marks = self._reader.get_temporal_high_water_mark_allocation_records(
+                    merge_threads=True)
+                records = list(records)
+        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
+                IndexError) as exc:
+            raise _corrupt(self.path, exc) from None
+        n = max(1, len(marks))
+        peak = int(np.argmax(marks)) if len(marks) else 0
+        ivs = [(i, iv.allocated_before_snapshot,
+                n if iv.deallocated_before_snapshot is None else iv.deallocated_before_snapshot,
+                iv.deallocated_before_snapshot is None, iv.n_bytes, iv.n_allocations)
+               for i, r in enumerate(records) for iv in r.intervals]
+        rid, a, d, never, nbytes, nallocs = (np.array(c, dtype=t) for c, t in zip(
+            zip(*ivs, strict=True) if ivs else ((),) * 6,
+            (np.int64, np.int64, np.int64, bool, np.float64, np.float64), strict=True))
+        m = len(records)
+        at_peak = (a <= peak) & (peak < d)  # held at a snapshot: allocated before, freed after
+        # held at the last snapshot of each of at most MAX_STEPS equal steps, as a running sum
+        steps = min(n, MAX_STEPS)
+        last_of = (np.arange(1, steps + 1) * n - 1) // steps
+        delta = np.zeros((m, steps + 1))
+        np.add.at(delta, (rid, np.searchsorted(last_of, a)), nbytes)
+        np.add.at(delta, (rid, np.searchsorted(last_of, d)), -nbytes)
+        held = delta.cumsum(axis=1)[:, :steps]
+        q = max(1, steps // 4)
+        first, last = held[:, :q].mean(axis=1), held[:, -q:].mean(axis=1)
+        diff = np.diff(held, axis=1)
+        cols = {"peak_bytes": np.bincount(rid, nbytes * at_peak, m).astype("int64"),
+                "peak_count": np.bincount(rid, nallocs * at_peak, m).astype("int64"),
+                "end_bytes": np.bincount(rid, nbytes * never, m).astype("int64"),
+                "end_count": np.bincount(rid, nallocs * never, m).astype("int64"),
+                "first_bytes": first, "last_bytes": last, "growth_bytes": last - first,
+                "rising": (diff >= 0).mean(axis=1) if steps > 1 else np.ones(m),
+                "increases": (diff > 0).sum(axis=1) if steps > 1 else np.zeros(m, dtype=int)}
+        # a stack that held nothing at any of these moments and never grew says nothing
+        keep = np.flatnonzero((cols["peak_bytes"] > 0) | (cols["end_bytes"] > 0) |
+                              (first > 0) | (last > 0) | (cols["increases"] > 0))
+        base = _records_frame([records[i] for i in keep], sort=False)
+        return base.drop(columns=["bytes", "count"]).assign(
+            **{k: v[keep] for k, v in cols.items()})
 
     def _held_as(self, size: str, count: str) -> pd.DataFrame:
         h = self._held
