@@ -11,7 +11,11 @@
         (its first pass) and read the temporal high-water-mark records (a second), in
         Python with nothing else: the floor for B.
 
-   Prints the medians of the per-round ratios B/A, C/A and D/A.
+     E  every memray pass the Parquet export needs, in bare memray with nothing of labkit:
+        D in this process while a second one opens the file and reads the short-lived
+        (temporary) allocations, as the export does: the floor for B on two cores.
+
+   Prints the medians of the per-round ratios B/A, C/A, D/A and E/A.
 
 2. Exports the 20 recorded pods of ``datasets/fleet``, copies their partitions under new
    run ids and node names until there are RUNS runs, and times opening the fleet and
@@ -48,6 +52,18 @@ records, _ = r.get_temporal_high_water_mark_allocation_records(merge_threads=Tru
 sum(1 for _ in records)
 """
 
+BOTH = """
+import subprocess, sys, memray
+churn = subprocess.Popen([sys.executable, "-c", "import sys, memray; "
+                          "r = memray.FileReader(sys.argv[1]); "
+                          "sum(1 for _ in r.get_temporary_allocation_records(threshold=1))",
+                          sys.argv[1]])
+r = memray.FileReader(sys.argv[1])
+records, _ = r.get_temporal_high_water_mark_allocation_records(merge_threads=True)
+sum(1 for _ in records)
+sys.exit(churn.wait())
+"""
+
 
 def export_against_stats(py: str, tmp: Path, pairs: int, objects: int) -> None:
     run = tmp / "run"
@@ -68,19 +84,21 @@ def export_against_stats(py: str, tmp: Path, pairs: int, objects: int) -> None:
                    str(tmp / "parquet"), "--force"],
              "C": [py, "-m", "labkit", "export", str(run), "--to", "pprof", "--out",
                    str(tmp / "pprof"), "--force"],
-             "D": [py, "-c", FLOOR, str(run / "memray.bin")]}
+             "D": [py, "-c", FLOOR, str(run / "memray.bin")],
+             "E": [py, "-c", BOTH, str(run / "memray.bin")]}
     got: dict[str, list[float]] = {k: [] for k in sides}
     for i in range(pairs):
-        order = "ABCD" if i % 2 == 0 else "DCBA"
+        order = "ABCDE" if i % 2 == 0 else "EDCBA"
         for side in order:
             got[side].append(timed(sides[side])[0])
-        a, b, c, d = (got[k][-1] for k in "ABCD")
+        a, b, c, d, e = (got[k][-1] for k in "ABCDE")
         print(f"round {i + 1} ({order}): memray stats {a:.2f} s, export parquet {b:.2f} s "
               f"({b / a:.2f}x), export pprof {c:.2f} s ({c / a:.2f}x), memray reader floor "
-              f"{d:.2f} s ({d / a:.2f}x)", flush=True)
+              f"{d:.2f} s ({d / a:.2f}x), every pass the export needs {e:.2f} s "
+              f"({e / a:.2f}x)", flush=True)
     med = statistics.median
     for k, what in (("B", "labkit export --to parquet"), ("C", "labkit export --to pprof"),
-                    ("D", "memray reader floor")):
+                    ("D", "memray reader floor"), ("E", "every pass it needs")):
         ratio = med(x / a for x, a in zip(got[k], got["A"], strict=True))
         print(f"{what:<28} median {med(got[k]):.2f} s, ratio to memray stats {ratio:.2f} "
               f"(memray stats median {med(got['A']):.2f} s)")
