@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # .venv-3.12, .venv-3.13: the package (without its test extra) under $(PY312), $(PY313),
-# installed by uv from the test extra (the same resolution as pip's, in seconds, not minutes)
+# installed by uv (from .venv's test extra): the same resolution as pip's, in seconds, not minutes
 .venv-3.%/.installed: pyproject.toml $(STAMP)
 	@test -n "$(PY3$*)" || { echo "Python 3.$* not found: install it or pass PY3$*=/path/to/python3.$*"; exit 2; }
 	$(VENV)/bin/uv venv -q --clear --python $(PY3$*) .venv-3.$*

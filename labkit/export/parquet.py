@@ -211,7 +211,7 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
     if taken and not force:
         raise InputError(f"{taken[0].parent} already exists (this run was exported there); "
                          "pass --force to replace it")
-    ctx = _Context(run)  # the churn pass starts in a second process: import while it runs
+    ctx = _Context(run)  # a large capture's churn pass starts elsewhere: import meanwhile
     import pyarrow as pa
     import pyarrow.parquet as pq
 
