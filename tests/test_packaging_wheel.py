@@ -2,7 +2,8 @@
 
 Builds the wheel, installs it (with its dependencies) into a fresh venv in a temporary
 directory, and there runs the verbs a new user would: ``doctor``, ``notebooks``, a capture
-then ``postmortem`` of it, ``report`` of one notebook, and a replay of recorded datasets.
+then ``postmortem`` of it, ``report`` of one notebook, a replay of recorded datasets, and
+the fleet notebook over the recorded fleet (the ``fleet`` extra).
 Nothing of the checkout is on the path: no PYTHONPATH, cwd elsewhere. uv (the test extra's)
 installs the wheel: the same resolution as ``pip install``, in seconds where pip takes a
 minute of the suite's budget.
@@ -39,7 +40,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run([str(Path(sys.executable).with_name("uv")), "pip", "install", "-q",
-                    "--compile-bytecode", "--python", str(venv / "bin" / "python"), str(wheel)],
+                    "--compile-bytecode", "--python", str(venv / "bin" / "python"),
+                    f"labkit[fleet] @ {wheel.as_uri()}"],
                    check=True, timeout=900, cwd=tmp)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
@@ -103,3 +105,17 @@ def test_report_and_replay(installed: tuple[Path, dict[str, str]]) -> None:
     assert "lab_datasets" in page  # the recorded runs came from the installed package
     index = (work / "reports" / "index.html").read_text()
     assert "10-pool-misuse.html" in index and "00-start-here.html" in index
+
+
+def test_the_fleet_notebook_reads_the_installed_fleet(
+        installed: tuple[Path, dict[str, str]]) -> None:
+    import json
+
+    manifests = [json.loads(m.read_text())
+                 for m in (ROOT / "datasets" / "fleet").glob("*/*/manifest.json")]
+    leaky = sum(m["params"]["variant"] == "leaky" for m in manifests)
+    cp = _labkit(installed, "report", "95-fleet", "--out", "reports")
+    assert cp.returncode == 0, cp.stderr
+    page = (Path(installed[1]["LABKIT_TEST_WORK"]) / "reports" / "95-fleet.html").read_text()
+    assert "lab_datasets/fleet" in page  # the recorded fleet came from the installed package
+    assert f"grew on <strong>{leaky} of {len(manifests)}</strong> pods" in page
