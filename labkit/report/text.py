@@ -237,6 +237,11 @@ def signature_lines(sig: Signature) -> list[str]:
     return lines
 
 
+def _section(title: str, rows: list[str], empty: str = "(none)") -> list[str]:
+    """``title``, then each row indented, or ``empty`` when there is none."""
+    return [title, *(f"  {r}" for r in rows or [empty])]
+
+
 def fleet_lines(fl: Fleet) -> list[str]:
     """A fleet (:class:`labkit.fleetdb.Fleet`): its verdict, then the sites that grew on
     several nodes, the outlier nodes and each node's top suspect."""
@@ -261,26 +266,17 @@ def fleet_lines(fl: Fleet) -> list[str]:
             verdict += (f"; {'all' if len(outlying) == len(where) else len(outlying)} of them "
                         f"{'is an outlier' if len(outlying) == 1 else 'are outliers'}")
     lines.append(f"verdict: {verdict}")
-    lines.append("sites that grew during the run on two nodes or more:")
-    for s in sites.itertuples():
-        slope = ("" if s.bytes_per_load != s.bytes_per_load else
-                 f", {human_bytes(s.bytes_per_load)} more at the peak {unit} (r = {s.r:.2f})")
-        lines.append(f"  {s.function} ({s.file}:{s.line}): grew on {s.nodes_growing} of "
-                     f"{s.nodes} nodes, up to {human_bytes(s.max_peak_bytes)} at the peak"
-                     f"{slope}")
-    if not len(sites):
-        lines.append("  (none)")
-    lines.append("outlier nodes (far above the fleet's median):")
-    for o in out.itertuples():
-        lines.append(f"  {o.node}: {o.measure} {human_measure(o.measure, o.value)} against "
-                     f"a median of {human_measure(o.measure, o.median)}")
-    if not len(out):
-        lines.append("  (none)")
-    lines.append("top suspect of each node:")
-    for t in tops.itertuples():
-        lines.append(f"  {t.function} ({t.file}:{t.line}) leads on {t.nodes} of {n} nodes, "
-                     f"with a score of 0.5 or more on {t.nodes_strong} (median "
-                     f"{t.median_score:.2f}; {t.kinds})")
-    if not len(tops):
-        lines.append("  (no node has a suspect)")
+    lines += _section("sites that grew during the run on two nodes or more:", [
+        f"{s.function} ({s.file}:{s.line}): grew on {s.nodes_growing} of {s.nodes} nodes, "
+        f"up to {human_bytes(s.max_peak_bytes)} at the peak"
+        + ("" if s.bytes_per_load != s.bytes_per_load else
+           f", {human_bytes(s.bytes_per_load)} more at the peak {unit} (r = {s.r:.2f})")
+        for s in sites.itertuples()])
+    lines += _section("outlier nodes (far above the fleet's median):", [
+        f"{o.node}: {o.measure} {human_measure(o.measure, o.value)} against a median of "
+        f"{human_measure(o.measure, o.median)}" for o in out.itertuples()])
+    lines += _section("top suspect of each node:", [
+        f"{t.function} ({t.file}:{t.line}) leads on {t.nodes} of {n} nodes, with a score of "
+        f"0.5 or more on {t.nodes_strong} (median {t.median_score:.2f}; {t.kinds})"
+        for t in tops.itertuples()], empty="(no node has a suspect)")
     return lines
