@@ -72,15 +72,8 @@ class _Record:
         return self._stack
 
 
-@contextlib.contextmanager
-def _quiet_memray() -> Iterator[None]:
-    import memray
-
-    memray.set_log_level(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        memray.set_log_level(logging.WARNING)
+_READ_ERRORS = (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError, IndexError,
+                NotImplementedError)
 
 
 def _corrupt(path: Path, exc: BaseException) -> CorruptCaptureError:
@@ -89,6 +82,21 @@ def _corrupt(path: Path, exc: BaseException) -> CorruptCaptureError:
         f"{path} is not a readable memray capture ({detail}); it may be truncated or "
         "corrupt: re-capture it, or check you gave the right file"
     )
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """memray quiet while it reads ``path``, and whatever it raises reading it as one
+    :class:`CorruptCaptureError`."""
+    import memray
+
+    memray.set_log_level(logging.CRITICAL)
+    try:
+        yield
+    except _READ_ERRORS as exc:
+        raise _corrupt(path, exc) from None
+    finally:
+        memray.set_log_level(logging.WARNING)
 
 
 def import_time(frames: Iterable[tuple[str, int, str]]) -> bool:
@@ -159,13 +167,12 @@ class MemrayCapture:
         import memray
 
         try:
-            with _quiet_memray():
+            with _reading(self.path):
                 self._reader = memray.FileReader(str(self.path))
                 self.metadata = self._reader.metadata
-        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
-                IndexError) as exc:
+        except CorruptCaptureError:
             self._stop_worker()
-            raise _corrupt(self.path, exc) from None
+            raise
         self.origin_epoch_s = (origin_epoch_s if origin_epoch_s is not None
                                else self.metadata.start_time.timestamp())
 
@@ -192,22 +199,14 @@ class MemrayCapture:
             setattr(self, name, None)
 
     def _pass(self, method: str, **kw: Any) -> pd.DataFrame:
-        try:
-            with _quiet_memray():
-                records = getattr(self._reader, method)(merge_threads=True, **kw)
-                return _records_frame(records)
-        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
-                IndexError) as exc:
-            raise _corrupt(self.path, exc) from None
+        with _reading(self.path):
+            records = getattr(self._reader, method)(merge_threads=True, **kw)
+            return _records_frame(records)
 
     @cached_property
     def _snapshots(self) -> list[Any]:
-        try:
-            with _quiet_memray():
-                return list(self._reader.get_memory_snapshots())  # a pass over the file
-        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
-                IndexError) as exc:
-            raise _corrupt(self.path, exc) from None
+        with _reading(self.path):
+            return list(self._reader.get_memory_snapshots())  # a pass over the file
 
     @cached_property
     def memory(self) -> pd.DataFrame:
@@ -226,14 +225,10 @@ class MemrayCapture:
         grew, are left out."""
         import numpy as np
 
-        try:
-            with _quiet_memray():
-                records, marks = self._reader.get_temporal_high_water_mark_allocation_records(
-                    merge_threads=True)
-                records = list(records)
-        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
-                IndexError) as exc:
-            raise _corrupt(self.path, exc) from None
+        with _reading(self.path):
+            records, marks = self._reader.get_temporal_high_water_mark_allocation_records(
+                merge_threads=True)
+            records = list(records)
         n = max(1, len(marks))
         peak = int(np.argmax(marks)) if len(marks) else 0
         ivs = [(i, iv.allocated_before_snapshot,
@@ -352,19 +347,15 @@ class MemrayCapture:
         count: collections.Counter[int] = collections.Counter()
         size: collections.Counter[int] = collections.Counter()
         first: dict[int, Any] = {}
-        try:
-            with _quiet_memray():
-                for rec in self._reader.get_allocation_records():
-                    if rec.size and int(rec.allocator) not in frees:
-                        key = rec.stack_id
-                        count[key] += rec.n_allocations
-                        size[key] += rec.size
-                        if key not in first:
-                            first[key] = rec
-                df = _records_frame(first.values(), sort=False)
-        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
-                IndexError) as exc:
-            raise _corrupt(self.path, exc) from None
+        with _reading(self.path):
+            for rec in self._reader.get_allocation_records():
+                if rec.size and int(rec.allocator) not in frees:
+                    key = rec.stack_id
+                    count[key] += rec.n_allocations
+                    size[key] += rec.size
+                    if key not in first:
+                        first[key] = rec
+            df = _records_frame(first.values(), sort=False)
         df["bytes"] = [size[k] for k in first]
         df["count"] = [count[k] for k in first]
         return df.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
@@ -372,12 +363,8 @@ class MemrayCapture:
     def _stats(self) -> dict[str, int]:
         from memray._memray import compute_statistics
 
-        try:
-            with _quiet_memray():
-                s = compute_statistics(str(self.path))
-        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
-                IndexError, NotImplementedError) as exc:
-            raise _corrupt(self.path, exc) from None
+        with _reading(self.path):
+            s = compute_statistics(str(self.path))
         return {"total_num_allocations": s.total_num_allocations,
                 "total_bytes_allocated": s.total_memory_allocated}
 
