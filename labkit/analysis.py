@@ -12,18 +12,12 @@ import pandas as pd
 
 
 class GCSummary(pd.Series):
-    """The Series :func:`gc_summary` returns; in a notebook it displays as one readable
-    line (:func:`labkit.report.rich.gc_summary_html`). Operations on it give plain Series."""
+    """The Series :func:`gc_summary` returns, a type of its own so that a notebook can show
+    it as one readable line. Operations on it give plain Series."""
 
     @property
     def _constructor(self) -> type[pd.Series]:
         return pd.Series
-
-    def _repr_html_(self) -> str:
-        from labkit.report.rich import gc_summary_html
-
-        return gc_summary_html(self)
-
 
 def gc_summary(gc_events: pd.DataFrame, wall_s: float) -> pd.Series:
     """Collections per generation and pause statistics over a run of ``wall_s`` seconds.

@@ -27,11 +27,6 @@ class Comparison:
     functions: pd.DataFrame = field(default_factory=pd.DataFrame)
     summary: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-    def _repr_html_(self) -> str:
-        from labkit.report.rich import comparison_html
-
-        return comparison_html(self)
-
 
 def _summaries(run: Run) -> pd.Series:
     parts = []

@@ -44,26 +44,6 @@ class Findings:
         return {"verdict": self.verdict, "symptoms": self.symptoms, "suspects": self.suspects,
                 "notes": self.notes}
 
-    def _repr_html_(self) -> str:
-        from labkit.report.postmortem_page import FINDINGS_STYLE, findings_html
-
-        return f"<div><style>{FINDINGS_STYLE}</style>{findings_html(self)}</div>"
-
-    def lines(self, top: int = 10) -> list[str]:
-        """The terminal rendering: verdict, symptoms, then the suspects, best first."""
-        out = [f"verdict: {self.verdict}", "symptoms:"]
-        out += [f"  - {s['what']}: {s['evidence']}" for s in self.symptoms] or ["  (none)"]
-        out.append("suspects:")
-        for s in self.suspects[:top]:
-            out.append(f"  {s['rank']}. {s['function']} ({Path(s['file']).name}:{s['line']}) "
-                       f"[{s['kind']}, score {s['score']:.2f}]")
-            out.append(f"     explains {'; '.join(s['explains'])}")
-            out.append(f"     stack {s['stack'][:150]}")
-        if not self.suspects:
-            out.append("  (no line of your code stands out in these captures)")
-        out += [f"note: {n}" for n in self.notes]
-        return out
-
 
 def findings(ev: Any, how: Attribution = DEFAULT) -> Findings:
     """Weigh the evidence (:func:`labkit.postmortem.suspects`) and arrange it."""

@@ -248,17 +248,6 @@ class Fleet:
             "HAVING SUM(g.gain_bytes) >= ? ORDER BY 1",
             [function, int(line), GREW_BYTES]).fetchall()]
 
-    def lines(self) -> list[str]:
-        """The terminal rendering (:func:`labkit.report.text.fleet_lines`)."""
-        from labkit.report.text import fleet_lines
-
-        return fleet_lines(self)
-
-    def _repr_html_(self) -> str:
-        from labkit.report.rich import lines_html
-
-        return lines_html("fleet", self.lines(),
-                          ".runs, .growing_sites(), .outliers(), .top_suspects(), .sql(query)")
 
 
 def fleet(paths: list[Path | str] | Path | str, *, labels: dict[str, str] | None = None,

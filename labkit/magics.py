@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import LabkitError
+from labkit.report.display import register as register_display
 
 DEFAULT_TIME_CAP_S = 120.0
 DEFAULT_MEMORY_CAP_MIB = 1024
@@ -190,5 +191,6 @@ def load_ipython_extension(ip: Any) -> None:
         except LabkitError as exc:
             print(f"labkit: {exc}", file=sys.stderr)
 
+    register_display(ip)
     ip.register_magic_function(labkit_capture, "cell", "labkit_capture")
     ip.register_magic_function(labkit_gc, "line", "labkit_gc")

@@ -14,6 +14,7 @@ from typing import Any
 from labkit.errors import LabkitError
 from labkit.frames import Run, load
 from labkit.progress import REPORT_ENV  # set for the kernel while labkit renders a report
+from labkit.report.display import register as register_display
 from labkit.resources import datasets_dir
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 DATASETS = datasets_dir()
+register_display()  # in a kernel, labkit's objects show as HTML; elsewhere this does nothing
 
 
 class PredictFirst(Exception):

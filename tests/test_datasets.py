@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from labkit import load
+from labkit.report.display import html_of
 from labkit.runner import recorded
 from labkit.scenarios import NAMES, get_spec
 
@@ -49,7 +50,7 @@ def test_readme_signature_table_is_what_the_recorded_runs_show() -> None:
 
 def test_a_signature_renders_readably_and_answers_queries() -> None:
     sig = recorded("pool-misuse", DATASETS)
-    page = sig._repr_html_()
+    page = html_of(sig)
     assert "&#10004;" in page and "&#10008;" not in page  # every row held, as marks
     assert " MiB</td>" in page and "e+0" not in page  # human sizes, no scientific notation
     assert html.escape(sig.row("retained bytes at end").expect) in page  # not cut off

@@ -9,9 +9,10 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from labkit.report.display import html_of, mimebundle_of
 from labkit.report.html import for_reader, to_html
-from labkit.report.index import report_facts, write_index
-from labkit.scenarios.base import SIGNATURE_MIME, Signature, SignatureRow
+from labkit.report.index import SIGNATURE_MIME, report_facts, write_index
+from labkit.scenarios.base import Signature, SignatureRow
 
 
 def _sig(ok: bool) -> Signature:
@@ -22,7 +23,7 @@ def _sig(ok: bool) -> Signature:
 
 
 def _executed() -> nbformat.NotebookNode:
-    sig = _sig(False)._repr_mimebundle_()
+    sig = mimebundle_of(_sig(False))
     chart = ('<img class="labkit-chart" width="900" alt="Chart: RSS" src="data:image/png;'
              'base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAE'
              'hQGAhKmMIQAAAABJRU5ErkJggg==">')
@@ -42,7 +43,7 @@ def _executed() -> nbformat.NotebookNode:
 
 
 def test_a_signature_carries_its_summary_for_the_index_as_strict_json() -> None:
-    bundle = _sig(False)._repr_mimebundle_()
+    bundle = mimebundle_of(_sig(False))
     assert "signature" in bundle["text/html"] and "retained bytes" in bundle["text/plain"]
     summary = json.loads(json.dumps(bundle[SIGNATURE_MIME], allow_nan=False))
     assert (summary["ok"], summary["held"], summary["rows"]) == (False, 1, 2)
@@ -89,20 +90,37 @@ def test_a_run_its_captures_and_a_comparison_display_as_compact_html() -> None:
 
     datasets = Path(__file__).resolve().parent.parent / "datasets"
     run = load(datasets / "pool-misuse" / "leaky")
-    page = run._repr_html_()
+    page = html_of(run)
     assert "pool-misuse/leaky" in page and "memray:" in page  # what it is, its figures
     assert "run.memray.allocations_at_peak" in page and "run.gc_events" in page  # what next
-    assert "memray capture memray.bin" in run.memray._repr_html_() and \
-        ".allocations_at_peak" in run.memray._repr_html_()
-    dump = load(datasets / "thread-leak" / "leaky").pyspy._repr_html_()
+    assert "memray capture memray.bin" in html_of(run.memray) and \
+        ".allocations_at_peak" in html_of(run.memray)
+    dump = html_of(load(datasets / "thread-leak" / "leaky").pyspy)
     assert "py-spy capture" in dump and "threads" in dump
     from labkit.analysis import gc_summary
 
     summary = gc_summary(run.gc_events, run.gc_wall_s)
     assert summary.collections == len(run.gc_events)  # still the Series analysis returns
-    assert "collections in" in summary._repr_html_() and "% of wall time in GC" in \
-        summary._repr_html_()
+    assert "collections in" in html_of(summary) and "% of wall time in GC" in html_of(summary)
     cmp = compare(datasets / "pool-misuse" / "fixed", run)
-    page = cmp._repr_html_()
+    page = html_of(cmp)
     assert "Summary (B - A)" in page and "memray_peak_bytes" in page
     assert "Allocation sites at the peak, by growth" in page and "serve" in page
+
+
+def test_data_classes_are_plain_and_a_kernel_shows_them_through_its_formatters() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from labkit import load
+    from labkit.report.display import HTML, register
+
+    for cls in HTML:
+        assert "_repr_html_" not in vars(cls) and "_repr_mimebundle_" not in vars(cls), cls
+    run = load(Path(__file__).resolve().parent.parent / "datasets" / "pool-misuse" / "leaky")
+    ip = InteractiveShell.instance()
+    assert "text/html" not in ip.display_formatter.format(run)[0]
+    assert register(ip)
+    shown, _ = ip.display_formatter.format(run)
+    assert shown["text/html"] == html_of(run)
+    bundle, _ = ip.display_formatter.format(_sig(True))
+    assert bundle[SIGNATURE_MIME]["ok"] is True and "signature" in bundle["text/html"]

@@ -208,7 +208,9 @@ def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
             from labkit.report.postmortem_page import postmortem_page
 
             page = postmortem_page(found, ev)
-    for line in found.lines(args.top):
+    from labkit.report.text import findings_lines
+
+    for line in findings_lines(found, args.top):
         say(line)
     if "json" in outs:
         write_text_atomic(outs["json"], json.dumps(found.to_json(), indent=1) + "\n")
@@ -259,7 +261,9 @@ def cmd_fleet(args: argparse.Namespace, command: list[str]) -> int:
 
         path = check_file_output(args.json, force=args.force, flag="--json")
         write_text_atomic(path, json.dumps(fl.summary(), indent=1, default=str) + "\n")
-    for line in fl.lines():
+    from labkit.report.text import fleet_lines
+
+    for line in fleet_lines(fl):
         say(line)
     return 0
 
@@ -274,9 +278,15 @@ def cmd_lab(args: argparse.Namespace, command: list[str]) -> int:
 
 def cmd_summary(args: argparse.Namespace, command: list[str]) -> int:
     """Print what a run holds and the summary of each capture in it."""
-    from labkit.report.text import summary_lines
+    from labkit.frames import load, load_file
+    from labkit.report.text import file_summary_lines, run_summary_lines
 
-    for line in summary_lines(args.run):
+    path = Path(args.run)
+    if path.exists() and not path.is_dir():
+        lines = file_summary_lines(path, *load_file(path))
+    else:
+        lines = run_summary_lines(load(path))
+    for line in lines:
         say(line)
     return 0
 

@@ -43,11 +43,6 @@ class Run:
         """Names of the capture files the manifest lists."""
         return [a["name"] for a in self.manifest.get("artifacts", [])]
 
-    def _repr_html_(self) -> str:
-        from labkit.report.rich import run_html
-
-        return run_html(self)
-
     def has(self, artifact: Artifact | str) -> bool:
         """Whether the run holds ``artifact`` (plain or packed as ``NAME.gz``)."""
         return self.path_of(artifact) is not None
@@ -145,6 +140,24 @@ class Run:
         if profile is None and dump is None:
             raise InputError(f"{self.path} has no py-spy capture; capture it with --pyspy")
         return PySpyCapture(profile, dump)
+
+
+def load_file(path: Path | str) -> tuple[str, MemrayCapture | PySpyCapture]:
+    """A loose capture file opened by what its first bytes say it is: ``("memray", cap)``,
+    ``("speedscope", cap)`` or ``("dump", cap)``; any other kind is an :class:`InputError`."""
+    from labkit.frames.memray import MemrayCapture
+    from labkit.frames.pyspy import PySpyCapture
+    from labkit.frames.sniff import sniff
+
+    path = Path(path)
+    kind = sniff(path)
+    if kind == "memray":
+        return kind, MemrayCapture(path)
+    if kind == "speedscope":
+        return kind, PySpyCapture(speedscope=path)
+    if kind == "dump":
+        return kind, PySpyCapture(dump=path)
+    raise InputError(f"{path} is a {kind} file; summarise the run directory that holds it")
 
 
 def load(run_dir: Path | str, *, background_stats: bool = True) -> Run:

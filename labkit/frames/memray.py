@@ -395,13 +395,6 @@ class MemrayCapture:
         counts them: deallocations excluded), ``duration_s`` and how it was captured."""
         return self._summary_from(self._background_stats() or self._stats())
 
-    def _repr_html_(self) -> str:
-        from labkit.report.rich import lines_html
-        from labkit.report.text import memray_summary_lines
-
-        return lines_html(f"memray capture {self.path.name}", memray_summary_lines(self),
-                          ".allocations_at_peak, .growth, .leaks, .churn, .memory, .summary")
-
     def load_all(self) -> MemrayCapture:
         """Compute every frame except ``leaks``; returns self."""
         _ = self.memory, self.allocations_at_peak, self.summary

@@ -136,14 +136,6 @@ class PySpyCapture:
         self.dump_path = Path(dump) if dump else None
         self._loaded: tuple[pd.DataFrame, pd.DataFrame] | None = None
 
-    def _repr_html_(self) -> str:
-        from labkit.report.rich import lines_html
-        from labkit.report.text import pyspy_summary_lines, threads_summary_lines
-
-        lines = (pyspy_summary_lines(self) if self.speedscope_path is not None else []) + \
-            (threads_summary_lines(self) if self.dump_path is not None else [])
-        return lines_html("py-spy capture", lines, ".functions, .samples, .threads")
-
     def _profile(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         if self.speedscope_path is None:
             raise InputError("no py-spy profile in this capture; record one with --pyspy")

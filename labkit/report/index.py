@@ -15,12 +15,12 @@ from typing import Any
 
 from labkit.outputs import write_text_atomic
 
+SIGNATURE_MIME = "application/vnd.labkit.signature+json"  # a signature's summary in an output
+
 
 def report_facts(nb: Any) -> dict[str, Any]:
     """What the index shows of an executed notebook: its signatures' summaries (see
     :meth:`labkit.scenarios.base.Signature.summary`) and a thumbnail of its first chart."""
-    from labkit.scenarios.base import SIGNATURE_MIME
-
     sigs, thumb = [], None
     for cell in nb.cells:
         for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:

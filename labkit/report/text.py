@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 from labkit import artifacts as A
 from labkit.analysis import gc_summary
 from labkit.capture.gctrace import FLOOD_PER_S
-from labkit.errors import InputError
-from labkit.frames import Run, load
+from labkit.frames import Run
 from labkit.units import human_bytes, human_measure
 
 if TYPE_CHECKING:
     from labkit.compare import Comparison
+    from labkit.findings import Findings
     from labkit.fleetdb import Fleet
     from labkit.frames.memray import MemrayCapture
     from labkit.frames.pyspy import PySpyCapture
@@ -64,29 +64,14 @@ def proc_summary_lines(run: Run) -> list[str]:
     ]
 
 
-def file_summary_lines(path: Path) -> list[str]:
-    """A loose capture file (memray, speedscope, dump), summarised as it would be in a run."""
-    from labkit.frames.memray import MemrayCapture
-    from labkit.frames.pyspy import PySpyCapture
-    from labkit.frames.sniff import sniff
-
-    kind = sniff(path)
+def file_summary_lines(path: Path, kind: str, cap: MemrayCapture | PySpyCapture) -> list[str]:
+    """A loose capture file (:func:`labkit.frames.load_file`), summarised as it would be in
+    a run."""
     if kind == "memray":
-        return [f"{path} (memray capture)", *memray_summary_lines(MemrayCapture(path))]
+        return [f"{path} (memray capture)", *memray_summary_lines(cap)]
     if kind == "speedscope":
-        return [f"{path} (py-spy speedscope profile)",
-                *pyspy_summary_lines(PySpyCapture(speedscope=path))]
-    if kind == "dump":
-        return [f"{path} (py-spy dump)", *threads_summary_lines(PySpyCapture(dump=path))]
-    raise InputError(f"{path} is a {kind} file; summarise the run directory that holds it")
-
-
-def summary_lines(path: Path) -> list[str]:
-    """What ``labkit summary PATH`` prints: a run directory (loaded and verified once), or
-    a loose memray, speedscope or dump file."""
-    if not Path(path).is_dir() and Path(path).exists():
-        return file_summary_lines(Path(path))
-    return run_summary_lines(load(path))
+        return [f"{path} (py-spy speedscope profile)", *pyspy_summary_lines(cap)]
+    return [f"{path} (py-spy dump)", *threads_summary_lines(cap)]
 
 
 def run_summary_lines(run: Run) -> list[str]:
@@ -113,6 +98,22 @@ def run_summary_lines(run: Run) -> list[str]:
     if run.has(A.PYSPY_DUMP):
         lines += threads_summary_lines(run.pyspy)
     return lines
+
+
+def findings_lines(found: Findings, top: int = 10) -> list[str]:
+    """A postmortem's findings: verdict, symptoms, then the suspects, best first."""
+    out = [f"verdict: {found.verdict}", "symptoms:"]
+    out += [f"  - {s['what']}: {s['evidence']}" for s in found.symptoms] or ["  (none)"]
+    out.append("suspects:")
+    for s in found.suspects[:top]:
+        out.append(f"  {s['rank']}. {s['function']} ({Path(s['file']).name}:{s['line']}) "
+                   f"[{s['kind']}, score {s['score']:.2f}]")
+        out.append(f"     explains {'; '.join(s['explains'])}")
+        out.append(f"     stack {s['stack'][:150]}")
+    if not found.suspects:
+        out.append("  (no line of your code stands out in these captures)")
+    out += [f"note: {n}" for n in found.notes]
+    return out
 
 
 def _mb(n: float) -> str:

@@ -72,9 +72,6 @@ class SignatureRow:
     ok: bool
 
 
-SIGNATURE_MIME = "application/vnd.labkit.signature+json"  # read by the report index
-
-
 @dataclass
 class Signature:
     """The measured signature that tells the variants apart."""
@@ -113,17 +110,6 @@ class Signature:
                     "values": [[k, v if isinstance(v, (int, float)) and math.isfinite(v)
                                 else None] for k, v in first.values.items()]}}
 
-    def _repr_html_(self) -> str:
-        from labkit.report.text import signature_html
-
-        return signature_html(self)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from labkit.report.text import signature_html, signature_lines
-
-        return {"text/html": signature_html(self),
-                "text/plain": "\n".join(signature_lines(self)),
-                SIGNATURE_MIME: self.summary()}
 
 
 def parse(spec: ScenarioSpec, argv: Sequence[str] | None = None) -> tuple[str, dict[str, Any]]:
