@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 STAMP312:= .venv-3.12/.installed
 STAMP313:= .venv-3.13/.installed
 
-.PHONY: lab test install venv-3.12 venv-3.13 chromium go bench datasets datasets-fleet clean
+.PHONY: lab test check install venv-3.12 venv-3.13 chromium go bench datasets datasets-fleet clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,14 @@ lab: install
 
 test: install venv-3.12 venv-3.13 chromium go
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
+
+# The edit loop: lint, the layers contract (pyproject.toml) and the tests not marked slow.
+check: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q -m "not slow" -x
 
 bench: install
 	$(PY) bench/gctrace_overhead.py

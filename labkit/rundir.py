@@ -26,6 +26,7 @@ from labkit.artifacts import BY_NAME, MANIFEST, Artifact
 from labkit.errors import CorruptCaptureError, InputError
 from labkit.outputs import check_run_output, write_text_atomic
 from labkit.safefile import open_regular, read_json
+from labkit.version import __version__
 
 SCHEMA_VERSION = 1
 MANIFEST_MAX_BYTES = 16 * 1024 * 1024
@@ -157,8 +158,6 @@ class RunWriter:
 
 
 def _labkit_version() -> str:
-    from labkit import __version__
-
     return __version__
 
 
