@@ -68,7 +68,7 @@ def test_live_lines_one_per_collection(tmp_path: Path, write_prog) -> None:
     lines = [ln for ln in cp.stderr.splitlines() if ln.startswith("gc ")]
     assert len(lines) == len(load(out).gc_events) >= 7
     assert sum("gen2" in ln for ln in lines) >= 7
-    # gc SEQ @T s P%: genG PAUSE ms, C/U collected/uncollectable, young N, rss M MB
+    # gc SEQ @T s P%: genG PAUSE ms, C/U collected/uncollectable, young N, rss M MiB
     assert lines[0].split()[2].startswith("@") and lines[0].split()[3].endswith("%:")
 
 

@@ -326,7 +326,7 @@ class GCTracer:
             echo.write(
                 f"gc {seq} @{since:.3f}s {share:.2f}%: gen{gen} {pause / 1e6:.3f} ms, "
                 f"{coll}/{uncoll} collected/uncollectable, young {buf[b + 6]}, "
-                f"rss {self._last_rss / 1e6:.1f} MB\n"
+                f"rss {self._last_rss / 1048576:.1f} MiB\n"
             )
             seq += 1
         echo.flush()

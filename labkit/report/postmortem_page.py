@@ -17,6 +17,7 @@ from typing import Any
 
 from labkit.findings import RANKING, Findings
 from labkit.report.flame import allocation_stacks, flame_html, flame_tree, viewer_css, viewer_js
+from labkit.units import human_bytes
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
        "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
@@ -112,7 +113,7 @@ def _sources(ev: Any) -> str:
     rows = []
     for key, path in (ev.sources or {}).items():
         p = Path(path)
-        size = f"{p.stat().st_size / 1e6:.1f} MB" if p.is_file() else "run directory"
+        size = human_bytes(p.stat().st_size) if p.is_file() else "run directory"
         rows.append(f"<tr><td>{what.get(key, key)}</td><td><code>{html.escape(p.name)}</code>"
                     f'</td><td class="muted">{size}</td></tr>')
     if ev.memray is not None:

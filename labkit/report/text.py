@@ -57,8 +57,8 @@ def proc_summary_lines(run: Run) -> list[str]:
     first, last = df.iloc[0], df.iloc[-1]
     return [
         f"process samples: {len(df)} over {last.t_s - first.t_s:.2f} s; "
-        f"rss {first.rss_bytes / 1e6:.1f} -> {last.rss_bytes / 1e6:.1f} MB "
-        f"(peak {df.rss_bytes.max() / 1e6:.1f}), threads {first.threads:.0f} -> "
+        f"rss {human_bytes(first.rss_bytes)} -> {human_bytes(last.rss_bytes)} "
+        f"(peak {human_bytes(df.rss_bytes.max())}), threads {first.threads:.0f} -> "
         f"{last.threads:.0f} (peak {df.threads.max():.0f}), fds {first.fds:.0f} -> "
         f"{last.fds:.0f} (peak {df.fds.max():.0f})"
     ]
@@ -116,19 +116,16 @@ def findings_lines(found: Findings, top: int = 10) -> list[str]:
     return out
 
 
-def _mb(n: float) -> str:
-    return f"{n / 1e6:.1f} MB"
-
-
 def memray_summary_lines(cap: MemrayCapture) -> list[str]:
     """Peak, totals and the top allocation sites at the high-water mark."""
     s = cap.summary
     peak = cap.allocations_at_peak
     peak = peak[~peak.in_labkit]
-    lines = [f"memray: peak {_mb(s.peak_bytes)}, {_mb(s.total_allocated_bytes)} allocated in "
-             f"{s.allocations:,} allocations over {s.duration_s:.2f} s; top sites at peak:"]
+    lines = [f"memray: peak {human_bytes(s.peak_bytes)}, {human_bytes(s.total_allocated_bytes)} "
+             f"allocated in {s.allocations:,} allocations over {s.duration_s:.2f} s; "
+             "top sites at peak:"]
     for r in peak.head(3).itertuples():
-        lines.append(f"  {_mb(r.bytes):>10} in {r.count:>6,} blocks  {r.stack[:90]}")
+        lines.append(f"  {human_bytes(r.bytes):>10} in {r.count:>6,} blocks  {r.stack[:90]}")
     return lines
 
 
@@ -233,7 +230,7 @@ def signature_lines(sig: Signature) -> list[str]:
     lines = [f"{sig.scenario}: {'shown' if sig.ok else 'NOT SHOWN'} ({sig.elapsed_s:.1f} s)",
              head]
     for r in sig.rows:
-        vals = "".join(f"{_fmt(r.values.get(v, float('nan'))):>15}" for v in variants)
+        vals = "".join(f"{_human(r.values.get(v), 'bytes' in r.metric):>15}" for v in variants)
         lines.append(f"{'ok' if r.ok else 'NO':<3}{r.metric[:51]:<52}{vals}  {r.expect}")
     return lines
 
