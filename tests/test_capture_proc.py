@@ -76,3 +76,31 @@ def test_the_descriptor_table_at_the_peak_says_where_leaked_sockets_go(tmp_path:
     symptom = suspects(Evidence(fd_table=table)).iloc[0]
     assert symptom.suspect == f"30 of the {len(table)} fds open at their peak are tcp " \
                               f"sockets to 127.0.0.1:{port}"
+
+
+def test_socket_endpoints_name_every_tcp_state_and_ipv6_peers() -> None:
+    import os
+    import socket
+
+    from labkit.capture.proc import socket_endpoints
+
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    accepted, _ = server.accept()
+    client.shutdown(socket.SHUT_WR)  # client: FIN_WAIT1/2, the accepted side: CLOSE_WAIT
+    assert accepted.recv(1) == b""
+    v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    v6.bind(("::1", 0))
+    try:
+        found = socket_endpoints(os.getpid())
+        port = server.getsockname()[1]
+        assert found[client.fileno()].rsplit(" ", 1) in (  # states the old parser lacked
+            [f"tcp 127.0.0.1:{client.getsockname()[1]} -> 127.0.0.1:{port}", w]
+            for w in ("FIN_WAIT1", "FIN_WAIT2"))
+        assert found[accepted.fileno()].startswith(f"tcp 127.0.0.1:{port} -> ")
+        assert found[accepted.fileno()].endswith("CLOSE_WAIT")
+        assert found[server.fileno()] == f"tcp 127.0.0.1:{port} -> 0.0.0.0:0 LISTEN"
+        assert found[v6.fileno()] == f"udp [::1]:{v6.getsockname()[1]} -> [::]:0"
+    finally:
+        for s in (server, client, accepted, v6):
+            s.close()

@@ -7,7 +7,7 @@ by itself when the process is gone.
 
 Like a high-water mark, it also keeps the process's descriptor table as it was when the
 most descriptors were open (read from ``/proc/PID/fd``, sockets resolved to their
-endpoints through ``/proc/PID/net``) and, given ``fds_path`` (``proc_fds.json`` in a run),
+endpoints through psutil) and, given ``fds_path`` (``proc_fds.json`` in a run),
 writes it there when it stops: from outside, without the in-process agent, what kind of
 descriptors leaked and to where.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -25,46 +26,34 @@ import psutil
 
 COLUMNS = ("t_ns", "rss_bytes", "threads", "fds", "cpu_percent", "children")
 FDS_FILE = "proc_fds.json"
-_TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "06": "TIME_WAIT", "07": "CLOSE",
-               "08": "CLOSE_WAIT", "0A": "LISTEN"}
 
 
-def _address(hex_addr: str) -> str:
-    host, port = hex_addr.split(":")
-    raw = bytes.fromhex(host)
-    if len(raw) == 4:
-        ip = ".".join(str(b) for b in reversed(raw))
-    else:  # IPv6: four little-endian 32-bit words
-        words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
-        ip = ":".join(b"".join(words)[i:i + 2].hex() for i in range(0, 16, 2))
-    return f"{ip}:{int(port, 16)}"
+def _address(addr: tuple[str, int] | tuple[()], family: int) -> str:
+    if not addr:  # not connected: listening, bound, or never connected
+        return "[::]:0" if family == socket.AF_INET6 else "0.0.0.0:0"
+    ip, port = addr
+    return f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}"
 
 
-def socket_endpoints(pid: int) -> dict[str, str]:
-    """``{inode: "tcp 127.0.0.1:4711 -> 127.0.0.1:80 ESTABLISHED", ...}`` for the sockets
-    in ``pid``'s network namespace (tcp, udp, v4 and v6; unix sockets by path)."""
-    found: dict[str, str] = {}
-    for proto in ("tcp", "tcp6", "udp", "udp6"):
-        try:
-            with open(f"/proc/{pid}/net/{proto}", encoding="ascii") as fh:
-                next(fh, None)
-                for line in fh:
-                    f = line.split()
-                    if len(f) > 9:
-                        state = _TCP_STATES.get(f[3], f[3]) if proto.startswith("tcp") else ""
-                        found[f[9]] = (f"{proto.rstrip('6')} {_address(f[1])} -> "
-                                       f"{_address(f[2])} {state}").rstrip()
-        except (OSError, ValueError, IndexError):
-            continue
+def socket_endpoints(pid: int) -> dict[int, str]:
+    """``{fd: "tcp 127.0.0.1:4711 -> 127.0.0.1:80 ESTABLISHED", ...}`` for ``pid``'s sockets
+    (tcp and udp over v4 and v6 in every state psutil reports, unix sockets by path); empty
+    when the process is gone or cannot be read."""
     try:
-        with open(f"/proc/{pid}/net/unix", encoding="ascii", errors="replace") as fh:
-            next(fh, None)
-            for line in fh:
-                f = line.split()
-                if len(f) >= 7:
-                    found[f[6]] = "unix " + (f[7] if len(f) > 7 else "(unnamed)")
-    except OSError:
-        pass
+        conns = psutil.Process(pid).net_connections(kind="all")
+    except (psutil.Error, OSError):
+        return {}
+    found: dict[int, str] = {}
+    for c in conns:
+        if c.fd < 0:
+            continue
+        if c.family == socket.AF_UNIX:
+            found[c.fd] = f"unix {c.laddr or c.raddr or '(unnamed)'}"
+            continue
+        proto = "tcp" if c.type == socket.SOCK_STREAM else "udp"
+        state = "" if c.status == psutil.CONN_NONE else c.status
+        found[c.fd] = (f"{proto} {_address(c.laddr, c.family)} -> "
+                       f"{_address(c.raddr, c.family)} {state}").rstrip()
     return found
 
 
@@ -82,7 +71,7 @@ def fd_table(pid: int) -> list[dict[str, object]]:
         row: dict[str, object] = {"fd": int(name), "target": target}
         if target.startswith("socket:["):
             sockets = socket_endpoints(pid) if sockets is None else sockets
-            row["endpoint"] = sockets.get(target[8:-1], "")
+            row["endpoint"] = sockets.get(int(name), "")
         rows.append(row)
     return sorted(rows, key=lambda r: r["fd"])
 
