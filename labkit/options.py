@@ -58,4 +58,13 @@ def label(text: str) -> tuple[str, str]:
     return key, value
 
 
+def param(text: str) -> tuple[str, str]:
+    """``KEY=VALUE``, KEY a plain name: a scenario's or a notebook's parameter (one syntax
+    for ``labkit run`` and ``labkit report``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r}: give KEY=VALUE, KEY a parameter's name")
+    return key.strip(), value.strip()
+
+
 LABEL_HELP = "label the run KEY=VALUE (host, release, load...; repeatable)"

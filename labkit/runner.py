@@ -69,17 +69,6 @@ def parse_captures(text: str | None, default: Sequence[str]) -> tuple[str, ...]:
     return chosen
 
 
-def parse_params(pairs: Sequence[str]) -> dict[str, str]:
-    """``["n=5", "size=10"]`` -> ``{"n": "5", "size": "10"}``."""
-    out = {}
-    for p in pairs:
-        k, sep, v = p.partition("=")
-        if not sep or not k:
-            raise UsageError(f"--param wants KEY=VALUE, got {p!r}")
-        out[k.strip()] = v.strip()
-    return out
-
-
 def run_scenario(
     name: str,
     *,

@@ -26,7 +26,20 @@ BAD = [
     (["attach", "0"], "pid"),
     (["attach", "123", "--pyspy", "inf"], "--pyspy"),
     (["attach", "123", "--proc", "0"], "--proc"),
+    (["run", "pool-misuse", "--param", "requests"], "--param"),
+    (["run", "pool-misuse", "--param", "=5"], "--param"),
+    (["report", "10-pool-misuse", "-p", "replay", "True"], "--param"),
+    (["report", "10-pool-misuse", "--param", "no key=1"], "--param"),
 ]
+
+
+def test_run_and_report_read_one_param_syntax() -> None:
+    from labkit.cli.parser import build_parser
+
+    parser = build_parser()
+    run = parser.parse_args(["run", "pool-misuse", "-p", "requests=5", "--param", "seed = 2"])
+    report = parser.parse_args(["report", "x", "-p", "requests=5", "--param", "seed = 2"])
+    assert run.param == report.param == [("requests", "5"), ("seed", "2")]
 
 
 @pytest.mark.parametrize("argv,flag", BAD, ids=[" ".join(a) for a, _ in BAD])

@@ -97,7 +97,7 @@ def test_report_and_replay(installed: tuple[Path, dict[str, str]]) -> None:
     work = Path(installed[1]["LABKIT_TEST_WORK"])
     cp = _labkit(installed, "report", "00-start-here", "--out", "reports")
     assert cp.returncode == 0, cp.stderr
-    cp = _labkit(installed, "report", "10-pool-misuse", "-p", "replay", "True", "--out",
+    cp = _labkit(installed, "report", "10-pool-misuse", "-p", "replay=True", "--out",
                  "reports")
     assert cp.returncode == 0, cp.stderr
     page = (work / "reports" / "10-pool-misuse.html").read_text()

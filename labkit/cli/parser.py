@@ -6,7 +6,17 @@ import argparse
 from pathlib import Path
 
 from labkit.cli import verbs
-from labkit.options import INTERVAL, LABEL_HELP, MEMORY_MIB, PID, RATE_HZ, SECONDS, TOP, label
+from labkit.options import (
+    INTERVAL,
+    LABEL_HELP,
+    MEMORY_MIB,
+    PID,
+    RATE_HZ,
+    SECONDS,
+    TOP,
+    label,
+    param,
+)
 
 
 def _add_capture_flags(p: argparse.ArgumentParser) -> None:
@@ -75,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--setting", help="for gc-tuning: one setting (default all)")
     p.add_argument("--capture", help="comma-separated: gc,memray,pyspy,proc "
                    "(default: the scenario's own choice)")
-    p.add_argument("--param", action="append", default=[], metavar="K=V",
+    p.add_argument("-p", "--param", type=param, action="append", default=[], metavar="K=V",
                    help="override a parameter (repeatable)")
     p.add_argument("--quick", action="store_true", help="the preset that finishes in seconds")
     p.add_argument("--out", type=Path, help="directory for the runs (one per variant)")
@@ -105,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: reports/ (labkit's own earlier reports there are replaced)")
     p.add_argument("--force", action="store_true",
                    help="also replace files there that labkit did not write")
-    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
-                   help="set a notebook parameter (a Python literal, else a string)")
+    p.add_argument("-p", "--param", type=param, action="append", metavar="K=V",
+                   help="set a notebook parameter, VALUE a Python literal, else a string "
+                   "(repeatable)")
     p.add_argument("--reader", action="store_true",
                    help="a reader's rendering: no code cells, warnings or temporary paths")
     p.set_defaults(handler=verbs.cmd_report, needs_command=False)

@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
     """Run a scenario's variants (or settings) under capture."""
     from labkit.frames import load
     from labkit.report.text import run_summary_lines
-    from labkit.runner import parse_captures, parse_params, run_scenario
+    from labkit.runner import parse_captures, run_scenario
     from labkit.scenarios import get_spec
 
     spec = get_spec(args.scenario)
@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
         raise UsageError(f"{args.scenario} has variants, not settings; use --variant")
     results = run_scenario(args.scenario, variants=variants,
                            captures=parse_captures(args.capture, spec.captures),
-                           params=parse_params(args.param), quick=args.quick, out=args.out,
+                           params=dict(args.param), quick=args.quick, out=args.out,
                            python=args.python, argv=["labkit", *sys.argv[1:]],
                            memory_cap_mb=args.memory_cap, time_cap_s=args.time_cap,
                            labels=dict(args.label or []))
@@ -152,7 +152,7 @@ def cmd_signatures(args: argparse.Namespace, command: list[str]) -> int:
     return 1 if failed else 0
 
 
-def _params(pairs: list[list[str]] | None) -> dict[str, object]:
+def _params(pairs: list[tuple[str, str]] | None) -> dict[str, object]:
     import ast
 
     out: dict[str, object] = {}
