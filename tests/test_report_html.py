@@ -124,3 +124,22 @@ def test_data_classes_are_plain_and_a_kernel_shows_them_through_its_formatters()
     assert shown["text/html"] == html_of(run)
     bundle, _ = ip.display_formatter.format(_sig(True))
     assert bundle[SIGNATURE_MIME]["ok"] is True and "signature" in bundle["text/html"]
+
+
+def test_pages_escape_every_name_a_program_chose() -> None:
+    from labkit.findings import Findings
+    from labkit.report.flame import flame_html
+    from labkit.report.pages import environment
+    from labkit.report.postmortem_page import findings_html
+
+    hostile = '<img src=x onerror="alert(1)">'
+    found = Findings(verdict=f"heap grew {hostile}", symptoms=[
+        {"what": hostile, "evidence": "</li><script>x</script>", "kind": "memory"}],
+        suspects=[{"rank": 1, "function": hostile, "file": f"/srv/{hostile}.py", "line": 3,
+                   "stack": f"{hostile} < main", "score": 0.5, "kind": "site",
+                   "explains": [hostile], "evidence": {hostile: hostile}}], notes=[hostile])
+    page = findings_html(found) + flame_html({"n": "a", "f": "", "v": 1, "u": 0},
+                                             title=hostile, unit=hostile, note=hostile)
+    assert environment().autoescape is True
+    assert "<img" not in page and "<script>x" not in page
+    assert page.count("&lt;img src=x onerror=") >= 9

@@ -9,7 +9,6 @@ user's own code (:mod:`labkit.attribution`) are drawn in a warm colour, others i
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.attribution import DEFAULT, Attribution, Frame
+from labkit.report.pages import render, trusted
 
 MAX_DEPTH = 48
 
@@ -75,19 +75,9 @@ def flame_html(tree: dict[str, Any], *, title: str, unit: str, note: str = "",
     script after it (what a notebook output needs; a page can include them once instead,
     the script after the last flamegraph)."""
     data = json.dumps(tree, separators=(",", ":")).replace("<", "\\u003c")  # inert in <script>
-    head = f"<style>{viewer_css()}</style>" if viewer else ""
-    script = f"<script>{viewer_js()}</script>" if viewer else ""
-    note_html = f'<div class="lk-flame-note">{html.escape(note)}</div>' if note else ""
-    return (f'{head}<figure class="lk-flame" data-unit="{html.escape(unit)}" '
-            f'aria-label="{html.escape(title)}: flamegraph">'
-            f'<div class="lk-flame-bar"><b>{html.escape(title)}</b>'
-            f'<input type="search" placeholder="search function or file" '
-            f'aria-label="search frames"><button type="button">Reset zoom</button>'
-            f'<span class="lk-flame-match"></span></div>{note_html}'
-            f'<div class="lk-flame-info">hover a frame for its share; click to zoom</div>'
-            f'<div class="lk-flame-body"></div>'
-            f'<script type="application/json" class="lk-flame-data">{data}</script>'
-            f"</figure>{script}")
+    return render("flame.html.j2", title=title, unit=unit, note=note, data=trusted(data),
+                  css=trusted(viewer_css()) if viewer else "",
+                  script=trusted(viewer_js()) if viewer else "")
 
 
 def allocation_stacks(df: Any, column: str = "bytes") -> list[tuple[Sequence[Frame], float]]:

@@ -11,12 +11,12 @@ and no second load of the captures.
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 from labkit.findings import RANKING, Findings
 from labkit.report.flame import allocation_stacks, flame_html, flame_tree, viewer_css, viewer_js
+from labkit.report.pages import render, trusted
 from labkit.units import human_bytes
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
@@ -43,22 +43,7 @@ img{max-width:100%;height:auto} .sources td{padding:0 1em 0 0;vertical-align:top
 def _png(fig: Any, alt: str | None) -> str:
     from labkit.charts.export import figure_html
 
-    return f"<figure>{figure_html(fig, alt)}</figure>"
-
-
-def _suspect(s: dict[str, Any]) -> str:
-    stack = "\n".join(s["stack"].split(" < "))
-    evidence = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
-                       for k, v in s["evidence"].items())
-    explains = "".join(f"<li>{html.escape(e)}</li>" for e in s["explains"])
-    return (f'<section class="suspect"><h3><span class="rank">{s["rank"]}</span>'
-            f'<code>{html.escape(s["function"])}</code> at '
-            f'<code>{html.escape(Path(s["file"]).name)}:{s["line"]}</code> '
-            f'<span class="score">({html.escape(s["kind"])}; score {s["score"]:.2f})</span>'
-            f'</h3><div class="where">{html.escape(s["file"])}</div>'
-            f'<p class="explains">Explains:</p><ul>{explains}</ul>'
-            f"<details><summary>Evidence and stack</summary><ul>{evidence}</ul>"
-            f"<pre>{html.escape(stack)}</pre></details></section>")
+    return figure_html(fig, alt)
 
 
 def _charts(ev: Any) -> list[str]:
@@ -106,58 +91,36 @@ def _flames(ev: Any, found: Findings) -> list[str]:
     return out
 
 
-def _sources(ev: Any) -> str:
+def _sources(ev: Any) -> dict[str, Any]:
     what = {"memray": "memray capture", "pyspy": "py-spy profile", "dump": "py-spy dump",
             "gc": "GC trace", "proc": "process samples", "origins": "thread and fd origins",
             "fd table": "descriptor table at its peak"}
     rows = []
     for key, path in (ev.sources or {}).items():
         p = Path(path)
-        size = human_bytes(p.stat().st_size) if p.is_file() else "run directory"
-        rows.append(f"<tr><td>{what.get(key, key)}</td><td><code>{html.escape(p.name)}</code>"
-                    f'</td><td class="muted">{size}</td></tr>')
+        rows.append({"what": what.get(key, key), "name": p.name,
+                     "size": human_bytes(p.stat().st_size) if p.is_file() else "run directory"})
+    recorded = ""
     if ev.memray is not None:
         m = ev.memray.metadata
         how = ("every Python allocation (--trace-python-allocators)"
                if m.trace_python_allocators else "pymalloc arenas, not each small object")
-        rows.append(f'<tr><td>memray recorded</td><td colspan="2" class="muted">'
-                    f"{m.total_allocations:,} allocation records, {html.escape(how)}, "
-                    f"{(m.end_time - m.start_time).total_seconds():.1f} s</td></tr>")
-    return f'<table class="sources">{"".join(rows)}</table>'
+        recorded = (f"{m.total_allocations:,} allocation records, {how}, "
+                    f"{(m.end_time - m.start_time).total_seconds():.1f} s")
+    return {"sources": rows, "recorded": recorded}
 
 
 def findings_html(found: Findings) -> str:
     """The verdict, the symptoms and the suspects as an HTML fragment (what a notebook
     shows for :class:`labkit.findings.Findings`, and the top of the page)."""
-    symptoms = "".join(f"<li><b>{html.escape(s['what'])}</b>: {html.escape(s['evidence'])}"
-                       f"</li>" for s in found.symptoms) or "<li>none stands out</li>"
-    suspects = "".join(_suspect(s) for s in found.suspects) or \
-        "<p>No line of your code stands out in these captures.</p>"
-    notes = "".join(f'<p class="note"><b>Note:</b> {html.escape(n)}</p>' for n in found.notes)
-    return (f'<p class="verdict">{html.escape(found.verdict)}</p>'
-            f"<h2>What happened</h2><ul>{symptoms}</ul><h2>Suspects</h2>{suspects}"
-            f'<p class="muted">{html.escape(RANKING)}</p>{notes}')
+    return render("findings.html.j2", found=found, ranking=RANKING)
 
 
 def postmortem_page(found: Findings, ev: Any, *, title: str = "labkit postmortem") -> str:
     """The whole report page for ``found`` (from :func:`labkit.findings.findings`) and
     the loaded evidence ``ev`` it was computed from."""
-    charts, flames = _charts(ev), _flames(ev, found)
-    parts = [
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        '<meta name="generator" content="labkit report">',
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title><style>{STYLE}{viewer_css()}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        findings_html(found),
-    ]
-    if charts:
-        parts.append("<h2>Evidence over time</h2>" + "".join(charts))
-    if flames:
-        parts.append("<h2>Flamegraphs</h2><p class=\"muted\">Orange frames are your code, "
-                     "grey ones the standard library and installed packages. Click a "
-                     "frame to zoom in; search to mark frames and see their share.</p>"
-                     + "".join(flames) + f"<script>{viewer_js()}</script>")
-    parts.append(f"<h2>Where this comes from</h2>{_sources(ev)}</body></html>")
-    return "\n".join(parts)
+    return render("postmortem.html.j2", title=title, csp=CSP,
+                  style=trusted(STYLE + viewer_css()), script=trusted(viewer_js()),
+                  findings=trusted(findings_html(found)),
+                  charts=[trusted(c) for c in _charts(ev)],
+                  flames=[trusted(f) for f in _flames(ev, found)], **_sources(ev))

@@ -6,10 +6,10 @@ text (:mod:`labkit.report.text`) stays the one source of the figures.
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any
 
 from labkit import artifacts as A
+from labkit.report.pages import macro, trusted
 
 if TYPE_CHECKING:
     from labkit.compare import Comparison
@@ -24,24 +24,21 @@ NEXT = ((A.GC_EVENTS, "run.gc_events (one row per collection), labkit.analysis.g
         (A.ORIGINS, "run.origins.threads, .tasks, .fds (who created what is alive)"))
 
 
+def _macro(name: str) -> Any:
+    return macro("rich.html.j2", name, style=trusted(STYLE))
+
+
 def run_html(run: Run) -> str:
     """A run: its facts and each capture's summary, then the frames to read next."""
     from labkit.report.text import run_summary_lines
 
     lines = run_summary_lines(run)
-    head, body = lines[0], lines[1:]
-    calls = "".join(f"<li><code>{html.escape(c)}</code></li>" for a, c in NEXT if run.has(a))
-    return (f'<div class="labkit-rich"><style>{STYLE}</style><b>{html.escape(head)}</b>'
-            f"<pre>{html.escape(chr(10).join(body))}</pre>"
-            f'<div class="muted">Next: <ul>{calls}<li><code>labkit.compare(a, b)</code>, '
-            f"<code>labkit.postmortem.load_evidence(run=run.path)</code></li></ul></div></div>")
+    return str(_macro("run")(lines[0], lines[1:], [c for a, c in NEXT if run.has(a)]))
 
 
 def lines_html(title: str, lines: list[str], calls: str = "") -> str:
     """A summary's terminal lines under a title, with what to call next."""
-    nxt = f'<div class="muted">Next: <code>{html.escape(calls)}</code></div>' if calls else ""
-    return (f'<div class="labkit-rich"><style>{STYLE}</style><b>{html.escape(title)}</b>'
-            f"<pre>{html.escape(chr(10).join(lines))}</pre>{nxt}</div>")
+    return str(_macro("lines")(title, lines, calls))
 
 
 def gc_summary_html(s: Any) -> str:
@@ -56,17 +53,14 @@ def gc_summary_html(s: Any) -> str:
 
 def comparison_html(cmp: Comparison, top: int = 10) -> str:
     """B against A: the summary deltas, then the sites and functions that grew most."""
-    parts = [f'<div class="labkit-rich"><style>{STYLE}</style><b>B</b> '
-             f"<code>{html.escape(str(cmp.b.path))}</code> against <b>A</b> "
-             f"<code>{html.escape(str(cmp.a.path))}</code>"]
-    fmt = {"float_format": lambda v: f"{v:,.3f}", "border": 0, "index": True}
-    if not cmp.summary.empty:
-        parts.append("<h4>Summary (B - A)</h4>" + cmp.summary.to_html(**fmt))
-    fmt["index"] = False
+    fmt: dict[str, Any] = {"float_format": lambda v: f"{v:,.3f}", "border": 0}
+    tables = []
+    if not cmp.summary.empty:  # DataFrame.to_html escapes cell text itself
+        tables.append(("Summary (B - A)", trusted(cmp.summary.to_html(**fmt, index=True))))
     if not cmp.allocations.empty:
-        parts.append(f"<h4>Allocation sites at the peak, by growth (top {top})</h4>"
-                     + cmp.allocations.head(top).to_html(**fmt))
+        tables.append((f"Allocation sites at the peak, by growth (top {top})",
+                       trusted(cmp.allocations.head(top).to_html(**fmt, index=False))))
     if not cmp.functions.empty:
-        parts.append(f"<h4>py-spy functions, by growth of self share (top {top})</h4>"
-                     + cmp.functions.head(top).to_html(**fmt))
-    return "".join(parts) + "</div>"
+        tables.append((f"py-spy functions, by growth of self share (top {top})",
+                       trusted(cmp.functions.head(top).to_html(**fmt, index=False))))
+    return str(_macro("comparison")(str(cmp.a.path), str(cmp.b.path), tables))

@@ -9,6 +9,7 @@ from labkit import artifacts as A
 from labkit.analysis import gc_summary
 from labkit.capture.gctrace import FLOOD_PER_S
 from labkit.frames import Run
+from labkit.report.pages import render
 from labkit.units import human_bytes, human_measure
 
 if TYPE_CHECKING:
@@ -195,24 +196,11 @@ def _fmt(v: float) -> str:
 def signature_html(sig: Signature) -> str:
     """One scenario's signature as an HTML table for a notebook or report: a clear mark per
     row, human figures (MiB for bytes, thousands separators), the whole expectation."""
-    import html
-
     variants = list(sig.rows[0].values) if sig.rows else []
-    head = "".join(f"<th>{html.escape(v)}</th>" for v in variants)
-    body = []
-    for r in sig.rows:
-        mark = ('<b style="color:#1a7f37">&#10004;</b>' if r.ok else
-                '<b style="color:#cf222e">&#10008;</b>')
-        unit = "bytes" in r.metric
-        cells = "".join(f'<td style="text-align:right">{_human(r.values.get(v), unit)}</td>'
-                        for v in variants)
-        body.append(f"<tr><td>{mark}</td><td>{html.escape(r.metric)}</td>{cells}"
-                    f"<td>{html.escape(r.expect)}</td></tr>")
-    verdict = "shown" if sig.ok else "NOT shown"
-    return (f'<table class="labkit-signature"><caption style="text-align:left"><b>'
-            f"{html.escape(sig.scenario)}</b>: signature {verdict}</caption>"
-            f"<thead><tr><th></th><th>metric</th>{head}<th>expected</th></tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+    rows = [{"ok": r.ok, "metric": r.metric, "expect": r.expect,
+             "cells": [_human(r.values.get(v), "bytes" in r.metric) for v in variants]}
+            for r in sig.rows]
+    return render("signature.html.j2", sig=sig, variants=variants, rows=rows)
 
 
 def _human(v: float | None, is_bytes: bool) -> str:
