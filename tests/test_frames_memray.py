@@ -129,3 +129,17 @@ def test_passes_in_other_processes_give_the_same_frames(mem_run: Path) -> None:
 def test_missing_capture_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         MemrayCapture(tmp_path / "nope.bin")
+
+
+def test_the_worker_module_is_plain_python_with_a_checked_command_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.frames import memray_worker
+
+    capture = Path(__file__).resolve().parent.parent / "datasets" / "pool-misuse" / "leaky" \
+        / "memray.bin"
+    assert memray_worker.main(["everything", str(capture)]) == 2
+    assert "usage" in capsys.readouterr().err
+    here = MemrayCapture(capture).summary
+    got = memray_worker.stats(str(capture))
+    assert got["total_num_allocations"] == here.allocations
+    assert got["total_bytes_allocated"] == here.total_allocated_bytes

@@ -41,23 +41,8 @@ ALLOCATION_COLUMNS = ("function", "file", "line", "stack", "bytes", "count", "th
 MAX_STEPS = 128  # growth is followed over at most this many steps of snapshots
 _HIDDEN = ("labkit/capture/gctrace.py", "labkit/capture/bootstrap.py",
            "labkit/capture/origins.py", "<frozen runpy>", "/runpy.py")
-_STATS_CODE = """
-import json, sys, memray
-from memray._memray import compute_statistics
-memray.set_log_level(50)
-s = compute_statistics(sys.argv[1])
-print(json.dumps({"total_num_allocations": s.total_num_allocations,
-                  "total_bytes_allocated": s.total_memory_allocated}))
-"""
-
-_CHURN_CODE = """
-import pickle, sys, memray
-memray.set_log_level(50)
-records = memray.FileReader(sys.argv[1]).get_temporary_allocation_records(
-    merge_threads=True, threshold=1)
-sys.stdout.buffer.write(pickle.dumps(
-    [(r.stack_trace(), r.size, r.n_allocations, r.tid) for r in records]))
-"""
+# run by path, with -P so that this folder (which has a memray.py) is not on its sys.path
+_WORKER = Path(__file__).with_name("memray_worker.py")
 
 
 class _Record:
@@ -163,7 +148,7 @@ class MemrayCapture:
         if churn_in_background:
             self.churn_in_background()
         if stats_in_background:
-            self._worker = self._spawn(_STATS_CODE)
+            self._worker = self._spawn("stats")
         import memray
 
         try:
@@ -176,9 +161,10 @@ class MemrayCapture:
         self.origin_epoch_s = (origin_epoch_s if origin_epoch_s is not None
                                else self.metadata.start_time.timestamp())
 
-    def _spawn(self, code: str) -> subprocess.Popen:
-        """``code`` in a second process on this capture; its stdout is the result."""
-        return subprocess.Popen([sys.executable, "-c", code, str(self.path)],
+    def _spawn(self, task: str) -> subprocess.Popen:
+        """:mod:`labkit.frames.memray_worker`'s ``task`` on this capture in a second
+        process; its stdout is the result."""
+        return subprocess.Popen([sys.executable, "-P", str(_WORKER), task, str(self.path)],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 preexec_fn=set_pdeathsig)
 
@@ -315,7 +301,7 @@ class MemrayCapture:
         """Start computing :attr:`churn` in a second process now (a pass over the file as
         long as the peak's), for a caller that will want both."""
         if "churn" not in self.__dict__ and self._churn_worker is None:
-            self._churn_worker = self._spawn(_CHURN_CODE)
+            self._churn_worker = self._spawn("churn")
 
     @cached_property
     def churn(self) -> pd.DataFrame:
