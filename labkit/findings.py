@@ -15,7 +15,7 @@ never become suspects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +29,52 @@ RANKING = ("How suspects are ranked: each piece of evidence scores the share of 
            "the standard library, installed packages and labkit.")
 
 
+@dataclass(frozen=True)
+class Symptom:
+    """What the user saw: ``kind`` (memory growth, threads growth...), ``what`` in a
+    phrase, and the ``evidence`` in figures."""
+
+    kind: str
+    what: str
+    evidence: str
+
+
+@dataclass
+class Suspect:
+    """A line of the user's code, ranked: what it explains (one statement per piece of
+    evidence) and that evidence by kind."""
+
+    rank: int
+    kind: str
+    function: str
+    file: str
+    line: int
+    stack: str
+    score: float  # 0-1, pieces of evidence combined as 1 - prod(1 - s)
+    explains: list[str] = field(default_factory=list)
+    evidence: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        """``function (file.py:line)``, as every face names it."""
+        return f"{self.function} ({Path(self.file).name}:{self.line})"
+
+
 @dataclass
 class Findings:
     """The verdict, the symptoms and the ranked suspects of one postmortem."""
 
     verdict: str
-    symptoms: list[dict[str, Any]] = field(default_factory=list)
-    suspects: list[dict[str, Any]] = field(default_factory=list)
+    symptoms: list[Symptom] = field(default_factory=list)
+    suspects: list[Suspect] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what a better capture would add
 
     def to_json(self) -> dict[str, Any]:
-        """``{"verdict", "symptoms": [...], "suspects": [{"rank", "function", "file",
-        "line", "stack", "score", "explains": [...], "evidence": {...}}], "notes": [...]}``."""
-        return {"verdict": self.verdict, "symptoms": self.symptoms, "suspects": self.suspects,
-                "notes": self.notes}
+        """``{"verdict", "symptoms": [{"kind", "what", "evidence"}], "suspects": [{"rank",
+        "kind", "function", "file", "line", "stack", "score", "explains": [...],
+        "evidence": {...}}], "notes": [...]}``."""
+        return {"verdict": self.verdict, "symptoms": [asdict(s) for s in self.symptoms],
+                "suspects": [asdict(s) for s in self.suspects], "notes": self.notes}
 
 
 def findings(ev: Any, how: Attribution = DEFAULT) -> Findings:
@@ -50,45 +82,42 @@ def findings(ev: Any, how: Attribution = DEFAULT) -> Findings:
     from labkit.postmortem import suspects
 
     df = suspects(ev, how)
-    symptoms = [{"kind": r.kind, "what": r.suspect, "evidence": r.evidence}
-                for r in df.itertuples() if r.code is None]
-    ranked: list[dict[str, Any]] = []
-    by_line: dict[tuple[str, int], dict[str, Any]] = {}
+    symptoms = [Symptom(r.kind, r.suspect, r.evidence) for r in df.itertuples()
+                if r.code is None]
+    ranked: list[Suspect] = []
+    by_line: dict[tuple[str, int], Suspect] = {}
     for r in df.itertuples():  # best first: a line named by several sources is one suspect
         if r.code is None:
             continue
         key = (Path(r.code.file).name, int(r.code.line))
         if key in by_line:
             same = by_line[key]
-            same["explains"] += r.code.explains
-            same["evidence"][r.kind] = r.evidence
-            same["score"] = round(1 - (1 - same["score"]) * (1 - float(r.score)), 4)
+            same.explains += r.code.explains
+            same.evidence[r.kind] = r.evidence
+            same.score = round(1 - (1 - same.score) * (1 - float(r.score)), 4)
             continue
-        by_line[key] = {"rank": len(ranked) + 1, "kind": r.kind,
-                        "function": r.code.function.rsplit(".", 1)[-1], "file": r.code.file,
-                        "line": int(r.code.line), "stack": r.code.stack,
-                        "score": round(float(r.score), 4), "explains": list(r.code.explains),
-                        "evidence": {r.kind: r.evidence}}
+        by_line[key] = Suspect(len(ranked) + 1, r.kind, r.code.function.rsplit(".", 1)[-1],
+                               r.code.file, int(r.code.line), r.code.stack,
+                               round(float(r.score), 4), list(r.code.explains),
+                               {r.kind: r.evidence})
         ranked.append(by_line[key])
-    ranked.sort(key=lambda s: -s["score"])
+    ranked.sort(key=lambda s: -s.score)
     for i, s in enumerate(ranked, 1):
-        s["rank"] = i
+        s.rank = i
     if ranked:
         top = ranked[0]
-        lead = f"{symptoms[0]['what']}; " if symptoms else ""
-        verdict = (f"{lead}the top suspect is {top['function']} "
-                   f"({Path(top['file']).name}:{top['line']}), which explains "
-                   f"{top['explains'][0]}")
+        lead = f"{symptoms[0].what}; " if symptoms else ""
+        verdict = f"{lead}the top suspect is {top.where}, which explains {top.explains[0]}"
     elif symptoms:
-        verdict = f"{symptoms[0]['what']}; no line of your code stands out in these captures"
+        verdict = f"{symptoms[0].what}; no line of your code stands out in these captures"
     else:
         verdict = "nothing abnormal found in these captures"
     return Findings(verdict, symptoms, ranked, _notes(ev, ranked))
 
 
-def _notes(ev: Any, ranked: list[dict[str, Any]]) -> list[str]:
+def _notes(ev: Any, ranked: list[Suspect]) -> list[str]:
     """What the captures could not show, and how to capture it."""
-    memory = any(e.startswith(("memory", "never freed")) for s in ranked for e in s["explains"])
+    memory = any(e.startswith(("memory", "never freed")) for s in ranked for e in s.explains)
     if ev.memray is not None and memory and not ev.memray.metadata.trace_python_allocators:
         return ["memray recorded pymalloc's arenas, not each small object: objects that keep "
                 "a large buffer alive (closures, callbacks, listeners) show up only in a "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,11 @@ from labkit import artifacts as A
 from labkit.attribution import DEFAULT, Attribution
 from labkit.errors import InputError
 from labkit.frames.memray import import_time, own_allocations
+
+if TYPE_CHECKING:
+    from labkit.frames.memray import MemrayCapture
+    from labkit.frames.origins import OriginsCapture
+    from labkit.frames.pyspy import PySpyCapture
 
 MB = 1024 * 1024
 STEADY_STEPS = 10  # growth steps (see MemrayCapture.growth) a site must grow in to count
@@ -30,12 +35,12 @@ CHURN_PEAK_TIMES = 50  # ... when also this many times the peak heap
 class Evidence:
     """The loaded captures; any may be None."""
 
-    memray: Any = None
-    pyspy: Any = None
+    memray: MemrayCapture | None = None
+    pyspy: PySpyCapture | None = None
     gc_events: pd.DataFrame | None = None
     heap: pd.DataFrame | None = None
     proc: pd.DataFrame | None = None
-    origins: Any = None
+    origins: OriginsCapture | None = None
     fd_table: pd.DataFrame | None = None  # the descriptor table at its peak, from outside
     gc_wall_s: float | None = None  # the traced run's wall time, when known
     sources: dict[str, str] | None = None
@@ -184,7 +189,7 @@ def steady_gain(growth: pd.DataFrame) -> pd.Series:
     return growth["growth_bytes"].clip(lower=0) * steadiness
 
 
-def _memory_rows(memray: Any, how: Attribution) -> list[Row]:
+def _memory_rows(memray: Any, how: Attribution) -> list[Clue]:
     """Lines of the user's code by the memory they held at the peak and by how much what
     they hold grew over the run, growth counted in full only for a site that grew in at
     least :data:`STEADY_STEPS` steps (a one-off grows in one). When the heap grew (by 1 MiB
@@ -203,7 +208,7 @@ def _memory_rows(memray: Any, how: Attribution) -> list[Row]:
     objects = float(grow["peak_count"].sum()) if memray.metadata.trace_python_allocators \
         else 0.0
     steady = grown >= MB
-    rows: list[Row] = []
+    rows: list[Clue] = []
     for r in sites.itertuples():
         of_bytes = r.bytes / total
         of_objects = r.count / objects if objects else 0.0
@@ -224,15 +229,15 @@ def _memory_rows(memray: Any, how: Attribution) -> list[Row]:
             explains.append(f"never freed: {100 * r.never / never:.0f}% of what was still "
                             f"held when tracking stopped ({r.never / MB:.1f} MiB)")
         kind = "growing allocation site" if of_growth > at_peak else "allocation site at peak"
-        rows.append((kind, _code_name(r.function, r.file, r.line),
+        rows.append(Clue(kind, _code_name(r.function, r.file, r.line),
                      f"{r.bytes / MB:.1f} MiB in {int(r.count):,} blocks held at the peak, "
                      f"+{r.gain / MB:.1f} MiB gained over the run, {r.never / MB:.1f} MiB "
                      f"never freed; stack {str(r.stack)[:120]}", score,
                      Code(r.function, r.file, int(r.line), str(r.stack), tuple(explains))))
-    return sorted(rows, key=lambda row: -row[3])[:5]
+    return sorted(rows, key=lambda row: -row.score)[:5]
 
 
-def _churn_rows(memray: Any, how: Attribution) -> list[Row]:
+def _churn_rows(memray: Any, how: Attribution) -> list[Clue]:
     """Allocation churn: when short-lived allocations (freed before the next one is made)
     add up to at least :data:`CHURN_MIN_BYTES` and :data:`CHURN_PEAK_TIMES` the peak heap,
     a symptom, and the lines of the user's code that make them, by their share."""
@@ -243,7 +248,7 @@ def _churn_rows(memray: Any, how: Attribution) -> list[Row]:
         return []
     m = memray.metadata
     secs = max(1e-3, (m.end_time - m.start_time).total_seconds())
-    rows: list[Row] = [("allocation churn", f"{total / MB:,.0f} MiB of short-lived "
+    rows: list[Clue] = [Clue("allocation churn", f"{total / MB:,.0f} MiB of short-lived "
                         f"allocations ({total / MB / secs:,.0f} MiB/s)",
                         f"{total / peak:,.0f}x the peak heap ({peak / MB:.1f} MiB) allocated "
                         f"and freed at once over {secs:.1f} s", 0.8, None)]
@@ -252,7 +257,7 @@ def _churn_rows(memray: Any, how: Attribution) -> list[Row]:
         share = r.bytes / total
         if share < 0.05:
             continue
-        rows.append(("short-lived allocations", _code_name(r.function, r.file, r.line),
+        rows.append(Clue("short-lived allocations", _code_name(r.function, r.file, r.line),
                      f"{r.bytes / MB:,.0f} MiB in {int(r.count):,} allocations freed at once; "
                      f"stack {str(r.stack)[:120]}", 0.9 * share,
                      Code(r.function, r.file, int(r.line), str(r.stack),
@@ -283,9 +288,6 @@ def _code_name(function: str, file: str, line: int) -> str:
     return f"{function} ({Path(file).name}:{line})"
 
 
-Row = tuple[str, str, str, float, "Code | None"]
-
-
 @dataclass(frozen=True)
 class Code:
     """Where a suspect is, and which symptom it explains, how much."""
@@ -297,16 +299,27 @@ class Code:
     explains: tuple[str, ...]  # one statement per piece of evidence
 
 
-def _thread_families(threads: pd.DataFrame) -> list[Row]:
+@dataclass(frozen=True)
+class Clue:
+    """One piece of weighed evidence: a symptom (``code`` None) or a line of code."""
+
+    kind: str
+    suspect: str
+    evidence: str
+    score: float  # 0-1: the share of its symptom it explains
+    code: Code | None = None
+
+
+def _thread_families(threads: pd.DataFrame) -> list[Clue]:
     """From a dump alone: many threads of one name family parked in the same frame (a pool
     names its workers ``prefix_N``). A symptom, not code: who made them needs origins."""
     idle = threads[threads.idle]
     family = idle["name"].str.replace(r"[-_]?\d+$", "", regex=True)
-    rows: list[Row] = []
+    rows: list[Clue] = []
     for (fam, fn, file, line), g in idle.assign(family=family).groupby(
             ["family", "function", "file", "line"], sort=False):
         if len(g) >= 10:
-            rows.append(("parked thread family", f"{len(g)} threads named {fam or '?'}* idle "
+            rows.append(Clue("parked thread family", f"{len(g)} threads named {fam or '?'}* idle "
                          f"in {_code_name(fn, file, line)}",
                          f"{len(g)} of {len(threads)} threads in the dump; capture with "
                          "`labkit capture` to learn which code started them", 0.6, None))
@@ -319,7 +332,7 @@ def _reattributed(df: pd.DataFrame, how: Attribution) -> pd.DataFrame:
     return df.assign(file=site.str[0], line=site.str[1], function=site.str[2])
 
 
-def _origin_rows(origins: Any, how: Attribution) -> list[Row]:
+def _origin_rows(origins: Any, how: Attribution) -> list[Clue]:
     """Code that started the threads alive (the asyncio tasks pending), or opened the fds
     open, at the end of the run or at their peak (whichever held more)."""
     rows = []
@@ -333,7 +346,7 @@ def _origin_rows(origins: Any, how: Attribution) -> list[Row]:
             if fn and len(g) >= 5:
                 names = sorted(set(g["name"].str.replace(r"[-_]?\d+$", "", regex=True)))
                 explains = f"{what}: started {len(g):,} of the {len(alive):,} {state} {when}"
-                rows.append((f"{what} started here", _code_name(fn, file, line),
+                rows.append(Clue(f"{what} started here", _code_name(fn, file, line),
                              f"{len(g):,} of the {len(alive):,} {what} {state} {when} were "
                              f"started here ({label} {', '.join(names[:3])}); stack "
                              f"{g['stack'].iloc[0][:160]}",
@@ -346,7 +359,7 @@ def _origin_rows(origins: Any, how: Attribution) -> list[Row]:
                                                  sort=False):
         if fn and len(g) >= 5:
             explains = f"fds: opened {len(g):,} of the {len(fds):,} open {when} ({kind}s)"
-            rows.append(("fds opened here", _code_name(fn, file, line),
+            rows.append(Clue("fds opened here", _code_name(fn, file, line),
                          f"{len(g):,} of the {len(fds):,} fds open {when} are {kind}s "
                          f"opened here; stack {g['stack'].iloc[0][:160]}",
                          min(1.0, 0.5 + len(g) / (2 * len(fds))),
@@ -354,7 +367,7 @@ def _origin_rows(origins: Any, how: Attribution) -> list[Row]:
     return rows
 
 
-def _fd_table_rows(table: pd.DataFrame) -> list[Row]:
+def _fd_table_rows(table: pd.DataFrame) -> list[Clue]:
     """From outside: what the descriptors open at their peak pointed at, when one kind of
     target holds most of them (a symptom; the code that opened them needs origins)."""
     groups = table.groupby("where").size().sort_values(ascending=False)
@@ -362,7 +375,7 @@ def _fd_table_rows(table: pd.DataFrame) -> list[Row]:
     if n < 0.5 * len(table) or n < 10:
         return []
     rest = "; ".join(f"{int(c):,} {w}" for w, c in groups.iloc[1:4].items())
-    return [("fd table", f"{n:,} of the {len(table):,} fds open at their peak are {top}",
+    return [Clue("fd table", f"{n:,} of the {len(table):,} fds open at their peak are {top}",
              f"descriptor table read from /proc at the peak{'; then ' + rest if rest else ''}",
              0.7, None)]
 
@@ -373,13 +386,13 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
 
     Code is attributed to the first frame in the user's own code (``how``); allocations
     made by labkit or while importing modules are never suspects."""
-    rows: list[Row] = []
+    rows: list[Clue] = []
     if ev.memray is not None:
         rows += _memory_rows(ev.memray, how) + _churn_rows(ev.memray, how)
         mem = ev.memray.memory
         growth = slope_per_s(mem, "heap_bytes")
         if growth > 0.5 * MB:
-            rows.append(("memory growth", "heap keeps growing",
+            rows.append(Clue("memory growth", "heap keeps growing",
                          f"{growth / MB:.1f} MiB/s over the second half of the capture", 0.9,
                          None))
     if ev.proc is not None and len(ev.proc):
@@ -389,7 +402,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
             if rise is not None and rise["rise"] >= min_rise and rise["peak"] >= 1.5 * max(
                     rise["start"], 1):
                 scale = MB if unit else 1
-                rows.append((f"{col.split('_')[0]} growth", f"{col} rose "
+                rows.append(Clue(f"{col.split('_')[0]} growth", f"{col} rose "
                              f"{rise['peak'] / max(rise['start'], 1):.1f}x",
                              f"from {rise['start'] / scale:,.0f} to a peak of "
                              f"{rise['peak'] / scale:,.0f}{' ' + unit if unit else ''} in "
@@ -408,7 +421,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
         for r in parked.itertuples():
             if r.threads >= 10:
                 where = " < ".join(r.stack.split(" < ")[:2])
-                rows.append(("parked threads", _code_name(r.function, r.file, r.line),
+                rows.append(Clue("parked threads", _code_name(r.function, r.file, r.line),
                              f"{r.threads} of {len(t)} threads idle here (in {where}): "
                              "pollers never stopped?", min(1.0, r.threads / max(1, len(t))),
                              Code(r.function, r.file, r.line, r.stack,
@@ -420,7 +433,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
         cpu = _by_user_frame(samples[~samples["frames"].map(import_time)], how,
                              {"samples": "count"})
         for r in cpu.sort_values("samples", ascending=False).head(3).itertuples():
-            rows.append(("CPU", _code_name(r.function, r.file, r.line),
+            rows.append(Clue("CPU", _code_name(r.function, r.file, r.line),
                          f"{100 * r.samples / n:.0f}% of CPU samples ran in or below this "
                          f"line of your code; stack {r.stack[:120]}", r.samples / n,
                          Code(r.function, r.file, r.line, r.stack,
@@ -435,10 +448,11 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
             wall, of = (e.t_stop_ns.max() - e.t_start_ns.min()) / 1e9, "of the traced span"
         s = gc_summary(e, max(wall, 1e-9))
         if (s.gc_percent > 5 and len(e) >= 10) or s.pause_max_ms > 50:
-            rows.append(("garbage collector", f"{s.gc_percent:.1f}% {of} in GC",
+            rows.append(Clue("garbage collector", f"{s.gc_percent:.1f}% {of} in GC",
                          f"{s.collections:,.0f} collections ({s.gen2:.0f} full), p99 "
                          f"{s.pause_p99_ms:.2f} ms, max {s.pause_max_ms:.1f} ms",
                          min(1.0, s.gc_percent / 20 + s.pause_max_ms / 500), None))
-    df = pd.DataFrame([r[:4] for r in rows], columns=["kind", "suspect", "evidence", "score"])
-    df["code"] = [r[4] for r in rows]
+    df = pd.DataFrame([(r.kind, r.suspect, r.evidence, r.score) for r in rows],
+                      columns=["kind", "suspect", "evidence", "score"])
+    df["code"] = [r.code for r in rows]
     return df.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)

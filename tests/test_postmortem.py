@@ -81,10 +81,10 @@ def test_cli_writes_one_reader_report(tmp_path: Path) -> None:
 
 def test_churn_is_named_where_the_short_lived_bytes_are_made() -> None:
     leaky = findings(load_evidence(memray=DATASETS / "buffer-growth" / "leaky" / "memray.bin"))
-    assert [s["kind"] for s in leaky.symptoms] == ["allocation churn"]
+    assert [s.kind for s in leaky.symptoms] == ["allocation churn"]
     top = leaky.suspects[0]
-    assert (top["function"], top["kind"]) == ("build", "short-lived allocations")
-    assert top["explains"][0].startswith("churn: ")
+    assert (top.function, top.kind) == ("build", "short-lived allocations")
+    assert top.explains[0].startswith("churn: ")
     fixed = findings(load_evidence(memray=DATASETS / "buffer-growth" / "fixed" / "memray.bin"))
     assert not fixed.symptoms  # the fix allocates once per response: no churn to report
 

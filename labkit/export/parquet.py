@@ -58,9 +58,9 @@ def _growth(df: Any) -> Any:
 def _suspects(ctx: _Context) -> Any:
     import pandas as pd
 
-    rows = [{"rank": s["rank"], "kind": s["kind"], "function": s["function"],
-             "file": s["file"], "line": s["line"], "score": s["score"],
-             "explains": "; ".join(s["explains"]), "stack": s["stack"]}
+    rows = [{"rank": s.rank, "kind": s.kind, "function": s.function,
+             "file": s.file, "line": s.line, "score": s.score,
+             "explains": "; ".join(s.explains), "stack": s.stack}
             for s in ctx.findings.suspects]
     return pd.DataFrame(rows, columns=["rank", "kind", "function", "file", "line", "score",
                                        "explains", "stack"]).astype(
@@ -164,9 +164,9 @@ def run_row(ctx: _Context) -> Any:
     if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
         row["cpu_samples"] = int(ev.pyspy.samples["count"].sum())
     top = f.suspects[0] if f.suspects else None
-    row.update(verdict=f.verdict, top_function=top and top["function"],
-               top_file=top and Path(top["file"]).name, top_line=top and int(top["line"]),
-               top_score=top and float(top["score"]), top_kind=top and top["kind"])
+    row.update(verdict=f.verdict, top_function=top and top.function,
+               top_file=top and Path(top.file).name, top_line=top and int(top.line),
+               top_score=top and float(top.score), top_kind=top and top.kind)
     return pd.DataFrame([row]).astype(_RUN_TYPES)
 
 

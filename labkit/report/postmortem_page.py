@@ -78,7 +78,7 @@ def _flames(ev: Any, found: Findings) -> list[str]:
         if tree["v"]:
             out.append(flame_html(tree, title="Memory held at the peak (memray)",
                                   unit="bytes", viewer=False))
-        if any(s["kind"] == "allocation churn" for s in found.symptoms):
+        if any(s.kind == "allocation churn" for s in found.symptoms):
             tree = flame_tree(allocation_stacks(ev.memray.churn), root="short-lived bytes")
             out.append(flame_html(tree, title="Short-lived allocations (memray)",
                                   unit="bytes", viewer=False))

@@ -104,13 +104,12 @@ def run_summary_lines(run: Run) -> list[str]:
 def findings_lines(found: Findings, top: int = 10) -> list[str]:
     """A postmortem's findings: verdict, symptoms, then the suspects, best first."""
     out = [f"verdict: {found.verdict}", "symptoms:"]
-    out += [f"  - {s['what']}: {s['evidence']}" for s in found.symptoms] or ["  (none)"]
+    out += [f"  - {s.what}: {s.evidence}" for s in found.symptoms] or ["  (none)"]
     out.append("suspects:")
     for s in found.suspects[:top]:
-        out.append(f"  {s['rank']}. {s['function']} ({Path(s['file']).name}:{s['line']}) "
-                   f"[{s['kind']}, score {s['score']:.2f}]")
-        out.append(f"     explains {'; '.join(s['explains'])}")
-        out.append(f"     stack {s['stack'][:150]}")
+        out.append(f"  {s.rank}. {s.where} [{s.kind}, score {s.score:.2f}]")
+        out.append(f"     explains {'; '.join(s.explains)}")
+        out.append(f"     stack {s.stack[:150]}")
     if not found.suspects:
         out.append("  (no line of your code stands out in these captures)")
     out += [f"note: {n}" for n in found.notes]
