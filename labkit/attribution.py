@@ -16,14 +16,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-Frame = tuple[str, int, str]  # file, line, function
+from labkit.stacks import (
+    Frame,
+    is_generated,
+    is_lab_program,
+    is_labkit_internal,
+    is_stdlib,
+    package_of,
+)
 
 _COMPREHENSIONS = ("<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>")
 _CONSTRUCTORS = ("__init__", "__new__", "__post_init__")
-_LAB_PROGRAMS = re.compile(r"/labkit/scenarios/(?!base\.py$|measure\.py$)")  # the lab's "user"
-_NOT_USER = re.compile(
-    r"(^<|^module '|/lib/python3\.\d+/|/lib/pypy3|site-packages/|dist-packages/"
-    r"|/labkit/(capture|frames|scenarios/base\.py|scenarios/measure\.py)|runpy\.py$)")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class Attribution:
             if caller is None:
                 return f
             if f[2] in _COMPREHENSIONS and caller[0] == f[0]:
-                return (f[0], f[1], caller[2])
+                return Frame(f[0], f[1], caller[2])
             if f[2].rsplit(".", 1)[-1] in _CONSTRUCTORS and self.is_user(caller):
                 return self.user_frame(stack[i + 1:])
             return f
@@ -80,7 +83,9 @@ def _is_user(file: str, func: str, focus: re.Pattern[str] | None,
     if focus is not None:
         return bool(focus.search(text))
     path = file.replace("\\", "/")
-    return bool(_LAB_PROGRAMS.search(path)) or not _NOT_USER.search(path)
+    return is_lab_program(path) or not (is_generated(path) or is_stdlib(path)
+                                        or package_of(path) is not None
+                                        or is_labkit_internal(path))
 
 
 DEFAULT = Attribution()

@@ -18,7 +18,8 @@ import pandas as pd
 from labkit import artifacts as A
 from labkit.attribution import DEFAULT, Attribution
 from labkit.errors import InputError
-from labkit.frames.memray import import_time, own_allocations
+from labkit.frames.memray import own_allocations
+from labkit.stacks import is_import_time
 
 if TYPE_CHECKING:
     from labkit.frames.memray import MemrayCapture
@@ -430,7 +431,7 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
         samples = ev.pyspy.samples
         n = max(1, int(samples["count"].sum()))
-        cpu = _by_user_frame(samples[~samples["frames"].map(import_time)], how,
+        cpu = _by_user_frame(samples[~samples["frames"].map(is_import_time)], how,
                              {"samples": "count"})
         for r in cpu.sort_values("samples", ascending=False).head(3).itertuples():
             rows.append(Clue("CPU", _code_name(r.function, r.file, r.line),

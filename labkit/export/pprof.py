@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-Frame = tuple[str, int, str]  # file, line, function
+from labkit.stacks import Frame
 
 
 def _varint(n: int) -> bytes:

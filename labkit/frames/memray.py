@@ -19,7 +19,6 @@ memray's API docs.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import subprocess
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from labkit.capture.children import set_pdeathsig
 from labkit.errors import CorruptCaptureError
 from labkit.safefile import open_regular
+from labkit.stacks import TRACER_FILE, Frame, is_agent, is_import_time, stack_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 ALLOCATION_COLUMNS = ("function", "file", "line", "stack", "bytes", "count", "thread",
                       "in_labkit", "frames")
 MAX_STEPS = 128  # growth is followed over at most this many steps of snapshots
-_HIDDEN = ("labkit/capture/gctrace.py", "labkit/capture/bootstrap.py",
-           "labkit/capture/origins.py", "<frozen runpy>", "/runpy.py")
 # run by path, with -P so that this folder (which has a memray.py) is not on its sys.path
 _WORKER = Path(__file__).with_name("memray_worker.py")
 
@@ -84,11 +82,6 @@ def _reading(path: Path) -> Iterator[None]:
         memray.set_log_level(logging.WARNING)
 
 
-def import_time(frames: Iterable[tuple[str, int, str]]) -> bool:
-    """Whether a stack (``(file, line, function)`` frames) is importing a module."""
-    return any(f[0].startswith("<frozen importlib") for f in frames)
-
-
 def own_allocations(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of an allocation frame that are the program's own: neither labkit's tracer
     nor made while importing modules (what a learner or a postmortem should look at).
@@ -97,17 +90,8 @@ def own_allocations(df: pd.DataFrame) -> pd.DataFrame:
         return df
     keep = ~df["in_labkit"].astype(bool) if "in_labkit" in df else True
     if "frames" in df:
-        keep = keep & ~df["frames"].map(import_time)
+        keep = keep & ~df["frames"].map(is_import_time)
     return df[keep] if keep is not True else df
-
-
-@functools.lru_cache(maxsize=65536)
-def _frame_text(function: str, file: str, line: int) -> str:
-    return f"{function} ({file.rsplit('/', 1)[-1]}:{line})"
-
-
-def _stack_text(frames: list[tuple[str, str, int]]) -> str:
-    return " < ".join(_frame_text(fn, f, ln) for fn, f, ln in frames)
 
 
 def _records_frame(records: Iterable[Any], *, sort: bool = True) -> pd.DataFrame:
@@ -115,14 +99,13 @@ def _records_frame(records: Iterable[Any], *, sort: bool = True) -> pd.DataFrame
 
     rows = []
     for r in records:
-        full = r.stack_trace()
-        own = [fr for fr in full if not fr[1].endswith(_HIDDEN)]
-        in_labkit = bool(full) and full[0][1].endswith(_HIDDEN[0])
-        leaf = (full[0] if in_labkit else (own[0] if own else ("<unknown>", "<unknown>", 0)))
-        stack = _stack_text(own or full[:1]) or "<no Python stack>"
-        rows.append((leaf[0], leaf[1], leaf[2], stack, getattr(r, "size", 0),
-                     getattr(r, "n_allocations", 0), r.tid,
-                     in_labkit, tuple((f, ln, fn) for fn, f, ln in own)))
+        full = [Frame(f, ln, fn) for fn, f, ln in r.stack_trace()]  # memray: (fn, file, line)
+        own = tuple(fr for fr in full if not is_agent(fr.file))
+        in_labkit = bool(full) and full[0].file.endswith(TRACER_FILE)
+        leaf = full[0] if in_labkit else (own[0] if own else Frame("<unknown>", 0, "<unknown>"))
+        stack = stack_text(own or full[:1]) or "<no Python stack>"
+        rows.append((leaf.function, leaf.file, leaf.line, stack, getattr(r, "size", 0),
+                     getattr(r, "n_allocations", 0), r.tid, in_labkit, own))
     df = pd.DataFrame.from_records(rows, columns=list(ALLOCATION_COLUMNS))
     df = df.astype({"line": "int64", "bytes": "int64", "count": "int64", "in_labkit": bool})
     if not sort:
