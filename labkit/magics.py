@@ -89,23 +89,22 @@ def capture_cell(cell: str, line: str = "") -> Any:
 
 
 def show_run(run: Any) -> None:
-    """What a captured cell shows: GC pauses against allocation, the suspects, the memory
-    flamegraph (each only if captured)."""
+    """What a captured cell shows, from the run as loaded (nothing read twice): the
+    suspects, then the postmortem page's charts and flamegraphs (each only if captured)."""
     from IPython.display import display
 
-    from labkit import artifacts as A
     from labkit import notebook as nb
-    from labkit.charts import gc_timeline, labkit_style
     from labkit.findings import findings
-    from labkit.postmortem import load_evidence
+    from labkit.postmortem import evidence_of
+    from labkit.report import views
 
-    if run.has(A.GC_EVENTS) and len(run.gc_events):
-        with labkit_style():
-            nb.show(gc_timeline(run.gc_events, run.heap, title="The cell: GC pauses "
-                                "against allocation"))
-    display(findings(load_evidence(run=run.path)))
-    if run.has(A.MEMRAY):
-        display(nb.memray_flamegraph(run))
+    ev = evidence_of(run)
+    found = findings(ev)
+    display(found)
+    for chart in views.charts(ev):
+        nb.show(chart.figure, alt=chart.alt)
+    for f in views.flames(ev, found):
+        display(nb.Flamegraph(f.tree, title=f.title, unit=f.unit))
 
 
 class KernelGC:

@@ -293,27 +293,21 @@ def memray_flamegraph(capture: Path | str | Run, *, view: str = "peak") -> Flame
     own allocations and those made while importing modules are left out. For memray's own
     page (its memory graph too): ``memray flamegraph FILE``."""
     from labkit.frames.memray import MemrayCapture
-    from labkit.report.flame import allocation_stacks, flame_tree
+    from labkit.report.views import memray_flame
 
     cap = capture.memray if isinstance(capture, Run) else MemrayCapture(capture)
-    frames = {"peak": lambda: cap.allocations_at_peak, "churn": lambda: cap.churn}
-    if view not in frames:
-        raise ValueError(f"view must be one of {sorted(frames)}")
-    title = {"peak": "Memory held at the peak", "churn": "Short-lived allocations"}[view]
-    tree = flame_tree(allocation_stacks(frames[view]()), root=title.lower())
-    return Flamegraph(tree, title=f"{title} (memray, {cap.path.name})", unit="bytes")
+    f = memray_flame(cap, view)
+    return Flamegraph(f.tree, title=f"{f.title[:-1]}, {cap.path.name})", unit=f.unit)
 
 
 def pyspy_flamegraph(profile: Path | str | Run) -> Flamegraph:
     """The CPU flamegraph of a py-spy profile (a run, or a speedscope file)."""
     from labkit.frames.pyspy import PySpyCapture
-    from labkit.report.flame import flame_tree
+    from labkit.report.views import pyspy_flame
 
     py = profile.pyspy if isinstance(profile, Run) else PySpyCapture(speedscope=profile)
-    s = py.samples
-    tree = flame_tree(zip(s["frames"], s["count"].astype(float), strict=True),
-                      root="CPU samples")
-    return Flamegraph(tree, title="CPU (py-spy)", unit="samples")
+    f = pyspy_flame(py)
+    return Flamegraph(f.tree, title=f.title, unit=f.unit)
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,9 @@ replay = False  # kept for symmetry: a postmortem always reads recorded files
 # %%
 from labkit import notebook as nb
 from labkit.attribution import attribution
-from labkit.charts import gc_timeline, labkit_style, memory_timeline, threads_fds, top_sites
 from labkit.findings import findings
 from labkit.postmortem import load_evidence
+from labkit.report import views
 from labkit.report.text import memray_summary_lines
 
 given = {"run": run, "memray": memray, "pyspy": pyspy, "dump": dump, "gc": gc, "proc": proc}
@@ -74,16 +74,8 @@ found
 # %%
 if ev.memray is not None:
     print("\n".join(memray_summary_lines(ev.memray)))
-    with labkit_style():
-        nb.show(memory_timeline({"capture": ev.memray.memory}, column="heap_bytes",
-                                title="memray: heap over time"))
-        nb.show(top_sites(ev.memray.allocations_at_peak))
-if ev.proc is not None:
-    with labkit_style():
-        nb.show(threads_fds(ev.proc))
-if ev.gc_events is not None:
-    with labkit_style():
-        nb.show(gc_timeline(ev.gc_events, ev.heap))
+for chart in views.charts(ev):  # the same charts as the postmortem page
+    nb.show(chart.figure, alt=chart.alt)
 
 # %% [markdown]
 # ## Threads (py-spy dump)
@@ -97,11 +89,10 @@ if ev.pyspy is not None and ev.pyspy.dump_path is not None:
 
 # %% [markdown]
 # ## Flamegraphs
-# Memory held at the peak (memray) and CPU (py-spy). Orange frames are your code. Click a
-# frame to zoom; search to mark frames and read their share.
+# Memory held at the peak (memray), the short-lived allocations when churn is a symptom,
+# and CPU (py-spy). Orange frames are your code. Click a frame to zoom; search to mark
+# frames and read their share.
 
 # %%
-if ev.memray is not None:
-    display(nb.memray_flamegraph(ev.memray.path))  # noqa: F821
-if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
-    display(nb.pyspy_flamegraph(ev.pyspy.speedscope_path))  # noqa: F821
+for f in views.flames(ev, found):  # the same flamegraphs as the postmortem page
+    display(nb.Flamegraph(f.tree, title=f.title, unit=f.unit))  # noqa: F821

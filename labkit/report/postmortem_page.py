@@ -14,8 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from labkit.charts.export import figure_html
 from labkit.findings import RANKING, Findings
-from labkit.report.flame import allocation_stacks, flame_html, flame_tree, viewer_css, viewer_js
+from labkit.report import views
+from labkit.report.flame import flame_html, viewer_css, viewer_js
 from labkit.report.pages import render, trusted
 from labkit.units import human_bytes
 
@@ -38,57 +40,6 @@ body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:#24292f;
 h1{font-size:1.6em;margin-bottom:0.2em} h2{margin-top:1.8em;border-bottom:1px solid #d0d7de}
 img{max-width:100%;height:auto} .sources td{padding:0 1em 0 0;vertical-align:top}
 """ + FINDINGS_STYLE
-
-
-def _png(fig: Any, alt: str | None) -> str:
-    from labkit.charts.export import figure_html
-
-    return figure_html(fig, alt)
-
-
-def _charts(ev: Any) -> list[str]:
-    from labkit.charts import gc_timeline, labkit_style, memory_timeline, threads_fds, top_sites
-    from labkit.frames.memray import own_allocations
-
-    out = []
-    with labkit_style():
-        if ev.memray is not None and len(ev.memray.memory):
-            out.append(_png(memory_timeline({"heap": ev.memray.memory}, column="heap_bytes",
-                                            title="memray: heap over time"),
-                            "Line chart of the heap (MiB) over the run, from memray's "
-                            "snapshots"))
-            peak = own_allocations(ev.memray.allocations_at_peak)
-            if len(peak):
-                out.append(_png(top_sites(peak), "Bar chart of the ten allocation sites "
-                                "holding the most memory at the high-water mark"))
-        if ev.proc is not None and len(ev.proc):
-            out.append(_png(threads_fds(ev.proc), None))  # alt from the panels it draws
-        if ev.gc_events is not None and len(ev.gc_events):
-            out.append(_png(gc_timeline(ev.gc_events, ev.heap),
-                            "Scatter of each garbage collection's pause by generation, "
-                            "above the process's RSS over the run"))
-    return out
-
-
-def _flames(ev: Any, found: Findings) -> list[str]:
-    out = []
-    if ev.memray is not None:
-        tree = flame_tree(allocation_stacks(ev.memray.allocations_at_peak),
-                          root="heap at the peak")
-        if tree["v"]:
-            out.append(flame_html(tree, title="Memory held at the peak (memray)",
-                                  unit="bytes", viewer=False))
-        if any(s.kind == "allocation churn" for s in found.symptoms):
-            tree = flame_tree(allocation_stacks(ev.memray.churn), root="short-lived bytes")
-            out.append(flame_html(tree, title="Short-lived allocations (memray)",
-                                  unit="bytes", viewer=False))
-    if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
-        s = ev.pyspy.samples
-        tree = flame_tree(zip(s["frames"], s["count"].astype(float), strict=True),
-                          root="CPU samples")
-        if tree["v"]:
-            out.append(flame_html(tree, title="CPU (py-spy)", unit="samples", viewer=False))
-    return out
 
 
 def _sources(ev: Any) -> dict[str, Any]:
@@ -122,5 +73,6 @@ def postmortem_page(found: Findings, ev: Any, *, title: str = "labkit postmortem
     return render("postmortem.html.j2", title=title, csp=CSP,
                   style=trusted(STYLE + viewer_css()), script=trusted(viewer_js()),
                   findings=trusted(findings_html(found)),
-                  charts=[trusted(c) for c in _charts(ev)],
-                  flames=[trusted(f) for f in _flames(ev, found)], **_sources(ev))
+                  charts=[trusted(figure_html(c.figure, c.alt)) for c in views.charts(ev)],
+                  flames=[trusted(flame_html(f.tree, title=f.title, unit=f.unit, viewer=False))
+                          for f in views.flames(ev, found)], **_sources(ev))
