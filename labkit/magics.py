@@ -148,14 +148,15 @@ def show_kernel_gc(events: Any) -> None:
     import gc
 
     from labkit import notebook as nb
+    from labkit.analysis import gc_summary
     from labkit.charts import gc_timeline, labkit_style
 
     ev = events[~events.in_tracer]
-    by_gen = ev.groupby("generation").size().reindex([0, 1, 2], fill_value=0)
     wall = max(float(ev.t_s.max()) if len(ev) else 0.0, 1e-9)
-    nb.md(f"**This kernel: {len(ev):,} collections** (gen0 {by_gen[0]:,}, gen1 {by_gen[1]:,}, "
-          f"gen2 {by_gen[2]:,}), pauses {ev.pause_ms.sum():.1f} ms in total, longest "
-          f"{ev.pause_ms.max() if len(ev) else 0:.2f} ms, over {wall:.1f} s; thresholds now "
+    s = gc_summary(ev, wall)
+    nb.md(f"**This kernel: {s.collections:,} collections** (gen0 {s.gen0:,}, gen1 {s.gen1:,}, "
+          f"gen2 {s.gen2:,}), pauses {s.pause_total_ms:.1f} ms in total, longest "
+          f"{s.pause_max_ms:.2f} ms, over {wall:.1f} s; thresholds now "
           f"`{gc.get_threshold()}`.")
     if len(ev):
         with labkit_style():
