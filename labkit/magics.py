@@ -154,9 +154,9 @@ def show_kernel_gc(events: Any) -> None:
     ev = events[~events.in_tracer]
     wall = max(float(ev.t_s.max()) if len(ev) else 0.0, 1e-9)
     s = gc_summary(ev, wall)
-    nb.md(f"**This kernel: {s.collections:,} collections** (gen0 {s.gen0:,}, gen1 {s.gen1:,}, "
-          f"gen2 {s.gen2:,}), pauses {s.pause_total_ms:.1f} ms in total, longest "
-          f"{s.pause_max_ms:.2f} ms, over {wall:.1f} s; thresholds now "
+    nb.md(f"**This kernel: {s.collections:,.0f} collections** (gen0 {s.gen0:,.0f}, gen1 "
+          f"{s.gen1:,.0f}, gen2 {s.gen2:,.0f}), pauses {s.pause_total_ms:.1f} ms in total, "
+          f"longest {s.pause_max_ms:.2f} ms, over {wall:.1f} s; thresholds now "
           f"`{gc.get_threshold()}`.")
     if len(ev):
         with labkit_style():
