@@ -28,7 +28,7 @@ _LAZY = {
     "Run": "labkit.frames",
     "load": "labkit.frames",
     "run_program": "labkit.capture.session",
-    "compare": "labkit.compare",
+    "compare": "labkit.analysis.compare",
     "fleet": "labkit.fleetdb",
     "run_scenario": "labkit.runner",
 }

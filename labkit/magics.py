@@ -94,8 +94,8 @@ def show_run(run: Any) -> None:
     from IPython.display import display
 
     from labkit import notebook as nb
-    from labkit.findings import findings
-    from labkit.postmortem import evidence_of
+    from labkit.analysis.findings import findings
+    from labkit.frames.evidence import evidence_of
     from labkit.report import views
 
     ev = evidence_of(run)

@@ -38,9 +38,9 @@ replay = False  # kept for symmetry: a postmortem always reads recorded files
 
 # %%
 from labkit import notebook as nb
+from labkit.analysis.findings import findings
 from labkit.attribution import attribution
-from labkit.findings import findings
-from labkit.postmortem import load_evidence
+from labkit.frames.evidence import load_evidence
 from labkit.report import views
 from labkit.report.text import memray_summary_lines
 

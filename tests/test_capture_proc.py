@@ -60,8 +60,9 @@ time.sleep(0.5)
 
 
 def test_the_descriptor_table_at_the_peak_says_where_leaked_sockets_go(tmp_path: Path) -> None:
+    from labkit.analysis.clues import suspects
+    from labkit.frames.evidence import Evidence
     from labkit.frames.proc import load_fd_table
-    from labkit.postmortem import Evidence, suspects
 
     child = subprocess.Popen([sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True)
     s = ProcSampler(child.pid, tmp_path / "proc.csv", interval_s=0.02,

@@ -9,7 +9,7 @@ import pytest
 
 from labkit import CaptureOptions, run_program
 from labkit.analysis import diff_sites, diff_summaries
-from labkit.compare import compare
+from labkit.analysis.compare import compare
 from tests.conftest import PY, labkit
 
 MB = 1024 * 1024

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from labkit import load
+from labkit.analysis.clues import suspects
 from labkit.attribution import DEFAULT, attribution
 from labkit.errors import CorruptCaptureError
+from labkit.frames.evidence import load_evidence
 from labkit.frames.origins import fd_kind, load_origins
-from labkit.postmortem import load_evidence, suspects
 from tests.conftest import PY, labkit
 
 LEAKY = """

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from labkit.findings import findings
-from labkit.postmortem import load_evidence, suspects
+from labkit.analysis.clues import suspects
+from labkit.analysis.findings import findings
+from labkit.frames.evidence import load_evidence
 from tests.conftest import assert_clean_error, labkit
 
 DATASETS = Path(__file__).resolve().parent.parent / "datasets"

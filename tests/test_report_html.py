@@ -86,7 +86,7 @@ def test_the_index_says_which_lessons_held_with_headline_and_thumbnail(tmp_path:
 
 def test_a_run_its_captures_and_a_comparison_display_as_compact_html() -> None:
     from labkit import load
-    from labkit.compare import compare
+    from labkit.analysis.compare import compare
 
     datasets = Path(__file__).resolve().parent.parent / "datasets"
     run = load(datasets / "pool-misuse" / "leaky")
@@ -127,7 +127,7 @@ def test_data_classes_are_plain_and_a_kernel_shows_them_through_its_formatters()
 
 
 def test_pages_escape_every_name_a_program_chose() -> None:
-    from labkit.findings import Findings
+    from labkit.analysis.findings import Findings
     from labkit.report.flame import flame_html
     from labkit.report.pages import environment
     from labkit.report.postmortem_page import findings_html

@@ -140,7 +140,7 @@ def test_small_memory_cap_stops_the_leaky_variant(tmp_path: Path) -> None:
     # killed by the cap, the tracer never wrote its end; its window runs to the last event
     assert run.gc_meta["t_end_ns"] is None
     assert 0 < run.gc_wall_s < 30
-    from labkit.compare import compare
+    from labkit.analysis.compare import compare
 
     summary = compare(run, run).summary
     assert summary.loc["gc_collections", "a"] > 0

@@ -77,7 +77,7 @@ def cmd_attach(args: argparse.Namespace, command: list[str]) -> int:
 
 def cmd_compare(args: argparse.Namespace, command: list[str]) -> int:
     """Print B against A: summary deltas, then sites and functions by growth."""
-    from labkit.compare import compare
+    from labkit.analysis.compare import compare
     from labkit.report.text import comparison_lines
 
     for line in comparison_lines(compare(args.a, args.b), top=args.top):
@@ -182,10 +182,10 @@ def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
     import json
     import re
 
+    from labkit.analysis.findings import findings
     from labkit.attribution import attribution
-    from labkit.findings import findings
+    from labkit.frames.evidence import load_evidence
     from labkit.outputs import check_file_output, write_text_atomic
-    from labkit.postmortem import load_evidence
 
     given = {k: getattr(args, k) for k in ("run", "memray", "pyspy", "dump", "gc", "proc")}
     outs = {k: check_file_output(p, force=args.force, inputs=given.values(), flag=f"--{k}")

@@ -50,7 +50,7 @@ def _sites(df: Any) -> Any:
 
 def _growth(df: Any) -> Any:
     """Growth with ``gain_bytes``: what the postmortem counts as steady growth."""
-    from labkit.postmortem import steady_gain
+    from labkit.analysis.growth import steady_gain
 
     return _sites(df).assign(gain_bytes=steady_gain(df))
 
@@ -72,7 +72,7 @@ class _Context:
     """One run, its evidence and findings, computed once for every frame."""
 
     def __init__(self, run: Any) -> None:
-        from labkit.postmortem import evidence_of
+        from labkit.frames.evidence import evidence_of
 
         self.run = run
         path = run.path_of(A.MEMRAY)
@@ -85,7 +85,7 @@ class _Context:
 
     @cached_property
     def findings(self) -> Any:
-        from labkit.findings import findings
+        from labkit.analysis.findings import findings
 
         return findings(self.evidence)
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from labkit.analysis import GCSummary
-from labkit.compare import Comparison
-from labkit.findings import Findings
+from labkit.analysis.compare import Comparison
+from labkit.analysis.findings import Findings
 from labkit.fleetdb import Fleet
 from labkit.frames import Run
 from labkit.frames.memray import MemrayCapture

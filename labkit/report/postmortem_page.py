@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from labkit.analysis.findings import RANKING, Findings
 from labkit.charts.export import figure_html
-from labkit.findings import RANKING, Findings
 from labkit.report import views
 from labkit.report.flame import flame_html, viewer_css, viewer_js
 from labkit.report.pages import render, trusted
@@ -63,12 +63,12 @@ def _sources(ev: Any) -> dict[str, Any]:
 
 def findings_html(found: Findings) -> str:
     """The verdict, the symptoms and the suspects as an HTML fragment (what a notebook
-    shows for :class:`labkit.findings.Findings`, and the top of the page)."""
+    shows for :class:`labkit.analysis.findings.Findings`, and the top of the page)."""
     return render("findings.html.j2", found=found, ranking=RANKING)
 
 
 def postmortem_page(found: Findings, ev: Any, *, title: str = "labkit postmortem") -> str:
-    """The whole report page for ``found`` (from :func:`labkit.findings.findings`) and
+    """The whole report page for ``found`` (from :func:`labkit.analysis.findings.findings`) and
     the loaded evidence ``ev`` it was computed from."""
     return render("postmortem.html.j2", title=title, csp=CSP,
                   style=trusted(STYLE + viewer_css()), script=trusted(viewer_js()),

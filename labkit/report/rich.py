@@ -12,7 +12,7 @@ from labkit import artifacts as A
 from labkit.report.pages import macro, trusted
 
 if TYPE_CHECKING:
-    from labkit.compare import Comparison
+    from labkit.analysis.compare import Comparison
     from labkit.frames import Run
 
 STYLE = (".labkit-rich pre{font-size:12px;margin:0.3em 0} .labkit-rich .muted{color:#57606a}"

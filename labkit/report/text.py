@@ -13,8 +13,8 @@ from labkit.report.pages import render
 from labkit.units import human_bytes, human_measure
 
 if TYPE_CHECKING:
-    from labkit.compare import Comparison
-    from labkit.findings import Findings
+    from labkit.analysis.compare import Comparison
+    from labkit.analysis.findings import Findings
     from labkit.fleetdb import Fleet
     from labkit.frames.memray import MemrayCapture
     from labkit.frames.pyspy import PySpyCapture

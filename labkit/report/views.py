@@ -1,7 +1,7 @@
 """What a postmortem's evidence shows, chosen once: its charts and its flamegraphs.
 
 The postmortem page, the 90-postmortem notebook and the ``%%labkit_capture`` magic all
-show :func:`charts` and :func:`flames` of the same :class:`~labkit.postmortem.Evidence`,
+show :func:`charts` and :func:`flames` of the same :class:`~labkit.frames.evidence.Evidence`,
 so the three faces never disagree on what is worth drawing.
 """
 
@@ -17,8 +17,8 @@ from labkit.report.flame import allocation_stacks, flame_tree
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from labkit.findings import Findings
-    from labkit.postmortem import Evidence
+    from labkit.analysis.findings import Findings
+    from labkit.frames.evidence import Evidence
 
 
 @dataclass(frozen=True)

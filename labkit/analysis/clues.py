@@ -1,9 +1,11 @@
-"""Postmortem: a user's own captures (any subset) loaded and turned into ranked suspects.
+"""The postmortem's weighing: evidence in, clues out, each scored by the share of its
+symptom it explains.
 
-Inputs are loose files from a real incident: a memray capture, a py-spy speedscope
-profile, a py-spy dump, a GC trace (labkit's ``gc_events.bin`` or a run directory holding
-one) and process samples (``proc.csv``). :func:`load_evidence` checks every one up front,
-so a bad file fails with one line before any report is built.
+A *clue* is a symptom (memory, threads or fds rising, time in GC, churn) or a line of the
+user's own code with the evidence against it. :func:`suspects` gathers every clue the
+evidence supports, best first; :mod:`labkit.analysis.findings` ranks and merges them.
+Code is attributed to the first frame in the user's own code (:mod:`labkit.attribution`);
+allocations made by labkit or while importing modules are never suspects.
 """
 
 from __future__ import annotations
@@ -12,157 +14,46 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
-from labkit import artifacts as A
+from labkit.analysis.gc import gc_summary
+from labkit.analysis.growth import rise_to_peak, slope_per_s, steady_gain
 from labkit.attribution import DEFAULT, Attribution
-from labkit.errors import InputError
 from labkit.frames.memray import own_allocations
 from labkit.stacks import is_import_time
 
 if TYPE_CHECKING:
-    from labkit.frames.memray import MemrayCapture
-    from labkit.frames.origins import OriginsCapture
-    from labkit.frames.pyspy import PySpyCapture
+    from labkit.frames.evidence import Evidence
 
 MB = 1024 * 1024
-STEADY_STEPS = 10  # growth steps (see MemrayCapture.growth) a site must grow in to count
 CHURN_MIN_BYTES = 256 * 1024 * 1024  # short-lived bytes that make churn a symptom ...
 CHURN_PEAK_TIMES = 50  # ... when also this many times the peak heap
 
 
-@dataclass
-class Evidence:
-    """The loaded captures; any may be None."""
-
-    memray: MemrayCapture | None = None
-    pyspy: PySpyCapture | None = None
-    gc_events: pd.DataFrame | None = None
-    heap: pd.DataFrame | None = None
-    proc: pd.DataFrame | None = None
-    origins: OriginsCapture | None = None
-    fd_table: pd.DataFrame | None = None  # the descriptor table at its peak, from outside
-    gc_wall_s: float | None = None  # the traced run's wall time, when known
-    sources: dict[str, str] | None = None
+def _code_name(function: str, file: str, line: int) -> str:
+    return f"{function} ({Path(file).name}:{line})"
 
 
-def _existing(path: str | Path | None, what: str) -> Path | None:
-    if path in (None, ""):
-        return None
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{what} {p} not found; check the path")
-    return p
+@dataclass(frozen=True)
+class Code:
+    """Where a suspect is, and which symptom it explains, how much."""
+
+    function: str
+    file: str
+    line: int
+    stack: str
+    explains: tuple[str, ...]  # one statement per piece of evidence
 
 
-def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = None,
-                  dump: str | Path | None = None, gc: str | Path | None = None,
-                  proc: str | Path | None = None, run: str | Path | None = None) -> Evidence:
-    """Load and check each given capture; raises a one-line LabkitError on a bad one.
+@dataclass(frozen=True)
+class Clue:
+    """One piece of weighed evidence: a symptom (``code`` None) or a line of code."""
 
-    ``run``, a labkit run directory (verified first), supplies every capture it holds that
-    is not given as a file, and the origins of its threads and fds."""
-    from labkit.frames.gctrace import load_gc_events, load_heap
-    from labkit.frames.memray import MemrayCapture
-    from labkit.frames.proc import load_proc
-    from labkit.frames.pyspy import PySpyCapture
-
-    ev, r = Evidence(sources={}), None
-    if run not in (None, ""):
-        from labkit.frames import load
-
-        r = load(run, background_stats=False)
-        ev = evidence_of(r)  # then each file given replaces the run's own capture
-    if (p := _existing(memray, "memray capture")) is not None:
-        ev.memray = MemrayCapture(p)  # the findings need no statistics pass
-        ev.sources["memray"] = str(p)
-    sp, dp = _existing(pyspy, "py-spy profile"), _existing(dump, "py-spy dump")
-    if sp is not None or dp is not None:
-        if r is not None:  # a profile given with a run's dump, or the other way round
-            sp = sp or r.path_of(A.PYSPY_PROFILE)
-            dp = dp or r.path_of(A.PYSPY_DUMP)
-        ev.pyspy = PySpyCapture(speedscope=sp, dump=dp)
-        if sp is not None:
-            _ = ev.pyspy.samples
-            ev.sources["pyspy"] = str(sp)
-        if dp is not None:
-            _ = ev.pyspy.threads
-            ev.sources["dump"] = str(dp)
-    if (p := _existing(gc, "GC trace")) is not None:
-        if p.is_dir():
-            from labkit.frames import load
-
-            run = load(p)
-            ev.gc_events, ev.heap, ev.gc_wall_s = run.gc_events, run.heap, run.gc_wall_s
-        else:
-            origin, ev.heap = None, None
-            ev.gc_events = load_gc_events(p, 0)
-            if len(ev.gc_events):
-                origin = int(ev.gc_events.t_start_ns.iloc[0])
-                ev.gc_events = load_gc_events(p, origin)
-            heap = next((h for h in (p.with_name(A.GC_HEAP.name),
-                                     p.with_name(A.GC_HEAP.name + ".gz"))
-                         if h.exists()), None)
-            if heap is not None and origin is not None:
-                ev.heap = load_heap(heap, origin)
-            ev.gc_wall_s = _wall_from_meta(p.with_name(A.GC_META.name), ev.gc_events)
-        ev.sources["gc"] = str(p)
-    if (p := _existing(proc, "process samples")) is not None:
-        df = load_proc(p, 0)
-        ev.proc = load_proc(p, int(df.t_s.iloc[0] * 1e9)) if len(df) else df
-        ev.sources["proc"] = str(p)
-        table = p.with_name(A.PROC_FDS.name)
-        if ev.fd_table is None and table.is_file():
-            from labkit.frames.proc import load_fd_table
-
-            ev.fd_table = load_fd_table(table)
-            ev.sources["fd table"] = str(table)
-    if not ev.sources and r is not None:
-        raise InputError(f"{r.path} holds no capture a postmortem can read")
-    if not ev.sources:
-        raise InputError("no capture given; pass a run directory, or at least one of "
-                         "--memray, --pyspy, --dump, --gc, --proc")
-    return ev
-
-
-def evidence_of(run: Any) -> Evidence:
-    """The evidence a loaded :class:`~labkit.frames.Run` holds, sharing its frames (on the
-    run's time axis; nothing is loaded twice)."""
-    ev = Evidence(sources={})
-    if run.has(A.MEMRAY):
-        ev.memray, ev.sources["memray"] = run.memray, str(run.need(A.MEMRAY))
-    if run.has(A.PYSPY_PROFILE) or run.has(A.PYSPY_DUMP):
-        ev.pyspy = run.pyspy
-        for art, key in ((A.PYSPY_PROFILE, "pyspy"), (A.PYSPY_DUMP, "dump")):
-            if run.has(art):
-                ev.sources[key] = str(run.need(art))
-    if run.has(A.GC_EVENTS):
-        ev.gc_events, ev.gc_wall_s, ev.sources["gc"] = run.gc_events, run.gc_wall_s, str(
-            run.path)
-        ev.heap = run.heap if run.has(A.GC_HEAP) else None
-    if run.has(A.PROC):
-        ev.proc, ev.sources["proc"] = run.proc, str(run.need(A.PROC))
-    if run.has(A.PROC_FDS):
-        ev.fd_table, ev.sources["fd table"] = run.fd_table, str(run.need(A.PROC_FDS))
-    if run.has(A.ORIGINS):
-        ev.origins, ev.sources["origins"] = run.origins, str(run.need(A.ORIGINS))
-    return ev
-
-
-def _wall_from_meta(meta_path: Path, events: pd.DataFrame) -> float | None:
-    """The tracer's own window (start to end, or to the last collection) from the
-    ``gctrace.json`` beside a loose ``gc_events.bin``; None without one."""
-    if not meta_path.is_file():
-        return None
-    from labkit.frames.gctrace import load_meta
-
-    meta = load_meta(meta_path)
-    t0 = meta.get("t0_ns")
-    end = meta.get("t_end_ns") or (int(events.t_stop_ns.max()) if len(events) else None)
-    if not isinstance(t0, int) or not isinstance(end, int) or end <= t0:
-        return None
-    return (end - t0) / 1e9
+    kind: str
+    suspect: str
+    evidence: str
+    score: float  # 0-1: the share of its symptom it explains
+    code: Code | None = None
 
 
 def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str]) -> pd.DataFrame:
@@ -180,14 +71,6 @@ def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str]) -> 
     out[["file", "line", "function"]] = pd.DataFrame(out.pop("site").tolist(),
                                                      index=out.index)
     return out
-
-
-def steady_gain(growth: pd.DataFrame) -> pd.Series:
-    """What each stack of :attr:`MemrayCapture.growth` gained over the run, counted in full
-    only for a stack that grew in at least :data:`STEADY_STEPS` steps (a one-off grows in
-    one): ``max(growth_bytes, 0) * min(1, increases / STEADY_STEPS)``."""
-    steadiness = (growth["increases"].astype(float) / STEADY_STEPS).clip(upper=1.0)
-    return growth["growth_bytes"].clip(lower=0) * steadiness
 
 
 def _memory_rows(memray: Any, how: Attribution) -> list[Clue]:
@@ -265,50 +148,6 @@ def _churn_rows(memray: Any, how: Attribution) -> list[Clue]:
                           (f"churn: {100 * share:.0f}% of the short-lived bytes "
                            f"({r.bytes / MB:,.0f} MiB)",))))
     return rows
-
-
-def slope_per_s(df: pd.DataFrame, col: str) -> float:
-    """Least-squares growth of ``col`` per second over the second half of ``df``."""
-    d = df[df.t_s >= df.t_s.min() + (df.t_s.max() - df.t_s.min()) / 2]
-    if len(d) < 3 or d.t_s.nunique() < 2:
-        return 0.0
-    return float(np.polyfit(d.t_s.to_numpy(float), d[col].to_numpy(float), 1)[0])
-
-
-def rise_to_peak(df: pd.DataFrame, col: str) -> dict[str, float] | None:
-    """How far ``col`` rose from its first sample to its peak, and how fast."""
-    if df.empty:
-        return None
-    i = int(df[col].to_numpy().argmax())
-    start, peak = float(df[col].iloc[0]), float(df[col].iloc[i])
-    return {"start": start, "peak": peak, "rise": peak - start,
-            "seconds": float(df.t_s.iloc[i] - df.t_s.iloc[0])}
-
-
-def _code_name(function: str, file: str, line: int) -> str:
-    return f"{function} ({Path(file).name}:{line})"
-
-
-@dataclass(frozen=True)
-class Code:
-    """Where a suspect is, and which symptom it explains, how much."""
-
-    function: str
-    file: str
-    line: int
-    stack: str
-    explains: tuple[str, ...]  # one statement per piece of evidence
-
-
-@dataclass(frozen=True)
-class Clue:
-    """One piece of weighed evidence: a symptom (``code`` None) or a line of code."""
-
-    kind: str
-    suspect: str
-    evidence: str
-    score: float  # 0-1: the share of its symptom it explains
-    code: Code | None = None
 
 
 def _thread_families(threads: pd.DataFrame) -> list[Clue]:
@@ -440,8 +279,6 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
                          Code(r.function, r.file, r.line, r.stack,
                               (f"cpu: {100 * r.samples / n:.0f}% of the CPU samples",))))
     if ev.gc_events is not None and len(ev.gc_events):
-        from labkit.analysis import gc_summary
-
         e = ev.gc_events
         wall = ev.gc_wall_s
         of = "of the run's wall time"

@@ -2,7 +2,7 @@
 
 A *symptom* is what the user already saw (memory, threads or fds rising, time in GC); a
 *suspect* is a line of the user's own code with the evidence against it and what share of
-a symptom it explains. Both come from :func:`labkit.postmortem.suspects`, the one place
+a symptom it explains. Both come from :func:`labkit.analysis.clues.suspects`, the one place
 where evidence is weighed; this module only arranges it for the terminal and for JSON.
 
 Ranking: each piece of evidence scores the share of its symptom it explains (bytes held
@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.analysis.clues import suspects
 from labkit.attribution import DEFAULT, Attribution
 
 RANKING = ("How suspects are ranked: each piece of evidence scores the share of its symptom "
@@ -78,9 +79,7 @@ class Findings:
 
 
 def findings(ev: Any, how: Attribution = DEFAULT) -> Findings:
-    """Weigh the evidence (:func:`labkit.postmortem.suspects`) and arrange it."""
-    from labkit.postmortem import suspects
-
+    """Weigh the evidence (:func:`labkit.analysis.clues.suspects`) and arrange it."""
     df = suspects(ev, how)
     symptoms = [Symptom(r.kind, r.suspect, r.evidence) for r in df.itertuples()
                 if r.code is None]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from labkit import artifacts as A
-from labkit.analysis import diff_sites, diff_summaries, gc_summary
+from labkit.analysis.diff import diff_sites, diff_summaries
+from labkit.analysis.gc import gc_summary
 from labkit.frames import Run, load
 
 SITE = ["function", "file", "line"]
