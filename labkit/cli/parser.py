@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from labkit.cli import verbs
-from labkit.options import INTERVAL, LABEL_HELP, MEMORY_MIB, PID, RATE_HZ, SECONDS, TOP, label
+from labkit.options import INTERVAL, LABEL_HELP, MEMORY_MIB, PID, PORT, RATE_HZ, SECONDS, TOP, label
 
 
 def _add_capture_flags(p: argparse.ArgumentParser) -> None:
@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path, nargs="?",
                    help="the notebooks' folder (default: the checkout's notebooks/, or "
                         "./labkit-notebooks copied from the package)")
-    p.add_argument("--port", type=int, default=8888, help="default: 8888")
+    p.add_argument("--port", type=PORT, default=8888,
+                   help="1 to 65535 (default 8888); a port in use is an error, never moved")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.set_defaults(handler=verbs.cmd_lab, needs_command=False)
 
