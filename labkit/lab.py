@@ -79,10 +79,10 @@ def prepare_folder(folder: Path) -> Path:
     returns its real path."""
     from labkit.outputs import check_dir_output, check_file_output, write_text_atomic
 
-    if not folder.is_dir():
+    real = check_dir_output(folder, flag="DIR")
+    if not real.is_dir():
         raise InputError(f"{folder} is not a folder; give the notebooks' folder, or "
                          "`labkit notebooks DIR` to make one")
-    real = check_dir_output(folder, flag="DIR")
     toml = real / JUPYTEXT_TOML
     if not (toml.is_file() and not toml.is_symlink()):
         toml = check_file_output(toml, force=False, flag="labkit lab")  # a link is refused
