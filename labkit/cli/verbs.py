@@ -261,11 +261,12 @@ def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
 
 def cmd_fleet(args: argparse.Namespace, command: list[str]) -> int:
     """Query many runs together: growing sites, outlier nodes, top suspects."""
-    from labkit.fleetdb import fleet
-    from labkit.outputs import check_dir_output, check_file_output, write_text_atomic
+    from labkit.fleetdb import cache_root, fleet
+    from labkit.outputs import check_dir_output, check_file_output, check_output, write_text_atomic
 
     # both outputs checked before any run is read or exported
-    store = check_dir_output(args.store, flag="--store") if args.store is not None else None
+    store = (check_dir_output(args.store, flag="--store") if args.store is not None else
+             check_output(cache_root(), "dir", "XDG_CACHE_HOME", allow_symlinks=True))
     path = (check_file_output(args.json, force=args.force, inputs=args.paths, flag="--json")
             if args.json is not None else None)
     fl = fleet(args.paths, labels=dict(args.label or []), by=args.by, store=store)
