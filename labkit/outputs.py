@@ -84,8 +84,13 @@ def real_path(path: Path | str, flag: str = "--out", *, allow_symlinks: bool = F
         if stat.S_ISLNK(mode):
             real = Path(os.path.realpath(cur))
             if not allow_symlinks:
+                whole = Path(os.path.realpath(os.path.abspath(path)))
+                if (run := enclosing_run(whole)) is not None:
+                    raise InputError(f"{flag} {path}: {cur} is a symbolic link into the run "
+                                     f"{run}; labkit never writes into a run: choose a {flag} "
+                                     "outside it")
                 what = (f"remove it or choose another {flag}" if i == len(parts) - 1 else
-                        f"give the real path {os.path.realpath(os.path.abspath(path))}")
+                        f"give the real path {whole}")
                 raise InputError(f"{flag} {path}: {cur} is a symbolic link (to {real}); "
                                  f"labkit never writes through one: {what}")
             cur = real

@@ -98,6 +98,16 @@ def test_no_verb_writes_into_a_run_through_dotdot_or_a_link(place: Path, verb: s
     assert not (place / "NONEXIST").exists()
 
 
+@pytest.mark.slow
+def test_a_parquet_partition_linked_into_a_run_is_refused(place: Path) -> None:
+    (place / "exp").mkdir()
+    (place / "exp" / "frame=runs").symlink_to(place / "RUN")
+    before = _tree(place)
+    cp = _labkit_in(place, "export", "RUN", "--to", "parquet", "--out", "exp")
+    assert_clean_error(cp, "frame=runs", "symbolic link into the run")
+    assert _tree(place) == before
+
+
 def test_real_path_resolves_dotdot_and_refuses_links(place: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(place)
