@@ -7,9 +7,10 @@ jupytext with the ``jupytext.toml`` beside them, so running and saving a noteboo
 the source unchanged: outputs go nowhere, never into git.
 
 The folder is checked as any output (:func:`labkit.outputs.check_dir_output`): never a run
-or inside one, never through a symbolic link; an existing ``jupytext.toml`` that is not a
-regular file (a dangling link, a FIFO) is refused, not followed. The port is JupyterLab's or
-nothing: a port already taken is a one-line error, never a silent move to the next one.
+or inside one, never through a symbolic link; a ``jupytext.toml`` there is used as it is,
+and one that is no file (a dangling link, a FIFO) is refused, never written through. The
+port is JupyterLab's or nothing: a port already taken is a one-line error, never a silent
+move to the next one.
 """
 
 from __future__ import annotations
@@ -84,10 +85,10 @@ def prepare_folder(folder: Path) -> Path:
         raise InputError(f"{folder} is not a folder; give the notebooks' folder, or "
                          "`labkit notebooks DIR` to make one")
     toml = real / JUPYTEXT_TOML
-    if not (toml.is_file() and not toml.is_symlink()):
-        toml = check_file_output(toml, force=False, flag="labkit lab")  # a link is refused
+    if not toml.is_file():  # a file (or a link to one) is used as it is, never written
+        toml = check_file_output(toml, force=False, flag="labkit lab")  # absent: written;
         write_text_atomic(toml, (notebooks_dir() / JUPYTEXT_TOML).read_text(encoding="utf-8"))
-    return real
+    return real  # a dangling link, a FIFO or a folder there: refused above
 
 
 def start_lab(folder: Path | None, *, port: int = 8888, browser: bool = True) -> None:
@@ -95,7 +96,7 @@ def start_lab(folder: Path | None, *, port: int = 8888, browser: bool = True) ->
     A folder without a ``jupytext.toml`` gets labkit's. The port and the folder are
     checked first (module docstring)."""
     check_port(port)
-    folder = prepare_folder(folder or default_dir())
+    folder = prepare_folder(folder or default_dir().resolve())  # labkit's own: its real path
     cmd = lab_command(folder, port=port, browser=browser)
     sys.stdout.flush()
     os.execv(cmd[0], cmd)
