@@ -235,6 +235,16 @@ def test_lab_gives_a_folder_without_one_labkits_jupytext_toml(tmp_path: Path) ->
 
     assert (tmp_path / "nb" / "jupytext.toml").read_bytes() == \
         (notebooks_dir() / "jupytext.toml").read_bytes()
+    (tmp_path / "mine").mkdir()  # the user's own settings, linked in: used, not replaced
+    (tmp_path / "mine" / "jupytext.toml").write_text("formats = 'ipynb,py:percent'\n")
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "jupytext.toml").symlink_to(tmp_path / "mine" / "jupytext.toml")
+    prepare_folder(tmp_path / "linked")
+    assert "ipynb" in (tmp_path / "mine" / "jupytext.toml").read_text()
+    (tmp_path / "fifo").mkdir()
+    os.mkfifo(tmp_path / "fifo" / "jupytext.toml")
+    with pytest.raises(InputError, match="FIFO"):
+        prepare_folder(tmp_path / "fifo")
     shutil.copytree(DATASETS / "fd-leak" / "fixed", tmp_path / "run")
     with pytest.raises(InputError, match="inside the run"):
         prepare_folder(tmp_path / "run")
