@@ -101,9 +101,12 @@ def fleet_runs_sql(*, host_label: bool, by: str | None) -> str:
 
 
 def cache_root() -> Path:
-    """Where runs exported on the fly are kept: ``$XDG_CACHE_HOME/labkit/fleet``."""
+    """Where runs exported on the fly are kept: ``$XDG_CACHE_HOME/labkit/fleet``, its real
+    path (a cache folder is often a link to a larger disk; the user chose it, not a path)."""
+    from labkit.outputs import real_path
+
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "labkit" / "fleet"
+    return real_path(Path(base) / "labkit" / "fleet", "XDG_CACHE_HOME", allow_symlinks=True)
 
 
 def _runs_under(path: Path) -> list[Path]:

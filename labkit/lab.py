@@ -5,12 +5,19 @@ root (containers and class VMs), opening ``.py`` notebooks as notebooks on a dou
 (the ``overrides.json`` shipped in ``labkit/lab_settings``), and saving them through
 jupytext with the ``jupytext.toml`` beside them, so running and saving a notebook leaves
 the source unchanged: outputs go nowhere, never into git.
+
+The folder is checked as any output (:func:`labkit.outputs.check_dir_output`): never a run
+or inside one, never through a symbolic link; a ``jupytext.toml`` there is used as it is,
+and one that is no file (a dangling link, a FIFO) is refused, never written through. The
+port is JupyterLab's or nothing: a port already taken is a one-line error, never a silent
+move to the next one.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import shutil
+import socket
 import sys
 from importlib import resources
 from pathlib import Path
@@ -44,6 +51,7 @@ def lab_command(folder: Path, *, port: int, browser: bool) -> list[str]:
                          "pip install labkit (it depends on jupyterlab)")
     settings = resources.files("labkit").joinpath("lab_settings")
     cmd = [str(exe), "lab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+           "--ServerApp.port_retries=0",
            f"--ServerApp.root_dir={folder.resolve()}",
            f"--LabApp.app_settings_dir={settings}"]
     if not browser:
@@ -53,16 +61,42 @@ def lab_command(folder: Path, *, port: int, browser: bool) -> list[str]:
     return cmd
 
 
-def start_lab(folder: Path | None, *, port: int = 8888, browser: bool = True) -> None:
-    """Replace this process with JupyterLab on ``folder`` (default: :func:`default_dir`).
-    A folder without a ``jupytext.toml`` gets labkit's."""
-    folder = folder or default_dir()
-    if not folder.is_dir():
+def check_port(port: int) -> None:
+    """Raise a one-line :class:`InputError` unless 127.0.0.1:``port`` can be listened on
+    now (bound as the server binds it, with ``SO_REUSEADDR``)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            why = ("is already in use" if exc.errno == errno.EADDRINUSE
+                   else f"cannot be listened on ({exc.strerror})")
+            raise InputError(f"port {port} on 127.0.0.1 {why}; choose another --port") \
+                from None
+
+
+def prepare_folder(folder: Path) -> Path:
+    """Check ``folder`` as an output and give it labkit's ``jupytext.toml`` if it has none;
+    returns its real path."""
+    from labkit.outputs import check_dir_output, check_file_output, write_text_atomic
+
+    real = check_dir_output(folder, flag="DIR")
+    if not real.is_dir():
         raise InputError(f"{folder} is not a folder; give the notebooks' folder, or "
                          "`labkit notebooks DIR` to make one")
-    toml = folder / JUPYTEXT_TOML
-    if not toml.exists():
-        shutil.copyfile(notebooks_dir() / JUPYTEXT_TOML, toml)
+    toml = real / JUPYTEXT_TOML
+    if not toml.is_file():  # a file (or a link to one) is used as it is, never written
+        toml = check_file_output(toml, force=False, flag="labkit lab")  # absent: written;
+        write_text_atomic(toml, (notebooks_dir() / JUPYTEXT_TOML).read_text(encoding="utf-8"))
+    return real  # a dangling link, a FIFO or a folder there: refused above
+
+
+def start_lab(folder: Path | None, *, port: int = 8888, browser: bool = True) -> None:
+    """Replace this process with JupyterLab on ``folder`` (default: :func:`default_dir`).
+    A folder without a ``jupytext.toml`` gets labkit's. The port and the folder are
+    checked first (module docstring)."""
+    check_port(port)
+    folder = prepare_folder(folder or default_dir().resolve())  # labkit's own: its real path
     cmd = lab_command(folder, port=port, browser=browser)
     sys.stdout.flush()
     os.execv(cmd[0], cmd)

@@ -48,6 +48,7 @@ RATE_HZ = integer(1, 1000, unit="Hz")
 MEMORY_MIB = integer(16, 1 << 20, unit="MiB")
 TOP = integer(1, 10_000)
 PID = integer(1, 1 << 22)
+PORT = integer(1, 65535)  # 0 ("any free port") is refused: the lab's address must be known
 
 
 def label(text: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from labkit.options import (
     LABEL_HELP,
     MEMORY_MIB,
     PID,
+    PORT,
     RATE_HZ,
     SECONDS,
     TOP,
@@ -179,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path, nargs="?",
                    help="the notebooks' folder (default: the checkout's notebooks/, or "
                         "./labkit-notebooks copied from the package)")
-    p.add_argument("--port", type=int, default=8888, help="default: 8888")
+    p.add_argument("--port", type=PORT, default=8888,
+                   help="1 to 65535 (default 8888); a port in use is an error, never moved")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.set_defaults(handler=verbs.cmd_lab, needs_command=False)
 

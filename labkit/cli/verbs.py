@@ -106,6 +106,11 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
     variants = [chosen] if chosen and chosen != "all" else None
     if args.setting and not spec.settings:
         raise UsageError(f"{args.scenario} has variants, not settings; use --variant")
+    if args.out is not None:  # every variant's run checked before the first one runs
+        from labkit.outputs import check_run_output
+
+        for v in variants or spec.variants:
+            check_run_output(args.out / v)
     results = run_scenario(args.scenario, variants=variants,
                            captures=parse_captures(args.capture, spec.captures),
                            params=dict(args.param), quick=args.quick, out=args.out,
@@ -133,6 +138,10 @@ def cmd_signatures(args: argparse.Namespace, command: list[str]) -> int:
     names = args.scenarios or list(NAMES)
     for n in names:
         get_spec(n)
+    if args.out is not None:
+        from labkit.outputs import check_dir_output
+
+        check_dir_output(args.out)
     from labkit.progress import progress
 
     failed = []
@@ -233,7 +242,10 @@ def cmd_notebooks(args: argparse.Namespace, command: list[str]) -> int:
 def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
     """Write a run in another tool's format: pprof profiles, or Parquet frames."""
     from labkit.frames import load
+    from labkit.outputs import check_dir_output
 
+    if args.out is not None:
+        check_dir_output(args.out)  # before the run is read; the export checks it again
     run = load(args.run, background_stats=False)  # an export never reads memray's totals
     out = args.out or run.path.with_name(f"{run.path.name}.{args.to}")
     if args.to == "pprof":
@@ -251,15 +263,18 @@ def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
 
 def cmd_fleet(args: argparse.Namespace, command: list[str]) -> int:
     """Query many runs together: growing sites, outlier nodes, top suspects."""
-    from labkit.fleetdb import fleet
+    from labkit.fleetdb import cache_root, fleet
+    from labkit.outputs import check_dir_output, check_file_output, check_output, write_text_atomic
 
-    fl = fleet(args.paths, labels=dict(args.label or []), by=args.by, store=args.store)
-    if args.json:
+    # both outputs checked before any run is read or exported
+    store = (check_dir_output(args.store, flag="--store") if args.store is not None else
+             check_output(cache_root(), "dir", "XDG_CACHE_HOME", allow_symlinks=True))
+    path = (check_file_output(args.json, force=args.force, inputs=args.paths, flag="--json")
+            if args.json is not None else None)
+    fl = fleet(args.paths, labels=dict(args.label or []), by=args.by, store=store)
+    if path is not None:
         import json
 
-        from labkit.outputs import check_file_output, write_text_atomic
-
-        path = check_file_output(args.json, force=args.force, flag="--json")
         write_text_atomic(path, json.dumps(fl.summary(), indent=1, default=str) + "\n")
     from labkit.report.text import fleet_lines
 

@@ -194,7 +194,7 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
 
     if importlib.util.find_spec("pyarrow") is None:
         raise InputError("Parquet export needs pyarrow: pip install 'labkit[fleet]'")
-    from labkit.outputs import check_dir_output
+    from labkit.outputs import check_dir_output, check_output
 
     root = check_dir_output(root)
     ids = identity(run, labels)
@@ -207,6 +207,8 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
         FRAMES[name][0] is None or name in captured)] + ["runs"]  # last: marks it complete
     parts = [(name, root / f"frame={name}" / f"run_id={rid}" / "part-0.parquet")
              for name in chosen]
+    for _, p in parts:  # a partition folder linked elsewhere (into a run) is refused too
+        check_output(p, "file")
     taken = [p for _, p in parts if p.exists()]
     if taken and not force:
         raise InputError(f"{taken[0].parent} already exists (this run was exported there); "

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import InputError, LabkitError
-from labkit.outputs import check_dir_output, write_text_atomic
+from labkit.outputs import check_dir_output, check_output, write_text_atomic
 from labkit.report.index import report_facts, write_index
 from labkit.resources import notebooks_dir
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+INDEX = "index.html"
 
 
 def notebook_paths(root: Path | None = None) -> list[Path]:
@@ -40,10 +41,17 @@ def resolve(name: str, root: Path | None = None) -> Path:
     raise InputError(f"no notebook {name!r}; known: {known}")
 
 
+# The kernel talks to papermill over local TCP; with CurveZMQ keys provisioned by the
+# kernel manager (when the kernelspec declares support, as ipykernel's does) that traffic is
+# encrypted, and ipykernel no longer warns "Kernel is running over TCP without encryption".
+KERNEL_CONFIG = {"KernelManager": {"transport_encryption": "auto"}}
+
+
 def execute(source: Path, parameters: dict[str, Any] | None = None) -> Any:
     """Execute a notebook source headless; returns the executed notebook node."""
     import jupytext
     import papermill
+    from traitlets.config import Config
 
     nb = jupytext.read(source)
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
@@ -56,7 +64,8 @@ def execute(source: Path, parameters: dict[str, Any] | None = None) -> Any:
         with tempfile.TemporaryDirectory(prefix="labkit-nb-") as cwd:  # never the package
             return papermill.execute_notebook(
                 nb, None, parameters=parameters or {}, kernel_name="python3",
-                language="python", progress_bar=False, cwd=cwd, log_output=False)
+                language="python", progress_bar=False, cwd=cwd, log_output=False,
+                config=Config(KERNEL_CONFIG))
     except papermill.PapermillExecutionError as exc:
         raise LabkitError(f"notebook {source.name} failed in cell {exc.exec_count}: "
                           f"{exc.ename}: {exc.evalue}") from None
@@ -109,12 +118,14 @@ def to_html(nb: Any, title: str = "labkit report", *, reader: bool = False) -> s
 
 def is_labkit_report(path: Path) -> bool:
     """Whether ``path`` is a report (or executed notebook) that labkit wrote earlier."""
-    try:
-        if path.suffix == ".ipynb":
-            return "labkit_report" in json.loads(path.read_text(encoding="utf-8"))["metadata"]
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return 'content="labkit report"' in fh.read(1 << 16)
-    except (OSError, ValueError, KeyError, TypeError):
+    from labkit.safefile import open_regular
+
+    try:  # never follows a link nor blocks on a FIFO: those are no report of labkit's
+        with open_regular(path, follow_symlinks=False) as fh:
+            if path.suffix == ".ipynb":
+                return "labkit_report" in json.loads(fh.read().decode("utf-8"))["metadata"]
+            return b'content="labkit report"' in fh.read(1 << 16)
+    except (LabkitError, OSError, ValueError, KeyError, TypeError):
         return False
 
 
@@ -143,7 +154,7 @@ def copy_notebooks(dest: Path, *, force: bool = False) -> list[Path]:
     with ``force``). Returns the paths written."""
     from labkit.outputs import check_file_output
 
-    dest = check_dir_output(dest)
+    dest = check_dir_output(dest, flag="DIR")
     sources = [*notebook_paths(), notebooks_dir() / "jupytext.toml"]
     pairs = [(src, check_file_output(dest / src.name, force=force, flag="notebooks"))
              for src in sources if src.is_file()]
@@ -166,13 +177,22 @@ def plan_reports(out_dir: Path, sources: list[Path], *, force: bool = False) -> 
     unless ``force``."""
     out_dir = check_dir_output(out_dir)
     replaced = []
-    targets = [out_dir / "index.html"]
+    targets = [out_dir / INDEX]
+    seen: dict[str, Path] = {}
     for src in sources:
+        if f"{src.stem}.html" == INDEX:
+            raise InputError(f"notebook {src} would be reported as {INDEX}, the index page's "
+                             "name; rename the notebook")
+        if src.stem in seen and seen[src.stem] != src.resolve():
+            raise InputError(f"notebooks {seen[src.stem]} and {src} would both be reported as "
+                             f"{src.stem}.html; rename one")
+        seen[src.stem] = src.resolve()
         targets += [out_dir / f"{src.stem}.html", out_dir / f"{src.stem}.ipynb"]
     for t in targets:
-        if t.is_dir():
+        if t.is_dir() and not t.is_symlink():
             raise InputError(f"{t} is a folder where labkit would write a report; move it")
-        if t.exists() or t.is_symlink():
+        check_output(t, "file")  # no link, FIFO, socket or device: refused even with --force
+        if os.path.lexists(t):
             if is_labkit_report(t):
                 replaced.append(t.name)
             elif not force:
@@ -194,6 +214,7 @@ def render_all(out_dir: Path, names: list[str] | None = None,
                          "without them: reinstall it")
     from labkit.progress import clear, progress
 
+    out_dir = check_dir_output(out_dir)
     replaced = set(plan_reports(out_dir, sources, force=force))
     done = []
     with progress(len(sources), "reports") as bar:

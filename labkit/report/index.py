@@ -8,7 +8,6 @@ stored in the ``.ipynb``'s ``labkit_report`` metadata) and read back by
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -60,11 +59,14 @@ body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1000p
 
 def _facts_of(report: Path) -> dict[str, Any]:
     """The facts stored in a report's executed notebook (empty if there is none)."""
-    try:
-        doc = json.loads(report.with_suffix(".ipynb").read_text(encoding="utf-8"))
+    from labkit.errors import LabkitError
+    from labkit.safefile import read_json
+
+    try:  # a regular file only: a FIFO or link left there is no report's notebook
+        doc = read_json(report.with_suffix(".ipynb"), "notebook", follow_symlinks=False)
         facts = doc["metadata"]["labkit_report"]
         return facts if isinstance(facts, dict) else {}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (LabkitError, KeyError, TypeError):
         return {}
 
 
