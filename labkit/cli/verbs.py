@@ -251,13 +251,13 @@ def cmd_fleet(args: argparse.Namespace, command: list[str]) -> int:
     """Query many runs together: growing sites, outlier nodes, top suspects."""
     from labkit.fleetdb import fleet
 
+    from labkit.outputs import check_file_output, write_text_atomic
+
+    path = args.json and check_file_output(args.json, force=args.force, flag="--json")
     fl = fleet(args.paths, labels=dict(args.label or []), by=args.by, store=args.store)
-    if args.json:
+    if path:
         import json
 
-        from labkit.outputs import check_file_output, write_text_atomic
-
-        path = check_file_output(args.json, force=args.force, flag="--json")
         write_text_atomic(path, json.dumps(fl.summary(), indent=1, default=str) + "\n")
     for line in fl.lines():
         say(line)
