@@ -213,7 +213,7 @@ def _read_part(path: Path, frame: str, rid: str) -> Any:
 
     try:
         with open_regular(path, "Parquet part", follow_symlinks=False) as fh:
-            table = pq.read_table(fh)
+            table = pq.ParquetFile(pa.BufferReader(fh.read())).read()
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"cannot read the {frame} frame of this fleet ({path}: "
                          f"{str(exc).splitlines()[0] if str(exc) else exc!r}); re-export "
@@ -286,7 +286,7 @@ class Fleet:
                     raise InputError(f"cannot read the {name} frame of this fleet: "
                                      f"{str(exc).splitlines()[0]}; re-export its runs") from None
         self._check_versions()
-        cols = set(self.con.execute("SELECT * FROM runs LIMIT 0").df().columns)
+        cols = {d[0] for d in self.con.execute("SELECT * FROM runs LIMIT 0").description}
         if self.by is not None and label_column(self.by) not in cols:
             known = sorted(c.removeprefix("label_") for c in cols if c.startswith("label_"))
             raise InputError(f"no run is labelled {self.by!r}; labels here: "

@@ -250,7 +250,6 @@ def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
 def cmd_fleet(args: argparse.Namespace, command: list[str]) -> int:
     """Query many runs together: growing sites, outlier nodes, top suspects."""
     from labkit.fleetdb import fleet
-
     from labkit.outputs import check_file_output, write_text_atomic
 
     path = args.json and check_file_output(args.json, force=args.force, flag="--json")
