@@ -138,9 +138,13 @@ def _runs_under(path: Path) -> list[Path]:
 
 def _export_run_ids(root: Path) -> list[str]:
     """The run ids of an export root: its ``frame=runs/run_id=ID`` folders' ``ID``."""
-    with os.scandir(root / "frame=runs") as entries:
-        return sorted(e.name.removeprefix("run_id=") for e in entries
-                      if e.name.startswith("run_id=") and e.is_dir())
+    try:
+        with os.scandir(root / "frame=runs") as entries:
+            return sorted(e.name.removeprefix("run_id=") for e in entries
+                          if e.name.startswith("run_id=") and e.is_dir())
+    except OSError as exc:
+        raise InputError(f"cannot list {root / 'frame=runs'} ({exc.strerror}); check its "
+                         "permissions") from None
 
 
 def collect(paths: list[Path | str], labels: dict[str, str] | None = None,
@@ -216,11 +220,14 @@ def _read_part(path: Path, frame: str, rid: str) -> Any:
             table = pq.ParquetFile(pa.BufferReader(fh.read())).read()
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"cannot read the {frame} frame of this fleet ({path}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else exc!r}); re-export "
-                         "its runs") from None
+                         f"{_first_line(exc)}); re-export its runs") from None
     if "run_id" in table.column_names:  # the partition says which run, as Hive does
         table = table.drop_columns(["run_id"])
     return table.append_column("run_id", pa.array([rid] * len(table), pa.string()))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _union_by_name(tables: list[Any]) -> Any:
@@ -279,12 +286,14 @@ class Fleet:
         if self.con is None:
             self.con = duckdb.connect()
         for name, parts in tables.items():
-            if parts:
+            if not parts:  # a frame of an earlier fleet on a shared connection is not ours
+                self.con.unregister(name)
+            else:
                 try:
                     self.con.register(name, _union_by_name(parts))
                 except (pa.ArrowException, duckdb.Error) as exc:
                     raise InputError(f"cannot read the {name} frame of this fleet: "
-                                     f"{str(exc).splitlines()[0]}; re-export its runs") from None
+                                     f"{_first_line(exc)}; re-export its runs") from None
         self._check_versions()
         cols = {d[0] for d in self.con.execute("SELECT * FROM runs LIMIT 0").description}
         if self.by is not None and label_column(self.by) not in cols:

@@ -252,6 +252,9 @@ def test_fleet_refuses_parts_that_are_not_regular_files(tmp_path: Path) -> None:
     fifo.symlink_to(part)
     assert_clean_error(labkit("fleet", str(root)), "symbolic link")
     fifo.unlink()
+    fifo.write_bytes(b"PAR1 not really PAR1")
+    assert_clean_error(labkit("fleet", str(root)), "cannot read the heap frame", "re-export")
+    fifo.unlink()
     assert labkit("fleet", str(root)).returncode == 0
 
 
