@@ -11,9 +11,10 @@ and what labkit concluded from them: ``runs`` (one row: the run's size in memory
 fds and GC, its verdict and top suspect) and ``suspects`` (the postmortem's ranked
 suspects). Every row carries the run's identity (:data:`IDENTITY`) and one ``label_<key>``
 column per label (the run's own, given at capture with ``--label``, then those given to the
-export; a key must match :data:`labkit.options.LABEL_KEY`). Memory frames carry ``site_function``, ``site_file``, ``site_line``: the first
-frame in the user's own code, as the postmortem attributes it; ``memray_growth`` also has
-``gain_bytes``, the growth the postmortem counts (steady growth in full, a one-off less).
+export; a key must match :data:`labkit.options.LABEL_KEY`). Memory frames carry
+``site_function``, ``site_file``, ``site_line``: the first frame in the user's own code, as
+the postmortem attributes it; ``memray_growth`` also has ``gain_bytes``, the growth the
+postmortem counts (steady growth in full, a one-off less).
 Stacks are text (``stack``, leaf first). A column is never typed null, even in a run with no
 row (Spark's schema merge refuses one): such a column is written as text. Contract: a
 version adds columns or frames without changing its number; renaming or removing one, or
