@@ -3,9 +3,18 @@
 Each path given is a run directory, a folder of runs (found up to three levels down) or a
 Parquet export root (a folder holding ``frame=runs``, see :mod:`labkit.export.parquet`).
 Runs are exported on the fly into a cache keyed by the run's manifest checksum, the labels
-and the schema version, so a run is exported once. Every frame becomes a view of the same
-name; ``fleet_runs`` adds ``node`` (the ``host`` label, else the host name, else the run id)
-and ``load`` (the label named by ``by``, else the run's duration: uptime).
+and the schema version, so a run is exported once. A run is counted once: its id is its
+folder's name and its manifest's checksum, and a second copy of the same id (an export
+copied elsewhere, or given again as its run directory) is skipped and counted in
+:attr:`Fleet.copies_skipped`. Every frame becomes a view of the same name; ``fleet_runs``
+adds ``node`` (the ``host`` label, else the host name, else the run id) and ``load`` (the
+label named by ``by``, else the run's duration: uptime).
+
+No SQL is built from data: part files are listed in Python (regular files only), read with
+pyarrow and handed to DuckDB as Arrow tables, so no path, folder name or glob character
+ever reaches DuckDB; ``run_id`` comes from the partition folder as a value; the one name
+from data, a label key, becomes a column only through :func:`labkit.options.label_column`,
+and any other identifier through :func:`ident`.
 
 The three questions are plain SQL over those views (:data:`GROWING_SITES_SQL`,
 :data:`OUTLIERS_SQL`, :data:`TOP_SUSPECTS_SQL`); the README shows the first for Spark.
@@ -15,11 +24,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.analysis.fleet import FleetVerdict, fleet_verdict
 from labkit.errors import InputError
+from labkit.options import label_column
 
 GREW_BYTES = 1048576  # steady growth (postmortem.steady_gain) that counts as "grew", per run
 
@@ -92,10 +105,20 @@ ORDER BY nodes_strong DESC, nodes DESC
 """.strip()
 
 
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def ident(name: str) -> str:
+    """``name`` as an SQL identifier: a plain name as it is (so the SQL reads the same on
+    DuckDB and Spark), anything else double-quoted with its quotes doubled."""
+    return name if _PLAIN.fullmatch(name) else '"' + name.replace('"', '""') + '"'
+
+
 def fleet_runs_sql(*, host_label: bool, by: str | None) -> str:
-    """The ``fleet_runs`` view: ``runs`` with ``node`` and ``load`` (module docstring)."""
+    """The ``fleet_runs`` view: ``runs`` with ``node`` and ``load`` (module docstring);
+    ``by`` is a label key (:func:`labkit.options.label_column` refuses any other)."""
     host = "label_host, " if host_label else ""
-    load = f"TRY_CAST(label_{by} AS DOUBLE)" if by else "duration_s"
+    load = f"TRY_CAST({ident(label_column(by, '--by'))} AS DOUBLE)" if by else "duration_s"
     return (f"CREATE OR REPLACE TEMP VIEW fleet_runs AS SELECT *, COALESCE({host}"
             f"NULLIF(host, ''), run_id) AS node, {load} AS load FROM runs")
 
@@ -117,14 +140,28 @@ def _runs_under(path: Path) -> list[Path]:
                   for m in path.glob(pattern))
 
 
+def _export_run_ids(root: Path) -> list[str]:
+    """The run ids of an export root: its ``frame=runs/run_id=ID`` folders' ``ID``."""
+    try:
+        with os.scandir(root / "frame=runs") as entries:
+            return sorted(e.name.removeprefix("run_id=") for e in entries
+                          if e.name.startswith("run_id=") and e.is_dir())
+    except OSError as exc:
+        raise InputError(f"cannot list {root / 'frame=runs'} ({exc.strerror}); check its "
+                         "permissions") from None
+
+
 def collect(paths: list[Path | str], labels: dict[str, str] | None = None,
             store: Path | None = None) -> list[tuple[Path, str]]:
     """The runs behind ``paths`` as ``(Parquet root, run id)``: every run of an export root,
     and each run directory exported (once) into ``store`` (default :func:`cache_root`, one
-    folder per schema version and set of labels)."""
+    folder per schema version and set of labels). The same pair is listed once; copies of
+    a run in other roots are all listed (:class:`Fleet` counts each run once)."""
     from labkit.export.parquet import SCHEMA_VERSION, export_parquet, run_id
     from labkit.frames import load
 
+    for key in labels or {}:
+        label_column(key, "--label key")
     found: list[tuple[Path, str]] = []
     runs: list[Path] = []
     for raw in paths:
@@ -133,8 +170,7 @@ def collect(paths: list[Path | str], labels: dict[str, str] | None = None,
             raise InputError(f"{p} not found; give run directories, folders of runs or "
                              "Parquet exports")
         if (p / "frame=runs").is_dir():
-            found += [(p, d.name.removeprefix("run_id="))
-                      for d in sorted((p / "frame=runs").glob("run_id=*"))]
+            found += [(p, rid) for rid in _export_run_ids(p)]
         elif under := _runs_under(p):
             runs += under
         else:
@@ -151,40 +187,120 @@ def collect(paths: list[Path | str], labels: dict[str, str] | None = None,
     return list(dict.fromkeys(found))
 
 
+def _part_files(root: Path, frame: str, rid: str) -> list[Path]:
+    """The Parquet files of one partition, exactly (no glob): regular files only; names
+    starting with ``.`` or ``_`` (temporary files, Spark's markers) are not parts."""
+    d = root / f"frame={frame}" / f"run_id={rid}"
+    try:
+        with os.scandir(d) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise InputError(f"cannot list {d} ({exc.strerror}); check its permissions") from None
+    parts = []
+    for e in entries:
+        if e.name.startswith((".", "_")) or not e.name.endswith(".parquet"):
+            continue
+        if not e.is_file(follow_symlinks=False):
+            kind = stat.S_IFMT(e.stat(follow_symlinks=False).st_mode)
+            what = {stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO",
+                    stat.S_IFDIR: "a folder"}.get(kind, "not a regular file")
+            raise InputError(f"{d / e.name} is {what}; a fleet reads only the regular "
+                             "Parquet files an export wrote: remove it or re-export the run")
+        parts.append(d / e.name)
+    return parts
+
+
+def _read_part(path: Path, frame: str, rid: str) -> Any:
+    """One part as an Arrow table with the partition's ``run_id`` as a column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from labkit.safefile import open_regular
+
+    try:
+        with open_regular(path, "Parquet part", follow_symlinks=False) as fh:
+            table = pq.ParquetFile(pa.BufferReader(fh.read())).read()
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"cannot read the {frame} frame of this fleet ({path}: "
+                         f"{_first_line(exc)}); re-export its runs") from None
+    if "run_id" in table.column_names:  # the partition says which run, as Hive does
+        table = table.drop_columns(["run_id"])
+    return table.append_column("run_id", pa.array([rid] * len(table), pa.string()))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def _union_by_name(tables: list[Any]) -> Any:
+    """``tables`` as one, columns matched by name (missing ones null); a column typed
+    differently in different runs (text in a run without rows) becomes text."""
+    import pyarrow as pa
+
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    types: dict[str, set[Any]] = {}
+    for t in tables:
+        for f in t.schema:
+            types.setdefault(f.name, set()).add(f.type)
+    clash = {n for n, ts in types.items() if len(ts - {pa.null()}) > 1}
+    return pa.concat_tables(
+        [t.cast(pa.schema([pa.field(f.name, pa.string()) if f.name in clash else f
+                           for f in t.schema])) for t in tables],
+        promote_options="permissive")
+
+
 @dataclass
 class Fleet:
     """Runs queried together: :meth:`sql`, :meth:`growing_sites`, :meth:`outliers`,
-    :meth:`top_suspects`, :attr:`runs`."""
+    :meth:`top_suspects`, :attr:`runs`. ``con``: a DuckDB connection to use (default a new
+    one); :attr:`copies_skipped`: parts naming a run already counted."""
 
     parts: list[tuple[Path, str]]  # (Parquet root, run id), from :func:`collect`
     by: str | None = None
     con: Any = field(default=None, repr=False)
+    copies_skipped: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
+        if self.by is not None:
+            label_column(self.by, "--by")
         try:
             import duckdb
+            import pyarrow as pa
         except ImportError:
             raise InputError("labkit fleet needs DuckDB and pyarrow: pip install "
                              "'labkit[fleet]'") from None
+        from labkit.export.parquet import FRAMES
 
-        self.con = duckdb.connect()
-        files: dict[str, list[str]] = {}
-        for root, rid in self.parts:
-            for d in root.glob(f"frame=*/run_id={rid}"):
-                files.setdefault(d.parent.name.removeprefix("frame="), []).extend(
-                    str(f) for f in sorted(d.glob("*.parquet")))
-        if not files.get("runs"):
+        runs: dict[str, Path] = {}  # run id -> the first root that holds it
+        for root, rid in dict.fromkeys(self.parts):
+            runs.setdefault(rid, root)
+        self.copies_skipped = len(dict.fromkeys(self.parts)) - len(runs)
+        tables: dict[str, list[Any]] = {}
+        for name in FRAMES:
+            for rid, root in runs.items():
+                tables.setdefault(name, []).extend(
+                    _read_part(f, name, rid) for f in _part_files(root, name, rid))
+        if not tables.get("runs"):
             raise InputError("no run in this fleet: give run directories or Parquet exports")
-        for name, globs in sorted(files.items()):
-            try:
-                self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet("
-                                 f"{globs!r}, hive_partitioning=true, union_by_name=true)")
-            except duckdb.Error as exc:
-                raise InputError(f"cannot read the {name} frame of this fleet: "
-                                 f"{str(exc).splitlines()[0]}; re-export its runs") from None
+        if self.con is None:
+            self.con = duckdb.connect()
+        for name, parts in tables.items():
+            if not parts:  # a frame of an earlier fleet on a shared connection is not ours
+                self.con.unregister(name)
+            else:
+                try:
+                    self.con.register(name, _union_by_name(parts))
+                except (pa.ArrowException, duckdb.Error) as exc:
+                    raise InputError(f"cannot read the {name} frame of this fleet: "
+                                     f"{_first_line(exc)}; re-export its runs") from None
         self._check_versions()
-        cols = set(self.con.execute("SELECT * FROM runs LIMIT 0").df().columns)
-        if self.by is not None and f"label_{self.by}" not in cols:
+        cols = {d[0] for d in self.con.execute("SELECT * FROM runs LIMIT 0").description}
+        if self.by is not None and label_column(self.by) not in cols:
             known = sorted(c.removeprefix("label_") for c in cols if c.startswith("label_"))
             raise InputError(f"no run is labelled {self.by!r}; labels here: "
                              f"{', '.join(known) or 'none'}")
@@ -238,10 +354,19 @@ class Fleet:
 
         runs = self.runs
         return {"runs": len(runs), "nodes": int(runs["node"].nunique()),
+                "copies_skipped": self.copies_skipped,
+                "verdict": self.verdict().to_json(),
                 "load": self.by or "duration_s",
                 "growing_sites": records(self.growing_sites()),
                 "outliers": records(self.outliers()),
                 "top_suspects": records(self.top_suspects())}
+
+    def verdict(self) -> FleetVerdict:
+        """:func:`labkit.analysis.fleet.fleet_verdict` over this fleet's answers."""
+        sites = self.growing_sites()
+        grew_on = (self.nodes_where(sites.function.iloc[0], int(sites.line.iloc[0]))
+                   if len(sites) else [])
+        return fleet_verdict(int(self.runs["node"].nunique()), sites, self.outliers(), grew_on)
 
     def nodes_where(self, function: str, line: int) -> list[str]:
         """The nodes on which the site ``function`` at ``line`` grew during the run."""
@@ -258,4 +383,6 @@ def fleet(paths: list[Path | str] | Path | str, *, labels: dict[str, str] | None
     """Open runs and exports as one :class:`Fleet` (see the module docstring)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    if by is not None:
+        label_column(by, "--by")  # before any export
     return Fleet(collect(list(paths), labels, store), by=by)

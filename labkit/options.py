@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
+
+from labkit.errors import InputError
 
 
 def number(lo: float, hi: float, *, lo_open: bool = False,
@@ -51,11 +54,24 @@ PID = integer(1, 1 << 22)
 PORT = integer(1, 65535)  # 0 ("any free port") is refused: the lab's address must be known
 
 
+LABEL_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+LABEL_KEY_RULE = "a letter or _, then up to 63 letters, digits or _"
+
+
+def label_column(key: str, what: str = "label key") -> str:
+    """The column of label ``key``: ``label_<key>``. The one place a key becomes a name
+    (in Parquet, and in the fleet's SQL); a key outside :data:`LABEL_KEY` is refused in
+    one line, so no key ever reaches SQL as anything but a plain identifier."""
+    if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
+        raise InputError(f"{what} {key!r} is not a plain name; give {LABEL_KEY_RULE}")
+    return f"label_{key}"
+
+
 def label(text: str) -> tuple[str, str]:
-    """``KEY=VALUE``, KEY a plain name (letters, digits, underscores): a run's label."""
+    """``KEY=VALUE``: a run's label. KEY matches :data:`LABEL_KEY`; VALUE is any text."""
     key, sep, value = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"{text!r}: give KEY=VALUE, KEY a plain name")
+    if not sep or not LABEL_KEY.fullmatch(key):
+        raise argparse.ArgumentTypeError(f"{text!r}: give KEY=VALUE, KEY {LABEL_KEY_RULE}")
     return key, value
 
 
@@ -68,4 +84,5 @@ def param(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-LABEL_HELP = "label the run KEY=VALUE (host, release, load...; repeatable)"
+LABEL_HELP = (f"label the run KEY=VALUE (host, release, load...; repeatable); KEY is "
+              f"{LABEL_KEY_RULE}, VALUE any text")

@@ -6,6 +6,7 @@
   against A;
 * :mod:`~labkit.analysis.clues`: the postmortem's weighing of evidence into clues;
 * :mod:`~labkit.analysis.findings`: the verdict, the symptoms and the ranked suspects;
+* :mod:`~labkit.analysis.fleet`: the fleet's verdict.
 
 Nothing here reads a file of its own accord or draws; renderers receive these results.
 """

@@ -15,6 +15,7 @@ from labkit import artifacts as A
 from labkit.capture import pyspy
 from labkit.capture.proc import ProcSampler
 from labkit.errors import InputError
+from labkit.options import label_column
 from labkit.rundir import RunWriter, default_run_path
 
 
@@ -42,6 +43,8 @@ def attach(
     labels: dict[str, str] | None = None,
 ) -> Path:
     """Capture a running process into a new run directory; returns its path."""
+    for key in labels or {}:
+        label_column(key)  # a key that could not be a column is refused before the capture
     proc = check_pid(pid)
     writer = RunWriter(out or default_run_path(f"attach-{pid}"), "attach", argv or [],
                        {"pid": pid, "pyspy_s": pyspy_s, "dump": dump, "proc_s": proc_s,

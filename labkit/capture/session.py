@@ -27,6 +27,7 @@ from labkit.capture import bootstrap
 from labkit.capture.children import forward_signals, set_pdeathsig
 from labkit.capture.proc import ProcSampler
 from labkit.errors import InputError, UsageError
+from labkit.options import label_column
 from labkit.rundir import RunWriter, default_run_path
 
 
@@ -165,6 +166,8 @@ def run_program(
     ``stop()`` (and optionally ``manifest_extra``): outside observers such as py-spy.
     """
     opts = options or CaptureOptions()
+    for key in opts.labels or {}:
+        label_column(key)  # a key that could not be a column is refused before the run
     pycmd = parse_python_command(cmd)
     if opts.memray:
         require_module(pycmd.python, "memray")

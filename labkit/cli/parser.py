@@ -9,6 +9,7 @@ from labkit.cli import verbs
 from labkit.options import (
     INTERVAL,
     LABEL_HELP,
+    LABEL_KEY_RULE,
     MEMORY_MIB,
     PID,
     PORT,
@@ -157,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path,
                    help="folder to write (default: RUN.pprof or RUN.parquet beside it)")
     p.add_argument("--label", type=label, action="append", metavar="K=V",
-                   help="parquet: a label for every row, over the run's own (repeatable)")
+                   help="parquet: a label for every row, over the run's own (repeatable); "
+                        f"KEY is {LABEL_KEY_RULE}")
     p.add_argument("--force", action="store_true", help="replace earlier exports there")
     p.set_defaults(handler=verbs.cmd_export, needs_command=False)
 
@@ -166,9 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_DIR",
                    help="run directories, folders of runs, or Parquet exports")
     p.add_argument("--by", metavar="LABEL",
-                   help="the label that measures load (default: each run's duration)")
+                   help="the label that measures load (default: each run's duration); a "
+                        f"label key: {LABEL_KEY_RULE}")
     p.add_argument("--label", type=label, action="append", metavar="K=V",
-                   help="a label for every run exported here (repeatable)")
+                   help="a label for every run exported here (repeatable); KEY is "
+                        f"{LABEL_KEY_RULE}")
     p.add_argument("--store", type=Path, help="where runs are exported (default: "
                    "$XDG_CACHE_HOME/labkit/fleet)")
     p.add_argument("--json", type=Path, help="also write the answers as JSON here")

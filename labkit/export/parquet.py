@@ -11,13 +11,15 @@ and what labkit concluded from them: ``runs`` (one row: the run's size in memory
 fds and GC, its verdict and top suspect) and ``suspects`` (the postmortem's ranked
 suspects). Every row carries the run's identity (:data:`IDENTITY`) and one ``label_<key>``
 column per label (the run's own, given at capture with ``--label``, then those given to the
-export). Memory frames carry ``site_function``, ``site_file``, ``site_line``: the first
-frame in the user's own code, as the postmortem attributes it; ``memray_growth`` also has
-``gain_bytes``, the growth the postmortem counts (steady growth in full, a one-off less).
+export; a key must match :data:`labkit.options.LABEL_KEY`). Memory frames carry
+``site_function``, ``site_file``, ``site_line``: the first frame in the user's own code, as
+the postmortem attributes it; ``memray_growth`` also has ``gain_bytes``, the growth the
+postmortem counts (steady growth in full, a one-off less).
 Stacks are text (``stack``, leaf first). A column is never typed null, even in a run with no
 row (Spark's schema merge refuses one): such a column is written as text. Contract: a
 version adds columns or frames without changing its number; renaming or removing one, or
-changing a meaning, makes a new version.
+changing a meaning, makes a new version. Each part is written to a temporary file of its own
+in its folder and renamed over the part, so concurrent exports of a run never collide.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 from labkit import artifacts as A
 from labkit.errors import InputError
+from labkit.options import label_column
 
 SCHEMA_VERSION = 1
 BACKGROUND_BYTES = 1 << 20  # a capture this large reads its churn in a second process
@@ -134,8 +137,8 @@ def identity(run: Any, labels: dict[str, str] | None = None) -> dict[str, Any]:
             "scenario": params.get("scenario"), "variant": params.get("variant"),
             "start_utc": str(m.get("start_utc", "")), "duration_s": duration,
             "schema_version": SCHEMA_VERSION,
-            **{f"label_{k}": str(v) for k, v in {**(m.get("labels") or {}),
-                                                 **(labels or {})}.items()}}
+            **{label_column(k, f"{run.path}: label key"): str(v)
+               for k, v in {**(m.get("labels") or {}), **(labels or {})}.items()}}
 
 
 def run_row(ctx: _Context) -> Any:
@@ -205,17 +208,17 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
                          "--memray, --pyspy or --proc")
     chosen = [name for name in FRAMES if name != "runs" and (
         FRAMES[name][0] is None or name in captured)] + ["runs"]  # last: marks it complete
-    parts = [(name, root / f"frame={name}" / f"run_id={rid}" / "part-0.parquet")
-             for name in chosen]
+    parts = [(name, root / f"frame={name}" / f"run_id={rid}" / PART) for name in chosen]
     for _, p in parts:  # a partition folder linked elsewhere (into a run) is refused too
         check_output(p, "file")
     taken = [p for _, p in parts if p.exists()]
     if taken and not force:
         raise InputError(f"{taken[0].parent} already exists (this run was exported there); "
                          "pass --force to replace it")
+    for _, path in parts:
+        _check_way(root, path)
     ctx = _Context(run)  # a large capture's churn pass starts elsewhere: import meanwhile
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     written = []
     for name, path in parts:
@@ -226,9 +229,48 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
                 table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
         for k, col in _identity_columns(ids, len(df)).items():
             table = table.append_column(k, col)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        _write_part(root, path, table)
         written.append(path)
     return written
+
+
+PART = "part-0.parquet"
+
+
+def _check_way(root: Path, part: Path) -> None:
+    """Refuse, in one line, anything in the way of ``part`` below ``root``: a file where a
+    partition folder goes, a symbolic link (never written through), a folder or a special
+    file where the part goes."""
+    for d in (part.parent.parent, part.parent):
+        if d.is_symlink() or (d.exists() and not d.is_dir()):
+            what = "a symbolic link" if d.is_symlink() else "not a folder"
+            raise InputError(f"{d} is {what}, in the way of this export; remove it or "
+                             f"choose another --out than {root}")
+    if part.is_symlink() or (part.exists() and not part.is_file()):
+        raise InputError(f"{part} is not a Parquet file labkit wrote, in the way of this "
+                         f"export; remove it or choose another --out than {root}")
+
+
+def _write_part(root: Path, path: Path, table: Any) -> None:
+    """Write ``table`` to ``path`` through a temporary file of its own in the same folder,
+    renamed over it: concurrent exports of the same run never share a temporary file, and
+    the last rename wins (same content)."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _check_way(root, path)  # again: another process may have put something there
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write {path} ({exc.strerror or exc}); check --out "
+                         f"{root}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -236,21 +236,15 @@ def fleet_lines(fl: Fleet) -> list[str]:
     sites, out, tops = fl.growing_sites(), fl.outliers(), fl.top_suspects()
     n = int(runs["node"].nunique())
     lines = [f"fleet: {len(runs)} runs on {n} nodes; load is {load}"]
+    if fl.copies_skipped:
+        lines.append(f"note: skipped {fl.copies_skipped} "
+                     f"cop{'y' if fl.copies_skipped == 1 else 'ies'} of runs already counted "
+                     "(same run id: folder name and manifest checksum)")
     if len(runs) > n:
         lines.append(f"note: {len(runs) - n} runs share a node with another (a node is the "
                      "run's host label, else its host name); label runs with --label "
                      "host=NAME to tell them apart")
-    verdict = "no site of your code grew on two nodes or more"
-    if len(sites):
-        s = sites.iloc[0]
-        where = fl.nodes_where(s.function, int(s.line))
-        outlying = sorted(set(out.node) & set(where))
-        verdict = (f"{s.function} ({s.file}:{s.line}) grew on {s.nodes_growing} of {n} nodes "
-                   f"({', '.join(where)})")
-        if outlying:
-            verdict += (f"; {'all' if len(outlying) == len(where) else len(outlying)} of them "
-                        f"{'is an outlier' if len(outlying) == 1 else 'are outliers'}")
-    lines.append(f"verdict: {verdict}")
+    lines.append(f"verdict: {fl.verdict().text}")
     lines += _section("sites that grew during the run on two nodes or more:", [
         f"{s.function} ({s.file}:{s.line}): grew on {s.nodes_growing} of {s.nodes} nodes, "
         f"up to {human_bytes(s.max_peak_bytes)} at the peak"
