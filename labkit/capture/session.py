@@ -259,9 +259,15 @@ class _Watch:
             raise
         finally:
             self._cap_file.unlink(missing_ok=True)
-            if self.tty is not None:
-                hand_terminal(self.tty, os.getpgrp())
+            self._reclaim_terminal()
         return rc, received
+
+    def _reclaim_terminal(self) -> None:
+        """Take the terminal back if the program's group still holds it (not if labkit's
+        shell has since given it to another job)."""
+        with contextlib.suppress(OSError):
+            if self.tty is not None and os.tcgetpgrp(self.tty) == self.child.pid:
+                hand_terminal(self.tty, os.getpgrp())
 
     def _forward(self, sig: int) -> None:
         # a terminal's SIGINT reached labkit, not the program's group: pass it to the whole
@@ -323,7 +329,7 @@ class _Watch:
             return
         if info is None or info.si_code != os.CLD_STOPPED:
             return
-        hand_terminal(self.tty, os.getpgrp())
+        self._reclaim_terminal()
         os.kill(os.getpid(), info.si_status)
         if terminal_fd() is not None:
             hand_terminal(self.tty, self.child.pid)

@@ -58,13 +58,25 @@ def _write(path: Path, text: str) -> bool:
         return False
 
 
+def _owner_prefix() -> str:
+    """``labkit-<pid namespace>-``: a cgroup's owner pid means something only in its own pid
+    namespace."""
+    try:
+        ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        ns = 0
+    return f"{_PREFIX}{ns}-"
+
+
 def _remove_stale(parent: Path) -> None:
-    """Kill and remove the cgroups of labkit processes that no longer exist (SIGKILLed):
-    what is left in them are orphans of a run that could not end its tree."""
+    """Kill and remove the cgroups of labkit processes (of this pid namespace) that no
+    longer exist (SIGKILLed): what is left in them are orphans of a run that could not end
+    its tree."""
+    prefix = _owner_prefix()
     with contextlib.suppress(OSError):
         for d in parent.iterdir():
-            owner = d.name[len(_PREFIX):].split("-", 1)[0]
-            if d.name.startswith(_PREFIX) and owner.isdigit() and not psutil.pid_exists(
+            owner = d.name[len(prefix):].split("-", 1)[0]
+            if d.name.startswith(prefix) and owner.isdigit() and not psutil.pid_exists(
                     int(owner)):
                 _write(d / "cgroup.kill", "1")
                 with contextlib.suppress(OSError):
@@ -83,6 +95,7 @@ class ProcessTree:
         self.pgid: int | None = None
         self.leftovers_killed = 0
         self._killed = False
+        self._main_reaped = False
         if cgroup:
             self._make_cgroup()
         self.enforced_by = self._enforcement()
@@ -106,7 +119,7 @@ class ProcessTree:
         own = mount / _own_cgroup().lstrip("/")
         for parent in dict.fromkeys((mount, own)):
             _remove_stale(parent)
-            path = parent / f"{_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            path = parent / f"{_owner_prefix()}{os.getpid()}-{uuid.uuid4().hex[:8]}"
             try:
                 path.mkdir()
             except OSError:
@@ -152,8 +165,10 @@ class ProcessTree:
             pids = self._cgroup_pids()
         else:
             pids = self._group_pids()
-            with contextlib.suppress(psutil.Error, TypeError):
-                pids += [p.pid for p in psutil.Process(self.pgid).children(recursive=True)]
+            if not self._main_reaped:  # once reaped, its pid may be another process's
+                with contextlib.suppress(psutil.Error, TypeError):
+                    pids += [p.pid for p in
+                             psutil.Process(self.pgid).children(recursive=True)]
         main = [self.pgid] if self.pgid in pids else []
         return main + sorted(set(pids) - {self.pgid})
 
@@ -201,6 +216,7 @@ class ProcessTree:
         """After the main process ended: kill what is left of the tree, then remove the
         cgroup. ``leftovers_killed`` counts the processes still alive that no cap or
         signal had killed."""
+        self._main_reaped = True
         left = self.members()
         if left:
             if not self._killed:
