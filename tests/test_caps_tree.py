@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from labkit.capture.session import CaptureOptions, run_program
+from labkit.capture.tree import PIDS_MAX, ProcessTree
 from tests.conftest import PY, alive, labkit
 
 pytestmark = pytest.mark.slow
@@ -184,3 +185,27 @@ def test_a_grandchild_that_leaves_the_group_is_held_only_by_a_cgroup(tmp_path: P
     else:
         assert caps["enforced_by"] == "process-group+rss-poll" and alive(pid)
         os.kill(pid, signal.SIGKILL)
+
+
+# -- the cgroup's own caps (a directory standing in for a cgroup: a unit test) -------------
+
+@pytest.mark.parametrize("controllers, memory, pids", [
+    ("cpu io memory pids", True, True), ("cpu pids", False, True), ("", False, False)])
+def test_a_cgroup_gets_the_caps_its_controllers_allow(tmp_path: Path, controllers: str,
+                                                      memory: bool, pids: bool) -> None:
+    (tmp_path / "cgroup.controllers").write_text(controllers + "\n")
+    tree = ProcessTree(200 << 20, cgroup=False)
+    tree.use_cgroup(tmp_path)
+    assert tree.enforced_by == ("cgroup" if memory else "cgroup+rss-poll")
+    assert ((tmp_path / "memory.max").exists(), (tmp_path / "pids.max").exists()) == (
+        memory, pids)
+    if memory:
+        assert int((tmp_path / "memory.max").read_text()) == 200 << 20
+        assert (tmp_path / "memory.oom.group").read_text() == "1"
+        (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n")
+        assert not tree.memory_capped()
+        (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n")
+        assert tree.memory_capped()
+    assert tree.manifest() == {"enforced_by": tree.enforced_by,
+                               "pids_max": PIDS_MAX if pids else None,
+                               "leftovers_killed": 0}

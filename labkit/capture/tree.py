@@ -96,9 +96,9 @@ class ProcessTree:
         self.leftovers_killed = 0
         self._killed = False
         self._main_reaped = False
+        self.enforced_by = self._enforcement()
         if cgroup:
             self._make_cgroup()
-        self.enforced_by = self._enforcement()
 
     def _enforcement(self) -> str:
         """``cgroup`` (memory.max held the memory cap), ``cgroup+rss-poll`` (a cgroup held
@@ -124,19 +124,25 @@ class ProcessTree:
                 path.mkdir()
             except OSError:
                 continue
-            self.cgroup = path
-            try:
-                controllers = (path / "cgroup.controllers").read_text().split()
-            except OSError:
-                controllers = []
-            cap = self.memory_cap_bytes
-            if cap and "memory" in controllers and _write(path / "memory.max", str(cap)):
-                _write(path / "memory.oom.group", "1")
-                _write(path / "memory.swap.max", "0")
-                self.memory_in_cgroup = True
-            if "pids" in controllers and _write(path / "pids.max", str(PIDS_MAX)):
-                self.pids_max = PIDS_MAX
+            self.use_cgroup(path)
             return
+
+    def use_cgroup(self, path: Path) -> None:
+        """Hold the tree in the (new, empty) cgroup ``path``, with the caps its delegated
+        controllers allow."""
+        self.cgroup = path
+        try:
+            controllers = (path / "cgroup.controllers").read_text().split()
+        except OSError:
+            controllers = []
+        cap = self.memory_cap_bytes
+        if cap and "memory" in controllers and _write(path / "memory.max", str(cap)):
+            _write(path / "memory.oom.group", "1")
+            _write(path / "memory.swap.max", "0")
+            self.memory_in_cgroup = True
+        if "pids" in controllers and _write(path / "pids.max", str(PIDS_MAX)):
+            self.pids_max = PIDS_MAX
+        self.enforced_by = self._enforcement()
 
     def preexec(self) -> None:
         """In the forked child, before exec: join the cgroup (the process group is Popen's
