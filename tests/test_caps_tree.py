@@ -145,6 +145,16 @@ def test_labkit_capture_refuses_a_bad_cap(tmp_path: Path, flag: str, value: str)
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("caps", [{"time_cap_s": float("nan")}, {"time_cap_s": float("inf")},
+                                  {"time_cap_s": -1}, {"time_cap_s": 0},
+                                  {"memory_cap_bytes": 0}, {"memory_cap_bytes": 1.5e9}])
+def test_capture_options_refuse_a_cap_that_bounds_nothing(caps: dict) -> None:
+    from labkit.errors import UsageError
+
+    with pytest.raises(UsageError, match="cap"):
+        CaptureOptions(**caps)
+
+
 # -- without a cgroup: the process group ---------------------------------------------------
 
 def _run(tmp_path: Path, code: str, **caps) -> dict:

@@ -12,6 +12,7 @@ so in the manifest; what is left of the tree when the main process ends is kille
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import signal
@@ -53,6 +54,13 @@ class CaptureOptions:
     cgroup: bool = True  # hold the program's tree in a cgroup v2 where the machine allows
     env: dict[str, str] | None = None
     labels: dict[str, str] | None = None  # the run's own labels (host, release, ...)
+
+    def __post_init__(self) -> None:
+        t, m = self.time_cap_s, self.memory_cap_bytes
+        if t is not None and not (isinstance(t, int | float) and math.isfinite(t) and t > 0):
+            raise UsageError(f"time cap {t!r}: give a finite number of seconds > 0")
+        if m is not None and not (isinstance(m, int) and m > 0):
+            raise UsageError(f"memory cap {m!r}: give a whole number of bytes > 0")
 
 
 @dataclass
