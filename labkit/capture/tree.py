@@ -96,6 +96,7 @@ class ProcessTree:
         self.leftovers_killed = 0
         self._killed = False
         self._main_reaped = False
+        self._ended = False
         self.enforced_by = self._enforcement()
         if cgroup:
             self._make_cgroup()
@@ -193,7 +194,9 @@ class ProcessTree:
         return found
 
     def signal(self, sig: int) -> None:
-        """Send ``sig`` to every process of the tree."""
+        """Send ``sig`` to every process of the tree (nothing once :meth:`end` is done)."""
+        if self._ended:
+            return
         if self.cgroup is None and self.pgid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pgid, sig)
@@ -204,6 +207,8 @@ class ProcessTree:
     def kill(self) -> None:
         """SIGKILL the whole tree (``cgroup.kill`` where there is one)."""
         self._killed = True
+        if self._ended:
+            return
         if self.cgroup is None or not _write(self.cgroup / "cgroup.kill", "1"):
             self.signal(signal.SIGKILL)
 
@@ -232,6 +237,7 @@ class ProcessTree:
             while self.members() and time.monotonic() < deadline:
                 time.sleep(0.02)
         self.cleanup()
+        self._ended = True
 
     def cleanup(self) -> None:
         """Remove the cgroup (the tree is then held by the process group alone)."""
