@@ -336,3 +336,48 @@ def test_at_a_terminal_the_program_reads_it_and_ctrl_c_ends_its_tree(tmp_path: P
     assert not alive(int(pidfile.read_text()))
     outcome = json.loads((tmp_path / "run" / "manifest.json").read_text())["outcome"]
     assert outcome["signal"] == "SIGINT" and outcome["signals_received"] == []
+
+
+def test_ctrl_z_in_a_shell_stops_the_job_and_fg_resumes_it(tmp_path: Path) -> None:
+    # an interactive bash on a pty runs labkit: Ctrl-Z stops the program's group (it holds
+    # the terminal), labkit stops alike so that bash reports the job stopped, and `fg`
+    # gives the program the terminal again
+    import fcntl
+    import pty
+    import shlex
+    import termios
+
+    (tmp_path / "prog.py").write_text("print('got', input('first? '), flush=True)\n"
+                                      "print('got', input('second? '), flush=True)\n")
+    master, slave = pty.openpty()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    bash = subprocess.Popen(["bash", "--norc", "--noprofile", "-i"], cwd=tmp_path,
+                            stdin=slave, stdout=slave, stderr=slave,
+                            env={**os.environ, "PS1": "$ "}, preexec_fn=controlling_terminal)
+    os.close(slave)
+    seen = bytearray()
+    py = shlex.quote(PY)
+    try:
+        os.write(master, f"{py} -m labkit capture --gc --out run -- {py} prog.py\n".encode())
+        _read_until(master, b"first? ", seen)
+        os.write(master, b"\x1a")
+        _read_until(master, b"Stopped", seen)
+        os.write(master, b"fg\n")
+        os.write(master, b"a\n")
+        _read_until(master, b"got a", seen)
+        os.write(master, b"b\n")
+        _read_until(master, b"got b", seen)
+        os.write(master, b"echo rc=$?\n")
+        _read_until(master, b"rc=0", seen)
+        os.write(master, b"exit\n")
+        bash.wait(timeout=60)
+    finally:
+        if bash.poll() is None:
+            bash.kill()
+        os.close(master)
+    outcome = json.loads((tmp_path / "run" / "manifest.json").read_text())["outcome"]
+    assert outcome["returncode"] == 0 and outcome["reason"] == "exited"
