@@ -8,12 +8,14 @@ environment so that every descendant can be found afterwards through ``/proc``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -338,33 +340,55 @@ def test_at_a_terminal_the_program_reads_it_and_ctrl_c_ends_its_tree(tmp_path: P
     assert outcome["signal"] == "SIGINT" and outcome["signals_received"] == []
 
 
-def test_ctrl_z_in_a_shell_stops_the_job_and_fg_resumes_it(tmp_path: Path) -> None:
-    # an interactive bash on a pty runs labkit: Ctrl-Z stops the program's group (it holds
-    # the terminal), labkit stops alike so that bash reports the job stopped, and `fg`
-    # gives the program the terminal again
+@contextlib.contextmanager
+def _bash_on_a_pty(cwd: Path) -> Iterator[tuple[int, bytearray]]:
+    """An interactive bash on a pty (its controlling terminal): yields the pty's master
+    and what has been read from it."""
     import fcntl
     import pty
-    import shlex
     import termios
 
-    (tmp_path / "prog.py").write_text("print('got', input('first? '), flush=True)\n"
-                                      "print('got', input('second? '), flush=True)\n")
     master, slave = pty.openpty()
 
     def controlling_terminal() -> None:
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    bash = subprocess.Popen(["bash", "--norc", "--noprofile", "-i"], cwd=tmp_path,
+    bash = subprocess.Popen(["bash", "--norc", "--noprofile", "-i"], cwd=cwd,
                             stdin=slave, stdout=slave, stderr=slave,
                             env={**os.environ, "PS1": "$ "}, preexec_fn=controlling_terminal)
     os.close(slave)
-    seen = bytearray()
-    py = shlex.quote(PY)
     try:
-        os.write(master, f"{py} -m labkit capture --gc --out run -- {py} prog.py\n".encode())
-        _read_until(master, b"first? ", seen)
-        os.write(master, b"\x1a")
+        yield master, bytearray()
+        os.write(master, b"exit\n")
+        bash.wait(timeout=60)
+    finally:
+        if bash.poll() is None:
+            bash.kill()
+        os.close(master)
+
+
+TWO_QUESTIONS = ("print('got', input('first? '), flush=True)\n"
+                 "print('got', input('second? '), flush=True)\n")
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_stopped_job_in_a_shell_resumes_with_fg(tmp_path: Path, background: bool) -> None:
+    # in the foreground, Ctrl-Z stops the program's group (it holds the terminal); in the
+    # background, the program stops reading the terminal. Either way labkit stops alike, so
+    # that bash reports the job stopped, and `fg` gives the program the terminal again.
+    import shlex
+
+    (tmp_path / "prog.py").write_text(TWO_QUESTIONS)
+    py = shlex.quote(PY)
+    command = f"{py} -m labkit capture --gc --out run -- {py} prog.py"
+    with _bash_on_a_pty(tmp_path) as (master, seen):
+        if background:
+            os.write(master, f"set -b; {command} &\n".encode())
+        else:
+            os.write(master, f"{command}\n".encode())
+            _read_until(master, b"first? ", seen)
+            os.write(master, b"\x1a")
         _read_until(master, b"Stopped", seen)
         os.write(master, b"fg\n")
         os.write(master, b"a\n")
@@ -373,11 +397,5 @@ def test_ctrl_z_in_a_shell_stops_the_job_and_fg_resumes_it(tmp_path: Path) -> No
         _read_until(master, b"got b", seen)
         os.write(master, b"echo rc=$?\n")
         _read_until(master, b"rc=0", seen)
-        os.write(master, b"exit\n")
-        bash.wait(timeout=60)
-    finally:
-        if bash.poll() is None:
-            bash.kill()
-        os.close(master)
     outcome = json.loads((tmp_path / "run" / "manifest.json").read_text())["outcome"]
     assert outcome["returncode"] == 0 and outcome["reason"] == "exited"

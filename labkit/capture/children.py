@@ -22,14 +22,22 @@ def set_pdeathsig() -> None:
 
 
 def terminal_fd() -> int | None:
-    """A descriptor of the terminal whose foreground group is labkit's own, or None."""
+    """A descriptor of labkit's controlling terminal, or None."""
     for fd in (0, 1, 2):
         try:
-            if os.tcgetpgrp(fd) == os.getpgrp():
-                return fd
+            os.tcgetpgrp(fd)
+            return fd
         except OSError:
             continue
     return None
+
+
+def in_foreground(fd: int | None) -> bool:
+    """Whether labkit's process group is the foreground group of the terminal on ``fd``."""
+    try:
+        return fd is not None and os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
 
 
 def hand_terminal(fd: int, pgid: int) -> None:

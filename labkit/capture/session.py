@@ -26,7 +26,13 @@ from typing import Any
 
 from labkit import artifacts as A
 from labkit.capture import bootstrap
-from labkit.capture.children import forward_signals, hand_terminal, set_pdeathsig, terminal_fd
+from labkit.capture.children import (
+    forward_signals,
+    hand_terminal,
+    in_foreground,
+    set_pdeathsig,
+    terminal_fd,
+)
 from labkit.capture.proc import ProcSampler
 from labkit.capture.tree import ProcessTree
 from labkit.errors import InputError, UsageError
@@ -184,7 +190,7 @@ def run_program(
                        labels=dict(opts.labels or {}))
     tree = ProcessTree(opts.memory_cap_bytes, cgroup=opts.cgroup)
     tty = terminal_fd()
-    child = _start(pycmd, writer, opts, metrics_env, tree, tty)
+    child = _start(pycmd, writer, opts, metrics_env, tree, tty if in_foreground(tty) else None)
     watch = _Watch(child, writer, opts, tree, tty)
     rc, received = watch.run(backends)
     sig = -rc if rc < 0 else None
@@ -204,7 +210,8 @@ def run_program(
 
 
 def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
-           metrics_env: str | None, tree: ProcessTree, tty: int | None) -> subprocess.Popen:
+           metrics_env: str | None, tree: ProcessTree,
+           tty: int | None) -> subprocess.Popen:
     """Reserve the in-process backends' files, set the run's origin, start the program in
     ``tree`` (a process group of its own, given the terminal ``tty`` if labkit holds it)."""
     if opts.gc:
@@ -280,7 +287,7 @@ class _Watch:
     def _forward(self, sig: int) -> None:
         # a terminal's SIGINT reached labkit, not the program's group: pass it to the whole
         # group, as the terminal would have; any other signal goes to the program alone
-        if sig == signal.SIGINT and terminal_fd() is not None:
+        if sig == signal.SIGINT and in_foreground(self.tty):
             self.tree.signal(sig)
         else:
             self.child.send_signal(sig)
@@ -326,9 +333,10 @@ class _Watch:
             return self.child.wait()
 
     def _follow_stop(self) -> None:
-        """The program, holding the terminal, was stopped (Ctrl-Z): take the terminal back
-        and stop labkit alike, so its shell sees the job stopped; once continued, give the
-        terminal back (if labkit is in the foreground) and continue the program."""
+        """The program was stopped (Ctrl-Z, or reading the terminal in the background): take
+        the terminal back and stop labkit alike, so that its shell sees the job stopped;
+        once continued, give the program the terminal if labkit is in the foreground, and
+        continue it."""
         if self.tty is None:
             return
         try:
@@ -339,7 +347,7 @@ class _Watch:
             return
         self._reclaim_terminal()
         os.kill(os.getpid(), info.si_status)
-        if terminal_fd() is not None:
+        if in_foreground(self.tty):
             hand_terminal(self.tty, self.child.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.child.pid, signal.SIGCONT)
