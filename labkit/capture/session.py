@@ -263,9 +263,9 @@ class _Watch:
             with forward_signals(self._forward) as received:
                 self._start_observers(backends)
                 rc = self._wait()
-                self.tree.end()
                 if self.reason == "exited" and self.tree.memory_capped():
                     self.reason = "memory-cap"
+                self.tree.end()  # after reading the cgroup: this removes it
                 for o in self.observers:
                     o.stop()
                     self.extra.update(getattr(o, "manifest_extra", {}) or {})
