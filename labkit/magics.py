@@ -8,7 +8,9 @@ The cell sees none of the kernel's variables, so it imports and builds what it n
 is what each backend requires: memray and the GC tracer must own an interpreter from its
 start, py-spy attaches to a process by pid (and needs ptrace), the process sampler watches
 a whole process; and a leaky cell cannot leak into the kernel, which its caps (120 s,
-1 GiB by default) also protect. The run directory is published like any ``labkit capture``
+1 GiB by default; checked as the CLI checks them) also protect. The caps hold for the
+cell's whole process tree (its forked and double-forked children too; see
+:mod:`labkit.capture.tree`). The run directory is published like any ``labkit capture``
 run (``labkit.load``, ``labkit compare`` and ``labkit postmortem`` take it); its loaded
 :class:`~labkit.frames.Run` is bound to ``NAME`` (default ``_labkit_run``) and shown: the GC
 pauses against allocation, the postmortem's suspects and the memory flamegraph.
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import LabkitError
+from labkit.options import MEMORY_MIB, SECONDS
 from labkit.report.display import register as register_display
 
 DEFAULT_TIME_CAP_S = 120.0
@@ -47,8 +50,8 @@ def _capture_parser() -> argparse.ArgumentParser:
     for flag in ("--gc", "--memray", "--proc", "--pyspy", "--trace-python-allocators"):
         ap.add_argument(flag, action="store_true")
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--time-cap", type=float, default=DEFAULT_TIME_CAP_S)
-    ap.add_argument("--memory-cap", type=float, default=DEFAULT_MEMORY_CAP_MIB)
+    ap.add_argument("--time-cap", type=SECONDS, default=DEFAULT_TIME_CAP_S)
+    ap.add_argument("--memory-cap", type=MEMORY_MIB, default=DEFAULT_MEMORY_CAP_MIB)
     ap.add_argument("name", nargs="?", default="_labkit_run")
     return ap
 
@@ -56,11 +59,16 @@ def _capture_parser() -> argparse.ArgumentParser:
 def capture_cell(cell: str, line: str = "") -> Any:
     """Run ``cell`` under capture as ``%%labkit_capture line`` does; returns the variable
     name and the loaded run.
-    Raises a one-line :class:`LabkitError` for bad options or a py-spy that may not attach."""
+    Raises a one-line :class:`LabkitError` for bad options (checked as the ``labkit`` CLI
+    checks them, before anything runs) or a py-spy that may not attach."""
     from labkit.capture.session import CaptureOptions, run_program
     from labkit.frames import load
 
-    args = _capture_parser().parse_args(shlex.split(line))
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise LabkitError(f"%%labkit_capture: {exc}; check the quotes in its line") from None
+    args = _capture_parser().parse_args(words)
     if not args.name.isidentifier():
         raise LabkitError(f"%%labkit_capture: {args.name!r} is not a variable name")
     chosen = args.gc or args.memray or args.proc or args.pyspy
@@ -75,7 +83,7 @@ def capture_cell(cell: str, line: str = "") -> Any:
                           proc=args.proc or not chosen, pyspy=args.pyspy,
                           trace_python_allocators=args.trace_python_allocators,
                           time_cap_s=args.time_cap,
-                          memory_cap_bytes=int(args.memory_cap * 1024 * 1024))
+                          memory_cap_bytes=args.memory_cap * 1024 * 1024)
     tmp = Path(tempfile.mkdtemp(prefix="labkit-cell-"))
     script = tmp / "cell.py"
     # the magic's line first, as a comment: line numbers in findings match the cell's own

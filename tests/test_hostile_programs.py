@@ -8,19 +8,21 @@ environment so that every descendant can be found afterwards through ``/proc``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from labkit import load
-from tests.conftest import PY, labkit
+from tests.conftest import PY, alive, labkit
 
 pytestmark = pytest.mark.slow
 
@@ -253,3 +255,147 @@ def test_program_ignoring_sigterm_finishes_its_work(tmp_path: Path) -> None:
     plain, lab, run = _both(tmp_path, code, sig=signal.SIGTERM)
     assert plain.returncode == lab.returncode == 6
     _verified(run)
+
+
+TREE_FOREVER = """
+import os, time
+if os.fork() == 0:
+    if os.fork() == 0:
+        time.sleep(600)      # a grandchild, orphaned at once: not the program's child
+    os._exit(0)
+os.wait()
+print("ready", flush=True)
+while True:
+    time.sleep(0.01)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_labkit_leaves_no_orphan_of_the_tree(tmp_path: Path,
+                                                         sig: signal.Signals) -> None:
+    # plain Python would leave the grandchild running; labkit ends the program's whole tree
+    (tmp_path / "prog.py").write_text(TREE_FOREVER)
+    mark = uuid.uuid4().hex
+    env = {**os.environ, "HOSTILE_MARK": mark}
+    lab = _run([PY, "-m", "labkit", "capture", "--gc", "--out", "run", "--", PY, "prog.py"],
+               tmp_path, env, sig=sig)
+    assert lab.returncode == -sig, lab.stderr
+    assert not _marked(mark), "processes left behind"
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["outcome"]["signals_received"] == [sig.name]
+    assert manifest["caps"]["leftovers_killed"] >= 1
+    _verified(tmp_path / "run")
+
+
+def _read_until(fd: int, text: bytes, seen: bytearray) -> None:
+    import select
+
+    while text not in seen:
+        ready, _, _ = select.select([fd], [], [], 60)
+        assert ready, f"no {text!r} from the terminal; got {bytes(seen)!r}"
+        seen += os.read(fd, 4096)
+
+
+def test_at_a_terminal_the_program_reads_it_and_ctrl_c_ends_its_tree(tmp_path: Path) -> None:
+    # labkit holds a terminal (a pty): it gives it to the program's process group as a
+    # shell would, so the program may read it, and Ctrl-C reaches its whole group
+    import fcntl
+    import pty
+    import termios
+
+    pidfile = tmp_path / "grandchild.pid"
+    (tmp_path / "prog.py").write_text(
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    if os.fork() == 0:\n"
+        f"        open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+        "        time.sleep(600)\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
+        "print('got', input('name? '), flush=True)\n"
+        "time.sleep(600)\n")
+    master, slave = pty.openpty()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    p = subprocess.Popen([PY, "-m", "labkit", "capture", "--gc", "--out", "run", "--", PY,
+                          "prog.py"], cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave,
+                         preexec_fn=controlling_terminal)
+    os.close(slave)
+    seen = bytearray()
+    try:
+        _read_until(master, b"name? ", seen)
+        os.write(master, b"labkit\n")
+        _read_until(master, b"got labkit", seen)
+        os.write(master, b"\x03")
+        assert p.wait(timeout=60) == -signal.SIGINT, bytes(seen)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+    assert not alive(int(pidfile.read_text()))
+    outcome = json.loads((tmp_path / "run" / "manifest.json").read_text())["outcome"]
+    assert outcome["signal"] == "SIGINT" and outcome["signals_received"] == []
+
+
+@contextlib.contextmanager
+def _bash_on_a_pty(cwd: Path) -> Iterator[tuple[int, bytearray]]:
+    """An interactive bash on a pty (its controlling terminal): yields the pty's master
+    and what has been read from it."""
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    bash = subprocess.Popen(["bash", "--norc", "--noprofile", "-i"], cwd=cwd,
+                            stdin=slave, stdout=slave, stderr=slave,
+                            env={**os.environ, "PS1": "$ "}, preexec_fn=controlling_terminal)
+    os.close(slave)
+    try:
+        yield master, bytearray()
+        os.write(master, b"exit\n")
+        bash.wait(timeout=60)
+    finally:
+        if bash.poll() is None:
+            bash.kill()
+        os.close(master)
+
+
+TWO_QUESTIONS = ("print('got', input('first? '), flush=True)\n"
+                 "print('got', input('second? '), flush=True)\n")
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_stopped_job_in_a_shell_resumes_with_fg(tmp_path: Path, background: bool) -> None:
+    # in the foreground, Ctrl-Z stops the program's group (it holds the terminal); in the
+    # background, the program stops reading the terminal. Either way labkit stops alike, so
+    # that bash reports the job stopped, and `fg` gives the program the terminal again.
+    import shlex
+
+    (tmp_path / "prog.py").write_text(TWO_QUESTIONS)
+    py = shlex.quote(PY)
+    command = f"{py} -m labkit capture --gc --out run -- {py} prog.py"
+    with _bash_on_a_pty(tmp_path) as (master, seen):
+        if background:
+            os.write(master, f"set -b; {command} &\n".encode())
+        else:
+            os.write(master, f"{command}\n".encode())
+            _read_until(master, b"first? ", seen)
+            os.write(master, b"\x1a")
+        _read_until(master, b"Stopped", seen)
+        os.write(master, b"fg\n")
+        os.write(master, b"a\n")
+        _read_until(master, b"got a", seen)
+        os.write(master, b"b\n")
+        _read_until(master, b"got b", seen)
+        os.write(master, b"echo rc=$?\n")
+        _read_until(master, b"rc=0", seen)
+    outcome = json.loads((tmp_path / "run" / "manifest.json").read_text())["outcome"]
+    assert outcome["returncode"] == 0 and outcome["reason"] == "exited"

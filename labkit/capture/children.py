@@ -1,4 +1,5 @@
-"""Child-process hygiene: a child dies with its parent, and the parent's signals reach it."""
+"""Child-process hygiene: a child dies with its parent, the parent's signals reach it, and a
+child in a process group of its own gets the terminal as a shell would give it."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ import contextlib
 import ctypes
 import os
 import signal
-import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -21,27 +21,45 @@ def set_pdeathsig() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _terminal_delivers_sigint() -> bool:
+def terminal_fd() -> int | None:
+    """A descriptor of labkit's controlling terminal, or None."""
     for fd in (0, 1, 2):
         try:
-            return os.tcgetpgrp(fd) == os.getpgrp()
+            os.tcgetpgrp(fd)
+            return fd
         except OSError:
             continue
-    return False
+    return None
+
+
+def in_foreground(fd: int | None) -> bool:
+    """Whether labkit's process group is the foreground group of the terminal on ``fd``."""
+    try:
+        return fd is not None and os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def hand_terminal(fd: int, pgid: int) -> None:
+    """Make ``pgid`` the terminal's foreground group (as a shell does for a job); SIGTTOU is
+    blocked meanwhile, so a caller in the background may do it too."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
+    try:
+        with contextlib.suppress(OSError):
+            os.tcsetpgrp(fd, pgid)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @contextlib.contextmanager
-def forward_signals(child: subprocess.Popen) -> Iterator[list[int]]:
-    """Forward labkit's signals to ``child`` while inside; yields the signals received."""
+def forward_signals(send: Callable[[int], None]) -> Iterator[list[int]]:
+    """Pass labkit's signals to ``send`` while inside; yields the signals received."""
     received: list[int] = []
-    skip_int = _terminal_delivers_sigint()
 
     def handler(signum: int, frame: Any) -> None:
         received.append(signum)
-        if signum == signal.SIGINT and skip_int:
-            return
         with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signum)
+            send(signum)
 
     if threading.current_thread() is not threading.main_thread():
         yield received

@@ -14,6 +14,7 @@ descriptors leaked and to where.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -77,7 +78,8 @@ def fd_table(pid: int) -> list[dict[str, object]]:
 
 
 class ProcSampler:
-    """Samples ``pid`` (and, summed in, its children when ``children=True``)."""
+    """Samples ``pid`` (and, summed in, its children when ``children=True``, or every pid
+    that ``tree()`` names: the members of its process tree, orphans included)."""
 
     def __init__(
         self,
@@ -88,6 +90,7 @@ class ProcSampler:
         children: bool = True,
         fds_path: Path | None = None,
         on_sample: Callable[[int], None] | None = None,
+        tree: Callable[[], list[int]] | None = None,
     ) -> None:
         self.pid = pid
         self.path = Path(path)
@@ -95,6 +98,7 @@ class ProcSampler:
         self.interval_s = interval_s
         self.children = children
         self.on_sample = on_sample
+        self.tree = tree
         self.samples = 0
         self.peak_rss = 0
         self.children_seen: set[int] = set()
@@ -161,11 +165,21 @@ class ProcSampler:
                        encoding="utf-8")
         os.replace(tmp, path)
 
+    def _tree(self) -> list[psutil.Process]:
+        assert self.tree is not None
+        kids = []
+        for pid in self.tree():
+            if pid != self.pid:
+                with contextlib.suppress(psutil.Error):
+                    kids.append(psutil.Process(pid))
+        return kids
+
     def _sample(self, proc: psutil.Process, cpu: dict[int, psutil.Process]) -> tuple | None:
         """One row, or None once the watched process is gone (children may come and go)."""
         t = time.perf_counter_ns()
         try:
-            kids = proc.children(recursive=True) if self.children else []
+            kids = self._tree() if self.tree else (
+                proc.children(recursive=True) if self.children else [])
         except psutil.Error:
             return None
         self.children_seen.update(k.pid for k in kids)

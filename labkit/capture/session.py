@@ -1,16 +1,18 @@
 """Run a Python program under any combination of capture backends, into one run directory.
 
 Pass-through contract: the program keeps labkit's stdin, stdout and stderr; its exit code is
-returned; signals sent to labkit (SIGINT, SIGTERM, SIGHUP, SIGQUIT) reach it. SIGINT from a
-terminal already reaches the whole foreground process group, so it is forwarded only when
-labkit is not in the terminal's foreground group (scripts, tests, ``kill -INT``). The child
-dies with labkit (``PR_SET_PDEATHSIG``) and caps (time, memory) stop it and say so in the
-manifest.
+returned; signals sent to labkit (SIGINT, SIGTERM, SIGHUP, SIGQUIT) reach it. The program
+runs in a process tree of its own (:mod:`labkit.capture.tree`: a process group, and a cgroup
+where the machine allows); when labkit holds a terminal, it gives the terminal to that group
+as a shell would, so Ctrl-C and Ctrl-Z reach the program's whole group. The main process
+dies with labkit (``PR_SET_PDEATHSIG``); the caps (time, memory) stop the whole tree and say
+so in the manifest; what is left of the tree when the main process ends is killed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import signal
@@ -24,8 +26,15 @@ from typing import Any
 
 from labkit import artifacts as A
 from labkit.capture import bootstrap
-from labkit.capture.children import forward_signals, set_pdeathsig
+from labkit.capture.children import (
+    forward_signals,
+    hand_terminal,
+    in_foreground,
+    set_pdeathsig,
+    terminal_fd,
+)
 from labkit.capture.proc import ProcSampler
+from labkit.capture.tree import ProcessTree
 from labkit.errors import InputError, UsageError
 from labkit.options import label_column
 from labkit.rundir import RunWriter, default_run_path
@@ -49,8 +58,16 @@ class CaptureOptions:
     origins: bool = True  # creation stacks of threads and open fds (in-process)
     time_cap_s: float | None = None
     memory_cap_bytes: int | None = None
+    cgroup: bool = True  # hold the program's tree in a cgroup v2 where the machine allows
     env: dict[str, str] | None = None
     labels: dict[str, str] | None = None  # the run's own labels (host, release, ...)
+
+    def __post_init__(self) -> None:
+        t, m = self.time_cap_s, self.memory_cap_bytes
+        if t is not None and not (isinstance(t, int | float) and math.isfinite(t) and t > 0):
+            raise UsageError(f"time cap {t!r}: give a finite number of seconds > 0")
+        if m is not None and not (isinstance(m, int) and m > 0):
+            raise UsageError(f"memory cap {m!r}: give a whole number of bytes > 0")
 
 
 @dataclass
@@ -174,8 +191,10 @@ def run_program(
     writer = RunWriter(out or default_run_path(pycmd.label), kind,
                        list(argv if argv is not None else sys.argv), dict(params or {}),
                        labels=dict(opts.labels or {}))
-    child = _start(pycmd, writer, opts, metrics_env)
-    watch = _Watch(child, writer, opts)
+    tree = ProcessTree(opts.memory_cap_bytes, cgroup=opts.cgroup)
+    tty = terminal_fd()
+    child = _start(pycmd, writer, opts, metrics_env, tree, tty if in_foreground(tty) else None)
+    watch = _Watch(child, writer, opts, tree, tty)
     rc, received = watch.run(backends)
     sig = -rc if rc < 0 else None
     if watch.reason == "exited" and sig is not None:
@@ -189,13 +208,15 @@ def run_program(
         outcome["time_cap_s"] = opts.time_cap_s
     path = writer.publish(command=list(cmd), outcome=outcome,
                           target={**(_target_facts(writer.path) or {}), "pid": child.pid},
-                          **watch.extra)
+                          caps=tree.manifest(), **watch.extra)
     return RunResult(path, rc, watch.reason, sig, watch.extra)
 
 
 def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
-           metrics_env: str | None) -> subprocess.Popen:
-    """Reserve the in-process backends' files, set the run's origin, start the program."""
+           metrics_env: str | None, tree: ProcessTree,
+           tty: int | None) -> subprocess.Popen:
+    """Reserve the in-process backends' files, set the run's origin, start the program in
+    ``tree`` (a process group of its own, given the terminal ``tty`` if labkit holds it)."""
     if opts.gc:
         for art in (A.GC_EVENTS, A.GC_HEAP, A.GC_META):
             writer.file(art)
@@ -206,22 +227,34 @@ def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
     if metrics_env is not None:
         env[metrics_env] = str(writer.file(A.METRICS))
     writer.mark_origin()
+
+    def preexec() -> None:
+        set_pdeathsig()
+        tree.preexec()
+        if tty is not None:
+            hand_terminal(tty, os.getpgrp())
+
     try:
-        return subprocess.Popen(child_argv(pycmd, writer.path, opts, memray_file),
-                                env=env, preexec_fn=set_pdeathsig)
+        child = subprocess.Popen(child_argv(pycmd, writer.path, opts, memray_file),
+                                 env=env, process_group=0, preexec_fn=preexec)
     except OSError as exc:
+        tree.cleanup()
         writer.abandon()
         raise InputError(f"cannot start {pycmd.python}: {exc.strerror}; give a working "
                          "Python interpreter after --") from None
+    tree.started(child.pid)
+    if tty is not None:
+        hand_terminal(tty, child.pid)
+    return child
 
 
 class _Watch:
-    """The program while it runs: observers beside it, caps over it, labkit's signals
-    forwarded to it. Whatever happens, the program and every observer are stopped."""
+    """The program while it runs: observers beside it, caps over its whole tree, labkit's
+    signals forwarded to it. Whatever happens, the tree and every observer are stopped."""
 
-    def __init__(self, child: subprocess.Popen, writer: RunWriter,
-                 opts: CaptureOptions) -> None:
-        self.child, self.writer, self.opts = child, writer, opts
+    def __init__(self, child: subprocess.Popen, writer: RunWriter, opts: CaptureOptions,
+                 tree: ProcessTree, tty: int | None) -> None:
+        self.child, self.writer, self.opts, self.tree, self.tty = child, writer, opts, tree, tty
         self.reason = "exited"
         self.extra: dict[str, Any] = {}
         self.observers: list[Any] = []
@@ -230,9 +263,12 @@ class _Watch:
     def run(self, backends: Sequence[Callable[[int, RunWriter], Any]]) -> tuple[int, list[int]]:
         """Watch until the program ends; returns its exit status and the signals received."""
         try:
-            with forward_signals(self.child) as received:
+            with forward_signals(self._forward) as received:
                 self._start_observers(backends)
                 rc = self._wait()
+                if self.reason == "exited" and self.tree.memory_capped():
+                    self.reason = "memory-cap"
+                self.tree.end()  # after reading the cgroup: this removes it
                 for o in self.observers:
                     o.stop()
                     self.extra.update(getattr(o, "manifest_extra", {}) or {})
@@ -241,7 +277,23 @@ class _Watch:
             raise
         finally:
             self._cap_file.unlink(missing_ok=True)
+            self._reclaim_terminal()
         return rc, received
+
+    def _reclaim_terminal(self) -> None:
+        """Take the terminal back if the program's group still holds it (not if labkit's
+        shell has since given it to another job)."""
+        with contextlib.suppress(OSError):
+            if self.tty is not None and os.tcgetpgrp(self.tty) == self.child.pid:
+                hand_terminal(self.tty, os.getpgrp())
+
+    def _forward(self, sig: int) -> None:
+        # a terminal's SIGINT reached labkit, not the program's group: pass it to the whole
+        # group, as the terminal would have; any other signal goes to the program alone
+        if sig == signal.SIGINT and in_foreground(self.tty):
+            self.tree.signal(sig)
+        else:
+            self.child.send_signal(sig)
 
     def _start_observers(self, backends: Sequence[Callable[[int, RunWriter], Any]]) -> None:
         pid, opts = self.child.pid, self.opts
@@ -249,7 +301,8 @@ class _Watch:
             path = self.writer.file(A.PROC) if opts.proc else self._cap_file
             fds = self.writer.file(A.PROC_FDS) if opts.proc else None
             self.observers.append(ProcSampler(pid, path, interval_s=opts.proc_interval_s,
-                                              fds_path=fds, on_sample=self._check_memory).start())
+                                              fds_path=fds, on_sample=self._check_memory,
+                                              tree=self.tree.members).start())
         if opts.pyspy:
             from labkit.capture import pyspy
 
@@ -257,29 +310,55 @@ class _Watch:
         self.observers += [make(pid, self.writer) for make in backends]
 
     def _check_memory(self, rss: int) -> None:
+        """Each sample of the tree's summed RSS: past the cap, the whole tree is killed."""
         cap = self.opts.memory_cap_bytes
         if cap and rss > cap and self.reason == "exited":
             self.reason = "memory-cap"
-            with contextlib.suppress(ProcessLookupError):
-                self.child.kill()
+            self.tree.kill()
 
     def _wait(self) -> int:
-        """The program's exit status; past the time cap it is terminated, then killed."""
-        try:
-            return self.child.wait(timeout=self.opts.time_cap_s)
-        except subprocess.TimeoutExpired:
-            self.reason = "time-cap"
-            self.child.terminate()
+        """The program's exit status; past the time cap its tree is terminated, then
+        killed."""
+        cap = self.opts.time_cap_s
+        deadline = None if cap is None else time.monotonic() + cap
+        while deadline is None or time.monotonic() < deadline:
+            step = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
             try:
-                return self.child.wait(timeout=5)
+                return self.child.wait(timeout=step)
             except subprocess.TimeoutExpired:
-                self.child.kill()
-                return self.child.wait()
+                self._follow_stop()
+        self.reason = "time-cap"
+        self.tree.signal(signal.SIGTERM)
+        try:
+            return self.child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.tree.kill()
+            return self.child.wait()
+
+    def _follow_stop(self) -> None:
+        """The program was stopped (Ctrl-Z, or reading the terminal in the background): take
+        the terminal back and stop labkit alike, so that its shell sees the job stopped;
+        once continued, give the program the terminal if labkit is in the foreground, and
+        continue it."""
+        if self.tty is None:
+            return
+        try:
+            info = os.waitid(os.P_PID, self.child.pid, os.WSTOPPED | os.WNOHANG)
+        except ChildProcessError:
+            return
+        if info is None or info.si_code != os.CLD_STOPPED:
+            return
+        self._reclaim_terminal()
+        os.kill(os.getpid(), info.si_status)
+        if in_foreground(self.tty):
+            hand_terminal(self.tty, self.child.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.child.pid, signal.SIGCONT)
 
     def _abort(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.child.kill()
+        self.tree.kill()
         self.child.wait()
+        self.tree.end()
         for o in self.observers:
             with contextlib.suppress(Exception):
                 o.stop()
@@ -298,7 +377,8 @@ def _target_facts(run_path: Path) -> dict[str, Any] | None:
 def exit_like(result: RunResult) -> int:
     """Return the program's exit code, or die by the signal that killed it."""
     if result.signal is not None:
-        signal.signal(result.signal, signal.SIG_DFL)
+        with contextlib.suppress(OSError):  # SIGKILL (a memory cap) has no handler to reset
+            signal.signal(result.signal, signal.SIG_DFL)
         os.kill(os.getpid(), result.signal)
         time.sleep(1)
     return result.returncode

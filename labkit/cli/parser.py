@@ -30,6 +30,11 @@ def _add_capture_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proc", action="store_true",
                    help="sample RSS, threads, fds and CPU from outside")
     p.add_argument("--label", type=label, action="append", metavar="K=V", help=LABEL_HELP)
+    p.add_argument("--time-cap", type=SECONDS, metavar="S",
+                   help="stop the program's whole process tree after this long (default: none)")
+    p.add_argument("--memory-cap", type=MEMORY_MIB, metavar="MIB",
+                   help="stop the program's whole process tree when its RSS passes this "
+                        "(default: none)")
 
 
 def build_parser() -> argparse.ArgumentParser:

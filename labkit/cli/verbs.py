@@ -31,6 +31,12 @@ def _run_and_summarise(command: list[str], out: Path | None, opts: Any, kind: st
     return exit_like(result)
 
 
+def _caps(args: argparse.Namespace) -> dict[str, Any]:
+    """``--time-cap`` and ``--memory-cap`` as :class:`CaptureOptions` fields."""
+    mib = args.memory_cap
+    return {"time_cap_s": args.time_cap, "memory_cap_bytes": mib * 1024 * 1024 if mib else None}
+
+
 def cmd_gctrace(args: argparse.Namespace, command: list[str]) -> int:
     """Run a program with the GC tracer; print a line per collection and a summary."""
     from labkit.capture.session import CaptureOptions
@@ -38,7 +44,7 @@ def cmd_gctrace(args: argparse.Namespace, command: list[str]) -> int:
 
     opts = CaptureOptions(gc=True, proc=args.proc, quiet=args.quiet,
                           interval_s=args.interval, tracemalloc=args.tracemalloc,
-                          labels=dict(args.label or []))
+                          labels=dict(args.label or []), **_caps(args))
     return _run_and_summarise(command, args.out, opts, "gctrace", gc_summary_lines)
 
 
@@ -54,7 +60,7 @@ def cmd_capture(args: argparse.Namespace, command: list[str]) -> int:
                           trace_python_allocators=args.trace_python_allocators,
                           rate_hz=args.rate, interval_s=args.interval,
                           tracemalloc=args.tracemalloc, quiet=True,
-                          labels=dict(args.label or []))
+                          labels=dict(args.label or []), **_caps(args))
     return _run_and_summarise(command, args.out, opts, "capture", run_summary_lines)
 
 
