@@ -109,6 +109,9 @@ def load_dump(path: Path | str) -> pd.DataFrame:
         raise CorruptCaptureError(
             f"py-spy dump {path} holds no threads (expected the list that `py-spy dump --json` "
             "prints); re-take the dump")
+    from labkit.schemas import check
+
+    check(doc, "pyspy_dump", path, "py-spy dump", "re-take it with `py-spy dump --json`")
     rows = []
     try:
         for t in doc:

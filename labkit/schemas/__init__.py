@@ -1,0 +1,53 @@
+"""JSON Schemas for what labkit reads back: a run's manifest and its JSON capture files.
+
+Each ``NAME.schema.json`` here ships as package data; :func:`check` validates a loaded
+document against one with jsonschema and turns the first violation into one line.
+Integers that become times, pids, fds or sizes must fit int64 and be non-negative, so that
+no later arithmetic or export overflows.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import CorruptCaptureError
+
+INT64_MAX = (1 << 63) - 1
+
+
+@functools.cache
+def validator(name: str) -> Any:
+    """The compiled validator of ``NAME.schema.json``."""
+    import jsonschema
+
+    text = resources.files(__name__).joinpath(f"{name}.schema.json").read_text("utf-8")
+    schema = json.loads(text)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _where(path: Any) -> str:
+    parts = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    return parts.lstrip(".") or "the document"
+
+
+def _short(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check(doc: Any, name: str, path: Path | str, what: str, fix: str) -> None:
+    """Raise a one-line :class:`CorruptCaptureError` unless ``doc`` is valid against
+    ``NAME.schema.json``; it names ``what`` at ``path``, the offending field, and ``fix``."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(validator(name).iter_errors(doc))
+    if error is None:
+        return
+    message = _short(error.message.replace("\n", " "))
+    raise CorruptCaptureError(f"{what} {path} has an invalid {_short(_where(error.absolute_path), 60)}"
+                              f" ({message}); {fix}")
