@@ -169,14 +169,18 @@ def read_manifest(run_dir: Path | str, *, verify: bool = True) -> dict[str, Any]
     every artifact must be a regular file inside the run (no symlink, device or FIFO) whose
     size and sha256 match."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        why = "a file" if run_dir.exists() else "not found"
-        raise InputError(f"{run_dir} is not a run directory ({why}); give the path of a run")
     mpath = run_dir / MANIFEST
-    if not mpath.exists() and not mpath.is_symlink():
-        raise InputError(
-            f"{run_dir} has no {MANIFEST}; it is not a labkit run (or it was never finished)"
-        )
+    try:
+        if not run_dir.is_dir():
+            why = "a file" if run_dir.exists() else "not found"
+            raise InputError(f"{run_dir} is not a run directory ({why}); give the path of a run")
+        if not mpath.exists() and not mpath.is_symlink():
+            raise InputError(
+                f"{run_dir} has no {MANIFEST}; it is not a labkit run (or it was never finished)"
+            )
+    except OSError as exc:  # a folder that cannot be entered (permissions)
+        raise InputError(f"{run_dir} cannot be read ({exc.strerror}); check its permissions "
+                         "and those of the folders above it") from None
     manifest = read_json(mpath, "manifest", max_bytes=MANIFEST_MAX_BYTES,
                          follow_symlinks=False)
     check_manifest(manifest, mpath)

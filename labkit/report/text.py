@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from labkit import artifacts as A
 from labkit.analysis import gc_summary
@@ -13,6 +13,8 @@ from labkit.frames import Run, load
 from labkit.units import human_bytes, human_measure
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from labkit.compare import Comparison
     from labkit.fleetdb import Fleet
     from labkit.frames.memray import MemrayCapture
@@ -156,14 +158,27 @@ def comparison_lines(cmp: Comparison, top: int = 10) -> list[str]:
     """``labkit compare``: summary deltas, then growth by site and by function."""
     lines = [f"B {cmp.b.path} against A {cmp.a.path}"]
     if not cmp.summary.empty:
-        lines.append(cmp.summary.to_string(float_format=lambda v: f"{v:,.3f}"))
+        lines += _table(cmp.summary, float_format=lambda v: f"{v:,.3f}")
     if not cmp.allocations.empty:
         lines.append(f"allocation sites at peak, by growth (top {top}):")
-        lines.append(cmp.allocations.head(top).to_string(index=False))
+        lines += _table(cmp.allocations.head(top), index=False)
     if not cmp.functions.empty:
         lines.append(f"py-spy functions, by growth of self share (top {top}):")
-        lines.append(cmp.functions.head(top).to_string(index=False))
+        lines += _table(cmp.functions.head(top), index=False)
     return lines
+
+
+def _table(df: pd.DataFrame, **kw: Any) -> list[str]:
+    """``df.to_string`` as lines, each text cell escaped first (a captured name with a
+    newline in it stays in its row)."""
+    from labkit.cli.output import printable
+
+    text = df.copy()
+    for c in text.columns:
+        if text[c].dtype == object or str(text[c].dtype) == "string":
+            text[c] = text[c].map(lambda v: printable(v) if isinstance(v, str) else v)
+    text.index = [printable(i) if isinstance(i, str) else i for i in text.index]
+    return text.to_string(**kw).splitlines()
 
 
 def scenario_list_lines() -> list[str]:

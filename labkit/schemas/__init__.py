@@ -45,9 +45,12 @@ def check(doc: Any, name: str, path: Path | str, what: str, fix: str) -> None:
     ``NAME.schema.json``; it names ``what`` at ``path``, the offending field, and ``fix``."""
     import jsonschema
 
-    error = jsonschema.exceptions.best_match(validator(name).iter_errors(doc))
+    try:
+        error = jsonschema.exceptions.best_match(validator(name).iter_errors(doc))
+    except RecursionError:
+        raise CorruptCaptureError(f"{what} {path} is nested too deeply; {fix}") from None
     if error is None:
         return
-    message = _short(error.message.replace("\n", " "))
-    raise CorruptCaptureError(f"{what} {path} has an invalid {_short(_where(error.absolute_path), 60)}"
-                              f" ({message}); {fix}")
+    where = _short(_where(error.absolute_path), 60).replace("\n", "\\n")
+    message = _short(error.message.replace("\n", "\\n"))
+    raise CorruptCaptureError(f"{what} {path} has an invalid {where} ({message}); {fix}")
