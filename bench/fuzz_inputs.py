@@ -198,7 +198,7 @@ def worker(first: int, last: int, seed: int, tmp: Path) -> None:
 def cli_case(run: Path, verb: str) -> str | None:
     """The real CLI on ``run``: None if it exits 0 or with one clean line, else the fault."""
     args = {"summary": ["summary", str(run)],
-            "postmortem": ["postmortem", "--run", str(run)],
+            "postmortem": ["postmortem", str(run)],
             "export-pprof": ["export", str(run), "--to", "pprof", "--out",
                              str(run.parent / "cli-pprof")],
             "export-parquet": ["export", str(run), "--to", "parquet", "--out",

@@ -161,7 +161,13 @@ def read_stacks(path: Path, hidden: tuple[str, ...]) -> Counter[tuple[int, str, 
         raise
     except _Bad as exc:
         raise CorruptCaptureError(f"py-spy profile {path} holds {exc}; {fix}") from None
-    except (ijson.JSONError, ValueError, TypeError, AttributeError, RecursionError, OSError):
+    except ijson.JSONError as exc:
+        reason = exc.args[0] if exc.args else ""
+        reason = (reason.decode(errors="replace") if isinstance(reason, bytes) else
+                  str(reason)).splitlines()[0][:80] if reason else "a syntax error"
+        raise CorruptCaptureError(f"py-spy profile {path} is not valid JSON ({reason}); "
+                                  f"{fix}") from None
+    except (ValueError, TypeError, AttributeError, RecursionError, OSError):
         raise CorruptCaptureError(f"py-spy profile {path} is not in speedscope format (not "
                                   f"valid JSON or not its shape); {fix}") from None
     check(raw, "speedscope_frames", path, "py-spy profile", fix)
