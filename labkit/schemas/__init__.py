@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,24 @@ from labkit.errors import CorruptCaptureError
 INT64_MAX = (1 << 63) - 1
 
 
+def _jsonschema() -> Any:
+    """``jsonschema``, imported without its optional IRI-syntax checker: rfc3987_syntax builds
+    a grammar at import (seconds, on every command); labkit's schemas use no ``format``."""
+    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # an ImportError
+        try:
+            import jsonschema
+        finally:
+            del sys.modules["rfc3987_syntax"]  # anyone else may still import it
+    import jsonschema
+
+    return jsonschema
+
+
 @functools.cache
 def validator(name: str) -> Any:
     """The compiled validator of ``NAME.schema.json``."""
-    import jsonschema
+    jsonschema = _jsonschema()
 
     text = resources.files(__name__).joinpath(f"{name}.schema.json").read_text("utf-8")
     schema = json.loads(text)
@@ -43,7 +58,7 @@ def _short(text: str, limit: int = 100) -> str:
 def check(doc: Any, name: str, path: Path | str, what: str, fix: str) -> None:
     """Raise a one-line :class:`CorruptCaptureError` unless ``doc`` is valid against
     ``NAME.schema.json``; it names ``what`` at ``path``, the offending field, and ``fix``."""
-    import jsonschema
+    jsonschema = _jsonschema()
 
     try:
         error = jsonschema.exceptions.best_match(validator(name).iter_errors(doc))
