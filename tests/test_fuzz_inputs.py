@@ -47,3 +47,15 @@ def test_mutations_change_the_file_and_captures_are_re_signed(tmp_path: Path) ->
                 read_manifest(run)  # the checksums match: the mutation reaches the parser
                 resigned += 1
     assert changed >= 25 and resigned >= 5
+
+
+@pytest.mark.parametrize("case", [509, 938])  # found by the fuzzer: SIGSEGV, SIGABRT
+def test_a_capture_that_crashes_memrays_reader_is_one_line(
+        tmp_path: Path, case: int, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    run, what = _fuzz_module().make_case(case, 1, tmp_path)
+    assert "memray.bin" in what
+    assert main(["summary", str(run)]) == 2  # and this process is still alive
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "crashes memray's reader" in err[0], err

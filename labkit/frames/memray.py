@@ -166,7 +166,10 @@ class MemrayCapture:
             self._worker = self._spawn(_STATS_CODE)
         import memray
 
+        from labkit.frames.memray_probe import probe
+
         try:
+            probe(self.path)  # a capture that crashes memray's reader is refused here
             with _reading(self.path):
                 self._reader = memray.FileReader(str(self.path))
                 self.metadata = self._reader.metadata
