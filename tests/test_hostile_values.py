@@ -341,3 +341,10 @@ def test_an_unreadable_capture_file_is_an_input_error(tmp_path: Path,
     _deny_inside(monkeypatch, tmp_path.absolute())
     with pytest.raises(InputError, match="permissions"):
         load_speedscope(p)
+
+
+def test_a_notebook_summary_escapes_names_as_the_terminal_does() -> None:
+    from labkit.report.rich import lines_html
+
+    page = lines_html("capture", ["top: work\nlabkit: all clear", "x\x1b[2J"])
+    assert "work\\x0alabkit: all clear\nx\\x1b[2J" in page

@@ -31,8 +31,8 @@ def run_html(run: Run) -> str:
     lines = run_summary_lines(run)
     head, body = lines[0], lines[1:]
     calls = "".join(f"<li><code>{html.escape(c)}</code></li>" for a, c in NEXT if run.has(a))
-    return (f'<div class="labkit-rich"><style>{STYLE}</style><b>{html.escape(head)}</b>'
-            f"<pre>{html.escape(chr(10).join(body))}</pre>"
+    return (f'<div class="labkit-rich"><style>{STYLE}</style><b>{_pre([head])}</b>'
+            f"<pre>{_pre(body)}</pre>"
             f'<div class="muted">Next: <ul>{calls}<li><code>labkit.compare(a, b)</code>, '
             f"<code>labkit.postmortem.load_evidence(run=run.path)</code></li></ul></div></div>")
 
@@ -41,7 +41,15 @@ def lines_html(title: str, lines: list[str], calls: str = "") -> str:
     """A summary's terminal lines under a title, with what to call next."""
     nxt = f'<div class="muted">Next: <code>{html.escape(calls)}</code></div>' if calls else ""
     return (f'<div class="labkit-rich"><style>{STYLE}</style><b>{html.escape(title)}</b>'
-            f"<pre>{html.escape(chr(10).join(lines))}</pre>{nxt}</div>")
+            f"<pre>{_pre(lines)}</pre>{nxt}</div>")
+
+
+def _pre(lines: list[str]) -> str:
+    """Terminal lines for a ``<pre>``: each escaped as the terminal escapes it (a captured
+    name's newline cannot start a line of its own), then for HTML."""
+    from labkit.cli.output import printable
+
+    return html.escape("\n".join(printable(ln) for ln in lines))
 
 
 def gc_summary_html(s: Any) -> str:
