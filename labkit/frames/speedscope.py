@@ -22,6 +22,7 @@ from labkit.safefile import open_regular
 
 Frame = tuple[str, str, int]
 MAX_WEIGHT = 1e9  # a sample worth more than a billion of the first: not a profile
+MAX_DEPTH = 64  # py-spy's profiles nest 5 deep
 
 
 class _Bad(ValueError):
@@ -57,7 +58,7 @@ class _Profile:
     def weight(self, w: Any, i: int) -> None:
         if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) \
                 or w < 0:
-            raise _Bad(f"a weight that is not a finite non-negative number ({str(w)[:40]})")
+            raise _Bad(f"a weight that is not a finite non-negative number ({str(w)[:40]!r})")
         if i == 0:
             self.unit = float(w)
         if i < len(self.ids):  # py-spy's order: the sample is known, count it now
@@ -85,10 +86,37 @@ class _Profile:
 
 
 def _events(path: Path) -> Any:
+    """``(prefix, event, value)`` as ``ijson.parse`` yields them, built here from
+    ``basic_parse`` so that nesting past ``MAX_DEPTH`` stops the read (ijson's own prefixes
+    grow with the depth: quadratic time on a file of brackets)."""
     import ijson
 
+    open_prefixes: list[str] = []  # of the containers open, innermost last
+    in_array: list[bool] = []
+    prefix = ""  # of the next value
     with open_regular(path, "py-spy profile") as fh:
-        yield from ijson.parse(fh, use_float=True)
+        for event, value in ijson.basic_parse(fh, use_float=True):
+            if event == "number":  # the most frequent: first
+                yield prefix, event, value
+            elif event == "map_key":
+                yield open_prefixes[-1], event, value
+                prefix = f"{open_prefixes[-1]}.{value}" if open_prefixes[-1] else str(value)
+            elif event == "start_array" or event == "start_map":
+                if len(open_prefixes) >= MAX_DEPTH:
+                    raise _Bad(f"lists or objects nested deeper than {MAX_DEPTH}")
+                yield prefix, event, value
+                open_prefixes.append(prefix)
+                in_array.append(event == "start_array")
+                if event == "start_array":
+                    prefix = f"{prefix}.item" if prefix else "item"
+            elif event == "end_array" or event == "end_map":
+                closed = open_prefixes.pop()
+                in_array.pop()
+                yield closed, event, value
+                if in_array and in_array[-1]:
+                    prefix = f"{open_prefixes[-1]}.item" if open_prefixes[-1] else "item"
+            else:
+                yield prefix, event, value
 
 
 def _parse(path: Path) -> tuple[list[Any], list[_Profile]]:
@@ -183,7 +211,7 @@ def read_stacks(path: Path, hidden: tuple[str, ...]) -> Counter[tuple[int, str, 
                 bad = next(j for j in stack if type(j) is not int or not 0 <= j < len(frames))
                 raise CorruptCaptureError(f"py-spy profile {path} holds a frame index that "
                                           f"names none of its {len(frames)} frames "
-                                          f"({str(bad)[:40]}); {fix}")
+                                          f"({str(bad)[:40]!r}); {fix}")
             own = tuple(frames[j] for j in reversed(stack) if not frames[j][1].endswith(hidden))
             if own:
                 counts[(tid, tname, own)] += n
