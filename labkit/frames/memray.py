@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.capture.children import set_pdeathsig
 from labkit.errors import CorruptCaptureError
+from labkit.frames.memray_probe import probe
 from labkit.safefile import open_regular
 
 if TYPE_CHECKING:
@@ -165,8 +166,6 @@ class MemrayCapture:
         if stats_in_background:
             self._worker = self._spawn(_STATS_CODE)
         import memray
-
-        from labkit.frames.memray_probe import probe
 
         try:
             probe(self.path)  # a capture that crashes memray's reader is refused here
