@@ -235,9 +235,9 @@ def test_label_keys_follow_one_rule_and_values_are_anything(tmp_path: Path) -> N
     m["labels"] = {"x) AS load FROM runs; --": "1"}
     (run / "manifest.json").write_text(json.dumps(m))
     assert_clean_error(labkit("export", str(run), "--to", "parquet", "--out",
-                              str(tmp_path / "m")), "label key", "not a plain name")
+                              str(tmp_path / "m")), "invalid labels", "does not match")
     assert_clean_error(labkit("fleet", str(run), "--store", str(tmp_path / "s")),
-                       "label key", "not a plain name")
+                       "invalid labels", "does not match")
     assert not (tmp_path / "m").exists()
 
 

@@ -305,7 +305,7 @@ def test_any_os_error_reaching_the_cli_is_one_line_naming_the_path(
     def denied(path: Path) -> list[str]:
         raise PermissionError(13, "Permission denied", "/srv/runs/secret")
 
-    monkeypatch.setattr("labkit.report.text.summary_lines", denied)
+    monkeypatch.setattr("labkit.frames.load", denied)
     assert main(["summary", "anything"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["labkit: /srv/runs/secret: Permission denied; check its permissions (and "

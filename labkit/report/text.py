@@ -173,7 +173,7 @@ def _table(df: pd.DataFrame, **kw: Any) -> list[str]:
     for c in text.columns:
         if text[c].dtype == object or str(text[c].dtype) == "string":
             text[c] = text[c].map(lambda v: printable(v) if isinstance(v, str) else v)
-    text.index = [printable(i) if isinstance(i, str) else i for i in text.index]
+    text.index = text.index.map(lambda i: printable(i) if isinstance(i, str) else i)
     return text.to_string(**kw).splitlines()
 
 
