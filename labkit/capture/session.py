@@ -107,6 +107,9 @@ def parse_python_command(cmd: Sequence[str]) -> PythonCommand:
         raise UsageError("no program given; usage: labkit gctrace -- python PROG [ARGS]")
     python = cmd[0]
     if shutil.which(python) is None:
+        if os.path.islink(python) and not os.path.exists(python):
+            raise InputError(f"{python} links to {os.path.realpath(python)}, which is gone: "
+                             "its venv's base Python was moved or deleted; recreate the venv")
         raise InputError(f"{python!r} is not an executable; give a Python interpreter after --")
     if "python" not in Path(python).name and "pypy" not in Path(python).name:
         raise UsageError(

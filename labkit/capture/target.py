@@ -111,8 +111,10 @@ class Target:
 
 
 def _first_line(text: str) -> str:
+    """The line of an interpreter's stderr that says why it failed."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    line = lines[-1] if lines else ""
+    fatal = [ln for ln in lines if ln.startswith("Fatal Python error")]
+    line = fatal[0] if fatal else lines[-1] if lines else ""
     return line if len(line) <= 160 else line[:157] + "..."
 
 
