@@ -127,11 +127,11 @@ def probe(python: str, options: Sequence[str] = (), env: dict[str, str] | None =
                             errors="replace", env=env, stdin=subprocess.DEVNULL,
                             timeout=_TIMEOUT_S)
     except OSError as exc:
-        raise InputError(f"cannot start {python}: {exc.strerror}; give a Python interpreter "
-                         "after --") from None
+        raise InputError(f"cannot start {python}: {exc.strerror}; give a Python "
+                         "interpreter") from None
     except subprocess.TimeoutExpired:
         raise InputError(f"{python} did not answer within {_TIMEOUT_S} s; give a working "
-                         "Python interpreter after --") from None
+                         "Python interpreter") from None
     answer = next((ln[len(_MARK):] for ln in cp.stdout.splitlines() if ln.startswith(_MARK)),
                   None)
     if answer is None:
@@ -140,17 +140,17 @@ def probe(python: str, options: Sequence[str] = (), env: dict[str, str] | None =
                 f"{python} cannot start ({_first_line(cp.stderr) or f'exit {cp.returncode}'});"
                 " if it is a venv's, its base Python may have moved: recreate the venv")
         raise InputError(f"{python} is not a Python interpreter (it did not answer as one); "
-                         "give a Python 3.11+ after --")
+                         "give a Python 3.11+")
     try:
         facts = json.loads(answer)
         version = tuple(int(v) for v in facts["version"])
     except (ValueError, KeyError, TypeError):
         raise InputError(f"{python} is not a Python interpreter (it did not answer as one); "
-                         "give a Python 3.11+ after --") from None
+                         "give a Python 3.11+") from None
     if version < MIN_VERSION:
         raise InputError(
             f"{python} is Python {'.'.join(map(str, version))}; labkit needs Python "
-            f"{'.'.join(map(str, MIN_VERSION))} or newer: give a newer interpreter after --")
+            f"{'.'.join(map(str, MIN_VERSION))} or newer: use a newer interpreter")
     keys = ("implementation", "soabi", "prefix", "base_prefix", "sys_path", "site_packages",
             "distributions", "memray", "memray_error")
     return Target(python, version, str(facts.get("executable") or python),

@@ -199,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="a run directory, or a memray/speedscope/dump file")
     p.set_defaults(handler=verbs.cmd_summary, needs_command=False)
 
-    p = sub.add_parser("doctor", help="versions, and whether py-spy can attach here")
+    p = sub.add_parser("doctor", help="versions, and whether py-spy can attach here; with "
+                       "--python, which backends will work for that interpreter")
+    p.add_argument("--python", metavar="PATH",
+                   help="an interpreter to check (a venv's python): which capture backends "
+                        "will work for it, and why not")
     p.set_defaults(handler=verbs.cmd_doctor, needs_command=False)
     return parser
