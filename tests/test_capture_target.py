@@ -123,7 +123,10 @@ def test_a_scenario_runs_under_a_foreign_venv_with_labkit_lent(app_venv: Path,
 def test_the_targets_own_memray_is_preferred(app_venv: Path, tmp_path: Path) -> None:
     own = tmp_path / "own"
     (own / "memray").mkdir(parents=True)
-    (own / "memray" / "__init__.py").write_text("__version__ = '0.0.own'\n")
+    (own / "memray" / "__init__.py").write_text("")
+    (own / "memray-0.0.own.dist-info").mkdir()
+    (own / "memray-0.0.own.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: memray\nVersion: 0.0.own\n")
     env = {**_clean_env(), "PYTHONPATH": str(own)}
     loan = prepare(str(app_venv / "bin" / "python"), [], env, memray=True)
     try:

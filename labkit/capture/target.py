@@ -47,25 +47,28 @@ if sys.version_info >= (3, 11):
                soabi=sysconfig.get_config_var("SOABI") or "",
                site_packages=[p for p in sys.path
                               if os.path.basename(p) in ("site-packages", "dist-packages")])
+    import inspect
     dists = {}
-    try:
-        tops = metadata.packages_distributions()
-    except Exception:
-        tops = {}
-    for top, names in sorted(tops.items()):
+    for dist in metadata.distributions():  # in sys.path order: the first one imports
         try:
-            dists[top] = [metadata.metadata(names[0])["Name"] or names[0],
-                          metadata.version(names[0])]
+            entry = [dist.metadata["Name"], dist.version]
+            tops = (dist.read_text("top_level.txt") or "").split()
+            if not tops:
+                for f in dist.files or ():
+                    top = f.parts[0] if len(f.parts) > 1 else inspect.getmodulename(f.name)
+                    if top and top != ".." and not top.endswith((".dist-info", ".egg-info")):
+                        tops.append(top)
+            tops = tops or [entry[0].lower().replace("-", "_")]  # no RECORD: its name
         except Exception:
-            pass
+            continue
+        for top in tops:
+            if top.isidentifier() and top != "__pycache__":
+                dists.setdefault(top, entry)
     out["distributions"] = dists
-    if importlib.util.find_spec("memray") is not None:
-        try:
-            import memray
-            out["memray"] = {"version": getattr(memray, "__version__", "?"),
-                             "path": os.path.dirname(memray.__file__)}
-        except Exception as exc:
-            out["memray_error"] = "%s: %s" % (type(exc).__name__, exc)
+    spec = importlib.util.find_spec("memray")
+    if spec is not None and spec.origin:
+        out["memray"] = {"version": dists.get("memray", ["", "?"])[1],
+                         "path": os.path.dirname(spec.origin)}
 sys.stdout.write("\n" + MARK + json.dumps(out) + "\n")
 """.replace("MARK", repr(_MARK))
 
@@ -84,8 +87,7 @@ class Target:
     sys_path: list[str] = field(default_factory=list)
     site_packages: list[str] = field(default_factory=list)
     distributions: dict[str, list[str]] = field(default_factory=dict)
-    memray: dict[str, str] | None = None  # the target's own importable memray
-    memray_error: str | None = None
+    memray: dict[str, str] | None = None  # the target's own memray (found, not imported)
 
     @property
     def version_text(self) -> str:
@@ -152,7 +154,7 @@ def probe(python: str, options: Sequence[str] = (), env: dict[str, str] | None =
             f"{python} is Python {'.'.join(map(str, version))}; labkit needs Python "
             f"{'.'.join(map(str, MIN_VERSION))} or newer: use a newer interpreter")
     keys = ("implementation", "soabi", "prefix", "base_prefix", "sys_path", "site_packages",
-            "distributions", "memray", "memray_error")
+            "distributions", "memray")
     return Target(python, version, str(facts.get("executable") or python),
                   **{k: facts[k] for k in keys if k in facts})
 
@@ -163,10 +165,6 @@ def memray_source(target: Target) -> str:
     out."""
     if target.memray is not None:
         return "target"
-    if target.memray_error is not None:
-        raise InputError(f"{target.python} has memray but cannot import it "
-                         f"({target.memray_error}); repair it there, or capture without "
-                         "memray (--gc --pyspy --proc)")
     if target.matches_labkit():
         return "labkit"
     ours = ".".join(map(str, sys.version_info[:2]))
