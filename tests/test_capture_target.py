@@ -104,6 +104,10 @@ def test_capture_runs_the_program_in_its_own_venv_with_nothing_installed(
     peak = run.memray.allocations_at_peak
     assert (peak.file.str.endswith("prog.py") & (peak.bytes >= 2000 * 4096)).any()
     assert evidence_of(run).distributions[PACKAGE] == (PACKAGE, version)
+    from labkit.frames.evidence import load_evidence
+
+    loose = load_evidence(memray=tmp_path / "run" / A.MEMRAY.name)  # the file's own run
+    assert loose.distributions[PACKAGE] == (PACKAGE, version)
 
 
 @pytest.mark.slow
