@@ -168,14 +168,18 @@ def read_manifest(run_dir: Path | str, *, verify: bool = True) -> dict[str, Any]
     every artifact must be a regular file inside the run (no symlink, device or FIFO) whose
     size and sha256 match."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        why = "a file" if run_dir.exists() else "not found"
-        raise InputError(f"{run_dir} is not a run directory ({why}); give the path of a run")
     mpath = run_dir / MANIFEST
-    if not mpath.exists() and not mpath.is_symlink():
-        raise InputError(
-            f"{run_dir} has no {MANIFEST}; it is not a labkit run (or it was never finished)"
-        )
+    try:
+        if not run_dir.is_dir():
+            why = "a file" if run_dir.exists() else "not found"
+            raise InputError(f"{run_dir} is not a run directory ({why}); give the path of a run")
+        if not mpath.exists() and not mpath.is_symlink():
+            raise InputError(
+                f"{run_dir} has no {MANIFEST}; it is not a labkit run (or it was never finished)"
+            )
+    except OSError as exc:  # a folder that cannot be entered (permissions)
+        raise InputError(f"{run_dir} cannot be read ({exc.strerror}); check its permissions "
+                         "and those of the folders above it") from None
     manifest = read_json(mpath, "manifest", max_bytes=MANIFEST_MAX_BYTES,
                          follow_symlinks=False)
     check_manifest(manifest, mpath)
@@ -185,13 +189,12 @@ def read_manifest(run_dir: Path | str, *, verify: bool = True) -> dict[str, Any]
     return manifest
 
 
-_FIELDS: dict[str, tuple[type, ...]] = {
-    "name": (str,), "producer": (str,), "bytes": (int,), "sha256": (str,)}
-
-
 def check_manifest(manifest: Any, mpath: Path) -> None:
-    """Raise :class:`CorruptCaptureError` unless ``manifest`` is a labkit manifest whose
-    artifacts are plain file names with a size and a sha256."""
+    """Raise :class:`CorruptCaptureError` unless ``manifest`` is a labkit manifest: valid
+    against ``labkit/schemas/manifest.schema.json`` (types, and ranges that fit int64), its
+    artifacts plain file names, each listed once."""
+    from labkit.schemas import check
+
     def bad(why: str) -> CorruptCaptureError:
         return CorruptCaptureError(f"{mpath} {why}; the run is damaged: re-capture it")
 
@@ -202,32 +205,16 @@ def check_manifest(manifest: Any, mpath: Path) -> None:
             f"{mpath} has schema_version {_short(manifest['schema_version'])}; this labkit "
             f"reads {SCHEMA_VERSION}: use the labkit version that wrote it"
         )
-    for key, kinds in (("t0_ns", (int,)), ("t0_epoch_s", (int, float))):
-        v = manifest.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, kinds)):
-            raise bad(f"has a non-numeric {key} ({_short(v)})")
-    arts = manifest.get("artifacts", [])
-    if not isinstance(arts, list):
-        raise bad("lists its artifacts as something other than a list")
+    check(manifest, "manifest", mpath, "manifest", "the run is damaged: re-capture it")
     seen = set()
-    for art in arts:
-        if not isinstance(art, dict):
-            raise bad(f"has an artifact entry that is not an object ({_short(art)})")
-        for key, kinds in _FIELDS.items():
-            v = art.get(key)
-            if v is None or isinstance(v, bool) or not isinstance(v, kinds):
-                raise bad(f"has an artifact without a valid {key!r} ({_short(art)})")
+    for art in manifest.setdefault("artifacts", []):
         name = art["name"]
         if not _plain_name(name):
             raise bad(f"names an artifact outside the run ({_short(name)}); artifact names "
                       "are plain file names")
-        if art["bytes"] < 0 or len(art["sha256"]) != 64 or \
-                any(c not in "0123456789abcdef" for c in art["sha256"]):
-            raise bad(f"has an invalid size or sha256 for {name}")
         if name in seen:
             raise bad(f"lists {name} twice")
         seen.add(name)
-    manifest.setdefault("artifacts", arts)
 
 
 def _plain_name(name: str) -> bool:

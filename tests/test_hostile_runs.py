@@ -173,10 +173,10 @@ def test_loose_capture_that_is_a_fifo_or_device_does_not_hang(tmp_path: Path) ->
     ('{"schema_version": 1, "t0_ns": Infinity, "artifacts": []}', "non-finite"),
     ('{"schema_version": 1, "t0_ns": NaN, "artifacts": []}', "non-finite"),
     ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
-    ('{"schema_version": 1, "t0_ns": "soon", "artifacts": []}', "non-numeric t0_ns"),
-    ('{"schema_version": 1, "artifacts": {"name": "heap.csv"}}', "other than a list"),
-    ('{"schema_version": 1, "artifacts": [{"name": "heap.csv"}]}', "without a valid"),
-    ('{"schema_version": 1, "artifacts": ["heap.csv"]}', "not an object"),
+    ('{"schema_version": 1, "t0_ns": "soon", "artifacts": []}', "invalid t0_ns"),
+    ('{"schema_version": 1, "artifacts": {"name": "heap.csv"}}', "not of type 'array'"),
+    ('{"schema_version": 1, "artifacts": [{"name": "heap.csv"}]}', "invalid artifacts[0]"),
+    ('{"schema_version": 1, "artifacts": ["heap.csv"]}', "not of type 'object'"),
     ('{"schema_version": "1"}', "schema_version"),
 ])
 def test_malformed_manifests_are_one_line_errors(tmp_path: Path, text: str, words: str) -> None:

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"labkit {args.verb} takes no program after --")
         return args.handler(args, command)
     except LabkitError as exc:
-        say(f"labkit: {exc}".replace("\n", "\\n"), sys.stderr)
+        say(f"labkit: {exc}", sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         say("labkit: interrupted", sys.stderr)
@@ -51,3 +51,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except OSError as exc:  # a file or folder labkit could not read or write, wherever
+        say(f"labkit: {os_error_line(exc)}", sys.stderr)
+        return 2
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an :class:`OSError` no verb turned into a :class:`LabkitError`: the
+    path, what went wrong and what to do."""
+    import errno
+
+    where = f"{exc.filename}" if exc.filename is not None else "a file labkit needed"
+    why = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        todo = "check its permissions (and those of the folders above it), or run as its owner"
+    elif exc.errno == errno.ENOSPC:
+        todo = "free some disk space and run again"
+    else:
+        todo = "check the path and run again"
+    return f"{where}: {why}; {todo}"

@@ -30,8 +30,16 @@ from typing import Any
 
 from labkit.stacks import Frame
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class ValueTooLarge(ValueError):
+    """A value does not fit pprof's int64 fields (the export refuses rather than wrap it)."""
+
 
 def _varint(n: int) -> bytes:
+    if not INT64_MIN <= n <= INT64_MAX:
+        raise ValueTooLarge(n)
     n &= (1 << 64) - 1  # two's complement for negative int64
     out = bytearray()
     while True:
@@ -194,7 +202,7 @@ def export_pprof(run: Any, out_dir: Path, *, force: bool = False) -> list[Path]:
     never inside a run, an existing file replaced only with ``force``); a run with none of
     them is a one-line error."""
     from labkit import artifacts as A
-    from labkit.errors import InputError
+    from labkit.errors import CorruptCaptureError, InputError
     from labkit.outputs import check_dir_output, check_file_output, write_bytes_atomic
 
     made = [(name, make) for art, name, make in (
@@ -205,8 +213,16 @@ def export_pprof(run: Any, out_dir: Path, *, force: bool = False) -> list[Path]:
                          "it with --memray, --pyspy or --gc")
     out_dir = check_dir_output(out_dir)
     paths = [check_file_output(out_dir / name, force=force, flag="export") for name, _ in made]
-    written = []
-    for path, (_, make) in zip(paths, made, strict=True):
-        write_bytes_atomic(path, gzip.compress(make(run), mtime=0))
-        written.append(path)
-    return written
+    profiles = []  # all built before any is written: a refusal leaves no partial export
+    for path, (name, make) in zip(paths, made, strict=True):
+        try:
+            profiles.append((path, make(run)))
+        except ValueTooLarge as exc:
+            text = str(exc)
+            raise CorruptCaptureError(
+                f"{run.path}: a value for {name} ({text if len(text) < 30 else text[:27] + '...'})"
+                " does not fit pprof's 64-bit integers; the capture is damaged: re-capture it"
+            ) from None
+    for path, data in profiles:
+        write_bytes_atomic(path, gzip.compress(data, mtime=0))
+    return [path for path, _ in profiles]

@@ -31,3 +31,13 @@ def read_csv_checked(path: Path, columns: tuple[str, ...], what: str, *,
         raise CorruptCaptureError(f"{path} has columns {list(df.columns)}, expected "
                                   f"{list(columns)}; re-capture the run")
     return df
+
+
+def check_non_negative(df: pd.DataFrame, path: Path, columns: tuple[str, ...]) -> None:
+    """A one-line :class:`CorruptCaptureError` if any of ``columns`` (times, counts, sizes)
+    holds a negative value: no sampler writes one, and a time below zero could overflow."""
+    for c in columns:
+        if c in df.columns and len(df) and bool((df[c] < 0).any()):
+            raise CorruptCaptureError(f"{path} holds a negative {c} (row "
+                                      f"{int((df[c] < 0).argmax())}); the file is damaged: "
+                                      "re-capture the run")

@@ -16,16 +16,19 @@ from labkit.capture.gctrace import (
     HEAP_COLUMNS,
 )
 from labkit.errors import CorruptCaptureError
-from labkit.frames.csvfile import read_csv_checked
+from labkit.frames.csvfile import check_non_negative, read_csv_checked
 from labkit.safefile import open_regular, read_json
 
 
 def load_meta(path: Path) -> dict[str, Any]:
     """The tracer's own record (``gctrace.json``): clock origin, interpreter, per-event
     cost, overhead."""
+    from labkit.schemas import check
+
     meta = read_json(path, "GC trace record")
     if not isinstance(meta, dict):
         raise CorruptCaptureError(f"{path} is not a labkit GC trace record; re-capture the run")
+    check(meta, "gctrace", path, "GC trace record", "re-capture the run")
     return meta
 
 
@@ -65,8 +68,10 @@ def load_gc_events(path: Path, t0_ns: int, tracer_thread_id: int = 0) -> pd.Data
     """
     rec = read_event_records(path)
     col = {name: rec[:, i] for i, name in enumerate(EVENT_FIELDS)}
-    bad = (col["t_stop_ns"] < col["t_start_ns"]) | (col["generation"] < 0) | \
-        (col["generation"] > 2)
+    # non-negative times cannot overflow when the run's origin is subtracted
+    bad = (col["t_start_ns"] < 0) | (col["t_stop_ns"] < col["t_start_ns"]) | \
+        (col["generation"] < 0) | (col["generation"] > 2) | (col["collected"] < 0) | \
+        (col["uncollectable"] < 0)
     if bad.any():
         raise CorruptCaptureError(
             f"{path} holds impossible records (first at #{int(bad.argmax())}); "
@@ -93,5 +98,6 @@ def load_heap(path: Path, t0_ns: int) -> pd.DataFrame:
     """Heap samples: ``t_s``, ``rss_bytes``, ``allocated_blocks``, ``count0..2``
     and, when tracemalloc was on, ``traced_bytes`` and ``traced_peak_bytes``."""
     df = read_csv_checked(path, HEAP_COLUMNS, "labkit heap sample file", dtype="int64")
+    check_non_negative(df, path, ("t_ns",))
     df.insert(0, "t_s", (df.pop("t_ns") - t0_ns) / 1e9)
     return df

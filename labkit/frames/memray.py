@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.capture.children import set_pdeathsig
 from labkit.errors import CorruptCaptureError
+from labkit.frames.memray_probe import probe
 from labkit.safefile import open_regular
 from labkit.stacks import TRACER_FILE, Frame, is_agent, is_import_time, stack_text
 
@@ -135,6 +136,7 @@ class MemrayCapture:
         import memray
 
         try:
+            probe(self.path)  # a capture that crashes memray's reader is refused here
             with _reading(self.path):
                 self._reader = memray.FileReader(str(self.path))
                 self.metadata = self._reader.metadata

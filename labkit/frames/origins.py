@@ -78,9 +78,12 @@ class OriginsCapture:
 
 def load_origins(path: Path, t0_ns: int = 0, how: Attribution = DEFAULT) -> OriginsCapture:
     """Load ``origins.json``; a malformed file is a one-line :class:`CorruptCaptureError`."""
+    from labkit.schemas import check
+
     doc = read_json(path, "origins file")
     if not isinstance(doc, dict):
         raise CorruptCaptureError(f"{path} is not a labkit origins file; re-capture the run")
+    check(doc, "origins", path, "origins file", "re-capture the run")
     stacks = _stacks(doc, path)
 
     def threads(rows: Any) -> pd.DataFrame:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from labkit.capture.proc import COLUMNS
-from labkit.frames.csvfile import read_csv_checked
+from labkit.errors import CorruptCaptureError
+from labkit.frames.csvfile import check_non_negative, read_csv_checked
 
 
 def load_proc(path: Path, t0_ns: int) -> pd.DataFrame:
@@ -16,6 +18,10 @@ def load_proc(path: Path, t0_ns: int) -> pd.DataFrame:
     dtypes = {c: ("float64" if c == "cpu_percent" else "int64") for c in COLUMNS}
     df = read_csv_checked(path, COLUMNS, "labkit process sample file", dtype=dtypes,
                           exact=True)
+    check_non_negative(df, path, ("t_ns", "rss_bytes", "threads", "fds", "children"))
+    if len(df) and not bool(np.isfinite(df["cpu_percent"]).all()):
+        raise CorruptCaptureError(f"{path} holds a cpu_percent that is not a finite number; "
+                                  "the file is damaged: re-capture the run")
     df.insert(0, "t_s", (df.pop("t_ns") - t0_ns) / 1e9)
     return df
 
@@ -45,11 +51,15 @@ def load_fd_table(path: Path) -> pd.DataFrame:
     """``proc_fds.json``: the descriptor table when the most were open, one row per fd:
     ``fd``, ``kind`` (file, socket, pipe, device, other), ``target``, ``endpoint`` (a
     socket's protocol and addresses), ``where`` (what to group a leak by)."""
-    from labkit.errors import CorruptCaptureError
     from labkit.frames.origins import fd_kind
     from labkit.safefile import read_json
+    from labkit.schemas import check
 
     doc = read_json(path, "descriptor table")
+    if not isinstance(doc, dict):
+        raise CorruptCaptureError(f"{path} is not a labkit descriptor table; re-capture "
+                                  "with --proc")
+    check(doc, "proc_fds", path, "descriptor table", "re-capture with --proc")
     try:
         rows = [(int(f["fd"]), fd_kind(str(f["target"])), str(f["target"]),
                  str(f.get("endpoint", ""))) for f in doc["fds"]]

@@ -6,6 +6,7 @@ own frames (the tracer, the bootstrap, the origins agent's wrappers, runpy) are 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,37 +31,12 @@ def _read_json(path: Path, what: str) -> Any:
 
 def stack_text(frames: list[Frame]) -> str:
     """Leaf-first text of a stack."""
-    return " < ".join(f"{fn} ({Path(f).name}:{ln})" for fn, f, ln in frames)
+    return " < ".join(f"{fn} ({_basename(f)}:{ln})" for fn, f, ln in frames)
 
 
-def _parse_thread(name: str) -> tuple[int, str]:
-    # py-spy names speedscope profiles 'Thread 1234 "name"' (the OS thread id)
-    parts = name.split(" ", 2)
-    if len(parts) >= 2 and parts[0] == "Thread" and parts[1].isdigit():
-        tname = parts[2].strip('"') if len(parts) == 3 else ""
-        return int(parts[1]), tname
-    return 0, name
-
-
-def _speedscope_stacks(doc: Any) -> Counter:
-    frames = [(str(f["name"]), str(f.get("file") or ""), int(f.get("line") or 0))
-              for f in doc["shared"]["frames"]]
-    counts: Counter = Counter()
-    for prof in doc["profiles"]:
-        tid, tname = _parse_thread(str(prof.get("name", "")))
-        if tname.startswith("labkit-"):
-            continue
-        samples, weights = prof["samples"], prof.get("weights") or []
-        unit = weights[0] if weights else 0
-        for i, stack in enumerate(samples):
-            if not stack:
-                continue
-            own = tuple(frames[j] for j in reversed(stack) if not frames[j][1].endswith(_HIDDEN))
-            if not own:
-                continue
-            w = weights[i] / unit if (unit and i < len(weights)) else 1
-            counts[(tid, tname, own)] += round(w)
-    return counts
+@functools.lru_cache(maxsize=65536)
+def _basename(file: str) -> str:
+    return Path(file).name
 
 
 def load_speedscope(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -72,14 +48,9 @@ def load_speedscope(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
     ``functions``: ``function``, ``file``, ``self_count``, ``total_count``, ``self_share``,
     ``total_share`` (of all samples; total counts a function once per sample).
     """
-    doc = _read_json(Path(path), "py-spy profile")
-    try:
-        counts = _speedscope_stacks(doc)
-    except (KeyError, TypeError, IndexError, ValueError, AttributeError, OverflowError):
-        raise CorruptCaptureError(
-            f"py-spy profile {path} is not in speedscope format; record it with "
-            "`py-spy record --format speedscope`"
-        ) from None
+    from labkit.frames.speedscope import read_stacks
+
+    counts = read_stacks(Path(path), _HIDDEN)
     rows = [(tid, tname, st[0][0], st[0][1], st[0][2], stack_text(list(st)), n,
              tuple((f, ln, fn) for fn, f, ln in st)) for (tid, tname, st), n in counts.items()]
     samples = pd.DataFrame.from_records(rows, columns=list(SAMPLE_COLUMNS))
@@ -88,7 +59,7 @@ def load_speedscope(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
     total_c: Counter = Counter()
     for (_tid, _tn, st), n in counts.items():
         self_c[(st[0][0], st[0][1])] += n
-        for key in {(fn, f) for fn, f, _ in st}:
+        for key in dict.fromkeys((fn, f) for fn, f, _ in st):  # in stack order: stable ties
             total_c[key] += n
     all_n = sum(counts.values()) or 1
     functions = pd.DataFrame(
@@ -109,6 +80,9 @@ def load_dump(path: Path | str) -> pd.DataFrame:
         raise CorruptCaptureError(
             f"py-spy dump {path} holds no threads (expected the list that `py-spy dump --json` "
             "prints); re-take the dump")
+    from labkit.schemas import check
+
+    check(doc, "pyspy_dump", path, "py-spy dump", "re-take it with `py-spy dump --json`")
     rows = []
     try:
         for t in doc:

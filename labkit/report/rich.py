@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit import artifacts as A
 from labkit.report.pages import macro, trusted
+from labkit.units import printable
 
 if TYPE_CHECKING:
     from labkit.analysis.compare import Comparison
@@ -33,12 +34,19 @@ def run_html(run: Run) -> str:
     from labkit.report.text import run_summary_lines
 
     lines = run_summary_lines(run)
-    return str(_macro("run")(lines[0], lines[1:], [c for a, c in NEXT if run.has(a)]))
+    return str(_macro("run")(printable(lines[0]), _pre(lines[1:]),
+                             [c for a, c in NEXT if run.has(a)]))
 
 
 def lines_html(title: str, lines: list[str], calls: str = "") -> str:
     """A summary's terminal lines under a title, with what to call next."""
-    return str(_macro("lines")(title, lines, calls))
+    return str(_macro("lines")(title, _pre(lines), calls))
+
+
+def _pre(lines: list[str]) -> list[str]:
+    """Terminal lines for a ``<pre>``, each escaped as the terminal escapes it (a captured
+    name's newline cannot start a line of its own); the template escapes them for HTML."""
+    return [printable(ln) for ln in lines]
 
 
 def gc_summary_html(s: Any) -> str:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from labkit import artifacts as A
 from labkit.analysis import gc_summary
 from labkit.capture.gctrace import FLOOD_PER_S
 from labkit.frames import Run
 from labkit.report.pages import render
-from labkit.units import human_bytes, human_measure
+from labkit.units import human_bytes, human_measure, printable
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from labkit.analysis.compare import Comparison
     from labkit.analysis.findings import Findings
     from labkit.fleetdb import Fleet
@@ -154,14 +156,25 @@ def comparison_lines(cmp: Comparison, top: int = 10) -> list[str]:
     """``labkit compare``: summary deltas, then growth by site and by function."""
     lines = [f"B {cmp.b.path} against A {cmp.a.path}"]
     if not cmp.summary.empty:
-        lines.append(cmp.summary.to_string(float_format=lambda v: f"{v:,.3f}"))
+        lines += _table(cmp.summary, float_format=lambda v: f"{v:,.3f}")
     if not cmp.allocations.empty:
         lines.append(f"allocation sites at peak, by growth (top {top}):")
-        lines.append(cmp.allocations.head(top).to_string(index=False))
+        lines += _table(cmp.allocations.head(top), index=False)
     if not cmp.functions.empty:
         lines.append(f"py-spy functions, by growth of self share (top {top}):")
-        lines.append(cmp.functions.head(top).to_string(index=False))
+        lines += _table(cmp.functions.head(top), index=False)
     return lines
+
+
+def _table(df: pd.DataFrame, **kw: Any) -> list[str]:
+    """``df.to_string`` as lines, each text cell escaped first (a captured name with a
+    newline in it stays in its row)."""
+    text = df.copy()
+    for c in text.columns:
+        if text[c].dtype == object or str(text[c].dtype) == "string":
+            text[c] = text[c].map(lambda v: printable(v) if isinstance(v, str) else v)
+    text.index = [printable(i) if isinstance(i, str) else i for i in text.index]
+    return text.to_string(**kw).splitlines()
 
 
 def scenario_list_lines() -> list[str]:

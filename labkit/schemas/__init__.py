@@ -1,0 +1,71 @@
+"""JSON Schemas for what labkit reads back: a run's manifest and its JSON capture files.
+
+Each ``NAME.schema.json`` here ships as package data; :func:`check` validates a loaded
+document against one with jsonschema and turns the first violation into one line.
+Integers that become times, pids, fds or sizes must fit int64 and be non-negative, so that
+no later arithmetic or export overflows.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import CorruptCaptureError
+
+INT64_MAX = (1 << 63) - 1
+
+
+def _jsonschema() -> Any:
+    """``jsonschema``, imported without its optional IRI-syntax checker: rfc3987_syntax builds
+    a grammar at import (seconds, on every command); labkit's schemas use no ``format``."""
+    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # an ImportError
+        try:
+            import jsonschema
+        finally:
+            del sys.modules["rfc3987_syntax"]  # anyone else may still import it
+    import jsonschema
+
+    return jsonschema
+
+
+@functools.cache
+def validator(name: str) -> Any:
+    """The compiled validator of ``NAME.schema.json``."""
+    jsonschema = _jsonschema()
+
+    text = resources.files(__name__).joinpath(f"{name}.schema.json").read_text("utf-8")
+    schema = json.loads(text)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _where(path: Any) -> str:
+    parts = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    return parts.lstrip(".") or "the document"
+
+
+def _short(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check(doc: Any, name: str, path: Path | str, what: str, fix: str) -> None:
+    """Raise a one-line :class:`CorruptCaptureError` unless ``doc`` is valid against
+    ``NAME.schema.json``; it names ``what`` at ``path``, the offending field, and ``fix``."""
+    jsonschema = _jsonschema()
+
+    try:
+        error = jsonschema.exceptions.best_match(validator(name).iter_errors(doc))
+    except RecursionError:
+        raise CorruptCaptureError(f"{what} {path} is nested too deeply; {fix}") from None
+    if error is None:
+        return
+    where = _short(_where(error.absolute_path), 60).replace("\n", "\\n")
+    message = _short(error.message.replace("\n", "\\n"))
+    raise CorruptCaptureError(f"{what} {path} has an invalid {where} ({message}); {fix}")
