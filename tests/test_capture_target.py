@@ -232,3 +232,24 @@ def test_doctor_says_which_backends_work_for_an_interpreter(app_venv: Path,
     assert any(ln.startswith("NO  --native") for ln in lines)
     for name in ("GC tracer", "py-spy attach", "proc sampler"):
         assert any(ln.startswith("ok ") and f" {name} " in ln for ln in lines), (name, lines)
+
+
+def test_the_manifest_schema_holds_the_target_environment(tmp_path: Path) -> None:
+    from labkit.errors import CorruptCaptureError
+    from labkit.rundir import check_manifest
+
+    good = {"schema_version": 1, "artifacts": [], "target": {
+        "prefix": "/srv/app/venv", "site_packages": ["/srv/app/venv/lib/site-packages"],
+        "sys_path": ["/srv/app", "/srv/app/venv/lib/site-packages", "/tmp/labkit-lent-x"],
+        "distributions": {"aiohttp": ["aiohttp", "3.12.2"]},
+        "memray": {"source": "labkit", "version": "1.20.0"},
+        "lent": {"path": "/tmp/labkit-lent-x", "names": ["memray"], "target_has": []}}}
+    check_manifest(good, tmp_path / "manifest.json")
+    for key, bad in (("distributions", {"aiohttp": ["aiohttp"]}),
+                     ("distributions", {"aiohttp": "3.12.2"}),
+                     ("memray", {"source": "elsewhere"}),
+                     ("site_packages", "/srv")):
+        doc = json.loads(json.dumps(good))
+        doc["target"][key] = bad
+        with pytest.raises(CorruptCaptureError, match=key):
+            check_manifest(doc, tmp_path / "manifest.json")
