@@ -153,10 +153,25 @@ def probe(python: str, options: Sequence[str] = (), env: dict[str, str] | None =
         raise InputError(
             f"{python} is Python {'.'.join(map(str, version))}; labkit needs Python "
             f"{'.'.join(map(str, MIN_VERSION))} or newer: use a newer interpreter")
-    keys = ("implementation", "soabi", "prefix", "base_prefix", "sys_path", "site_packages",
-            "distributions", "memray")
-    return Target(python, version, str(facts.get("executable") or python),
-                  **{k: facts[k] for k in keys if k in facts})
+    return Target(python, version, str(facts.get("executable") or python), **_typed(facts))
+
+
+def _typed(facts: dict[str, Any]) -> dict[str, Any]:
+    """The probe's answers that have the shape :class:`Target` expects (a program's
+    ``sitecustomize`` could print anything)."""
+    def texts(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+    out: dict[str, Any] = {k: facts[k] for k in ("implementation", "soabi", "prefix",
+                                                  "base_prefix") if isinstance(facts.get(k), str)}
+    out.update({k: facts[k] for k in ("sys_path", "site_packages") if texts(facts.get(k))})
+    dists = facts.get("distributions")
+    if isinstance(dists, dict):
+        out["distributions"] = {k: v for k, v in dists.items() if texts(v) and len(v) == 2}
+    memray = facts.get("memray")
+    if isinstance(memray, dict) and all(isinstance(v, str) for v in memray.values()):
+        out["memray"] = memray
+    return out
 
 
 def memray_source(target: Target) -> str:
