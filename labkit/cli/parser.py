@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a parameter (repeatable)")
     p.add_argument("--quick", action="store_true", help="the preset that finishes in seconds")
     p.add_argument("--out", type=Path, help="directory for the runs (one per variant)")
-    p.add_argument("--python", help="interpreter to run the scenario with (default: this one)")
+    p.add_argument("--python", help="interpreter to run the scenario with (default: this one); "
+                   "labkit lends it labkit and memray, nothing is installed there")
     p.add_argument("--memory-cap", type=MEMORY_MIB, metavar="MIB",
                    help="stop a variant whose RSS passes this (default: the scenario's)")
     p.add_argument("--time-cap", type=SECONDS, metavar="S",
