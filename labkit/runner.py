@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit.artifacts import METRICS, PYSPY_DUMP
-from labkit.capture.session import CaptureOptions, RunResult, require_module, run_program
+from labkit.capture.session import CaptureOptions, RunResult, run_program
+from labkit.capture.target import labkit_package
 from labkit.errors import UsageError
 from labkit.progress import progress
 from labkit.rundir import RunWriter, default_run_path
@@ -99,8 +100,6 @@ def run_scenario(
         raise UsageError(str(exc).strip("\"'")) from None
     chosen = tuple(captures if captures is not None else spec.captures)
     python = python or sys.executable
-    if python != sys.executable:
-        require_module(python, "labkit")  # the scenario programs are labkit's modules
     root = Path(out) if out else default_run_path(name)
     results = {}
     chosen_variants = list(variants or spec.variants)
@@ -130,7 +129,7 @@ def _run_variant(name: str, spec: Any, variant: str, values: dict[str, Any],
     return run_program(
         cmd, out=root / variant, options=opts, kind="scenario",
         argv=list(argv or ["labkit", "run", name]), metrics_env=METRICS_ENV,
-        backends=backends,
+        backends=backends, lend=() if python == sys.executable else (labkit_package(),),
         params={"scenario": name, "variant": variant, "quick": quick, "values": values,
                 "captures": list(chosen)})
 

@@ -3,13 +3,15 @@
 Run as a script by :func:`labkit.capture.session.run_program`::
 
     python bootstrap.py --out DIR [--interval S] [--quiet] [--no-gc] [--tracemalloc]
-                        [--memray FILE [--native] [--trace-python-allocators]]
+                        [--lend DIR] [--memray FILE [--native] [--trace-python-allocators]]
                         -- (PROG | -m MODULE | -c CODE) [ARGS]
 
 Contract:
 
 * It imports only the standard library (and memray when asked): it runs inside the
-  program's interpreter, which need not have labkit's dependencies.
+  program's interpreter, which need not have labkit's dependencies. ``--lend DIR`` (what
+  labkit lends: memray and what it imports) is appended to the *end* of ``sys.path``
+  before anything is imported, so the program's own packages always come first.
 * Everything it writes is named by an absolute path fixed before the program starts, so a
   program that changes directory or deletes files cannot redirect it.
 * Its messages (gctrace's per-collection lines) go to a duplicate of fd 2 taken before the
@@ -51,11 +53,11 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     """Split the agent's options from the program's command line (after ``--``)."""
     opts: dict[str, Any] = {"out": None, "interval": 0.02, "quiet": False, "tracemalloc": False,
                             "memray": None, "native": False, "trace_python_allocators": False,
-                            "gc": True, "origins": False}
+                            "gc": True, "origins": False, "lend": None}
     i = 0
     while i < len(argv) and argv[i] != "--":
         a = argv[i]
-        if a in ("--out", "--interval", "--memray"):
+        if a in ("--out", "--interval", "--memray", "--lend"):
             opts[a[2:]] = argv[i + 1]
             i += 2
             continue
@@ -65,7 +67,7 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
         else:
             opts[key] = True
         i += 1
-    for key in ("out", "memray"):
+    for key in ("out", "memray", "lend"):
         if opts[key]:
             opts[key] = os.path.abspath(opts[key])
     return opts, argv[i + 1:]
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     """Start the chosen backends, run the program, stop them; exit as the program did."""
     opts, target = parse(sys.argv[1:] if argv is None else argv)
     owner = os.getpid()
+    if opts["lend"]:
+        sys.path.append(opts["lend"])
     tracker = None
     if opts["memray"]:
         import memray

@@ -34,6 +34,7 @@ from labkit.capture.children import (
     terminal_fd,
 )
 from labkit.capture.proc import ProcSampler
+from labkit.capture.target import Lent, Loan, prepare
 from labkit.capture.tree import ProcessTree
 from labkit.errors import InputError, UsageError
 from labkit.options import label_column
@@ -106,6 +107,9 @@ def parse_python_command(cmd: Sequence[str]) -> PythonCommand:
         raise UsageError("no program given; usage: labkit gctrace -- python PROG [ARGS]")
     python = cmd[0]
     if shutil.which(python) is None:
+        if os.path.islink(python) and not os.path.exists(python):
+            raise InputError(f"{python} links to {os.path.realpath(python)}, which is gone: "
+                             "its venv's base Python was moved or deleted; recreate the venv")
         raise InputError(f"{python!r} is not an executable; give a Python interpreter after --")
     if "python" not in Path(python).name and "pypy" not in Path(python).name:
         raise UsageError(
@@ -132,21 +136,13 @@ def parse_python_command(cmd: Sequence[str]) -> PythonCommand:
     return PythonCommand(python, options, rest)
 
 
-def require_module(python: str, module: str) -> None:
-    """Raise :class:`InputError` unless ``python`` can import ``module``."""
-    cp = subprocess.run([python, "-c", f"import {module}"], capture_output=True, timeout=60)
-    if cp.returncode != 0:
-        raise InputError(
-            f"{python} cannot import {module}; install it there (pip install {module}) or run "
-            f"the program with labkit's interpreter: -- {sys.executable} PROG"
-        )
-
-
 def child_argv(cmd: PythonCommand, out_dir: Path, opts: CaptureOptions,
-               memray_file: Path | None) -> list[str]:
+               memray_file: Path | None, lent: Lent | None = None) -> list[str]:
     """The interpreter command line that runs ``cmd`` under the in-process backends."""
     argv = [cmd.python, *cmd.options, bootstrap.__file__, "--out", str(out_dir.absolute()),
             "--interval", str(opts.interval_s)]
+    if lent is not None:
+        argv += ["--lend", str(lent.path)]
     if opts.quiet:
         argv.append("--quiet")
     if not opts.gc:
@@ -174,6 +170,7 @@ def run_program(
     params: dict[str, Any] | None = None,
     metrics_env: str | None = None,
     backends: Sequence[Callable[[int, RunWriter], Any]] = (),
+    lend: Sequence[str] = (),
 ) -> RunResult:
     """Run ``cmd`` under the chosen backends and publish its run directory.
 
@@ -181,19 +178,36 @@ def run_program(
     the program in the environment variable ``ENV``. Each of ``backends`` is called with the
     child's pid and the writer once the child runs, and must return an object with
     ``stop()`` (and optionally ``manifest_extra``): outside observers such as py-spy.
+
+    The interpreter is probed first and memray (and each of ``lend``) lent if it lacks it:
+    see :func:`labkit.capture.target.prepare`. The manifest's ``target`` says what it is.
     """
     opts = options or CaptureOptions()
     for key in opts.labels or {}:
         label_column(key)  # a key that could not be a column is refused before the run
     pycmd = parse_python_command(cmd)
-    if opts.memray:
-        require_module(pycmd.python, "memray")
+    env = dict(os.environ if opts.env is None else opts.env)
+    loan = prepare(pycmd.python, pycmd.options, env, memray=opts.memray, lend=lend)
+    try:
+        return _run_in(pycmd, loan, env, opts, out, kind, argv, params, metrics_env,
+                       backends, list(cmd))
+    finally:
+        loan.close()
+
+
+def _run_in(pycmd: PythonCommand, loan: Loan, env: dict[str, str], opts: CaptureOptions,
+            out: Path | None, kind: str, argv: Sequence[str] | None,
+            params: dict[str, Any] | None, metrics_env: str | None,
+            backends: Sequence[Callable[[int, RunWriter], Any]],
+            cmd: list[str]) -> RunResult:
+    """:func:`run_program` once the target is known and labkit's loans are in place."""
     writer = RunWriter(out or default_run_path(pycmd.label), kind,
                        list(argv if argv is not None else sys.argv), dict(params or {}),
                        labels=dict(opts.labels or {}))
     tree = ProcessTree(opts.memory_cap_bytes, cgroup=opts.cgroup)
     tty = terminal_fd()
-    child = _start(pycmd, writer, opts, metrics_env, tree, tty if in_foreground(tty) else None)
+    child = _start(pycmd, writer, opts, env, metrics_env, loan.lent, tree,
+                   tty if in_foreground(tty) else None)
     watch = _Watch(child, writer, opts, tree, tty)
     rc, received = watch.run(backends)
     sig = -rc if rc < 0 else None
@@ -206,15 +220,16 @@ def run_program(
         outcome["memory_cap_bytes"] = opts.memory_cap_bytes
     if opts.time_cap_s:
         outcome["time_cap_s"] = opts.time_cap_s
-    path = writer.publish(command=list(cmd), outcome=outcome,
-                          target={**(_target_facts(writer.path) or {}), "pid": child.pid},
+    facts = {**loan.facts(pycmd.target), **(_target_facts(writer.path) or {}),
+             "pid": child.pid}
+    path = writer.publish(command=cmd, outcome=outcome, target=facts,
                           caps=tree.manifest(), **watch.extra)
     return RunResult(path, rc, watch.reason, sig, watch.extra)
 
 
 def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
-           metrics_env: str | None, tree: ProcessTree,
-           tty: int | None) -> subprocess.Popen:
+           env: dict[str, str], metrics_env: str | None, lent: Lent | None,
+           tree: ProcessTree, tty: int | None) -> subprocess.Popen:
     """Reserve the in-process backends' files, set the run's origin, start the program in
     ``tree`` (a process group of its own, given the terminal ``tty`` if labkit holds it)."""
     if opts.gc:
@@ -223,7 +238,7 @@ def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
     if opts.origins:
         writer.file(A.ORIGINS)
     memray_file = writer.file(A.MEMRAY) if opts.memray else None
-    env = dict(os.environ if opts.env is None else opts.env)
+    env = dict(env)
     if metrics_env is not None:
         env[metrics_env] = str(writer.file(A.METRICS))
     writer.mark_origin()
@@ -235,7 +250,7 @@ def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
             hand_terminal(tty, os.getpgrp())
 
     try:
-        child = subprocess.Popen(child_argv(pycmd, writer.path, opts, memray_file),
+        child = subprocess.Popen(child_argv(pycmd, writer.path, opts, memray_file, lent),
                                  env=env, process_group=0, preexec_fn=preexec)
     except OSError as exc:
         tree.cleanup()

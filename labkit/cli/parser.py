@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a parameter (repeatable)")
     p.add_argument("--quick", action="store_true", help="the preset that finishes in seconds")
     p.add_argument("--out", type=Path, help="directory for the runs (one per variant)")
-    p.add_argument("--python", help="interpreter to run the scenario with (default: this one)")
+    p.add_argument("--python", help="interpreter to run the scenario with (default: this one); "
+                   "labkit lends it labkit and memray, nothing is installed there")
     p.add_argument("--memory-cap", type=MEMORY_MIB, metavar="MIB",
                    help="stop a variant whose RSS passes this (default: the scenario's)")
     p.add_argument("--time-cap", type=SECONDS, metavar="S",
@@ -199,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="a run directory, or a memray/speedscope/dump file")
     p.set_defaults(handler=verbs.cmd_summary, needs_command=False)
 
-    p = sub.add_parser("doctor", help="versions, and whether py-spy can attach here")
+    p = sub.add_parser("doctor", help="versions, and whether py-spy can attach here; with "
+                       "--python, which backends will work for that interpreter")
+    p.add_argument("--python", metavar="PATH",
+                   help="an interpreter to check (a venv's python): which capture backends "
+                        "will work for it, and why not")
     p.set_defaults(handler=verbs.cmd_doctor, needs_command=False)
     return parser

@@ -316,7 +316,7 @@ def cmd_doctor(args: argparse.Namespace, command: list[str]) -> int:
     """Print versions and the ptrace check; 0 when all is well, 1 otherwise."""
     from labkit.doctor import run_doctor
 
-    checks = run_doctor()
+    checks = run_doctor(args.python)
     width = max(len(c.name) for c in checks)
     for c in checks:
         say(f"{'ok ' if c.ok else 'NO '} {c.name:<{width}}  {c.detail}")

@@ -39,6 +39,17 @@ class Run:
         return f"Run({str(self.path)!r}, kind={self.manifest.get('kind')!r}, files={self.files})"
 
     @property
+    def distributions(self) -> dict[str, tuple[str, str]]:
+        """``{top-level import name: (distribution, version)}`` installed in the target's
+        environment, as its interpreter read them at capture; empty for older runs."""
+        target = self.manifest.get("target")
+        found = target.get("distributions") if isinstance(target, dict) else None
+        if not isinstance(found, dict):
+            return {}
+        return {str(top): (str(v[0]), str(v[1])) for top, v in found.items()
+                if isinstance(v, list | tuple) and len(v) == 2}
+
+    @property
     def files(self) -> list[str]:
         """Names of the capture files the manifest lists."""
         return [a["name"] for a in self.manifest.get("artifacts", [])]

@@ -9,7 +9,7 @@ what an already loaded run holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,9 @@ class Evidence:
     fd_table: pd.DataFrame | None = None  # the descriptor table at its peak, from outside
     gc_wall_s: float | None = None  # the traced run's wall time, when known
     sources: dict[str, str] | None = None
+    # {top-level import name: (distribution, version)} as installed where the program ran,
+    # read by the target interpreter at capture (the run's manifest); empty if unknown
+    distributions: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _existing(path: str | Path | None, what: str) -> Path | None:
@@ -110,6 +113,8 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
 
             ev.fd_table = load_fd_table(table)
             ev.sources["fd table"] = str(table)
+    if not ev.distributions:
+        ev.distributions = _distributions_beside(memray, pyspy, dump, gc, proc)
     if not ev.sources and r is not None:
         raise InputError(f"{r.path} holds no capture a postmortem can read")
     if not ev.sources:
@@ -121,7 +126,7 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
 def evidence_of(run: Any) -> Evidence:
     """The evidence a loaded :class:`~labkit.frames.Run` holds, sharing its frames (on the
     run's time axis; nothing is loaded twice)."""
-    ev = Evidence(sources={})
+    ev = Evidence(sources={}, distributions=dict(getattr(run, "distributions", {}) or {}))
     if run.has(A.MEMRAY):
         ev.memray, ev.sources["memray"] = run.memray, str(run.need(A.MEMRAY))
     if run.has(A.PYSPY_PROFILE) or run.has(A.PYSPY_DUMP):
@@ -140,6 +145,24 @@ def evidence_of(run: Any) -> Evidence:
     if run.has(A.ORIGINS):
         ev.origins, ev.sources["origins"] = run.origins, str(run.need(A.ORIGINS))
     return ev
+
+
+def _distributions_beside(*paths: str | Path | None) -> dict[str, tuple[str, str]]:
+    """The target's distributions from the manifest of the run that holds a loose capture
+    (its folder, or the folder itself for a run given as ``--gc``); empty if none."""
+    from labkit.errors import LabkitError
+    from labkit.frames import Run
+
+    for p in paths:
+        if p in (None, ""):
+            continue
+        folder = Path(p) if Path(p).is_dir() else Path(p).parent
+        if (folder / "manifest.json").is_file():
+            try:
+                return Run(folder, verify=False).distributions
+            except LabkitError:
+                continue
+    return {}
 
 
 def _wall_from_meta(meta_path: Path, events: pd.DataFrame) -> float | None:
