@@ -9,7 +9,7 @@ what an already loaded run holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,9 @@ class Evidence:
     fd_table: pd.DataFrame | None = None  # the descriptor table at its peak, from outside
     gc_wall_s: float | None = None  # the traced run's wall time, when known
     sources: dict[str, str] | None = None
+    # top-level import name -> (distribution, version), read from the TARGET environment
+    distributions: dict[str, tuple[str, str]] = field(default_factory=dict)
+    run_dir: str | None = None  # the run directory the captures come from, if any
 
 
 def _existing(path: str | Path | None, what: str) -> Path | None:
@@ -121,7 +124,7 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
 def evidence_of(run: Any) -> Evidence:
     """The evidence a loaded :class:`~labkit.frames.Run` holds, sharing its frames (on the
     run's time axis; nothing is loaded twice)."""
-    ev = Evidence(sources={})
+    ev = Evidence(sources={}, run_dir=str(run.path))
     if run.has(A.MEMRAY):
         ev.memray, ev.sources["memray"] = run.memray, str(run.need(A.MEMRAY))
     if run.has(A.PYSPY_PROFILE) or run.has(A.PYSPY_DUMP):
