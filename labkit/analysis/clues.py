@@ -19,7 +19,7 @@ import pandas as pd
 
 from labkit.analysis.gc import gc_summary
 from labkit.analysis.growth import steady_gain
-from labkit.analysis.libraries import Library, split_stack
+from labkit.analysis.libraries import Library, native_library, split_stack
 from labkit.analysis.symptoms import (
     heap_is_growing,
     heap_symptom,
@@ -100,18 +100,20 @@ def _groups(df: pd.DataFrame, how: Attribution,
 
 
 def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str],
-                   dists: Mapping[str, tuple[str, str]] | None = None) -> pd.DataFrame:
+                   dists: Mapping[str, tuple[str, str]] | None = None,
+                   firsts: tuple[str, ...] = ()) -> pd.DataFrame:
     """Rows grouped by suspect (:func:`_groups`); ``sums`` maps output column -> input
-    column to add up; ``stack`` is the group's first row's, ``library`` the suspect's
-    :class:`Library` or None."""
-    cols = ["function", "file", "line", "stack", "library", *sums]
+    column to add up; ``stack`` and the ``firsts`` columns are the group's first row's,
+    ``library`` the suspect's :class:`Library` or None."""
+    cols = ["function", "file", "line", "stack", "library", *sums, *firsts]
     if df.empty:
         return pd.DataFrame(columns=cols)
     rows = []
     for user, lib, idx in _groups(df, how, dists or {}):
         part = df.iloc[idx]
         rows.append((user[2], user[0], int(user[1]), str(part["stack"].iloc[0]), lib,
-                     *(part[v].sum().item() for v in sums.values())))
+                     *(part[v].sum().item() for v in sums.values()),
+                     *(part[c].iloc[0] for c in firsts)))
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -129,8 +131,10 @@ def _memory_rows(memray: Any, how: Attribution,
     total = max(1, int(memray.metadata.peak_memory))  # no statistics pass needed
     grow = own_allocations(memray.growth)
     grow = grow.assign(gain=steady_gain(grow))
+    native = bool(getattr(memray.metadata, "has_native_traces", False)) and "record" in grow
     sites = _by_user_frame(grow, how, {"bytes": "peak_bytes", "count": "peak_count",
-                                       "never": "end_bytes", "gain": "gain"}, dists)
+                                       "never": "end_bytes", "gain": "gain"}, dists,
+                           ("record", "frames") if native else ())
     grown, never = float(sites["gain"].sum()), float(sites["never"].sum())
     objects = float(grow["peak_count"].sum()) if memray.metadata.trace_python_allocators \
         else 0.0
@@ -156,12 +160,19 @@ def _memory_rows(memray: Any, how: Attribution,
             explains.append(f"never freed: {100 * r.never / never:.0f}% of what was still "
                             f"held when tracking stopped ({r.never / MB:.1f} MiB)")
         kind = "growing allocation site" if of_growth > at_peak else "allocation site at peak"
-        rows.append(Clue(kind, _code_name(r.function, r.file, r.line, r.library),
+        lib = r.library
+        if native:
+            below = memray.native_frames(int(r.record))
+            lib = native_library(below, r.frames, how, dists) or lib
+            if below and lib is not None and lib is not r.library:
+                explains.append(f"native: allocated in {lib.site.where} of {lib.label}, "
+                                "below your Python code")
+        rows.append(Clue(kind, _code_name(r.function, r.file, r.line, lib),
                      f"{r.bytes / MB:.1f} MiB in {int(r.count):,} blocks held at the peak, "
                      f"+{r.gain / MB:.1f} MiB gained over the run, {r.never / MB:.1f} MiB "
                      f"never freed; stack {str(r.stack)[:120]}", score,
                      Code(r.function, r.file, int(r.line), str(r.stack), tuple(explains),
-                          r.library)))
+                          lib)))
     return sorted(rows, key=lambda row: -row.score)[:5]
 
 
@@ -286,7 +297,7 @@ def _native_rows(memray: Any, how: Attribution, dists: Mapping[str, tuple[str, s
                  f"{what}; the Python code whose allocations grew most meanwhile "
                  f"(+{r.gain / MB:.1f} MiB seen by memray); stack {str(r.stack)[:120]}", 0.9,
                  Code(r.function, r.file, int(r.line), str(r.stack),
-                      (f"native memory: the Python entry of the run's growth ({what})",),
+                      (f"native memory: the Python code that grew most while {what[15:]}",),
                       r.library))]
 
 

@@ -148,7 +148,7 @@ def _findings(ev: Any, how: Attribution) -> Findings:
         if r.code is None:
             continue
         lib = r.code.library
-        key = ("lib", lib.site.file, lib.site.line) if lib is not None else \
+        key = ("lib", lib.site.file, lib.site.line, lib.site.function) if lib is not None else \
             (Path(r.code.file).name, int(r.code.line))
         if key in by_key:
             same = by_key[key]

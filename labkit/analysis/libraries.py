@@ -14,17 +14,22 @@ suspect; the heaviest caller is named as "your code"), else by the user's line.
 The distribution and version come from the target environment: ``distributions``
 (top-level import name -> (distribution, version), recorded at capture time), else the
 ``*.dist-info`` beside the package in the very ``site-packages`` its file is in.
+
+In a capture with native stacks (``labkit capture --native``), an allocation made by a
+package's compiled code is charged to that code (:func:`native_library`): the site is the
+native frame, with its shared object when memray names it.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.attribution import Attribution
-from labkit.stacks import Frame, in_package_path, package_of
+from labkit.stacks import Frame, in_package_path, package_of, shared_object_of
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,10 @@ class FrameRef:
 
     @property
     def where(self) -> str:
-        """``function (aiohttp/cookiejar.py:356)``: the path inside site-packages."""
+        """``function (aiohttp/cookiejar.py:356)``: the path inside site-packages; a native
+        frame whose file memray could not name is ``function (native code)``."""
+        if self.file in ("<unknown>", "") or self.file.startswith("<unknown"):
+            return f"{self.function} (native code)"
         return f"{self.function} ({in_package_path(self.file)}:{self.line})"
 
 
@@ -127,3 +135,34 @@ def _is_package(f: Frame, how: Attribution) -> bool:
     if pkg is None or pkg in ("labkit", "memray", "_pytest", "pytest", "pluggy"):
         return False
     return how.ignore is None or not how.ignore.search(f"{f[0]}:{f[2]}")
+
+
+_INTERPRETER = re.compile(r"^(?:\./)?(?:Objects|Python|Include|Modules|Parser)/|libpython|"
+                          r"/memray/|^<frozen")
+_ALLOCATORS = frozenset({"malloc", "calloc", "realloc", "free", "posix_memalign", "memalign",
+                         "aligned_alloc", "valloc", "pvalloc", "mmap", "mmap64"})
+
+
+def native_library(native: Sequence[Frame], python: Sequence[Frame], how: Attribution,
+                   distributions: Mapping[str, tuple[str, str]]) -> Library | None:
+    """The library whose native code made an allocation: its site is the innermost native
+    frame that is neither the interpreter nor the C allocator itself; its shared object is
+    the frame's file when memray names one (``site-packages/<pkg>/...so`` gives the
+    package), else the package of the innermost Python frame that called into it. None when
+    neither names an installed package."""
+    site = next((f for f in native if not _INTERPRETER.search(f[0])
+                 and f[2] not in _ALLOCATORS), None)
+    if site is None:
+        return None
+    so = shared_object_of(site[0])
+    package = package_of(so) if so else None
+    caller = python[0] if python else None
+    if package is None and caller is not None:
+        package = package_of(caller[0])
+    if package is None or package == "labkit":
+        return None
+    _user, lib = split_stack(tuple(python), how, distributions)
+    entry = lib.entry if lib is not None and package_of(lib.site.file) == package else \
+        (_ref(caller) if caller else _ref(site))
+    dist, version = distribution(package, so or (caller[0] if caller else ""), distributions)
+    return Library(dist, version, entry, FrameRef(site[2], so or site[0], int(site[1])))

@@ -49,8 +49,9 @@ def split_by_program(ev: Any) -> dict[int, tuple[list[str], Any]] | None:
         sub = copy.copy(ev)
         sub.proc = sub.gc_events = sub.heap = sub.fd_table = sub.origins = None
         sub.memray = ev.memray if "memray" in kinds else None
-        sub.pyspy = None
-        if "pyspy" in kinds or "dump" in kinds:
+        has = {k for k in ("pyspy", "dump") if k in pids}
+        sub.pyspy = ev.pyspy if has and has <= set(kinds) else None
+        if sub.pyspy is None and ("pyspy" in kinds or "dump" in kinds):
             sub.pyspy = PySpyCapture(
                 speedscope=ev.pyspy.speedscope_path if "pyspy" in kinds else None,
                 dump=ev.pyspy.dump_path if "dump" in kinds else None)
