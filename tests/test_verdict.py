@@ -16,6 +16,7 @@ from labkit.analysis.libraries import split_stack
 from labkit.analysis.symptoms import proc_symptoms
 from labkit.attribution import DEFAULT, attribution
 from labkit.frames.evidence import Evidence
+from labkit.report.postmortem_page import findings_html
 from labkit.report.text import findings_lines
 from labkit.stacks import Frame, stack_text
 
@@ -99,6 +100,9 @@ def test_the_package_site_ranks_first_with_the_users_line_as_its_caller() -> Non
     assert sum(s.library is not None for s in found.suspects) == 1
     assert "inside aiohttp 3.12.2: CookieJar.filter_cookies" in found.verdict
     assert any("inside aiohttp 3.12.2" in ln for ln in findings_lines(found))
+    page = findings_html(found)
+    assert "inside aiohttp 3.12.2: <code>CookieJar.filter_cookies (aiohttp/cookiejar.py:356)" \
+        "</code>, called from your <code>worker</code>" in page
     doc = json.loads(json.dumps(found.to_json()))["suspects"][0]
     assert doc["library"] == {"package": "aiohttp", "version": "3.12.2",
                               "entry": {"function": "ClientSession._request",
