@@ -218,3 +218,32 @@ def test_the_verdict_names_the_suspect_that_explains_its_symptom() -> None:
                                     "cpu: 100%")
     assert "heap keeps growing, explained best by suspect 2, remember (app.py:10)" in \
         found.verdict
+
+
+def test_fds_opened_inside_a_package_rank_by_its_site_with_the_callers_line() -> None:
+    # GIVEN 30 sockets still open, opened by urllib3's pool for two lines of the user's code
+    sp = SP + "/urllib3"
+    opened = (Frame("/usr/lib/python3.11/socket.py", 836, "create_connection"),
+              Frame(f"{sp}/connection.py", 198, "HTTPConnection._new_conn"),
+              Frame(f"{sp}/connectionpool.py", 1071, "HTTPConnectionPool.urlopen"))
+    code = ["function", "file", "line", "stack", "frames"]
+    fds = pd.DataFrame([{"fd": i, "kind": "socket", "target": "tcp",
+                         "function": "create_connection", "file": opened[0].file,
+                         "line": 836, "stack": stack_text(st), "frames": st}
+                        for i, st in enumerate([(*opened, Frame(APP, 70, "fetch"))] * 20 +
+                                               [(*opened, Frame(APP, 80, "ping"))] * 10)])
+    none = pd.DataFrame(columns=["name", "alive", "t_s", *code])
+    origins = SimpleNamespace(threads=none, threads_at_peak=none, tasks=none,
+                              tasks_at_peak=none, fds=fds, fds_at_peak=fds.iloc[:0])
+    # WHEN the findings are made
+    found = findings(Evidence(origins=origins, distributions={"urllib3": ("urllib3", "2.2.1")}))
+    # THEN one suspect: urllib3's site, entered at the pool's urlopen, called from fetch
+    assert len(found.suspects) == 1
+    top = found.suspects[0]
+    assert top.named == ("inside urllib3 2.2.1: HTTPConnection._new_conn "
+                         "(urllib3/connection.py:198), called from your fetch (app.py:70)")
+    assert top.library.entry.function == "HTTPConnectionPool.urlopen"
+    assert top.explains == ["fds: opened 30 of the 30 open at the end (sockets)"]
+    # --focus on the user's file still finds the user's lines (below them, the package)
+    focused = findings(Evidence(origins=origins), attribution(focus=r"app\.py"))
+    assert focused.suspects[0].where == "fetch (app.py:70)"
