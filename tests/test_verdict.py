@@ -141,6 +141,10 @@ def test_keeps_growing_only_when_growth_continues_into_the_last_quarter() -> Non
     assert trend(rising, "v").shape == "rising"
     assert trend(step, "v").shape == "held"
     assert trend(warm, "v").shape == "warm-up"
+    # in a long run, a pool that opens over its first seconds is start-up too
+    slow_warm = _series([3.0 + i for i in range(20)] + [23.0] * 280, "v")
+    assert trend(slow_warm, "v").shape == "warm-up"
+    assert trend(_series([3.0] * 100 + [23.0] * 200, "v"), "v").shape == "held"
     heap = _memray([0.0] * 15 + [60 * MB] * 25, _growth([((Frame(APP, 5, "load"),),
                                                           60 * MB, 60 * MB)]))
     assert findings(Evidence(memray=heap)).verdict.startswith("heap grew by 60.0 MiB, then held")

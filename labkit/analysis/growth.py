@@ -47,8 +47,8 @@ class Trend:
     quarter), ``rise`` (peak - start), ``seconds`` to the peak, ``late_slope`` (per second,
     over the last quarter) and ``shape``: ``rising`` (still rising in the last quarter by at
     least :data:`LATE_SHARE` of the rise), ``held`` (rose, then stayed near its peak),
-    ``warm-up`` (held after reaching 90% of its rise in the first quarter: a pool, a cache
-    warming up), ``fell`` (rose, then gave most of it back) or ``flat``."""
+    ``warm-up`` (held after reaching 90% of its rise in the first quarter, or in the first
+    :data:`WARMUP_S` of a run of :data:`WARMUP_RUN_S` or more: a pool, a cache warming up), ``fell`` (rose, then gave most of it back) or ``flat``."""
 
     start: float
     peak: float
@@ -60,6 +60,8 @@ class Trend:
 
 
 LATE_SHARE = 0.1  # a series still rising gains at least this share of its rise at the end
+WARMUP_S = 5.0  # in a run of WARMUP_RUN_S or more, a level reached this early is start-up
+WARMUP_RUN_S = 20.0
 
 
 def trend(df: pd.DataFrame, col: str) -> Trend | None:
@@ -84,5 +86,6 @@ def trend(df: pd.DataFrame, col: str) -> Trend | None:
         shape = "fell"
     else:
         reached = float(t[int(np.argmax(v >= start + 0.9 * rise))] - t[0])
-        shape = "warm-up" if reached <= 0.25 * span else "held"
+        start_up = reached <= 0.25 * span or (span >= WARMUP_RUN_S and reached <= WARMUP_S)
+        shape = "warm-up" if start_up else "held"
     return Trend(start, peak, end, rise, float(t[i] - t[0]), slope, shape)
