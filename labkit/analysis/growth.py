@@ -48,7 +48,8 @@ class Trend:
     over the last quarter) and ``shape``: ``rising`` (still rising in the last quarter by at
     least :data:`LATE_SHARE` of the rise), ``held`` (rose, then stayed near its peak),
     ``warm-up`` (held after reaching 90% of its rise in the first quarter, or in the first
-    :data:`WARMUP_S` of a run of :data:`WARMUP_RUN_S` or more: a pool, a cache warming up), ``fell`` (rose, then gave most of it back) or ``flat``."""
+    :data:`WARMUP_S` of a run of :data:`WARMUP_RUN_S` or more: a pool, a cache warming
+    up), ``fell`` (rose, then gave most of it back) or ``flat``."""
 
     start: float
     peak: float
