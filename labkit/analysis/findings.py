@@ -178,7 +178,8 @@ def _verdict(symptoms: list[Symptom], ranked: list[Suspect]) -> str:
     top = ranked[0]
     for sym in symptoms:
         topic = _SYMPTOM_TOPIC.get(sym.kind, "")
-        said = next((e for e in top.explains if _topic(e) == topic), None)
+        said = next((e for e in top.explains if e.startswith(f"{sym.kind}:")), None) or \
+            next((e for e in top.explains if _topic(e) == topic), None)
         if said is not None:
             return f"{sym.what}; the top suspect is {top.named}, which explains {said}"
     verdict = f"the top suspect is {top.named}, which explains {top.explains[0]}"
