@@ -12,7 +12,10 @@ captures made on another machine or by another interpreter:
 * :func:`package_of`: the installed package (its top-level import name) a file belongs to;
 * :func:`is_labkit_internal`: labkit's own machinery (capture, frames, the scenarios' base);
 * :func:`is_lab_program`: the lab's scenario programs, which play the user's code;
-* :func:`is_import_time`: a stack that is importing a module.
+* :func:`is_import_time`: a stack that is importing a module;
+* :func:`is_waiting`: a stack whose innermost frame blocks (a lock, a socket, select);
+* :func:`in_package_path` and :func:`shared_object_of`: where a file sits in its
+  ``site-packages`` and which shared object a native frame is in.
 
 Which frame is *the user's* is decided by :mod:`labkit.attribution` from these.
 :func:`stack_text` writes a stack the one way every face shows it.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 
@@ -89,6 +92,43 @@ def is_lab_program(file: str) -> bool:
 def is_import_time(frames: Iterable[tuple[str, int, str]]) -> bool:
     """Whether a stack is importing a module (importlib's frames are in it)."""
     return any(f[0].startswith("<frozen importlib") for f in frames)
+
+
+# the standard library's calls that block a thread: a sample whose innermost frame is one of
+# these is waiting (on a lock, a socket, a child, a timer), whatever py-spy called it
+_WAITING = re.compile(
+    r"(?:^|\.)(?:wait|_wait_for_tstate_lock|join|acquire|sleep|select|poll|epoll|kqueue|"
+    r"readinto|recv|recv_into|recvfrom|recvmsg|accept|read|readline|_recv|_recv_bytes|"
+    r"_poll|_communicate|_try_wait|do_handshake|getaddrinfo|_real_close)$")
+_WAIT_FILES = re.compile(r"(?:^|/)(?:threading|socket|selectors|queue|ssl|subprocess|"
+                         r"connection|popen_fork|synchronize|base_events|selector_events|"
+                         r"time|select)\.py$")
+
+
+def is_waiting(frames: Sequence[tuple[str, int, str]]) -> bool:
+    """Whether a stack (innermost first) is blocked rather than running: its innermost
+    frame is a standard-library call that waits (``Condition.wait``, ``Thread.join``,
+    ``SocketIO.readinto``, ``select``...). Such samples are wall-clock time, not CPU."""
+    if not frames:
+        return False
+    file, _line, function = frames[0]
+    path = _posix(file)
+    return bool(_WAITING.search(function)) and (is_stdlib(path) or is_generated(path)) \
+        and bool(_WAIT_FILES.search(path) or is_generated(path))
+
+
+def in_package_path(file: str) -> str:
+    """``file`` from its ``site-packages`` on (``aiohttp/cookiejar.py``), or its name."""
+    path = _posix(file)
+    m = _PACKAGE.search(path)
+    return path[m.start(1):] if m else path.rsplit("/", 1)[-1]
+
+
+def shared_object_of(file: str) -> str | None:
+    """The shared object a native frame's file names (``.../_foo.cpython-311.so``,
+    ``libz.so.1``), or None for a source file or a Python file."""
+    name = _posix(file).rsplit("/", 1)[-1]
+    return file if re.search(r"\.so(?:\.\d+)*$|\.dylib$|\.pyd$", name) else None
 
 
 @functools.lru_cache(maxsize=1 << 16)

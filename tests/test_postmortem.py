@@ -158,3 +158,16 @@ def test_a_site_growing_steadily_outranks_a_large_one_off(tmp_path: Path) -> Non
     assert list(memory.suspect[:2]) == ["remember (svc.py:8)", "load_table (svc.py:5)"]
     assert memory.iloc[0].kind == "growing allocation site"
     assert memory.iloc[1].score < memory.iloc[0].score
+
+
+def test_cli_says_when_loose_captures_come_from_different_programs() -> None:
+    # GIVEN a memray capture of one incident and a py-spy dump of another
+    cp = labkit("postmortem", "--memray", str(MEMRAY), "--dump", str(DUMP))
+    assert cp.returncode == 0, cp.stderr
+    verdict = cp.stdout.splitlines()[0]
+    # THEN the verdict says so, with one verdict per program; the same program's files do not
+    assert verdict.startswith("verdict: these captures come from 2 different programs")
+    assert "(memray): heap grew by" in verdict and "(dump): 200 threads named poller*" in verdict
+    one = labkit("postmortem", "--memray", str(MEMRAY), "--proc",
+                 str(DATASETS / "pool-misuse" / "leaky" / "proc.csv"))
+    assert "different programs" not in one.stdout

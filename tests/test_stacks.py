@@ -42,3 +42,25 @@ def test_stack_text_is_innermost_first_with_file_names() -> None:
     assert stacks.stack_text(frames) == "query (db.py:12) < <module> (main.py:3)"
     assert stacks.is_import_time([Frame("<frozen importlib._bootstrap>", 1, "_load")])
     assert not stacks.is_import_time(frames)
+
+
+def test_waiting_frames_are_told_from_running_ones() -> None:
+    lib = "/usr/lib/python3.11"
+    assert stacks.is_waiting([Frame(f"{lib}/threading.py", 327, "Condition.wait"),
+                              Frame("/srv/app/main.py", 3, "poll")])
+    assert stacks.is_waiting([Frame(f"{lib}/socket.py", 706, "SocketIO.readinto")])
+    assert stacks.is_waiting([Frame(f"{lib}/selectors.py", 468, "EpollSelector.select")])
+    # a user's function called wait, or the standard library computing, is running
+    assert not stacks.is_waiting([Frame("/srv/app/main.py", 3, "wait")])
+    assert not stacks.is_waiting([Frame(f"{lib}/json/encoder.py", 200, "encode")])
+    assert not stacks.is_waiting([])
+
+
+def test_package_paths_and_shared_objects() -> None:
+    sp = "/v/lib/python3.11/site-packages"
+    assert stacks.in_package_path(f"{sp}/aiohttp/cookiejar.py") == "aiohttp/cookiejar.py"
+    assert stacks.in_package_path("/srv/app/main.py") == "main.py"
+    so = f"{sp}/numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so"
+    assert stacks.shared_object_of(so) == so
+    assert stacks.shared_object_of("/usr/lib/libz.so.1") == "/usr/lib/libz.so.1"
+    assert stacks.shared_object_of("Objects/obmalloc.c") is None

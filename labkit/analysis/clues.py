@@ -10,6 +10,7 @@ allocations made by labkit or while importing modules are never suspects.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,10 +18,17 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from labkit.analysis.gc import gc_summary
-from labkit.analysis.growth import rise_to_peak, slope_per_s, steady_gain
+from labkit.analysis.growth import steady_gain
+from labkit.analysis.libraries import Library, native_library, split_stack
+from labkit.analysis.symptoms import (
+    heap_is_growing,
+    heap_symptom,
+    native_symptom,
+    proc_symptoms,
+)
 from labkit.attribution import DEFAULT, Attribution
 from labkit.frames.memray import own_allocations
-from labkit.stacks import is_import_time
+from labkit.stacks import Frame, is_import_time, is_waiting
 
 if TYPE_CHECKING:
     from labkit.frames.evidence import Evidence
@@ -28,21 +36,33 @@ if TYPE_CHECKING:
 MB = 1024 * 1024
 CHURN_MIN_BYTES = 256 * 1024 * 1024  # short-lived bytes that make churn a symptom ...
 CHURN_PEAK_TIMES = 50  # ... when also this many times the peak heap
+CHURN_WHEN_GROWING = 0.25  # churn's weight while the heap grows: freed bytes do not grow it
+WAITING_WEIGHT = 0.25  # a waiting line's weight: wall-clock time, not work done
 
 
-def _code_name(function: str, file: str, line: int) -> str:
-    return f"{function} ({Path(file).name}:{line})"
+def _code_name(function: str, file: str, line: int, library: Library | None = None) -> str:
+    """``fn (file.py:12)``; for a package site, ``site (pkg/mod.py:3) in pkg 1.2, called from
+    fn (file.py:12)``."""
+    own = f"{function} ({Path(file).name}:{line})"
+    if library is None:
+        return own
+    caller = "" if (library.site.file, library.site.line) == (file, line) else \
+        f", called from {own}"
+    return f"{library.site.where} in {library.label}{caller}"
 
 
 @dataclass(frozen=True)
 class Code:
-    """Where a suspect is, and which symptom it explains, how much."""
+    """Where a suspect is, and which symptom it explains, how much. ``function``/``file``/
+    ``line`` are the user's frame (the package site when no user frame called it);
+    ``library`` the installed package the evidence passes through, if any."""
 
     function: str
     file: str
     line: int
     stack: str
     explains: tuple[str, ...]  # one statement per piece of evidence
+    library: Library | None = None
 
 
 @dataclass(frozen=True)
@@ -56,24 +76,49 @@ class Clue:
     code: Code | None = None
 
 
-def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str]) -> pd.DataFrame:
-    """Rows grouped by the first frame in the user's code (rows with none are dropped);
-    ``sums`` maps output column -> input column to add up; ``stack`` is the largest row's."""
-    empty = pd.DataFrame(columns=["function", "file", "line", "stack", *sums])
+def _groups(df: pd.DataFrame, how: Attribution,
+            dists: Mapping[str, tuple[str, str]]) -> list[tuple[Frame, Library | None, list[int]]]:
+    """Rows of ``df`` (with ``frames``) grouped by suspect, in first-seen order: by package
+    site when the stack passes through an installed package, else by the user's frame
+    (see :mod:`labkit.analysis.libraries`). Each group is (the user's frame of its first
+    row, i.e. the heaviest caller in a frame sorted largest first, or the site when no user
+    frame called it; the library; row positions). Rows with neither a user frame nor a
+    package are dropped; so are rows with no user frame when ``how`` has a focus."""
+    out: dict[Any, tuple[Frame, Library | None, list[int]]] = {}
+    for i, frames in enumerate(df["frames"]):
+        user, lib = split_stack(tuple(frames), how, dists)
+        if user is None and (lib is None or how.focus is not None):
+            continue
+        key = ("lib", lib.site.file, lib.site.line) if lib is not None else ("user", user)
+        if key in out:
+            out[key][2].append(i)
+            continue
+        if user is None:
+            user = Frame(lib.site.file, lib.site.line, lib.site.function)
+        out[key] = (user, lib, [i])
+    return list(out.values())
+
+
+def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str],
+                   dists: Mapping[str, tuple[str, str]] | None = None,
+                   firsts: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rows grouped by suspect (:func:`_groups`); ``sums`` maps output column -> input
+    column to add up; ``stack`` and the ``firsts`` columns are the group's first row's,
+    ``library`` the suspect's :class:`Library` or None."""
+    cols = ["function", "file", "line", "stack", "library", *sums, *firsts]
     if df.empty:
-        return empty
-    site = df["frames"].map(how.user_frame)
-    d = df.assign(site=site).dropna(subset=["site"])
-    if d.empty:
-        return empty
-    out = d.groupby("site", sort=False).agg(
-        stack=("stack", "first"), **{k: (v, "sum") for k, v in sums.items()}).reset_index()
-    out[["file", "line", "function"]] = pd.DataFrame(out.pop("site").tolist(),
-                                                     index=out.index)
-    return out
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for user, lib, idx in _groups(df, how, dists or {}):
+        part = df.iloc[idx]
+        rows.append((user[2], user[0], int(user[1]), str(part["stack"].iloc[0]), lib,
+                     *(part[v].sum().item() for v in sums.values()),
+                     *(part[c].iloc[0] for c in firsts)))
+    return pd.DataFrame(rows, columns=cols)
 
 
-def _memory_rows(memray: Any, how: Attribution) -> list[Clue]:
+def _memory_rows(memray: Any, how: Attribution,
+                 dists: Mapping[str, tuple[str, str]]) -> list[Clue]:
     """Lines of the user's code by the memory they held at the peak and by how much what
     they hold grew over the run, growth counted in full only for a site that grew in at
     least :data:`STEADY_STEPS` steps (a one-off grows in one). When the heap grew (by 1 MiB
@@ -86,8 +131,10 @@ def _memory_rows(memray: Any, how: Attribution) -> list[Clue]:
     total = max(1, int(memray.metadata.peak_memory))  # no statistics pass needed
     grow = own_allocations(memray.growth)
     grow = grow.assign(gain=steady_gain(grow))
+    native = bool(getattr(memray.metadata, "has_native_traces", False)) and "record" in grow
     sites = _by_user_frame(grow, how, {"bytes": "peak_bytes", "count": "peak_count",
-                                       "never": "end_bytes", "gain": "gain"})
+                                       "never": "end_bytes", "gain": "gain"}, dists,
+                           ("record", "frames") if native else ())
     grown, never = float(sites["gain"].sum()), float(sites["never"].sum())
     objects = float(grow["peak_count"].sum()) if memray.metadata.trace_python_allocators \
         else 0.0
@@ -113,18 +160,30 @@ def _memory_rows(memray: Any, how: Attribution) -> list[Clue]:
             explains.append(f"never freed: {100 * r.never / never:.0f}% of what was still "
                             f"held when tracking stopped ({r.never / MB:.1f} MiB)")
         kind = "growing allocation site" if of_growth > at_peak else "allocation site at peak"
-        rows.append(Clue(kind, _code_name(r.function, r.file, r.line),
+        lib = r.library
+        if native:
+            below = memray.native_frames(int(r.record))
+            lib = native_library(below, r.frames, how, dists) or lib
+            if below and lib is not None and lib is not r.library:
+                explains.append(f"native: allocated in {lib.site.where} of {lib.label}, "
+                                "below your Python code")
+        rows.append(Clue(kind, _code_name(r.function, r.file, r.line, lib),
                      f"{r.bytes / MB:.1f} MiB in {int(r.count):,} blocks held at the peak, "
                      f"+{r.gain / MB:.1f} MiB gained over the run, {r.never / MB:.1f} MiB "
                      f"never freed; stack {str(r.stack)[:120]}", score,
-                     Code(r.function, r.file, int(r.line), str(r.stack), tuple(explains))))
+                     Code(r.function, r.file, int(r.line), str(r.stack), tuple(explains),
+                          lib)))
     return sorted(rows, key=lambda row: -row.score)[:5]
 
 
-def _churn_rows(memray: Any, how: Attribution) -> list[Clue]:
+def _churn_rows(memray: Any, how: Attribution, dists: Mapping[str, tuple[str, str]],
+                growing: bool) -> list[Clue]:
     """Allocation churn: when short-lived allocations (freed before the next one is made)
     add up to at least :data:`CHURN_MIN_BYTES` and :data:`CHURN_PEAK_TIMES` the peak heap,
-    a symptom, and the lines of the user's code that make them, by their share."""
+    a symptom of its own (the allocation rate), and the lines of the user's code that make
+    them, by their share. When the heap is ``growing``, what is freed at once cannot explain
+    it: churn then weighs :data:`CHURN_WHEN_GROWING` as much, below the growth and the
+    sites that hold what grows."""
     churn = own_allocations(memray.churn)
     total = float(churn["bytes"].sum()) if len(churn) else 0.0
     peak = max(1, int(memray.metadata.peak_memory))
@@ -132,21 +191,23 @@ def _churn_rows(memray: Any, how: Attribution) -> list[Clue]:
         return []
     m = memray.metadata
     secs = max(1e-3, (m.end_time - m.start_time).total_seconds())
-    rows: list[Clue] = [Clue("allocation churn", f"{total / MB:,.0f} MiB of short-lived "
-                        f"allocations ({total / MB / secs:,.0f} MiB/s)",
+    weight = CHURN_WHEN_GROWING if growing else 1.0
+    rows: list[Clue] = [Clue("allocation churn", f"allocation rate: {total / MB:,.0f} MiB of "
+                        f"short-lived allocations ({total / MB / secs:,.0f} MiB/s)",
                         f"{total / peak:,.0f}x the peak heap ({peak / MB:.1f} MiB) allocated "
-                        f"and freed at once over {secs:.1f} s", 0.8, None)]
-    sites = _by_user_frame(churn, how, {"bytes": "bytes", "count": "count"})
+                        f"and freed at once over {secs:.1f} s", 0.8 * weight, None)]
+    sites = _by_user_frame(churn, how, {"bytes": "bytes", "count": "count"}, dists)
     for r in sites.sort_values("bytes", ascending=False).head(3).itertuples():
         share = r.bytes / total
         if share < 0.05:
             continue
-        rows.append(Clue("short-lived allocations", _code_name(r.function, r.file, r.line),
+        rows.append(Clue("short-lived allocations",
+                     _code_name(r.function, r.file, r.line, r.library),
                      f"{r.bytes / MB:,.0f} MiB in {int(r.count):,} allocations freed at once; "
-                     f"stack {str(r.stack)[:120]}", 0.9 * share,
+                     f"stack {str(r.stack)[:120]}", 0.9 * share * weight,
                      Code(r.function, r.file, int(r.line), str(r.stack),
                           (f"churn: {100 * share:.0f}% of the short-lived bytes "
-                           f"({r.bytes / MB:,.0f} MiB)",))))
+                           f"({r.bytes / MB:,.0f} MiB)",), r.library)))
     return rows
 
 
@@ -166,13 +227,15 @@ def _thread_families(threads: pd.DataFrame) -> list[Clue]:
     return rows
 
 
-def _reattributed(df: pd.DataFrame, how: Attribution) -> pd.DataFrame:
-    """``df`` with its code columns taken from the first frame ``how`` calls the user's."""
-    site = df["frames"].map(lambda fr: how.user_frame(fr) or ("", 0, ""))
-    return df.assign(file=site.str[0], line=site.str[1], function=site.str[2])
+def _origin_groups(df: pd.DataFrame, how: Attribution,
+                   dists: Mapping[str, tuple[str, str]]) -> list[tuple[Frame, Library | None,
+                                                                      pd.DataFrame]]:
+    return [(user, lib, df.iloc[idx]) for user, lib, idx in _groups(df, how, dists)] \
+        if len(df) else []
 
 
-def _origin_rows(origins: Any, how: Attribution) -> list[Clue]:
+def _origin_rows(origins: Any, how: Attribution,
+                 dists: Mapping[str, tuple[str, str]]) -> list[Clue]:
     """Code that started the threads alive (the asyncio tasks pending), or opened the fds
     open, at the end of the run or at their peak (whichever held more)."""
     rows = []
@@ -180,30 +243,28 @@ def _origin_rows(origins: Any, how: Attribution) -> list[Clue]:
                                   ("tasks", origins.tasks, origins.tasks_at_peak)):
         end, peak = at_end[at_end.alive], at_peak[at_peak.alive]
         alive, when = (peak, "at their peak") if len(peak) > len(end) else (end, "at the end")
-        alive = _reattributed(alive, how) if len(alive) else alive
         state, label = ("alive", "named") if what == "threads" else ("pending", "running")
-        for (fn, file, line), g in alive.groupby(["function", "file", "line"], sort=False):
+        for (file, line, fn), lib, g in _origin_groups(alive, how, dists):
             if fn and len(g) >= 5:
                 names = sorted(set(g["name"].str.replace(r"[-_]?\d+$", "", regex=True)))
                 explains = f"{what}: started {len(g):,} of the {len(alive):,} {state} {when}"
-                rows.append(Clue(f"{what} started here", _code_name(fn, file, line),
+                rows.append(Clue(f"{what} started here", _code_name(fn, file, line, lib),
                              f"{len(g):,} of the {len(alive):,} {what} {state} {when} were "
                              f"started here ({label} {', '.join(names[:3])}); stack "
                              f"{g['stack'].iloc[0][:160]}",
                              min(1.0, 0.5 + len(g) / (2 * len(alive))),
-                             Code(fn, file, line, g["stack"].iloc[0], (explains,))))
+                             Code(fn, file, line, g["stack"].iloc[0], (explains,), lib)))
     fds, when = ((origins.fds_at_peak, "at their peak")
                  if len(origins.fds_at_peak) > len(origins.fds) else (origins.fds, "at the end"))
-    fds = _reattributed(fds, how) if len(fds) else fds
-    for (kind, fn, file, line), g in fds.groupby(["kind", "function", "file", "line"],
-                                                 sort=False):
-        if fn and len(g) >= 5:
-            explains = f"fds: opened {len(g):,} of the {len(fds):,} open {when} ({kind}s)"
-            rows.append(Clue("fds opened here", _code_name(fn, file, line),
-                         f"{len(g):,} of the {len(fds):,} fds open {when} are {kind}s "
-                         f"opened here; stack {g['stack'].iloc[0][:160]}",
-                         min(1.0, 0.5 + len(g) / (2 * len(fds))),
-                         Code(fn, file, line, g["stack"].iloc[0], (explains,))))
+    for kind, of_kind in (fds.groupby("kind", sort=False) if len(fds) else ()):
+        for (file, line, fn), lib, g in _origin_groups(of_kind, how, dists):
+            if fn and len(g) >= 5:
+                explains = f"fds: opened {len(g):,} of the {len(fds):,} open {when} ({kind}s)"
+                rows.append(Clue("fds opened here", _code_name(fn, file, line, lib),
+                             f"{len(g):,} of the {len(fds):,} fds open {when} are {kind}s "
+                             f"opened here; stack {g['stack'].iloc[0][:160]}",
+                             min(1.0, 0.5 + len(g) / (2 * len(fds))),
+                             Code(fn, file, line, g["stack"].iloc[0], (explains,), lib)))
     return rows
 
 
@@ -220,6 +281,59 @@ def _fd_table_rows(table: pd.DataFrame) -> list[Clue]:
              0.7, None)]
 
 
+def _native_rows(memray: Any, how: Attribution, dists: Mapping[str, tuple[str, str]],
+                 what: str) -> list[Clue]:
+    """The Python entry of native memory: the code (yours, or the package under it) whose
+    allocations memray saw grow most while RSS grew, else the most held at the peak; its
+    native allocations happen below it, where memray's Python view cannot follow."""
+    grow = own_allocations(memray.growth)
+    grow = grow.assign(gain=steady_gain(grow))
+    sites = _by_user_frame(grow, how, {"gain": "gain", "bytes": "peak_bytes"}, dists)
+    if sites.empty:
+        return []
+    col = "gain" if sites["gain"].sum() > 0 else "bytes"
+    r = sites.sort_values(col, ascending=False, kind="stable").iloc[0]
+    return [Clue("native memory", _code_name(r.function, r.file, r.line, r.library),
+                 f"{what}; the Python code whose allocations grew most meanwhile "
+                 f"(+{r.gain / MB:.1f} MiB seen by memray); stack {str(r.stack)[:120]}", 0.9,
+                 Code(r.function, r.file, int(r.line), str(r.stack),
+                      (f"native memory: the Python code that grew most while {what[15:]}",),
+                      r.library))]
+
+
+def _sample_rows(samples: pd.DataFrame, how: Attribution,
+                 dists: Mapping[str, tuple[str, str]]) -> list[Clue]:
+    """py-spy's samples: the lines running on the CPU, by their share of the samples that
+    were not waiting; and, apart, the lines whose samples wait (a lock, a socket, a join:
+    :func:`labkit.stacks.is_waiting`), at :data:`WAITING_WEIGHT` of their share, never
+    called CPU. py-spy leaves idle threads out unless told ``--idle``, but a thread caught
+    as it wakes is sampled anyway: the frame says what it was doing."""
+    samples = samples[~samples["frames"].map(is_import_time)]
+    waiting = samples["frames"].map(is_waiting).astype(bool)
+    n_all = max(1, int(samples["count"].sum()))
+    n_cpu = max(1, int(samples[~waiting]["count"].sum()))
+    rows: list[Clue] = []
+    cpu = _by_user_frame(samples[~waiting], how, {"samples": "count"}, dists)
+    for r in cpu.sort_values("samples", ascending=False).head(3).itertuples():
+        rows.append(Clue("CPU", _code_name(r.function, r.file, r.line, r.library),
+                     f"{100 * r.samples / n_cpu:.0f}% of on-CPU samples ran in or below this "
+                     f"line of your code; stack {r.stack[:120]}", r.samples / n_cpu,
+                     Code(r.function, r.file, r.line, r.stack,
+                          (f"cpu: {100 * r.samples / n_cpu:.0f}% of the CPU samples",),
+                          r.library)))
+    wait = _by_user_frame(samples[waiting], how, {"samples": "count"}, dists)
+    for r in wait.sort_values("samples", ascending=False).head(3).itertuples():
+        on = r.stack.split(" < ", 1)[0]
+        rows.append(Clue("waiting", _code_name(r.function, r.file, r.line, r.library),
+                     f"{100 * r.samples / n_all:.0f}% of the samples wait below this line "
+                     f"(in {on}), off the CPU; stack {r.stack[:120]}",
+                     WAITING_WEIGHT * r.samples / n_all,
+                     Code(r.function, r.file, r.line, r.stack,
+                          (f"waiting: {100 * r.samples / n_all:.0f}% of the samples wait "
+                           f"here, in {on}",), r.library)))
+    return rows
+
+
 def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     """Ranked findings: ``kind``, ``suspect``, ``evidence``, ``score`` (0-1, higher first),
     ``code`` (a :class:`Code` for a suspect in the user's code; None for a symptom).
@@ -227,57 +341,37 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     Code is attributed to the first frame in the user's own code (``how``); allocations
     made by labkit or while importing modules are never suspects."""
     rows: list[Clue] = []
+    dists = getattr(ev, "distributions", None) or {}
     if ev.memray is not None:
-        rows += _memory_rows(ev.memray, how) + _churn_rows(ev.memray, how)
-        mem = ev.memray.memory
-        growth = slope_per_s(mem, "heap_bytes")
-        if growth > 0.5 * MB:
-            rows.append(Clue("memory growth", "heap keeps growing",
-                         f"{growth / MB:.1f} MiB/s over the second half of the capture", 0.9,
-                         None))
+        rows += _memory_rows(ev.memray, how, dists)
+        rows += _churn_rows(ev.memray, how, dists, heap_is_growing(ev.memray.memory))
+        found = heap_symptom(ev.memray.memory)
+        rows += [Clue(*found)] if found else []
+        if (native := native_symptom(ev.memray, ev.proc)) is not None:
+            rows += [Clue(*native), *_native_rows(ev.memray, how, dists, native[1])]
     if ev.proc is not None and len(ev.proc):
-        for col, min_rise, unit in (("rss_bytes", 50 * MB, "MiB"), ("threads", 20, ""),
-                                    ("fds", 20, ""), ("children", 5, "")):
-            rise = rise_to_peak(ev.proc, col)
-            if rise is not None and rise["rise"] >= min_rise and rise["peak"] >= 1.5 * max(
-                    rise["start"], 1):
-                scale = MB if unit else 1
-                rows.append(Clue(f"{col.split('_')[0]} growth", f"{col} rose "
-                             f"{rise['peak'] / max(rise['start'], 1):.1f}x",
-                             f"from {rise['start'] / scale:,.0f} to a peak of "
-                             f"{rise['peak'] / scale:,.0f}{' ' + unit if unit else ''} in "
-                             f"{rise['seconds']:.1f} s "
-                             f"({rise['rise'] / scale / max(rise['seconds'], 1e-3):,.1f} "
-                             f"{unit or col}/s)", 0.85, None))
+        rows += [Clue(*found) for found in proc_symptoms(ev.proc)]
     if ev.origins is not None:
-        rows += _origin_rows(ev.origins, how)
+        rows += _origin_rows(ev.origins, how, dists)
     if ev.fd_table is not None and len(ev.fd_table) >= 20:
         rows += _fd_table_rows(ev.fd_table)
     if ev.pyspy is not None and ev.pyspy.dump_path is not None:
         t = ev.pyspy.threads
         idle = t[t.idle].assign(count=1)
-        parked = _by_user_frame(idle, how, {"threads": "count"})
+        parked = _by_user_frame(idle, how, {"threads": "count"}, dists)
         rows += _thread_families(t)
         for r in parked.itertuples():
             if r.threads >= 10:
                 where = " < ".join(r.stack.split(" < ")[:2])
-                rows.append(Clue("parked threads", _code_name(r.function, r.file, r.line),
+                rows.append(Clue("parked threads",
+                             _code_name(r.function, r.file, r.line, r.library),
                              f"{r.threads} of {len(t)} threads idle here (in {where}): "
                              "pollers never stopped?", min(1.0, r.threads / max(1, len(t))),
                              Code(r.function, r.file, r.line, r.stack,
                                   (f"threads: {r.threads} of the {len(t)} in the dump are "
-                                   "parked here",))))
+                                   "parked here",), r.library)))
     if ev.pyspy is not None and ev.pyspy.speedscope_path is not None:
-        samples = ev.pyspy.samples
-        n = max(1, int(samples["count"].sum()))
-        cpu = _by_user_frame(samples[~samples["frames"].map(is_import_time)], how,
-                             {"samples": "count"})
-        for r in cpu.sort_values("samples", ascending=False).head(3).itertuples():
-            rows.append(Clue("CPU", _code_name(r.function, r.file, r.line),
-                         f"{100 * r.samples / n:.0f}% of CPU samples ran in or below this "
-                         f"line of your code; stack {r.stack[:120]}", r.samples / n,
-                         Code(r.function, r.file, r.line, r.stack,
-                              (f"cpu: {100 * r.samples / n:.0f}% of the CPU samples",))))
+        rows += _sample_rows(ev.pyspy.samples, how, dists)
     if ev.gc_events is not None and len(ev.gc_events):
         e = ev.gc_events
         wall = ev.gc_wall_s

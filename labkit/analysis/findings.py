@@ -11,6 +11,15 @@ it"; threads and fds found by the agent's origins start at 0.5 because their cre
 stack is direct evidence. A line named by several sources is one suspect whose score is
 ``1 - prod(1 - s)`` over its evidence. Import-time allocations and labkit's own frames
 never become suspects.
+
+When the evidence passes through an installed package, the suspect is keyed by the
+package's *site* (its innermost frame: where it allocated, started the thread, opened the
+fd), whichever line of yours called it; the heaviest caller is named as "your code"
+(:mod:`labkit.analysis.libraries`). Otherwise it is keyed by the user's line.
+
+The verdict tells one story: it leads with the symptom the top suspect explains; when the
+top suspect explains none of the symptoms, it says so and names the suspect that explains
+the main symptom, if any. Captures of different programs get one verdict each.
 """
 
 from __future__ import annotations
@@ -20,14 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from labkit.analysis.clues import suspects
+from labkit.analysis.libraries import Library
+from labkit.analysis.programs import split_by_program
 from labkit.attribution import DEFAULT, Attribution
 
 RANKING = ("How suspects are ranked: each piece of evidence scores the share of its symptom "
            "the line explains (memory held at the peak and gained over the run, short-lived "
            "bytes, threads or tasks started and still alive, fds opened and still open, CPU "
            "samples, threads parked), from 0 to 1; a line named by several sources combines "
-           "them as 1 - (1 - a)(1 - b). Only your own code is ranked: the first frame outside "
-           "the standard library, installed packages and labkit.")
+           "them as 1 - (1 - a)(1 - b). Your own code is the first frame outside the standard "
+           "library, installed packages and labkit; when the evidence passes through an "
+           "installed package, its innermost frame there (the package site) is what ranks, "
+           "with your line as its caller. Samples that wait (locks, sockets, joins) are "
+           "wall-clock time, never CPU, and weigh a quarter.")
 
 
 @dataclass(frozen=True)
@@ -54,11 +68,24 @@ class Suspect:
     score: float  # 0-1, pieces of evidence combined as 1 - prod(1 - s)
     explains: list[str] = field(default_factory=list)
     evidence: dict[str, str] = field(default_factory=dict)
+    library: Library | None = None  # the installed package the evidence passes through
 
     @property
     def where(self) -> str:
-        """``function (file.py:line)``, as every face names it."""
+        """``function (file.py:line)``: the user's line."""
         return f"{self.function} ({Path(self.file).name}:{self.line})"
+
+    @property
+    def named(self) -> str:
+        """How every face names the suspect: ``where``, or for a package site ``inside
+        aiohttp 3.12.2: CookieJar.filter_cookies (aiohttp/cookiejar.py:356), called from
+        your worker (app.py:99)``."""
+        lib = self.library
+        if lib is None:
+            return self.where
+        own = (lib.site.file, lib.site.line) != (self.file, self.line)
+        return f"inside {lib.label}: {lib.site.where}" + (
+            f", called from your {self.where}" if own else "")
 
 
 @dataclass
@@ -73,45 +100,96 @@ class Findings:
     def to_json(self) -> dict[str, Any]:
         """``{"verdict", "symptoms": [{"kind", "what", "evidence"}], "suspects": [{"rank",
         "kind", "function", "file", "line", "stack", "score", "explains": [...],
-        "evidence": {...}}], "notes": [...]}``."""
+        "evidence": {...}, "library": null | {"package", "version", "entry": {"function",
+        "file", "line"}, "site": {...}}}], "notes": [...]}``."""
         return {"verdict": self.verdict, "symptoms": [asdict(s) for s in self.symptoms],
                 "suspects": [asdict(s) for s in self.suspects], "notes": self.notes}
 
 
+# what each statement a suspect explains is evidence of, and each symptom kind shows
+_TOPIC = {"memory": "memory", "memory growth": "memory", "objects": "memory",
+          "never freed": "memory", "native memory": "native", "churn": "churn",
+          "threads": "threads", "tasks": "threads", "fds": "fds", "cpu": "cpu",
+          "waiting": "waiting"}
+_SYMPTOM_TOPIC = {"memory growth": "memory", "rss growth": "memory", "native memory": "native",
+                  "allocation churn": "churn", "threads growth": "threads",
+                  "parked thread family": "threads", "fds growth": "fds", "fd table": "fds",
+                  "children growth": "children", "garbage collector": "gc"}
+
+
+def _topic(statement: str) -> str:
+    return _TOPIC.get(statement.split(":", 1)[0], "")
+
+
 def findings(ev: Any, how: Attribution = DEFAULT) -> Findings:
-    """Weigh the evidence (:func:`labkit.analysis.clues.suspects`) and arrange it."""
+    """Weigh the evidence (:func:`labkit.analysis.clues.suspects`) and arrange it; captures
+    of different programs (loose files from different pids) get a verdict each."""
+    found = _findings(ev, how)
+    programs = split_by_program(ev)
+    if programs:
+        parts = [f"pid {pid} ({', '.join(kinds)}): {_findings(sub, how).verdict}"
+                 for pid, (kinds, sub) in programs.items()]
+        found.verdict = (f"these captures come from {len(programs)} different programs, "
+                         "read them apart: " + " | ".join(parts))
+        found.notes.insert(0, "the captures given come from different processes ("
+                           + "; ".join(f"pid {pid}: {', '.join(k)}"
+                                       for pid, (k, _) in programs.items())
+                           + "); the suspects below mix them")
+    return found
+
+
+def _findings(ev: Any, how: Attribution) -> Findings:
     df = suspects(ev, how)
     symptoms = [Symptom(r.kind, r.suspect, r.evidence) for r in df.itertuples()
                 if r.code is None]
     ranked: list[Suspect] = []
-    by_line: dict[tuple[str, int], Suspect] = {}
+    by_key: dict[tuple[Any, ...], Suspect] = {}
     for r in df.itertuples():  # best first: a line named by several sources is one suspect
         if r.code is None:
             continue
-        key = (Path(r.code.file).name, int(r.code.line))
-        if key in by_line:
-            same = by_line[key]
+        lib = r.code.library
+        key = ("lib", lib.site.file, lib.site.line, lib.site.function) if lib is not None else \
+            (Path(r.code.file).name, int(r.code.line))
+        if key in by_key:
+            same = by_key[key]
             same.explains += r.code.explains
             same.evidence[r.kind] = r.evidence
             same.score = round(1 - (1 - same.score) * (1 - float(r.score)), 4)
             continue
-        by_line[key] = Suspect(len(ranked) + 1, r.kind, r.code.function.rsplit(".", 1)[-1],
-                               r.code.file, int(r.code.line), r.code.stack,
-                               round(float(r.score), 4), list(r.code.explains),
-                               {r.kind: r.evidence})
-        ranked.append(by_line[key])
+        by_key[key] = Suspect(len(ranked) + 1, r.kind, r.code.function.rsplit(".", 1)[-1],
+                              r.code.file, int(r.code.line), r.code.stack,
+                              round(float(r.score), 4), list(r.code.explains),
+                              {r.kind: r.evidence}, lib)
+        ranked.append(by_key[key])
     ranked.sort(key=lambda s: -s.score)
     for i, s in enumerate(ranked, 1):
         s.rank = i
-    if ranked:
-        top = ranked[0]
-        lead = f"{symptoms[0].what}; " if symptoms else ""
-        verdict = f"{lead}the top suspect is {top.where}, which explains {top.explains[0]}"
-    elif symptoms:
-        verdict = f"{symptoms[0].what}; no line of your code stands out in these captures"
-    else:
-        verdict = "nothing abnormal found in these captures"
-    return Findings(verdict, symptoms, ranked, _notes(ev, ranked))
+    return Findings(_verdict(symptoms, ranked), symptoms, ranked, _notes(ev, ranked))
+
+
+def _verdict(symptoms: list[Symptom], ranked: list[Suspect]) -> str:
+    """One story: the symptom the top suspect explains, then the suspect and that statement;
+    else the top suspect's own statement, and the main symptom with the suspect that
+    explains it (or that none does)."""
+    if not ranked:
+        if symptoms:
+            return f"{symptoms[0].what}; no line of your code stands out in these captures"
+        return "nothing abnormal found in these captures"
+    top = ranked[0]
+    for sym in symptoms:
+        topic = _SYMPTOM_TOPIC.get(sym.kind, "")
+        said = next((e for e in top.explains if e.startswith(f"{sym.kind}:")), None) or \
+            next((e for e in top.explains if _topic(e) == topic), None)
+        if said is not None:
+            return f"{sym.what}; the top suspect is {top.named}, which explains {said}"
+    verdict = f"the top suspect is {top.named}, which explains {top.explains[0]}"
+    if symptoms:
+        topic = _SYMPTOM_TOPIC.get(symptoms[0].kind, "")
+        other = next((s for s in ranked if any(_topic(e) == topic for e in s.explains)), None)
+        verdict += (f"; {symptoms[0].what}, explained best by suspect {other.rank}, "
+                    f"{other.named}" if other is not None else
+                    f"; {symptoms[0].what}, which no suspect here explains")
+    return verdict
 
 
 def _notes(ev: Any, ranked: list[Suspect]) -> list[str]:

@@ -1,10 +1,13 @@
 """Growth, measured one way for every face: a slope over the second half of a series, a
-rise from the first sample to the peak, and a site's steady gain over memray's steps.
+rise from the first sample to the peak, a series' shape (:func:`trend`: still rising at the
+end, risen then held, a warm-up) and a site's steady gain over memray's steps.
 
 Pure functions over frames; nothing here reads files.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -36,3 +39,54 @@ def steady_gain(growth: pd.DataFrame) -> pd.Series:
     one): ``max(growth_bytes, 0) * min(1, increases / STEADY_STEPS)``."""
     steadiness = (growth["increases"].astype(float) / STEADY_STEPS).clip(upper=1.0)
     return growth["growth_bytes"].clip(lower=0) * steadiness
+
+
+@dataclass(frozen=True)
+class Trend:
+    """How a series moved: ``start`` (first sample), ``peak``, ``end`` (median of the last
+    quarter), ``rise`` (peak - start), ``seconds`` to the peak, ``late_slope`` (per second,
+    over the last quarter) and ``shape``: ``rising`` (still rising in the last quarter by at
+    least :data:`LATE_SHARE` of the rise), ``held`` (rose, then stayed near its peak),
+    ``warm-up`` (held after reaching 90% of its rise in the first quarter, or in the first
+    :data:`WARMUP_S` of a run of :data:`WARMUP_RUN_S` or more: a pool, a cache warming
+    up), ``fell`` (rose, then gave most of it back) or ``flat``."""
+
+    start: float
+    peak: float
+    end: float
+    rise: float
+    seconds: float
+    late_slope: float
+    shape: str
+
+
+LATE_SHARE = 0.1  # a series still rising gains at least this share of its rise at the end
+WARMUP_S = 5.0  # in a run of WARMUP_RUN_S or more, a level reached this early is start-up
+WARMUP_RUN_S = 20.0
+
+
+def trend(df: pd.DataFrame, col: str) -> Trend | None:
+    """The :class:`Trend` of ``df[col]`` over ``df.t_s``; None for no samples."""
+    if df.empty:
+        return None
+    t, v = df.t_s.to_numpy(float), df[col].to_numpy(float)
+    i = int(v.argmax())
+    start, peak = float(v[0]), float(v[i])
+    rise, span = peak - start, float(t[-1] - t[0])
+    late = t >= t[0] + 0.75 * span
+    end = float(np.median(v[late])) if late.any() else float(v[-1])
+    slope = 0.0
+    if late.sum() >= 3 and np.unique(t[late]).size >= 2:
+        slope = float(np.polyfit(t[late], v[late], 1)[0])
+    late_rise = slope * 0.25 * span
+    if rise <= 0:
+        shape = "flat"
+    elif late_rise >= LATE_SHARE * rise and slope > 0:
+        shape = "rising"
+    elif end < start + 0.5 * rise:
+        shape = "fell"
+    else:
+        reached = float(t[int(np.argmax(v >= start + 0.9 * rise))] - t[0])
+        start_up = reached <= 0.25 * span or (span >= WARMUP_RUN_S and reached <= WARMUP_S)
+        shape = "warm-up" if start_up else "held"
+    return Trend(start, peak, end, rise, float(t[i] - t[0]), slope, shape)

@@ -9,7 +9,8 @@ One ``frame`` per frame the run holds (:data:`FRAMES`): the captures as labkit l
 ``pyspy_functions``, ``pyspy_samples``, ``threads``, ``thread_origins``, ``fd_origins``)
 and what labkit concluded from them: ``runs`` (one row: the run's size in memory, threads,
 fds and GC, its verdict and top suspect) and ``suspects`` (the postmortem's ranked
-suspects). Every row carries the run's identity (:data:`IDENTITY`) and one ``label_<key>``
+suspects, with ``package``, ``version`` and ``site`` when one is a package's code).
+Every row carries the run's identity (:data:`IDENTITY`) and one ``label_<key>``
 column per label (the run's own, given at capture with ``--label``, then those given to the
 export; a key must match :data:`labkit.options.LABEL_KEY`). Memory frames carry
 ``site_function``, ``site_file``, ``site_line``: the first frame in the user's own code, as
@@ -55,7 +56,8 @@ def _growth(df: Any) -> Any:
     """Growth with ``gain_bytes``: what the postmortem counts as steady growth."""
     from labkit.analysis.growth import steady_gain
 
-    return _sites(df).assign(gain_bytes=steady_gain(df))
+    return _sites(df.drop(columns=["record"], errors="ignore")).assign(
+        gain_bytes=steady_gain(df))
 
 
 def _suspects(ctx: _Context) -> Any:
@@ -63,12 +65,17 @@ def _suspects(ctx: _Context) -> Any:
 
     rows = [{"rank": s.rank, "kind": s.kind, "function": s.function,
              "file": s.file, "line": s.line, "score": s.score,
-             "explains": "; ".join(s.explains), "stack": s.stack}
+             "explains": "; ".join(s.explains), "stack": s.stack,
+             "package": s.library.package if s.library else None,
+             "version": s.library.version if s.library else None,
+             "site": s.library.site.where if s.library else None}
             for s in ctx.findings.suspects]
     return pd.DataFrame(rows, columns=["rank", "kind", "function", "file", "line", "score",
-                                       "explains", "stack"]).astype(
+                                       "explains", "stack", "package", "version",
+                                       "site"]).astype(
         {"rank": "Int64", "kind": "string", "function": "string", "file": "string",
-         "line": "Int64", "score": "Float64", "explains": "string", "stack": "string"})
+         "line": "Int64", "score": "Float64", "explains": "string", "stack": "string",
+         "package": "string", "version": "string", "site": "string"})
 
 
 class _Context:

@@ -40,6 +40,7 @@ class Evidence:
     # {top-level import name: (distribution, version)} as installed where the program ran,
     # read by the target interpreter at capture (the run's manifest); empty if unknown
     distributions: dict[str, tuple[str, str]] = field(default_factory=dict)
+    run_dir: str | None = None  # the run directory the captures come from, if any
 
 
 def _existing(path: str | Path | None, what: str) -> Path | None:
@@ -126,7 +127,8 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
 def evidence_of(run: Any) -> Evidence:
     """The evidence a loaded :class:`~labkit.frames.Run` holds, sharing its frames (on the
     run's time axis; nothing is loaded twice)."""
-    ev = Evidence(sources={}, distributions=dict(getattr(run, "distributions", {}) or {}))
+    ev = Evidence(sources={}, distributions=dict(getattr(run, "distributions", {}) or {}),
+                  run_dir=str(run.path))
     if run.has(A.MEMRAY):
         ev.memray, ev.sources["memray"] = run.memray, str(run.need(A.MEMRAY))
     if run.has(A.PYSPY_PROFILE) or run.has(A.PYSPY_DUMP):

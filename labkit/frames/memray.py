@@ -231,9 +231,28 @@ class MemrayCapture:
         # a stack that held nothing at any of these moments and never grew says nothing
         keep = np.flatnonzero((cols["peak_bytes"] > 0) | (cols["end_bytes"] > 0) |
                               (first > 0) | (last > 0) | (cols["increases"] > 0))
-        base = _records_frame([records[i] for i in keep], sort=False)
+        self._kept = [records[i] for i in keep]  # for native_frames
+        base = _records_frame(self._kept, sort=False)
         return base.drop(columns=["bytes", "count"]).assign(
-            **{k: v[keep] for k, v in cols.items()})
+            record=np.arange(len(keep)), **{k: v[keep] for k, v in cols.items()})
+
+    def native_frames(self, record: int) -> tuple[Frame, ...]:
+        """The native frames (innermost first) below the Python stack of row ``record`` of
+        :attr:`growth`, for a capture made with ``--native``; empty otherwise. Native frames
+        name their source file when memray could symbolize it, else ``<unknown>``."""
+        if not self.metadata.has_native_traces:
+            return ()
+        _ = self._held
+        with _reading(self.path):
+            rec = self._kept[record]
+            python = {(fn, f) for fn, f, _ln in rec.stack_trace()}
+            hybrid = rec.hybrid_stack_trace()
+        native = []
+        for fn, f, ln in hybrid:
+            if (fn, f) in python:
+                break
+            native.append(Frame(f, int(ln), fn))
+        return tuple(native)
 
     def _held_as(self, size: str, count: str) -> pd.DataFrame:
         h = self._held
@@ -273,12 +292,13 @@ class MemrayCapture:
         each), ``first_bytes``/``last_bytes`` (mean bytes held over the first and the last
         quarter of the steps), ``growth_bytes`` (``last_bytes - first_bytes``), ``rising``
         (share of steps in which it did not shrink), ``increases`` (steps in which it
-        grew). A site that grows steadily has large ``growth_bytes`` and many
-        ``increases``; a one-off, however large and whenever it happens, grows in one
+        grew), ``record`` (for :meth:`native_frames`). A site that grows steadily has
+        large ``growth_bytes`` and many ``increases``; a one-off, however large and
+        whenever it happens, grows in one
         step."""
         cols = ["function", "file", "line", "stack", "frames", "in_labkit", "peak_bytes",
                 "peak_count", "end_bytes", "first_bytes", "last_bytes", "growth_bytes", "rising",
-                "increases"]
+                "increases", "record"]
         return self._held[cols].sort_values("growth_bytes", ascending=False,
                                             kind="stable").reset_index(drop=True)
 

@@ -109,7 +109,10 @@ def findings_lines(found: Findings, top: int = 10) -> list[str]:
     out += [f"  - {s.what}: {s.evidence}" for s in found.symptoms] or ["  (none)"]
     out.append("suspects:")
     for s in found.suspects[:top]:
-        out.append(f"  {s.rank}. {s.where} [{s.kind}, score {s.score:.2f}]")
+        out.append(f"  {s.rank}. {s.named} [{s.kind}, score {s.score:.2f}]")
+        if s.library is not None:
+            out.append(f"     entry {s.library.entry.where}: the package's API your code "
+                       "called")
         out.append(f"     explains {'; '.join(s.explains)}")
         out.append(f"     stack {s.stack[:150]}")
     if not found.suspects:
