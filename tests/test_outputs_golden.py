@@ -8,6 +8,7 @@ and the commit shows the difference; anything else that changes the text fails h
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 
@@ -51,4 +52,6 @@ def test_terminal_output_unchanged(name: str, argv: list[str], capsys: pytest.Ca
         GOLDEN.mkdir(exist_ok=True)
         path.write_text(text)
     assert path.is_file(), f"no golden output for {name}: run with LABKIT_REGEN_GOLDEN=1"
-    assert text == path.read_text()
+    want = path.read_text()
+    assert text == want, "".join(difflib.unified_diff(
+        want.splitlines(True), text.splitlines(True), "golden", "now"))

@@ -129,23 +129,22 @@ def identity(run: Any, labels: dict[str, str] | None = None) -> dict[str, Any]:
     """The columns every exported row of ``run`` carries (:data:`IDENTITY` and labels)."""
     import datetime as dt
 
-    m = run.manifest
-    params = m.get("params") or {}
+    m = run.meta
+    params = m.params
     try:
-        duration = (dt.datetime.fromisoformat(m["end_utc"]) -
-                    dt.datetime.fromisoformat(m["start_utc"])).total_seconds()
-    except (KeyError, TypeError, ValueError):
+        duration = (dt.datetime.fromisoformat(m.end_utc) -
+                    dt.datetime.fromisoformat(m.start_utc)).total_seconds()
+    except (TypeError, ValueError):
         duration = None
-    pid = (m.get("target") or {}).get("pid", params.get("pid"))
-    return {"run_id": run_id(run), "run_kind": str(m.get("kind", "")),
-            "host": str((m.get("host") or {}).get("hostname", "")),
+    pid = m.target.pid if "pid" in (m.data.get("target") or {}) else params.get("pid")
+    return {"run_id": run_id(run), "run_kind": m.kind, "host": m.hostname,
             "pid": int(pid) if isinstance(pid, int) else None,
-            "python": str((m.get("target") or {}).get("version", "")),
-            "scenario": params.get("scenario"), "variant": params.get("variant"),
-            "start_utc": str(m.get("start_utc", "")), "duration_s": duration,
+            "python": m.target.version,
+            "scenario": params.get("scenario"), "variant": m.variant,
+            "start_utc": m.start_utc, "duration_s": duration,
             "schema_version": SCHEMA_VERSION,
             **{label_column(k, f"{run.path}: label key"): str(v)
-               for k, v in {**(m.get("labels") or {}), **(labels or {})}.items()}}
+               for k, v in {**m.labels, **(labels or {})}.items()}}
 
 
 def run_row(ctx: _Context) -> Any:

@@ -134,9 +134,9 @@ def _builder(run: Any, sample_types: Sequence[tuple[str, str]], **kw: Any) -> Pr
     labels = {"run": ids["run_id"], "host": ids["host"], "python": ids["python"],
               **{k.removeprefix("label_"): v for k, v in ids.items() if k.startswith("label_")}}
     b = ProfileBuilder(sample_types, labels={k: v for k, v in labels.items() if v}, **kw)
-    m = run.manifest
-    b.comment(f"labkit run {run.path.name} ({m.get('kind')}), started {m.get('start_utc')}")
-    b.comment("command: " + " ".join(map(str, m.get("command", m.get("argv", [])))))
+    m = run.meta
+    b.comment(f"labkit run {run.path.name} ({m.kind or None}), started {m.start_utc or None}")
+    b.comment("command: " + " ".join(m.command))
     return b
 
 

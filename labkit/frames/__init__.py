@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from labkit import artifacts as A
 from labkit.artifacts import Artifact
 from labkit.errors import InputError
+from labkit.manifest import Manifest
 from labkit.rundir import read_manifest
 
 if TYPE_CHECKING:
@@ -32,27 +33,23 @@ class Run:
         self.path = Path(path)
         self.background_stats = background_stats  # memray's statistics pass, in parallel
         self.background_churn = False  # memray's short-lived allocations pass, in parallel
-        self.manifest: dict[str, Any] = read_manifest(self.path, verify=verify)
-        self.t0_ns: int = int(self.manifest.get("t0_ns") or 0)
+        self.manifest: dict[str, Any] = read_manifest(self.path, verify=verify)  # as written
+        self.meta = Manifest.from_dict(self.manifest)  # the same, typed
+        self.t0_ns: int = self.meta.t0_ns
 
     def __repr__(self) -> str:
-        return f"Run({str(self.path)!r}, kind={self.manifest.get('kind')!r}, files={self.files})"
+        return f"Run({str(self.path)!r}, kind={self.meta.kind!r}, files={self.files})"
 
     @property
     def distributions(self) -> dict[str, tuple[str, str]]:
         """``{top-level import name: (distribution, version)}`` installed in the target's
         environment, as its interpreter read them at capture; empty for older runs."""
-        target = self.manifest.get("target")
-        found = target.get("distributions") if isinstance(target, dict) else None
-        if not isinstance(found, dict):
-            return {}
-        return {str(top): (str(v[0]), str(v[1])) for top, v in found.items()
-                if isinstance(v, list | tuple) and len(v) == 2}
+        return self.meta.target.distributions
 
     @property
     def files(self) -> list[str]:
         """Names of the capture files the manifest lists."""
-        return [a["name"] for a in self.manifest.get("artifacts", [])]
+        return list(self.meta.artifacts)
 
     def has(self, artifact: Artifact | str) -> bool:
         """Whether the run holds ``artifact`` (plain or packed as ``NAME.gz``)."""
@@ -138,7 +135,7 @@ class Run:
         from labkit.frames.memray import MemrayCapture
 
         return MemrayCapture(self.need(A.MEMRAY),
-                             origin_epoch_s=self.manifest.get("t0_epoch_s"),
+                             origin_epoch_s=self.meta.t0_epoch_s,
                              stats_in_background=self.background_stats,
                              churn_in_background=self.background_churn)
 

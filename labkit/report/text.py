@@ -79,15 +79,14 @@ def file_summary_lines(path: Path, kind: str, cap: MemrayCapture | PySpyCapture)
 
 def run_summary_lines(run: Run) -> list[str]:
     """A run's facts, then one block per capture it holds."""
-    m = run.manifest
-    out = m.get("outcome", {})
-    target = m.get("target") or {}
+    m, out, target = run.meta, run.meta.outcome, run.meta.target
     lines = [
-        f"run {run.path} ({m.get('kind')}), {m.get('start_utc')} .. {m.get('end_utc')}",
-        f"  command: {' '.join(m.get('command', m.get('argv', [])))}",
-        f"  outcome: {out.get('reason', '?')}, exit code {out.get('returncode', '?')}",
-        f"  python: {target.get('version', '?')} ({target.get('implementation', '?')}), "
-        f"gc threshold {target.get('gc_threshold', '?')}",
+        f"run {run.path} ({m.kind or None}), {m.start_utc or None} .. {m.end_utc or None}",
+        f"  command: {' '.join(m.command)}",
+        f"  outcome: {out.reason or '?'}, exit code "
+        f"{'?' if out.returncode is None else out.returncode}",
+        f"  python: {target.version or '?'} ({target.implementation or '?'}), "
+        f"gc threshold {target.gc_threshold or '?'}",
         f"  files: {', '.join(run.files)} (checksums verified)",
     ]
     if run.has(A.GC_EVENTS):

@@ -148,7 +148,7 @@ def signature(runs: dict[str, Any]) -> Signature:
     emfile = {v: float(df.emfile_errors.max()) for v, df in m.items()}
     left = {v: float(df.spool_files_left.max()) for v, df in m.items()}
     failed = float(m["leaky"].workers_failed.max())
-    limit = float(runs["leaky"].manifest["params"]["values"]["fd_limit"])
+    limit = float(runs["leaky"].meta.values["fd_limit"])
     return Signature("fd-leak", [
         row("open fds added while serving (process sampler)", fd_growth,
             f"leaky >= 0.6 x the fd limit ({limit:.0f}); fixed <= 4",

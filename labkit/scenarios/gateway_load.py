@@ -290,7 +290,7 @@ def signature(runs: dict[str, Any]) -> Signature:
         return {v: float(d[name]) for v, d in done.items()}
 
     sent = col("done")
-    workers = float(runs["fixed"].manifest["params"]["values"]["workers"])
+    workers = float(runs["fixed"].meta.values["workers"])
     return Signature("gateway-load", [
         row("requests completed (the same load)", sent, "equal, no errors",
             lambda x: x["leaky"] == x["fixed"] and col("errors")["leaky"] == 0

@@ -117,10 +117,10 @@ def signature(runs: dict[str, Any]) -> Signature:
     from labkit.scenarios.measure import growth_during_work, metrics_frame
 
     m = {v: metrics_frame(r).dropna(subset=["round"]) for v, r in runs.items()}
-    mode = runs["leaky"].manifest["params"]["values"]["mode"]
+    mode = runs["leaky"].meta.values["mode"]
     seen = float(m["leaky"].targets_seen.max())
     live = float(m["leaky"].targets_live.max())
-    burst = float(runs["leaky"].manifest["params"]["values"]["new_per_round"])
+    burst = float(runs["leaky"].meta.values["new_per_round"])
     if mode == "asyncio":
         tasks = {v: float(df.tasks.max()) for v, df in m.items()}
         return Signature("thread-leak", [
