@@ -162,9 +162,14 @@ def score(case: Case, report: dict[str, Any]) -> dict[str, Any]:
         return (_names(lib.get("entry"), culprit) or _names(lib.get("site"), culprit)
                 or _names(s, culprit))
 
+    base = Path(culprit["file"]).name
+    words = [culprit["function"], culprit["file"]]
+    if base != "__init__.py":  # stack text names files by their base name
+        words.append(f"({base}:")
+
     def in_text(s: dict[str, Any]) -> bool:
         text = json.dumps(s)
-        return culprit["function"] in text or culprit["file"] in text
+        return any(w in text for w in words)
 
     def user(s: dict[str, Any]) -> bool:
         return (s.get("function", "").rsplit(".", 1)[-1] == case.user_entry["function"]
@@ -178,13 +183,20 @@ def score(case: Case, report: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_case(case: Case, release: str, runs: Path, install_memray: bool = False,
-             cache: Path | None = None) -> dict[str, Any]:
-    """Build the venv, capture, postmortem and score one case at one release."""
-    python = venv_for(case, release, install_memray, cache)
+             cache: Path | None = None, rescore: bool = False) -> dict[str, Any]:
+    """Build the venv, capture, postmortem and score one case at one release; with
+    ``rescore``, score the findings an earlier run left in ``runs`` instead."""
     out = runs / f"{case.name}-{release}"
+    t0 = time.monotonic()
+    if rescore:
+        found = out.with_name(out.name + ".findings.json")
+        report = (json.loads(found.read_text()) if found.exists()
+                  else {"error": f"no {found.name} in {runs}"})
+        return {"case": case.name, "kind": case.kind, "release": release,
+                "version": case.version(release), "seconds": 0.0, **score(case, report)}
+    python = venv_for(case, release, install_memray, cache)
     if out.exists():
         shutil.rmtree(out)
-    t0 = time.monotonic()
     result = score(case, capture(case, python, out))
     return {"case": case.name, "kind": case.kind, "release": release,
             "version": case.version(release), "seconds": round(time.monotonic() - t0, 1),
@@ -234,17 +246,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "real-incidents",
                     help="where the captures go (replaced per case)")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    ap.add_argument("--rescore", action="store_true",
+                    help="no capture: score the findings already in --runs")
     a = ap.parse_args(argv)
     cases = load_cases(a.cases.split(",") if a.cases else None)
     a.runs.mkdir(parents=True, exist_ok=True)
     rows = []
     for case in cases:
         for release in a.releases.split(","):
-            row = run_case(case, release, a.runs, a.install_memray)
+            row = run_case(case, release, a.runs, a.install_memray, rescore=a.rescore)
             print(json.dumps(row), flush=True)
             rows.append(row)
     print()
-    print(f"memray in the case venvs: {'installed' if a.install_memray else 'no'}")
+    print("rescored from the findings in --runs" if a.rescore else
+          f"memray in the case venvs: {'installed' if a.install_memray else 'no'}")
     print(table(rows))
     print(summary(rows))
     if a.json:

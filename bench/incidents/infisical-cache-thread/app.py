@@ -1,4 +1,4 @@
-"""infisical python-sdk #52: every client's SecretsCache starts a cleanup thread that never stops."""
+"""infisical python-sdk #52: each client's SecretsCache starts a cleanup thread that never ends."""
 import gc
 import threading
 import time

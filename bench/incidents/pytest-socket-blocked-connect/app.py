@@ -1,6 +1,10 @@
 """pytest-socket #496: a connect blocked by socket_allow_hosts leaves its socket open."""
-import os, socket, time
-from pytest_socket import socket_allow_hosts, SocketConnectBlockedError
+import os
+import socket
+import time
+
+from pytest_socket import SocketConnectBlockedError, socket_allow_hosts
+
 
 def fetch(port):
     # a client of a service that retries and keeps its last failures for a report
@@ -8,6 +12,7 @@ def fetch(port):
         socket.create_connection(("127.0.0.2", port), timeout=1)
     except SocketConnectBlockedError as exc:
         return exc
+
 
 def main():
     socket_allow_hosts(["127.0.0.1"])
@@ -18,5 +23,6 @@ def main():
             print(i, len(os.listdir("/proc/self/fd")), flush=True)
         time.sleep(0.005)
     print("end", len(os.listdir("/proc/self/fd")))
+
 
 main()

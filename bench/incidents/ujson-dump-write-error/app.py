@@ -1,16 +1,20 @@
 """ujson (CVE-2026-44660, PR #727): dump() leaks the encoded string when write() fails."""
-import resource, ujson
+import contextlib
+import resource
+
+import ujson
+
 
 class FullDisk:
     """A file whose write always fails, like a full disk or a closed pipe."""
     def write(self, data):
         raise OSError(28, "No space left on device")
 
+
 def save(record, out):
-    try:
+    with contextlib.suppress(OSError):
         ujson.dump(record, out)
-    except OSError:
-        pass
+
 
 def main():
     record = {"payload": "x" * 200_000, "ids": list(range(1000))}
@@ -20,5 +24,6 @@ def main():
         if i % 150 == 0:
             print(i, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, "MiB", flush=True)
     print("end", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, "MiB")
+
 
 main()
