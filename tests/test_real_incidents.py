@@ -1,0 +1,71 @@
+"""One public leak reproduction from bench/incidents, captured from its own venv with the
+real labkit, leaky and fixed release (bench/real_incidents.py runs them all)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+CASE = "croniter-expressions"  # pure Python, small wheels, seconds to run
+
+pytestmark = pytest.mark.slow
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("real_incidents",
+                                                  BENCH / "real_incidents.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def incident(tmp_path_factory):
+    """The case, and its captures' scores per release (venvs built once a session)."""
+    bench = _bench()
+    (case,) = bench.load_cases([CASE])
+    root = tmp_path_factory.mktemp("incident")
+    runs = root / "runs"
+    runs.mkdir()
+    scored = {}
+    for release in ("leaky", "fixed"):
+        # memray goes into the case venv until capture can lend labkit's own (issue 18, item 1)
+        python = bench.venv_for(case, release, install_memray=True, cache=root / "venvs")
+        out = runs / release
+        report = bench.capture(case, python, out)
+        assert "error" not in report, report["error"]
+        scored[release] = (report, bench.score(case, report))
+    return case, scored
+
+
+def test_case_is_pinned_and_public(incident):
+    case, _ = incident
+    data = json.loads((BENCH / "incidents" / CASE / "case.json").read_text())
+    assert data["leaky"] != data["fixed"]
+    assert data["issue"].startswith("https://github.com/")
+    assert data["culprit"]["file"].startswith("croniter/")
+    assert (BENCH / "incidents" / CASE / "app.py").is_file()
+    assert case.package == "croniter"
+
+
+def test_leaky_release_shows_growth_and_the_culprit_in_the_top_three(incident):
+    _, scored = incident
+    report, score = scored["leaky"]
+    assert score["growth"], report["symptoms"]
+    # the package's culprit (its function or file) appears in a top-three suspect
+    assert score["in_stack"] is not None and score["in_stack"] <= 3, report["suspects"][:3]
+    # the program's own call site is a suspect too
+    assert score["user"] is not None, report["suspects"][:3]
+
+
+def test_fixed_release_has_no_growth_symptom(incident):
+    _, scored = incident
+    report, score = scored["fixed"]
+    assert not score["growth"], report["symptoms"]
+    assert "keeps growing" not in report["verdict"]
