@@ -13,7 +13,6 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 CASE = "croniter-expressions"  # pure Python, small wheels, seconds to run
 
-pytestmark = pytest.mark.slow
 
 
 def _bench():
@@ -44,6 +43,7 @@ def incident(tmp_path_factory):
     return case, scored
 
 
+@pytest.mark.slow
 def test_case_is_pinned_and_public(incident):
     case, _ = incident
     data = json.loads((BENCH / "incidents" / CASE / "case.json").read_text())
@@ -54,6 +54,7 @@ def test_case_is_pinned_and_public(incident):
     assert case.package == "croniter"
 
 
+@pytest.mark.slow
 def test_leaky_release_shows_growth_and_the_culprit_in_the_top_three(incident):
     _, scored = incident
     report, score = scored["leaky"]
@@ -64,8 +65,51 @@ def test_leaky_release_shows_growth_and_the_culprit_in_the_top_three(incident):
     assert score["user"] is not None, report["suspects"][:3]
 
 
+@pytest.mark.slow
 def test_fixed_release_has_no_growth_symptom(incident):
     _, scored = incident
     report, score = scored["fixed"]
     assert not score["growth"], report["symptoms"]
     assert "keeps growing" not in report["verdict"]
+
+
+def _suspect(rank, function, file, stack="", library=None):
+    return {"rank": rank, "kind": "growing allocation site", "function": function,
+            "file": file, "line": 1, "stack": stack, "score": 0.5, "explains": [],
+            "evidence": {}, **({"library": library} if library else {})}
+
+
+def test_score_ranks_the_library_site_the_stack_and_the_user_entry():
+    bench = _bench()
+    (case,) = bench.load_cases([CASE])
+    site = {"function": "_expand", "file": "/venv/site-packages/croniter/croniter.py",
+            "line": 1063}
+    report = {"verdict": "heap keeps growing; ...",
+              "symptoms": [{"kind": "memory growth", "what": "heap keeps growing",
+                            "evidence": "1 MiB/s"},
+                           {"kind": "allocation churn", "what": "9 MiB short-lived",
+                            "evidence": ""}],
+              "suspects": [_suspect(1, "main", "/x/app.py"),
+                           _suspect(2, "next_run", "/x/app.py",
+                                    "__init__ (croniter.py:251) < next_run (app.py:10)"),
+                           _suspect(3, "next_run", "/x/app.py",
+                                    library={"package": "croniter", "version": "6.0.0",
+                                             "entry": {"function": "__init__",
+                                                       "file": "croniter/croniter.py",
+                                                       "line": 251},
+                                             "site": site})]}
+    got = bench.score(case, report)
+    assert got["named"] == 3  # by the library field's entry or site
+    assert got["in_stack"] == 2  # first mention: "(croniter.py:" in a stack
+    assert got["user"] == 2
+    assert got["growth"] == ["memory growth: heap keeps growing"]  # churn is not growth
+
+
+def test_score_finds_nothing_where_nothing_is_named():
+    bench = _bench()
+    (case,) = bench.load_cases([CASE])
+    report = {"verdict": "nothing abnormal found in these captures", "symptoms": [],
+              "suspects": [_suspect(1, "main", "/x/app.py", "main (app.py:3)")]}
+    got = bench.score(case, report)
+    assert (got["named"], got["in_stack"], got["user"], got["growth"]) == (None, None, None, [])
+    assert bench.score(case, {"error": "capture exit 2"}) == {"error": "capture exit 2"}
