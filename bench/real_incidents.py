@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -138,12 +139,16 @@ def capture(case: Case, python: Path, out: Path) -> dict[str, Any]:
 
 
 def _names(where: dict[str, Any] | None, culprit: dict[str, str]) -> bool:
-    """Whether a frame {function, file} is the culprit: same function, or same file."""
+    """Whether a frame {function, file} is the culprit: its file (or the fix's source
+    file), or its function inside the culprit's package."""
     if not where:
         return False
     fn = str(where.get("function") or "").rsplit(".", 1)[-1]
     file = str(where.get("file") or "").replace(os.sep, "/")
-    return fn == culprit["function"] or culprit["file"] in file
+    if any(f and f in file for f in (culprit["file"], culprit.get("source"))):
+        return True
+    package = culprit["file"].split("/")[0]
+    return fn == culprit["function"] and (not file or package in file)
 
 
 def _rank(suspects: list[dict[str, Any]], hit: Any) -> int | None:
@@ -162,14 +167,16 @@ def score(case: Case, report: dict[str, Any]) -> dict[str, Any]:
         return (_names(lib.get("entry"), culprit) or _names(lib.get("site"), culprit)
                 or _names(s, culprit))
 
+    # stack text reads "module.function (file.py:line)": the function as a frame, the
+    # file by its path or (unless it is a package's __init__.py) by its base name
     base = Path(culprit["file"]).name
-    words = [culprit["function"], culprit["file"]]
-    if base != "__init__.py":  # stack text names files by their base name
-        words.append(f"({base}:")
+    patterns = [rf"(?<![\w]){re.escape(culprit['function'])} \(", re.escape(culprit["file"])]
+    if base != "__init__.py":
+        patterns.append(re.escape(f"({base}:"))
+    mention = re.compile("|".join(patterns))
 
     def in_text(s: dict[str, Any]) -> bool:
-        text = json.dumps(s)
-        return any(w in text for w in words)
+        return bool(mention.search(json.dumps(s)))
 
     def user(s: dict[str, Any]) -> bool:
         return (s.get("function", "").rsplit(".", 1)[-1] == case.user_entry["function"]
