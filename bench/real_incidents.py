@@ -201,10 +201,13 @@ def run_case(case: Case, release: str, runs: Path, install_memray: bool = False,
                   else {"error": f"no {found.name} in {runs}"})
         return {"case": case.name, "kind": case.kind, "release": release,
                 "version": case.version(release), "seconds": 0.0, **score(case, report)}
-    python = venv_for(case, release, install_memray, cache)
-    if out.exists():
-        shutil.rmtree(out)
-    result = score(case, capture(case, python, out))
+    try:
+        python = venv_for(case, release, install_memray, cache)
+        if out.exists():
+            shutil.rmtree(out)
+        result = score(case, capture(case, python, out))
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        result = {"error": f"{' '.join(map(str, e.cmd[:3]))}...: {type(e).__name__}"}
     return {"case": case.name, "kind": case.kind, "release": release,
             "version": case.version(release), "seconds": round(time.monotonic() - t0, 1),
             **result}
