@@ -2,7 +2,7 @@
 
 Each case runs the real ``labkit`` verb in-process over ``datasets/`` and compares what it
 prints with ``tests/golden/<case>.txt``. A deliberate change of output (a unit, a wording)
-regenerates the files with ``LABKIT_REGEN_GOLDEN=1 python -m pytest tests/test_outputs_golden.py``
+regenerates the files with ``LABKIT_REGEN_GOLDEN=1 python -m pytest tests/test_cli_golden.py``
 and the commit shows the difference; anything else that changes the text fails here.
 """
 
