@@ -97,7 +97,7 @@ SELECT top_function AS function, top_file AS file, top_line AS line,
        COUNT(DISTINCT node) AS nodes,
        COUNT(DISTINCT CASE WHEN top_score >= 0.5 THEN node END) AS nodes_strong,
        MEDIAN(top_score) AS median_score, MAX(top_score) AS max_score,
-       STRING_AGG(DISTINCT top_kind, ', ') AS kinds
+       STRING_AGG(DISTINCT top_kind, ', ' ORDER BY top_kind) AS kinds
 FROM fleet_runs
 WHERE top_function IS NOT NULL
 GROUP BY top_function, top_file, top_line
