@@ -2,18 +2,23 @@
 
 Contract:
 
-* The callback takes no lock, does no I/O and creates no container objects of its own:
-  it writes integers into preallocated ``array('q')`` chunks. ``gc.get_count()`` is read
-  in the ``start`` phase, whose allocations are swept by the collection that follows.
+* The callback takes no lock, does no I/O and keeps no container objects of its own:
+  the ``start`` phase keeps its figures in closure cells, the ``stop`` phase packs the
+  whole record into a preallocated ``array('q')`` chunk with one ``struct.pack_into``.
+  ``gc.get_count()`` is read in the ``start`` phase; its tuple is freed at once.
 * A background thread (``labkit-gctrace``) samples heap indicators every ``interval_s``
-  (>= 10 ms) and every 0.1 s appends the recorded chunks to ``gc_events.bin`` as raw
-  int64 records: no per-event Python objects, so the drain itself does not feed the
-  collector. With ``echo`` it also prints one line per collection to stderr, in the spirit
+  (>= 10 ms) into a preallocated array, and every 0.1 s appends those samples to
+  ``heap.csv`` and the recorded chunks to ``gc_events.bin`` as raw int64 records: it never
+  wakes per collection and builds no per-event Python objects, so the drain does not feed
+  the collector, and it hands the GIL back and forth about twice a sample, not per write. With ``echo`` it also prints one line per collection to stderr, in the spirit
   of Go's ``GODEBUG=gctrace=1`` (that formatting is the one per-event cost, and opt-in).
   It never runs inside the callback; its thread id is recorded so that collections it
   triggers can be told apart.
 * ``stop()`` drains everything and writes ``gctrace.json`` (clock origin, thresholds,
-  interpreter, measured per-call cost, tracer overhead estimate).
+  interpreter, and what the tracer cost: the callback as CPython invokes it, calibrated on
+  real collections at start, times the events; plus the sampler thread's CPU time and the
+  final drain). ``pause()``/``resume()`` detach it for a while (a scenario measuring its
+  own work without the tracer); ``active()`` is the tracer started in this process.
 
 * The tracer belongs to the process that started it. In a forked child it detaches at
   once (``os.register_at_fork``): the callback is removed and the child closes its copies of
@@ -32,6 +37,7 @@ import gc
 import io
 import json
 import os
+import struct
 import sys
 import sysconfig
 import threading
@@ -54,6 +60,17 @@ MIN_INTERVAL_S = 0.010
 
 _STRIDE = len(EVENT_FIELDS)  # a record's position in the file is its sequence number
 _CHUNK = 4096
+_PACK = struct.Struct(f"{_STRIDE}q").pack_into
+_SAMPLE_FIELDS = 8  # HEAP_COLUMNS + TRACEMALLOC_COLUMNS
+_ACTIVE: list[GCTracer] = []
+
+
+def active() -> GCTracer | None:
+    """The tracer running in this process, if any."""
+    for t in _ACTIVE:
+        if t.owned:
+            return t
+    return None
 
 
 class _Chunks:
@@ -98,6 +115,8 @@ class GCTracer:
         self._chunks = _Chunks()
         self._callback = self._make_callback()
         self._stop = threading.Event()
+        self._active = threading.Event()  # cleared while paused
+        self._active.set()
         self._thread: threading.Thread | None = None
         self._thread_id = 0
         self._events_fh: io.FileIO | None = None
@@ -113,6 +132,11 @@ class GCTracer:
         self._last_drain_ns = 0
         self._done = 0
         self._flood_warned = False
+        self._samples = array("q", bytes(8 * _SAMPLE_FIELDS * 64))  # drained with the events
+        self._nsamples = 0
+        self._sampler_ns = 0  # the sampler thread's CPU time, its on_tick excluded
+        self._drain_ns = 0  # the final drain in stop()
+        self._paused_ns = self._paused_at = 0
         self.t0_ns = 0
         self.per_event_ns = 0.0
 
@@ -123,23 +147,21 @@ class GCTracer:
         get_count = gc.get_count
         now = time.perf_counter_ns
         ident = threading.get_ident
+        pack = _PACK
+        t0 = c0 = c1 = c2 = 0
 
         def _labkit_gc_callback(phase: str, info: dict) -> None:
-            buf = chunks.current
-            base = pos[0] * _STRIDE
+            nonlocal t0, c0, c1, c2
             if phase == "start":
-                c = get_count()
-                buf[base + 2] = info["generation"]
-                buf[base + 5] = ident()
-                buf[base + 6] = c[0]
-                buf[base + 7] = c[1]
-                buf[base + 8] = c[2]
-                buf[base] = now()
+                c0, c1, c2 = get_count()
+                t0 = now()
                 return
-            buf[base + 1] = now()
-            buf[base + 3] = info["collected"]
-            buf[base + 4] = info["uncollectable"]
-            n = pos[0] + 1
+            t1 = now()
+            n = pos[0]
+            buf = chunks.current
+            pack(buf, n * _STRIDE * 8, t0, t1, info["generation"], info["collected"],
+                 info["uncollectable"], ident(), c0, c1, c2)
+            n += 1
             if n == _CHUNK:
                 chunks.full.append(buf)
                 chunks.current = chunks.spares.pop() if chunks.spares else chunks.grow()
@@ -148,22 +170,28 @@ class GCTracer:
 
         return _labkit_gc_callback
 
-    def _calibrate(self, n: int = 4000) -> float:
-        """Time the real callback on a scratch buffer: nanoseconds per event (start + stop)."""
+    def _calibrate(self, n: int = 1000, rounds: int = 5) -> float:
+        """Nanoseconds the callback adds to one collection as CPython invokes it (its info
+        dict, the call, the body): young collections timed with and without it, alternating;
+        the fastest of each side (noise only adds). Its records go to a scratch position."""
         saved_current, saved_pos = self._chunks.current, self._chunks.pos[0]
-        cb = self._callback
-        info = {"generation": 0, "collected": 0, "uncollectable": 0}
-        best = float("inf")
-        for _ in range(3):
+        self._chunks.current = self._chunks._new()
+        collect, cbs, cb = gc.collect, gc.callbacks, self._callback
+        best = {False: float("inf"), True: float("inf")}
+        for r in range(2 * rounds):
+            on = r % 2 == 1
+            if on:
+                cbs.append(cb)
             self._chunks.pos[0] = 0
             t = time.perf_counter_ns()
             for _ in range(n):
-                cb("start", info)
-                cb("stop", info)
-                self._chunks.pos[0] = 0
-            best = min(best, (time.perf_counter_ns() - t) / n)
+                collect(0)
+            best[on] = min(best[on], (time.perf_counter_ns() - t) / n)
+            if on:
+                cbs.remove(cb)
+            self._chunks.full.clear()
         self._chunks.current, self._chunks.pos[0] = saved_current, saved_pos
-        return best
+        return max(0.0, best[True] - best[False])
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -190,8 +218,24 @@ class GCTracer:
         self.t0_ns = self._last_drain_ns = time.perf_counter_ns()
         self._sample()
         gc.callbacks.append(self._callback)
+        _ACTIVE.append(self)
         self._thread = threading.Thread(target=self._run, name="labkit-gctrace", daemon=True)
         self._thread.start()
+
+    def pause(self) -> None:
+        """Detach the callback and idle the sampler until :meth:`resume` (collections in
+        between are not recorded: the program runs as if untraced)."""
+        if self.owned and self._active.is_set() and not self._stop.is_set():
+            gc.callbacks.remove(self._callback)
+            self._active.clear()
+            self._paused_at = time.perf_counter_ns()
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        if self.owned and not self._active.is_set() and not self._stop.is_set():
+            self._paused_ns += time.perf_counter_ns() - self._paused_at
+            gc.callbacks.append(self._callback)
+            self._active.set()
 
     def _count_fork(self) -> None:
         if self.owned:
@@ -212,6 +256,7 @@ class GCTracer:
         self._statm_fd = -1
         self.echo = None
         self._stop.set()
+        self._active.set()
 
     @property
     def statm_fd(self) -> int:
@@ -231,13 +276,18 @@ class GCTracer:
             return
         if self._callback in gc.callbacks:
             gc.callbacks.remove(self._callback)
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
         self._stop.set()
+        self._active.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         if self._events_fh is None:
             return
+        t = time.perf_counter_ns()
         self._sample()
         self._drain()
+        self._drain_ns = time.perf_counter_ns() - t
         self._write_meta(finished=True)
         for fh in (self._events_fh, self._heap_fh):
             if fh is not None:
@@ -253,13 +303,21 @@ class GCTracer:
         ticks = 0
         flush_every = max(1, round(0.1 / self.interval_s))
         tick_every = max(1, round(0.25 / self.interval_s))
+        cpu, tick_ns = time.thread_time_ns, 0
         while not self._stop.wait(self.interval_s):
+            if not self._active.is_set():
+                self._drain()
+                self._active.wait()
+                continue
             self._sample()
             ticks += 1
             if ticks % flush_every == 0:
                 self._drain()
             if self.on_tick is not None and ticks % tick_every == 0:
+                t = cpu()
                 self.on_tick()
+                tick_ns += cpu() - t
+            self._sampler_ns = cpu() - tick_ns
 
     def _rss(self) -> int:
         if self._statm_fd < 0:
@@ -270,21 +328,35 @@ class GCTracer:
             return 0
 
     def _sample(self) -> None:
-        fh = self._heap_fh
-        if fh is None:
+        if self._heap_fh is None:
             return
-        t = time.perf_counter_ns()
-        self._last_rss = rss = self._rss()
-        c = gc.get_count()
-        row = f"{t},{rss},{sys.getallocatedblocks()},{c[0]},{c[1]},{c[2]}"
+        if self._nsamples == 64:
+            self._flush_samples()
+        b = self._nsamples * _SAMPLE_FIELDS
+        buf = self._samples
+        buf[b] = time.perf_counter_ns()
+        buf[b + 1] = self._last_rss = self._rss()
+        buf[b + 2] = sys.getallocatedblocks()
+        buf[b + 3], buf[b + 4], buf[b + 5] = gc.get_count()
         if self.tracemalloc:
             import tracemalloc
 
-            cur, peak = tracemalloc.get_traced_memory()
-            row += f",{cur},{peak}"
-        _write_all(fh, (row + "\n").encode())
+            buf[b + 6], buf[b + 7] = tracemalloc.get_traced_memory()
+        self._nsamples += 1
+
+    def _flush_samples(self) -> None:
+        fh, n = self._heap_fh, self._nsamples
+        if fh is None or n == 0:
+            return
+        width = len(HEAP_COLUMNS) + (len(TRACEMALLOC_COLUMNS) if self.tracemalloc else 0)
+        buf = self._samples
+        rows = [",".join(map(str, buf[i * _SAMPLE_FIELDS:i * _SAMPLE_FIELDS + width])) + "\n"
+                for i in range(n)]
+        self._nsamples = 0
+        _write_all(fh, "".join(rows).encode())
 
     def _drain(self) -> None:
+        self._flush_samples()
         # Chunks leave `full` only here, so the oldest one may be partly emitted already
         # (`_done` entries); entries below `pos` are complete and never rewritten until
         # their chunk is recycled below.
@@ -359,8 +431,12 @@ class GCTracer:
             "events": events,
             "tracer_thread_id": self._thread_id,
             "max_collections_per_s_approx": self._max_per_s,
-            "per_event_ns": round(self.per_event_ns, 1),
-            "overhead_ns": round(events * self.per_event_ns),
+            "per_event_ns": round(self.per_event_ns, 1),  # callback, CPython's invocation too
+            "callback_ns": round(events * self.per_event_ns),
+            "sampler_ns": self._sampler_ns,
+            "drain_ns": self._drain_ns,
+            "overhead_ns": round(events * self.per_event_ns) + self._sampler_ns + self._drain_ns,
+            "paused_ns": self._paused_ns,
             "callback_chunk_grows": self._chunks.grown_in_callback,
             "forks": self._forks,  # os.fork() calls in this process (its children untraced)
             "tracemalloc": self.tracemalloc,
