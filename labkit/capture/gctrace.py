@@ -2,24 +2,20 @@
 
 Contract:
 
-* The callback takes no lock, does no I/O and keeps no container objects of its own:
-  the ``start`` phase keeps its figures in closure cells, the ``stop`` phase packs the
-  whole record into a preallocated ``array('q')`` chunk with one ``struct.pack_into``.
-  ``gc.get_count()`` is read in the ``start`` phase; its tuple is freed at once.
+* The callback (:mod:`labkit.capture.gccallback`) takes no lock, does no I/O and keeps
+  no container objects: one ``struct.pack_into`` into a preallocated chunk a collection.
 * A background thread (``labkit-gctrace``) samples heap indicators every ``interval_s``
   (>= 10 ms) into a preallocated array, and every 0.1 s appends those samples to
   ``heap.csv`` and the recorded chunks to ``gc_events.bin`` as raw int64 records: it never
-  wakes per collection and builds no per-event Python objects, so the drain does not feed
-  the collector, and it hands the GIL back and forth about twice a sample, not per write. With ``echo`` it also prints one line per collection to stderr, in the spirit
-  of Go's ``GODEBUG=gctrace=1`` (that formatting is the one per-event cost, and opt-in).
-  It never runs inside the callback; its thread id is recorded so that collections it
-  triggers can be told apart.
+  wakes per collection and builds no per-event Python objects (the drain does not feed
+  the collector). With ``echo`` it also prints one line per collection to stderr, like
+  Go's ``GODEBUG=gctrace=1`` (the one per-event cost, and opt-in). Its thread id is
+  recorded so that collections it triggers can be told apart.
 * ``stop()`` drains everything and writes ``gctrace.json`` (clock origin, thresholds,
   interpreter, and what the tracer cost: the callback as CPython invokes it, calibrated on
   real collections at start, times the events; plus the sampler thread's CPU time and the
   final drain). ``pause()``/``resume()`` detach it for a while (a scenario measuring its
   own work without the tracer); ``active()`` is the tracer started in this process.
-
 * The tracer belongs to the process that started it. In a forked child it detaches at
   once (``os.register_at_fork``): the callback is removed and the child closes its copies of
   the output descriptors without writing, so a child can never add to the parent's run.
@@ -34,15 +30,16 @@ which need not have labkit's dependencies. The child-side bootstrap that starts 
 from __future__ import annotations
 
 import gc
+import importlib.util
 import io
 import json
 import os
-import struct
 import sys
 import sysconfig
 import threading
 import time
 from array import array
+from types import ModuleType
 from typing import Any, TextIO
 
 EVENTS_FILE = "gc_events.bin"
@@ -58,9 +55,23 @@ TRACEMALLOC_COLUMNS = ("traced_bytes", "traced_peak_bytes")
 FLOOD_PER_S = 10_000
 MIN_INTERVAL_S = 0.010
 
-_STRIDE = len(EVENT_FIELDS)  # a record's position in the file is its sequence number
-_CHUNK = 4096
-_PACK = struct.Struct(f"{_STRIDE}q").pack_into
+
+
+def _sibling(name: str) -> ModuleType:
+    """``NAME.py`` beside this file, by path (labkit need not be importable here)."""
+    key = f"_labkit_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            key, os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"))
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[key] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[key]
+
+
+_cb = _sibling("gccallback")
+_STRIDE, _CHUNK = _cb.STRIDE, _cb.CHUNK  # a record's position in the file is its sequence number
 _SAMPLE_FIELDS = 8  # HEAP_COLUMNS + TRACEMALLOC_COLUMNS
 _ACTIVE: list[GCTracer] = []
 
@@ -71,26 +82,6 @@ def active() -> GCTracer | None:
         if t.owned:
             return t
     return None
-
-
-class _Chunks:
-    """Event storage: fixed-size chunks of int64, filled by the callback, drained by a thread."""
-
-    def __init__(self) -> None:
-        self.current = self._new()
-        self.pos = [0]
-        self.full: list[array] = []
-        self.spares: list[array] = [self._new()]
-        self.grown_in_callback = 0
-
-    @staticmethod
-    def _new() -> array:
-        return array("q", bytes(8 * _STRIDE * _CHUNK))
-
-    def grow(self) -> array:
-        """A fresh chunk, made in the callback only when the drain thread fell behind."""
-        self.grown_in_callback += 1
-        return self._new()
 
 
 class GCTracer:
@@ -112,93 +103,32 @@ class GCTracer:
         self.echo = echo
         self.tracemalloc = tracemalloc
         self.on_tick = on_tick  # called from the sampler thread about every 0.25 s
-        self._chunks = _Chunks()
-        self._callback = self._make_callback()
+        self._chunks = _cb.Chunks()
+        self._callback = _cb.make_callback(self._chunks)
         self._stop = threading.Event()
         self._active = threading.Event()  # cleared while paused
         self._active.set()
         self._thread: threading.Thread | None = None
-        self._thread_id = 0
         self._events_fh: io.FileIO | None = None
         self._heap_fh: io.FileIO | None = None
-        self._pid = 0
-        self._forks = 0
+        self._thread_id = self._pid = self._forks = 0
         self._statm_fd = -1
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        self._seq = 0
-        self._gc_ns = 0
-        self._last_rss = 0
-        self._max_per_s = 0
+        self._seq = self._gc_ns = self._last_rss = self._max_per_s = self._done = 0
         self._last_drain_ns = 0
-        self._done = 0
         self._flood_warned = False
         self._samples = array("q", bytes(8 * _SAMPLE_FIELDS * 64))  # drained with the events
         self._nsamples = 0
-        self._sampler_ns = 0  # the sampler thread's CPU time, its on_tick excluded
-        self._drain_ns = 0  # the final drain in stop()
-        self._paused_ns = self._paused_at = 0
-        self.t0_ns = 0
-        self.per_event_ns = 0.0
-
-    # -- the callback -------------------------------------------------------------------
-    def _make_callback(self) -> Any:
-        chunks = self._chunks
-        pos = chunks.pos
-        get_count = gc.get_count
-        now = time.perf_counter_ns
-        ident = threading.get_ident
-        pack = _PACK
-        t0 = c0 = c1 = c2 = 0
-
-        def _labkit_gc_callback(phase: str, info: dict) -> None:
-            nonlocal t0, c0, c1, c2
-            if phase == "start":
-                c0, c1, c2 = get_count()
-                t0 = now()
-                return
-            t1 = now()
-            n = pos[0]
-            buf = chunks.current
-            pack(buf, n * _STRIDE * 8, t0, t1, info["generation"], info["collected"],
-                 info["uncollectable"], ident(), c0, c1, c2)
-            n += 1
-            if n == _CHUNK:
-                chunks.full.append(buf)
-                chunks.current = chunks.spares.pop() if chunks.spares else chunks.grow()
-                n = 0
-            pos[0] = n
-
-        return _labkit_gc_callback
-
-    def _calibrate(self, n: int = 1000, rounds: int = 5) -> float:
-        """Nanoseconds the callback adds to one collection as CPython invokes it (its info
-        dict, the call, the body): young collections timed with and without it, alternating;
-        the fastest of each side (noise only adds). Its records go to a scratch position."""
-        saved_current, saved_pos = self._chunks.current, self._chunks.pos[0]
-        self._chunks.current = self._chunks._new()
-        collect, cbs, cb = gc.collect, gc.callbacks, self._callback
-        best = {False: float("inf"), True: float("inf")}
-        for r in range(2 * rounds):
-            on = r % 2 == 1
-            if on:
-                cbs.append(cb)
-            self._chunks.pos[0] = 0
-            t = time.perf_counter_ns()
-            for _ in range(n):
-                collect(0)
-            best[on] = min(best[on], (time.perf_counter_ns() - t) / n)
-            if on:
-                cbs.remove(cb)
-            self._chunks.full.clear()
-        self._chunks.current, self._chunks.pos[0] = saved_current, saved_pos
-        return max(0.0, best[True] - best[False])
+        # the sampler thread's CPU time (its on_tick excluded); stop()'s final drain
+        self._sampler_ns = self._drain_ns = self._paused_ns = self._paused_at = 0
+        self.t0_ns, self.per_event_ns = 0, 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         """Calibrate, open the output files, install the callback and start the sampler."""
         self.out_dir = os.path.abspath(self.out_dir)  # the program may chdir
         os.makedirs(self.out_dir, exist_ok=True)
-        self.per_event_ns = self._calibrate()
+        self.per_event_ns = _cb.calibrate(self._chunks, self._callback)
         self._pid = os.getpid()
         os.register_at_fork(before=self._count_fork, after_in_child=self._detach_in_child)
         self._events_fh = io.FileIO(os.path.join(self.out_dir, EVENTS_FILE), "w")
