@@ -6,11 +6,12 @@ in ``gc.callbacks`` (what CPython itself spends invoking any callback: the info 
 call), C = the tracer's callback alone (no sampler thread). Each round runs A, E, C, B side
 by side in one fresh interpreter, the order reversed every other round, because on these
 VMs a whole process can land in a fast or slow mode. PROCS processes x REPS rounds; the
-workload times itself, so start-up is excluded. Prints per threshold setting the median
+workload times itself (wall time, or with ``--clock cpu`` the process's CPU time, every
+thread's: robust when neighbours load the machine), so start-up is excluded. Prints per threshold setting the median
 B/A ratio and, per collection: the tracer's calibrated cost, median(B - A) / collections,
 and the breakdown (E-A, C-E, B-C); then the tracer's self-reported cost against B - A.
 
-    .venv/bin/python bench/gctrace_overhead.py [--procs 7] [--reps 2] [--n 600000]
+    .venv/bin/python bench/gctrace_overhead.py [--procs 7] [--reps 2] [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ setting, n, reps = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 if setting != "default":
     gc.set_threshold(*map(int, setting.split(",")))
 
+CLOCK = time.process_time if sys.argv[5] == "cpu" else time.perf_counter
+
 def workload():
     keep = []
-    t = time.perf_counter()
+    t = CLOCK()
     for i in range(n):
         node = {"id": i, "payload": [i, str(i)]}
         node["self"] = node                   # cyclic garbage
         if i % 20 == 0:
             keep.append((i, [i]))             # a growing long-lived heap
-    return time.perf_counter() - t
+    return CLOCK() - t
 
 def empty(phase, info):
     pass
@@ -84,9 +87,13 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--n", type=int, default=600_000)
     ap.add_argument("--settings", default="default;5,10,10")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: the process's CPU time (all its threads), which a busy "
+                         "neighbour does not inflate; misses GIL hand-off latency")
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}; {args.procs} processes x {args.reps} rounds "
-          f"(A E C B, order alternating), n={args.n}; tracer {gctrace.__file__}")
+          f"(A E C B, order alternating), n={args.n}, {args.clock} time; "
+          f"tracer {gctrace.__file__}")
     print(f"{'thresholds':<11} {'rounds':>6} {'B/A':>6} {'A s':>6} {'B s':>6} {'events':>6} "
           f"{'calib us':>8} {'(B-A)/ev us':>11} {'E-A us':>6} {'C-E us':>6} {'B-C ms':>6} "
           f"{'sampler ms':>10} {'reported/(B-A)':>14}")
@@ -95,7 +102,7 @@ def main() -> None:
         rows = []
         for _ in range(args.procs):
             out = subprocess.run([sys.executable, "-c", CHILD, gctrace.__file__, setting,
-                                  str(args.n), str(args.reps)],
+                                  str(args.n), str(args.reps), args.clock],
                                  capture_output=True, text=True, check=True).stdout
             rows += json.loads(out)
         ev = med(r["events"] for r in rows)

@@ -8,9 +8,9 @@ Contract:
   (>= 10 ms) into a preallocated array, and every 0.1 s appends those samples to
   ``heap.csv`` and the recorded chunks to ``gc_events.bin`` as raw int64 records: it never
   wakes per collection and builds no per-event Python objects (the drain does not feed
-  the collector). With ``echo`` it also prints one line per collection to stderr, like
-  Go's ``GODEBUG=gctrace=1`` (the one per-event cost, and opt-in). Its thread id is
-  recorded so that collections it triggers can be told apart.
+  the collector); its reads and writes keep the GIL (:mod:`labkit.capture.gcsys`). With
+  ``echo`` it prints one line per collection to stderr, like Go's ``GODEBUG=gctrace=1``
+  (the one per-event cost, opt-in). Its thread id tells the collections it triggers apart.
 * ``stop()`` drains everything and writes ``gctrace.json`` (clock origin, thresholds,
   interpreter, and what the tracer cost: the callback as CPython invokes it, calibrated on
   real collections at start, times the events; plus the sampler thread's CPU time and the
@@ -71,6 +71,7 @@ def _sibling(name: str) -> ModuleType:
 
 
 _cb = _sibling("gccallback")
+_sys = _sibling("gcsys")
 _STRIDE, _CHUNK = _cb.STRIDE, _cb.CHUNK  # a record's position in the file is its sequence number
 _SAMPLE_FIELDS = 8  # HEAP_COLUMNS + TRACEMALLOC_COLUMNS
 _ACTIVE: list[GCTracer] = []
@@ -104,6 +105,7 @@ class GCTracer:
         self.tracemalloc = tracemalloc
         self.on_tick = on_tick  # called from the sampler thread about every 0.25 s
         self._chunks = _cb.Chunks()
+        self._io: Any = None  # gcsys.HeldCalls, made at start
         self._callback = _cb.make_callback(self._chunks)
         self._stop = threading.Event()
         self._active = threading.Event()  # cleared while paused
@@ -129,13 +131,14 @@ class GCTracer:
         self.out_dir = os.path.abspath(self.out_dir)  # the program may chdir
         os.makedirs(self.out_dir, exist_ok=True)
         self.per_event_ns = _cb.calibrate(self._chunks, self._callback)
+        self._io = _sys.HeldCalls()
         self._pid = os.getpid()
         os.register_at_fork(before=self._count_fork, after_in_child=self._detach_in_child)
         self._events_fh = io.FileIO(os.path.join(self.out_dir, EVENTS_FILE), "w")
-        _write_all(self._events_fh, EVENTS_MAGIC)
+        self._io.write_all(self._events_fh.fileno(), EVENTS_MAGIC)
         self._heap_fh = io.FileIO(os.path.join(self.out_dir, HEAP_FILE), "w")
         cols = HEAP_COLUMNS + (TRACEMALLOC_COLUMNS if self.tracemalloc else ())
-        _write_all(self._heap_fh, (",".join(cols) + "\n").encode())
+        self._io.write_all(self._heap_fh.fileno(), (",".join(cols) + "\n").encode())
         try:
             self._statm_fd = os.open("/proc/self/statm", os.O_RDONLY)
         except OSError:
@@ -253,7 +256,7 @@ class GCTracer:
         if self._statm_fd < 0:
             return 0
         try:
-            return int(os.pread(self._statm_fd, 64, 0).split()[1]) * self._page
+            return int(self._io.pread(self._statm_fd, 64).split()[1]) * self._page
         except (OSError, ValueError, IndexError):
             return 0
 
@@ -283,7 +286,7 @@ class GCTracer:
         rows = [",".join(map(str, buf[i * _SAMPLE_FIELDS:i * _SAMPLE_FIELDS + width])) + "\n"
                 for i in range(n)]
         self._nsamples = 0
-        _write_all(fh, "".join(rows).encode())
+        self._io.write_all(fh.fileno(), bytearray("".join(rows).encode()))  # writable: GIL kept
 
     def _drain(self) -> None:
         self._flush_samples()
@@ -307,7 +310,7 @@ class GCTracer:
     def _emit(self, buf: array, start: int, stop: int) -> None:
         fh = self._events_fh
         if fh is not None:
-            _write_all(fh, memoryview(buf)[start * _STRIDE:stop * _STRIDE])
+            self._io.write_all(fh.fileno(), memoryview(buf)[start * _STRIDE:stop * _STRIDE])
         first = self._seq
         self._seq += stop - start
         self._track_rate(stop - start)
@@ -370,6 +373,7 @@ class GCTracer:
             "callback_chunk_grows": self._chunks.grown_in_callback,
             "forks": self._forks,  # os.fork() calls in this process (its children untraced)
             "tracemalloc": self.tracemalloc,
+            "sampler_holds_gil": bool(self._io is not None and self._io.holds_gil),
             "python": interpreter_facts(),
         }
         path = os.path.join(self.out_dir, META_FILE)
@@ -377,13 +381,6 @@ class GCTracer:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(meta, fh, indent=1)
         os.replace(tmp, path)
-
-
-def _write_all(fh: io.FileIO, data: Any) -> None:
-    """Write every byte of ``data`` to the unbuffered ``fh`` (a raw write may be partial)."""
-    view = memoryview(data).cast("B")
-    while view:
-        view = view[fh.write(view) or 0:]
 
 
 def interpreter_facts() -> dict[str, Any]:
