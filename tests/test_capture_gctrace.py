@@ -159,3 +159,33 @@ def test_heap_samples_at_the_interval(tmp_path: Path) -> None:
 def test_interval_below_10ms_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         GCTracer(str(tmp_path), interval_s=0.001)
+
+
+def test_held_calls_read_and_write_whole_buffers(tmp_path: Path) -> None:
+    import os
+    from array import array
+
+    io_ = gctrace._sys.HeldCalls()
+    assert io_.holds_gil  # libc is loadable on the machines labkit supports
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        io_.write_all(fd, b"head,")  # read-only bytes: through os
+        io_.write_all(fd, memoryview(array("q", range(3))))  # writable: through libc
+    finally:
+        os.close(fd)
+    data = path.read_bytes()
+    assert data == b"head," + array("q", range(3)).tobytes()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert io_.pread(fd, 5) == b"head,"
+    finally:
+        os.close(fd)
+
+
+def test_held_calls_raise_oserror_on_a_bad_descriptor(tmp_path: Path) -> None:
+    io_ = gctrace._sys.HeldCalls()
+    with pytest.raises(OSError):
+        io_.pread(10_000, 8)
+    with pytest.raises(OSError):
+        io_.write_all(10_000, bytearray(b"x"))
