@@ -7,9 +7,10 @@ call), C = the tracer's callback alone (no sampler thread). Each round runs A, E
 by side in one fresh interpreter, the order reversed every other round, because on these
 VMs a whole process can land in a fast or slow mode. PROCS processes x REPS rounds; the
 workload times itself (wall time, or with ``--clock cpu`` the process's CPU time, every
-thread's: robust when neighbours load the machine), so start-up is excluded. Prints per threshold setting the median
-B/A ratio and, per collection: the tracer's calibrated cost, median(B - A) / collections,
-and the breakdown (E-A, C-E, B-C); then the tracer's self-reported cost against B - A.
+thread's: robust when neighbours load the machine), so start-up is excluded. Prints per
+threshold setting the median B/A ratio and, per collection: the tracer's calibrated cost,
+median(B - A) / collections, and the breakdown (E-A, C-E, B-C); then the tracer's
+self-reported cost against B - A.
 
     .venv/bin/python bench/gctrace_overhead.py [--procs 7] [--reps 2] [--clock wall|cpu]
 """
