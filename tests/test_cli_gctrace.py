@@ -61,6 +61,24 @@ def test_quiet_prints_only_the_summary(tmp_path: Path, write_prog) -> None:
     assert "collections in" in cp.stderr and "p99" in cp.stderr and "tracer:" in cp.stderr
 
 
+def test_summary_cost_is_the_whole_tracer(tmp_path: Path, write_prog) -> None:
+    # GIVEN a program that collects a lot and runs long enough for the sampler to wake
+    prog = write_prog("import gc, time\ngc.set_threshold(5, 10, 10)\nt = time.time()\n"
+                      "while time.time() - t < 0.3:\n    a = [[] for _ in range(50)]\n")
+    out = tmp_path / "r"
+    cp = labkit("gctrace", "--quiet", "--out", str(out), "--", PY, str(prog))
+    assert cp.returncode == 0, cp.stderr
+    meta = json.loads((out / "gctrace.json").read_text())
+    # THEN the summary's figure is callback + sampler + final drain, each printed
+    line = next(ln for ln in cp.stderr.splitlines() if "tracer:" in ln)
+    assert meta["sampler_ns"] > 0 and meta["callback_ns"] > 0
+    total = meta["callback_ns"] + meta["sampler_ns"] + meta["drain_ns"]
+    assert meta["overhead_ns"] == total
+    assert f"tracer: {total / 1e6:.3f} ms" in line, line
+    assert f"sampler thread {meta['sampler_ns'] / 1e6:.3f} ms" in line, line
+    assert f"= {meta['callback_ns'] / 1e6:.3f} ms" in line, line
+
+
 def test_live_lines_one_per_collection(tmp_path: Path, write_prog) -> None:
     prog = write_prog("import gc\nfor _ in range(7): gc.collect(2)\n")
     out = tmp_path / "r"

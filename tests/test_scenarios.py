@@ -166,3 +166,53 @@ def test_time_cap_stops_a_run_and_leaves_no_process(tmp_path: Path) -> None:
     assert len(seen) >= 3 and not [pid for pid in seen if alive(pid)]
     outcome = json.loads((tmp_path / "runs" / "leaky" / "manifest.json").read_text())["outcome"]
     assert outcome["reason"] == "time-cap" and outcome["time_cap_s"] == 4
+
+
+def test_gc_tuning_untraced_blocks_run_with_the_tracer_detached(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    # GIVEN the GC tracer running in this process and a metrics file
+    from labkit.capture.gctrace import GCTracer
+    from labkit.frames.gctrace import read_event_records
+    from labkit.scenarios import gc_tuning
+    from labkit.scenarios.base import Metrics
+
+    monkeypatch.setenv("LABKIT_METRICS", str(tmp_path / "m.jsonl"))
+    metrics = Metrics()
+    tracer = GCTracer(str(tmp_path / "gc"), interval_s=0.02)
+    tracer.start()
+    try:
+        # WHEN the side-by-side blocks run
+        gc_tuning.side_by_side({"window": 50, "payload_bytes": 8, "iterations": 40_000},
+                               metrics)
+    finally:
+        tracer.stop()
+        metrics.close()
+    blocks = [json.loads(ln) for ln in (tmp_path / "m.jsonl").read_text().splitlines()]
+    # THEN the blocks alternate untraced / traced, and no collection was recorded in an
+    # untraced one while the traced ones recorded theirs
+    assert [b["traced"] for b in blocks] == [False, True, True, False] * 2
+    starts = [int(r[0]) for r in read_event_records(tmp_path / "gc" / "gc_events.bin")]
+
+    def inside(b: dict) -> int:
+        return sum(b["t_ns"] - b["seconds"] * 1e9 <= t <= b["t_ns"] for t in starts)
+
+    assert sum(inside(b) for b in blocks if not b["traced"]) == 0
+    assert sum(inside(b) for b in blocks if b["traced"]) > 0
+
+
+def test_gc_tuning_throughput_rows_compare_the_untraced_blocks() -> None:
+    import pandas as pd
+
+    from labkit.scenarios.gc_tuning import _side_by_side
+
+    m = pd.DataFrame({"phase": ["steady"] + ["side-by-side"] * 4,
+                      "traced": [None, False, True, True, False],
+                      "iterations": [None, 100, 100, 100, 100],
+                      "seconds": [None, 1.0, 2.0, 2.0, 1.0]})
+    untraced, traced, cost = _side_by_side(m, steady=7.0)
+    assert (untraced, traced) == (100.0, 50.0)
+    assert cost == pytest.approx(50.0)
+    # a recording made before the blocks existed: its steady (traced) figure, no cost
+    old = pd.DataFrame({"phase": ["steady"], "throughput": [7.0]})
+    u, t, c = _side_by_side(old, steady=7.0)
+    assert (u, t) == (7.0, 7.0) and c != c

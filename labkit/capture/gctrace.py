@@ -2,19 +2,20 @@
 
 Contract:
 
-* The callback takes no lock, does no I/O and creates no container objects of its own:
-  it writes integers into preallocated ``array('q')`` chunks. ``gc.get_count()`` is read
-  in the ``start`` phase, whose allocations are swept by the collection that follows.
+* The callback (:mod:`labkit.capture.gccallback`) takes no lock, does no I/O and keeps
+  no container objects: one ``struct.pack_into`` into a preallocated chunk a collection.
 * A background thread (``labkit-gctrace``) samples heap indicators every ``interval_s``
-  (>= 10 ms) and every 0.1 s appends the recorded chunks to ``gc_events.bin`` as raw
-  int64 records: no per-event Python objects, so the drain itself does not feed the
-  collector. With ``echo`` it also prints one line per collection to stderr, in the spirit
-  of Go's ``GODEBUG=gctrace=1`` (that formatting is the one per-event cost, and opt-in).
-  It never runs inside the callback; its thread id is recorded so that collections it
-  triggers can be told apart.
+  (>= 10 ms) into a preallocated array, and every 0.1 s appends those samples to
+  ``heap.csv`` and the recorded chunks to ``gc_events.bin`` as raw int64 records: it never
+  wakes per collection and builds no per-event Python objects (the drain does not feed
+  the collector); its reads and writes keep the GIL (:mod:`labkit.capture.gcsys`). With
+  ``echo`` it prints one line per collection to stderr, like Go's ``GODEBUG=gctrace=1``
+  (the one per-event cost, opt-in). Its thread id tells the collections it triggers apart.
 * ``stop()`` drains everything and writes ``gctrace.json`` (clock origin, thresholds,
-  interpreter, measured per-call cost, tracer overhead estimate).
-
+  interpreter, and what the tracer cost: the callback as CPython invokes it, calibrated on
+  real collections at start, times the events; plus the sampler thread's CPU time and the
+  final drain). ``pause()``/``resume()`` detach it for a while (a scenario measuring its
+  own work without the tracer); ``active()`` is the tracer started in this process.
 * The tracer belongs to the process that started it. In a forked child it detaches at
   once (``os.register_at_fork``): the callback is removed and the child closes its copies of
   the output descriptors without writing, so a child can never add to the parent's run.
@@ -29,6 +30,7 @@ which need not have labkit's dependencies. The child-side bootstrap that starts 
 from __future__ import annotations
 
 import gc
+import importlib.util
 import io
 import json
 import os
@@ -37,6 +39,7 @@ import sysconfig
 import threading
 import time
 from array import array
+from types import ModuleType
 from typing import Any, TextIO
 
 EVENTS_FILE = "gc_events.bin"
@@ -52,28 +55,34 @@ TRACEMALLOC_COLUMNS = ("traced_bytes", "traced_peak_bytes")
 FLOOD_PER_S = 10_000
 MIN_INTERVAL_S = 0.010
 
-_STRIDE = len(EVENT_FIELDS)  # a record's position in the file is its sequence number
-_CHUNK = 4096
 
 
-class _Chunks:
-    """Event storage: fixed-size chunks of int64, filled by the callback, drained by a thread."""
+def _sibling(name: str) -> ModuleType:
+    """``NAME.py`` beside this file, by path (labkit need not be importable here)."""
+    key = f"_labkit_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            key, os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"))
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[key] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[key]
 
-    def __init__(self) -> None:
-        self.current = self._new()
-        self.pos = [0]
-        self.full: list[array] = []
-        self.spares: list[array] = [self._new()]
-        self.grown_in_callback = 0
 
-    @staticmethod
-    def _new() -> array:
-        return array("q", bytes(8 * _STRIDE * _CHUNK))
+_cb = _sibling("gccallback")
+_sys = _sibling("gcsys")
+_STRIDE, _CHUNK = _cb.STRIDE, _cb.CHUNK  # a record's position in the file is its sequence number
+_SAMPLE_FIELDS = 8  # HEAP_COLUMNS + TRACEMALLOC_COLUMNS
+_ACTIVE: list[GCTracer] = []
 
-    def grow(self) -> array:
-        """A fresh chunk, made in the callback only when the drain thread fell behind."""
-        self.grown_in_callback += 1
-        return self._new()
+
+def active() -> GCTracer | None:
+    """The tracer running in this process, if any."""
+    for t in _ACTIVE:
+        if t.owned:
+            return t
+    return None
 
 
 class GCTracer:
@@ -95,89 +104,41 @@ class GCTracer:
         self.echo = echo
         self.tracemalloc = tracemalloc
         self.on_tick = on_tick  # called from the sampler thread about every 0.25 s
-        self._chunks = _Chunks()
-        self._callback = self._make_callback()
+        self._chunks = _cb.Chunks()
+        self._io: Any = None  # gcsys.HeldCalls, made at start
+        self._callback = _cb.make_callback(self._chunks)
         self._stop = threading.Event()
+        self._active = threading.Event()  # cleared while paused
+        self._active.set()
         self._thread: threading.Thread | None = None
-        self._thread_id = 0
         self._events_fh: io.FileIO | None = None
         self._heap_fh: io.FileIO | None = None
-        self._pid = 0
-        self._forks = 0
+        self._thread_id = self._pid = self._forks = 0
         self._statm_fd = -1
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        self._seq = 0
-        self._gc_ns = 0
-        self._last_rss = 0
-        self._max_per_s = 0
+        self._seq = self._gc_ns = self._last_rss = self._max_per_s = self._done = 0
         self._last_drain_ns = 0
-        self._done = 0
         self._flood_warned = False
-        self.t0_ns = 0
-        self.per_event_ns = 0.0
-
-    # -- the callback -------------------------------------------------------------------
-    def _make_callback(self) -> Any:
-        chunks = self._chunks
-        pos = chunks.pos
-        get_count = gc.get_count
-        now = time.perf_counter_ns
-        ident = threading.get_ident
-
-        def _labkit_gc_callback(phase: str, info: dict) -> None:
-            buf = chunks.current
-            base = pos[0] * _STRIDE
-            if phase == "start":
-                c = get_count()
-                buf[base + 2] = info["generation"]
-                buf[base + 5] = ident()
-                buf[base + 6] = c[0]
-                buf[base + 7] = c[1]
-                buf[base + 8] = c[2]
-                buf[base] = now()
-                return
-            buf[base + 1] = now()
-            buf[base + 3] = info["collected"]
-            buf[base + 4] = info["uncollectable"]
-            n = pos[0] + 1
-            if n == _CHUNK:
-                chunks.full.append(buf)
-                chunks.current = chunks.spares.pop() if chunks.spares else chunks.grow()
-                n = 0
-            pos[0] = n
-
-        return _labkit_gc_callback
-
-    def _calibrate(self, n: int = 4000) -> float:
-        """Time the real callback on a scratch buffer: nanoseconds per event (start + stop)."""
-        saved_current, saved_pos = self._chunks.current, self._chunks.pos[0]
-        cb = self._callback
-        info = {"generation": 0, "collected": 0, "uncollectable": 0}
-        best = float("inf")
-        for _ in range(3):
-            self._chunks.pos[0] = 0
-            t = time.perf_counter_ns()
-            for _ in range(n):
-                cb("start", info)
-                cb("stop", info)
-                self._chunks.pos[0] = 0
-            best = min(best, (time.perf_counter_ns() - t) / n)
-        self._chunks.current, self._chunks.pos[0] = saved_current, saved_pos
-        return best
+        self._samples = array("q", bytes(8 * _SAMPLE_FIELDS * 64))  # drained with the events
+        self._nsamples = 0
+        # the sampler thread's CPU time (its on_tick excluded); stop()'s final drain
+        self._sampler_ns = self._drain_ns = self._paused_ns = self._paused_at = 0
+        self.t0_ns, self.per_event_ns = 0, 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         """Calibrate, open the output files, install the callback and start the sampler."""
         self.out_dir = os.path.abspath(self.out_dir)  # the program may chdir
         os.makedirs(self.out_dir, exist_ok=True)
-        self.per_event_ns = self._calibrate()
+        self.per_event_ns = _cb.calibrate(self._chunks, self._callback)
+        self._io = _sys.HeldCalls()
         self._pid = os.getpid()
         os.register_at_fork(before=self._count_fork, after_in_child=self._detach_in_child)
         self._events_fh = io.FileIO(os.path.join(self.out_dir, EVENTS_FILE), "w")
-        _write_all(self._events_fh, EVENTS_MAGIC)
+        self._io.write_all(self._events_fh.fileno(), EVENTS_MAGIC)
         self._heap_fh = io.FileIO(os.path.join(self.out_dir, HEAP_FILE), "w")
         cols = HEAP_COLUMNS + (TRACEMALLOC_COLUMNS if self.tracemalloc else ())
-        _write_all(self._heap_fh, (",".join(cols) + "\n").encode())
+        self._io.write_all(self._heap_fh.fileno(), (",".join(cols) + "\n").encode())
         try:
             self._statm_fd = os.open("/proc/self/statm", os.O_RDONLY)
         except OSError:
@@ -190,8 +151,24 @@ class GCTracer:
         self.t0_ns = self._last_drain_ns = time.perf_counter_ns()
         self._sample()
         gc.callbacks.append(self._callback)
+        _ACTIVE.append(self)
         self._thread = threading.Thread(target=self._run, name="labkit-gctrace", daemon=True)
         self._thread.start()
+
+    def pause(self) -> None:
+        """Detach the callback and idle the sampler until :meth:`resume` (collections in
+        between are not recorded: the program runs as if untraced)."""
+        if self.owned and self._active.is_set() and not self._stop.is_set():
+            gc.callbacks.remove(self._callback)
+            self._active.clear()
+            self._paused_at = time.perf_counter_ns()
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        if self.owned and not self._active.is_set() and not self._stop.is_set():
+            self._paused_ns += time.perf_counter_ns() - self._paused_at
+            gc.callbacks.append(self._callback)
+            self._active.set()
 
     def _count_fork(self) -> None:
         if self.owned:
@@ -212,6 +189,7 @@ class GCTracer:
         self._statm_fd = -1
         self.echo = None
         self._stop.set()
+        self._active.set()
 
     @property
     def statm_fd(self) -> int:
@@ -231,13 +209,18 @@ class GCTracer:
             return
         if self._callback in gc.callbacks:
             gc.callbacks.remove(self._callback)
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
         self._stop.set()
+        self._active.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         if self._events_fh is None:
             return
+        t = time.perf_counter_ns()
         self._sample()
         self._drain()
+        self._drain_ns = time.perf_counter_ns() - t
         self._write_meta(finished=True)
         for fh in (self._events_fh, self._heap_fh):
             if fh is not None:
@@ -253,38 +236,60 @@ class GCTracer:
         ticks = 0
         flush_every = max(1, round(0.1 / self.interval_s))
         tick_every = max(1, round(0.25 / self.interval_s))
+        cpu, tick_ns = time.thread_time_ns, 0
         while not self._stop.wait(self.interval_s):
+            if not self._active.is_set():
+                self._drain()
+                self._active.wait()
+                continue
             self._sample()
             ticks += 1
             if ticks % flush_every == 0:
                 self._drain()
             if self.on_tick is not None and ticks % tick_every == 0:
+                t = cpu()
                 self.on_tick()
+                tick_ns += cpu() - t
+            self._sampler_ns = cpu() - tick_ns
 
     def _rss(self) -> int:
         if self._statm_fd < 0:
             return 0
         try:
-            return int(os.pread(self._statm_fd, 64, 0).split()[1]) * self._page
+            return int(self._io.pread(self._statm_fd, 64).split()[1]) * self._page
         except (OSError, ValueError, IndexError):
             return 0
 
     def _sample(self) -> None:
-        fh = self._heap_fh
-        if fh is None:
+        if self._heap_fh is None:
             return
-        t = time.perf_counter_ns()
-        self._last_rss = rss = self._rss()
-        c = gc.get_count()
-        row = f"{t},{rss},{sys.getallocatedblocks()},{c[0]},{c[1]},{c[2]}"
+        if self._nsamples == 64:
+            self._flush_samples()
+        b = self._nsamples * _SAMPLE_FIELDS
+        buf = self._samples
+        buf[b] = time.perf_counter_ns()
+        buf[b + 1] = self._last_rss = self._rss()
+        buf[b + 2] = sys.getallocatedblocks()
+        buf[b + 3], buf[b + 4], buf[b + 5] = gc.get_count()
         if self.tracemalloc:
             import tracemalloc
 
-            cur, peak = tracemalloc.get_traced_memory()
-            row += f",{cur},{peak}"
-        _write_all(fh, (row + "\n").encode())
+            buf[b + 6], buf[b + 7] = tracemalloc.get_traced_memory()
+        self._nsamples += 1
+
+    def _flush_samples(self) -> None:
+        fh, n = self._heap_fh, self._nsamples
+        if fh is None or n == 0:
+            return
+        width = len(HEAP_COLUMNS) + (len(TRACEMALLOC_COLUMNS) if self.tracemalloc else 0)
+        buf = self._samples
+        rows = [",".join(map(str, buf[i * _SAMPLE_FIELDS:i * _SAMPLE_FIELDS + width])) + "\n"
+                for i in range(n)]
+        self._nsamples = 0
+        self._io.write_all(fh.fileno(), bytearray("".join(rows).encode()))  # writable: GIL kept
 
     def _drain(self) -> None:
+        self._flush_samples()
         # Chunks leave `full` only here, so the oldest one may be partly emitted already
         # (`_done` entries); entries below `pos` are complete and never rewritten until
         # their chunk is recycled below.
@@ -305,7 +310,7 @@ class GCTracer:
     def _emit(self, buf: array, start: int, stop: int) -> None:
         fh = self._events_fh
         if fh is not None:
-            _write_all(fh, memoryview(buf)[start * _STRIDE:stop * _STRIDE])
+            self._io.write_all(fh.fileno(), memoryview(buf)[start * _STRIDE:stop * _STRIDE])
         first = self._seq
         self._seq += stop - start
         self._track_rate(stop - start)
@@ -359,11 +364,16 @@ class GCTracer:
             "events": events,
             "tracer_thread_id": self._thread_id,
             "max_collections_per_s_approx": self._max_per_s,
-            "per_event_ns": round(self.per_event_ns, 1),
-            "overhead_ns": round(events * self.per_event_ns),
+            "per_event_ns": round(self.per_event_ns, 1),  # callback, CPython's invocation too
+            "callback_ns": round(events * self.per_event_ns),
+            "sampler_ns": self._sampler_ns,
+            "drain_ns": self._drain_ns,
+            "overhead_ns": round(events * self.per_event_ns) + self._sampler_ns + self._drain_ns,
+            "paused_ns": self._paused_ns,
             "callback_chunk_grows": self._chunks.grown_in_callback,
             "forks": self._forks,  # os.fork() calls in this process (its children untraced)
             "tracemalloc": self.tracemalloc,
+            "sampler_holds_gil": bool(self._io is not None and self._io.holds_gil),
             "python": interpreter_facts(),
         }
         path = os.path.join(self.out_dir, META_FILE)
@@ -371,13 +381,6 @@ class GCTracer:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(meta, fh, indent=1)
         os.replace(tmp, path)
-
-
-def _write_all(fh: io.FileIO, data: Any) -> None:
-    """Write every byte of ``data`` to the unbuffered ``fh`` (a raw write may be partial)."""
-    view = memoryview(data).cast("B")
-    while view:
-        view = view[fh.write(view) or 0:]
 
 
 def interpreter_facts() -> dict[str, Any]:

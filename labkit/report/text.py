@@ -31,6 +31,15 @@ def gc_summary_lines(run: Run) -> list[str]:
     s = gc_summary(ev, wall_s)
     own = int(ev["in_tracer"].sum()) if len(ev) else 0
     overhead_ms = meta.get("overhead_ns", 0) / 1e6
+    per_event = f"{meta.get('per_event_ns', 0) / 1000:.2f} us an event x {s.collections:.0f}"
+    if "sampler_ns" in meta:  # the whole cost: callback as CPython invokes it, sampler, drain
+        cost = (f"  tracer: {overhead_ms:.3f} ms ({100 * overhead_ms / 1000 / wall_s:.2f}% of "
+                f"wall): callback {per_event} = {meta.get('callback_ns', 0) / 1e6:.3f} ms, "
+                f"sampler thread {meta['sampler_ns'] / 1e6:.3f} ms, final drain "
+                f"{meta.get('drain_ns', 0) / 1e6:.3f} ms; ")
+    else:  # recorded by an older tracer: the callback alone
+        cost = (f"  tracer: {per_event} = {overhead_ms:.3f} ms "
+                f"({100 * overhead_ms / 1000 / wall_s:.2f}% of wall); ")
     lines = [
         f"labkit gctrace: {s.collections:.0f} collections in {wall_s:.3f} s "
         f"(gen0 {s.gen0:.0f}, gen1 {s.gen1:.0f}, gen2 {s.gen2:.0f}); "
@@ -38,9 +47,7 @@ def gc_summary_lines(run: Run) -> list[str]:
         f"  pause total {s.pause_total_ms:.3f} ms, p50 {s.pause_p50_ms:.3f} ms, "
         f"p99 {s.pause_p99_ms:.3f} ms, max {s.pause_max_ms:.3f} ms; "
         f"{s.gc_percent:.2f}% of wall time in GC",
-        f"  tracer: {meta.get('per_event_ns', 0) / 1000:.2f} us an event x {s.collections:.0f} "
-        f"= {overhead_ms:.3f} ms ({100 * overhead_ms / 1000 / wall_s:.2f}% of wall); "
-        f"{own} collection(s) ran in labkit's own sampler thread",
+        f"{cost}{own} collection(s) ran in labkit's own sampler thread",
     ]
     if s.max_collections_per_s > FLOOD_PER_S:
         lines.append(f"  warning: over {FLOOD_PER_S:,} collections a second: thresholds this low "

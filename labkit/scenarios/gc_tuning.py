@@ -11,6 +11,13 @@ The workload: a long-lived heap of container objects built in steps (an explicit
 collection after each step measures the pause against the heap's size), then a steady phase
 of cyclic garbage plus a sliding window of short-lived records that survive long enough to
 be promoted, which is what triggers automatic full collections.
+
+The lesson owns its error bars: labkit's GC tracer costs something per collection, so
+it slows the settings that collect most. After the steady phase the same loop runs again
+in eight blocks, the tracer detached, attached, attached, detached, twice
+(:meth:`GCTracer.pause`), each from a clean collector; the medians per side are
+compared, and the signature compares the settings' throughput untraced,
+showing the traced figure and the tracer's cost beside it.
 """
 
 from __future__ import annotations
@@ -100,7 +107,45 @@ def workload(setting: str, p: dict[str, Any], metrics: Metrics) -> None:
     seconds = time.perf_counter() - t
     metrics.emit(phase="steady", at="end", iterations=p["iterations"], seconds=seconds,
                  throughput=p["iterations"] / seconds)
+    side_by_side(p, metrics)
     metrics.hold(p["hold_s"])
+
+
+def _tracer() -> Any:
+    """labkit's GC tracer running in this process (the agent's private copy, or one the
+    program started), or None."""
+    for name in ("_labkit_gctrace", "labkit.capture.gctrace"):
+        mod = sys.modules.get(name)
+        tracer = mod.active() if mod is not None and hasattr(mod, "active") else None
+        if tracer is not None:
+            return tracer
+    return None
+
+
+def side_by_side(p: dict[str, Any], metrics: Metrics) -> None:
+    """The steady loop again in eight blocks, untraced / traced / traced / untraced twice,
+    each an eighth of ``iterations``: throughput with and without the tracer, side by side. Each
+    block starts from a full collection (untimed), so each meets the same sequence of
+    automatic collections: one expensive full collection more on one side would weigh more
+    than the tracer."""
+    tracer = _tracer()
+    window: deque = deque(maxlen=p["window"])
+    payload, n = p["payload_bytes"], max(1, p["iterations"] // 8)
+    for traced in (False, True, True, False) * 2:
+        gc.collect()  # also the garbage a disabled collector left
+        if tracer is not None and not traced:
+            tracer.pause()
+        t = time.perf_counter()
+        for i in range(n):
+            a: list = [bytes(payload)]
+            b = [a]
+            a.append(b)
+            window.append({"seq": i, "refs": [i]})
+        seconds = time.perf_counter() - t
+        if tracer is not None and not traced:
+            tracer.resume()
+        metrics.emit(phase="side-by-side", traced=traced and tracer is not None,
+                     iterations=n, seconds=seconds)
 
 
 def _phase_bounds(m: Any, phase: str) -> tuple[float, float]:
@@ -114,6 +159,7 @@ def signature(runs: dict[str, Any]) -> Signature:
     from labkit.scenarios.measure import metrics_frame, peak_rss
 
     per, full_pause, steady_max, steady_gen2, growth, gen2_median = {}, {}, {}, {}, {}, {}
+    untraced, traced, cost = {}, {}, {}
     for v, r in runs.items():
         m = metrics_frame(r)
         ev = r.gc_events[~r.gc_events.in_tracer]
@@ -121,6 +167,7 @@ def signature(runs: dict[str, Any]) -> Signature:
         steady = ev[(ev.t_s >= s0) & (ev.t_s <= s1)]
         per[v] = gc_summary(steady, s1 - s0)
         per[v]["throughput"] = float(m.throughput.dropna().iloc[-1])
+        untraced[v], traced[v], cost[v] = _side_by_side(m, per[v]["throughput"])
         per[v]["peak_rss"] = peak_rss(r)
         steady_max[v] = float(steady.pause_ms.max()) if len(steady) else 0.0
         steady_gen2[v] = float((steady.generation == 2).sum())
@@ -151,9 +198,14 @@ def signature(runs: dict[str, Any]) -> Signature:
             "reported", lambda x: True),
         row("% of time in GC (steady)", {v: float(s.gc_percent) for v, s in per.items()},
             "reported", lambda x: True),
-        row("throughput, iterations/s", {v: float(s.throughput) for v, s in per.items()},
-            "low-threshold >= 0.4x default: a flood, not a collapse",
+        row("throughput, iterations/s, untraced", untraced,
+            "low-threshold >= 0.4x default: a flood, not a collapse (a recording without the "
+            "side-by-side blocks: its traced figure)",
             lambda x: x["low-threshold"] >= 0.4 * x[d]),
+        row("throughput with the GC tracer, iterations/s", traced, "reported",
+            lambda x: True),
+        row("GC tracer's cost, % of throughput", cost,
+            "reported (what the tracer took from each setting)", lambda x: True),
         row("full collection pause, last / first heap step (fastest of each step's)",
             first_last,
             "default >= 2 (heap 4x, plus the interpreter's own objects): pauses grow",
@@ -172,6 +224,22 @@ def signature(runs: dict[str, Any]) -> Signature:
         row("peak RSS bytes", {v: float(s.peak_rss) for v, s in per.items()},
             "disabled highest", lambda x: x["disabled"] == max(x.values())),
     ])
+
+
+def _side_by_side(m: Any, steady: float) -> tuple[float, float, float]:
+    """(untraced, traced, tracer's cost in %) throughput, medians of the side-by-side
+    blocks; a
+    run without them (recorded before they existed, or no tracer) gives the steady phase's
+    figure for both and no cost."""
+    rows = m[m.phase == "side-by-side"] if "traced" in m else None
+    on = off = m.iloc[:0]
+    if rows is not None:
+        on, off = rows[rows.traced == True], rows[rows.traced == False]  # noqa: E712
+    if on.empty or off.empty:
+        return steady, steady, float("nan")
+    u = float((off.iterations / off.seconds).median())
+    t = float((on.iterations / on.seconds).median())
+    return u, t, 100.0 * (1.0 - t / u)
 
 
 def main(argv: list[str] | None = None) -> None:
