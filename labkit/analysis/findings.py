@@ -54,11 +54,22 @@ class Suspect:
     score: float  # 0-1, pieces of evidence combined as 1 - prod(1 - s)
     explains: list[str] = field(default_factory=list)
     evidence: dict[str, str] = field(default_factory=dict)
+    retained_by: list[str] | None = None  # a heap snapshot's path from a root to its memory
+    retained_bytes: int | None = None  # what the objects on that path keep alive
 
     @property
     def where(self) -> str:
         """``function (file.py:line)``, as every face names it."""
         return f"{self.function} ({Path(self.file).name}:{self.line})"
+
+    @property
+    def kept_alive_by(self) -> str | None:
+        """``kept alive by SESSIONS_BY_ID (module __main__ ...)``: the first named
+        holder on :attr:`retained_by` (a global, a class attribute, a closure variable),
+        else the last container before the memory; None without a path."""
+        from labkit.analysis.retention import holder
+
+        return holder(self.retained_by) if self.retained_by else None
 
 
 @dataclass
@@ -103,6 +114,7 @@ def findings(ev: Any, how: Attribution = DEFAULT) -> Findings:
     ranked.sort(key=lambda s: -s.score)
     for i, s in enumerate(ranked, 1):
         s.rank = i
+    joined = _retention(ev, ranked, how)
     if ranked:
         top = ranked[0]
         lead = f"{symptoms[0].what}; " if symptoms else ""
@@ -111,7 +123,21 @@ def findings(ev: Any, how: Attribution = DEFAULT) -> Findings:
         verdict = f"{symptoms[0].what}; no line of your code stands out in these captures"
     else:
         verdict = "nothing abnormal found in these captures"
-    return Findings(verdict, symptoms, ranked, _notes(ev, ranked))
+    return Findings(verdict, symptoms, ranked, _notes(ev, ranked) + joined)
+
+
+def _retention(ev: Any, ranked: list[Suspect], how: Attribution) -> list[str]:
+    """Memory suspects gain what keeps their memory alive, from a heap snapshot; the
+    note says which join was made, or why the snapshot was left out."""
+    error = getattr(ev, "heap_snapshot_error", None)
+    if error:
+        return [f"{error}; this postmortem goes on without it"]
+    snap = getattr(ev, "heap_snapshot", None)
+    if snap is None:
+        return []
+    from labkit.analysis.retention import join
+
+    return [join(snap, ev.memray, ranked, how)]
 
 
 def _notes(ev: Any, ranked: list[Suspect]) -> list[str]:

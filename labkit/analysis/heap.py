@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -192,7 +193,7 @@ class HeapGraph:
             return []
         s = self.snap
         out = [self.root_label(nodes[0])]
-        for h, t in zip(nodes, nodes[1:], strict=False):
+        for h, t in pairwise(nodes):
             name = s.names.get((h, t))
             if name in _PLUMBING:
                 continue

@@ -109,12 +109,14 @@ def _names_and_roots(program_globals: dict[str, Any] | None, objs: list[Any]
     describe: list[Any] = []
     roots: list[Any] = []
     if program_globals is not None:
-        roots.append(["module __main__ (the program)", id(program_globals)])
+        roots.append(["module __main__", id(program_globals)])
         names += [[id(program_globals), id(v), k] for k, v in program_globals.items()]
     for name, mod in list(sys.modules.items()):
         d = getattr(mod, "__dict__", None)
         if not isinstance(d, dict):
             continue
+        if name == "__main__" and program_globals is not None and d is not program_globals:
+            name = "__main__ of labkit's agent"
         roots.append([f"module {name}", id(mod)])
         describe.append([id(mod), f"module {name}"])
         names.append([id(mod), id(d), "__dict__"])

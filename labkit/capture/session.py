@@ -39,6 +39,10 @@ from labkit.errors import InputError, UsageError
 from labkit.options import label_column
 from labkit.rundir import RunWriter, default_run_path
 
+HEAP_SNAPSHOT_WHEN = ("exit", "peak", "signal", "cap")
+HEAP_PEAK_STEP = 1.25  # at the peak: a new snapshot each time RSS passes the last one's x this
+HEAP_CAP_WAIT_S = 30.0  # at the cap: how long the snapshot may take before the kill
+
 
 @dataclass
 class CaptureOptions:
@@ -61,6 +65,7 @@ class CaptureOptions:
     cgroup: bool = True  # hold the program's tree in a cgroup v2 where the machine allows
     env: dict[str, str] | None = None
     labels: dict[str, str] | None = None  # the run's own labels (host, release, ...)
+    heap_snapshot: str | None = None  # when to snapshot the heap: one of HEAP_SNAPSHOT_WHEN
 
     def __post_init__(self) -> None:
         t, m = self.time_cap_s, self.memory_cap_bytes
@@ -68,6 +73,11 @@ class CaptureOptions:
             raise UsageError(f"time cap {t!r}: give a finite number of seconds > 0")
         if m is not None and not (isinstance(m, int) and m > 0):
             raise UsageError(f"memory cap {m!r}: give a whole number of bytes > 0")
+        h = self.heap_snapshot
+        if h is not None and h not in HEAP_SNAPSHOT_WHEN:
+            raise UsageError(f"--heap-snapshot={h}: give one of {', '.join(HEAP_SNAPSHOT_WHEN)}")
+        if h == "cap" and not m:
+            raise UsageError("--heap-snapshot=cap needs --memory-cap")
 
 
 @dataclass
@@ -155,6 +165,8 @@ def child_argv(cmd: PythonCommand, out_dir: Path, opts: CaptureOptions,
         argv.append("--tracemalloc")
     if opts.origins:
         argv.append("--origins")
+    if opts.heap_snapshot:
+        argv += ["--heap-snapshot", opts.heap_snapshot]
     if memray_file is not None:
         argv += ["--memray", str(memray_file.absolute())]
         if opts.native:
@@ -222,6 +234,8 @@ def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
             writer.file(art)
     if opts.origins:
         writer.file(A.ORIGINS)
+    if opts.heap_snapshot:
+        writer.file(A.HEAP_SNAPSHOT)
     memray_file = writer.file(A.MEMRAY) if opts.memray else None
     env = dict(os.environ if opts.env is None else opts.env)
     if metrics_env is not None:
@@ -259,6 +273,9 @@ class _Watch:
         self.extra: dict[str, Any] = {}
         self.observers: list[Any] = []
         self._cap_file = writer.path / ".proc-cap.csv"  # samples kept only for the cap
+        self._snap_rss = 0  # RSS when the last heap snapshot was asked for
+        if opts.heap_snapshot:
+            self.extra["heap_snapshot"] = {"when": opts.heap_snapshot}
 
     def run(self, backends: Sequence[Callable[[int, RunWriter], Any]]) -> tuple[int, list[int]]:
         """Watch until the program ends; returns its exit status and the signals received."""
@@ -297,7 +314,7 @@ class _Watch:
 
     def _start_observers(self, backends: Sequence[Callable[[int, RunWriter], Any]]) -> None:
         pid, opts = self.child.pid, self.opts
-        if opts.proc or opts.memory_cap_bytes:
+        if opts.proc or opts.memory_cap_bytes or opts.heap_snapshot == "peak":
             path = self.writer.file(A.PROC) if opts.proc else self._cap_file
             fds = self.writer.file(A.PROC_FDS) if opts.proc else None
             self.observers.append(ProcSampler(pid, path, interval_s=opts.proc_interval_s,
@@ -311,10 +328,28 @@ class _Watch:
 
     def _check_memory(self, rss: int) -> None:
         """Each sample of the tree's summed RSS: past the cap, the whole tree is killed."""
-        cap = self.opts.memory_cap_bytes
+        cap, when = self.opts.memory_cap_bytes, self.opts.heap_snapshot
+        if when == "peak" and rss > self._snap_rss * HEAP_PEAK_STEP and self.reason == "exited":
+            self._snap_rss = rss
+            self._ask_snapshot(wait_s=0)
         if cap and rss > cap and self.reason == "exited":
             self.reason = "memory-cap"
+            if when == "cap":
+                self._ask_snapshot(wait_s=HEAP_CAP_WAIT_S)
             self.tree.kill()
+
+    def _ask_snapshot(self, wait_s: float) -> None:
+        """SIGUSR2 to the program: its agent snapshots the heap; wait up to ``wait_s``
+        for the snapshot to be in place."""
+        path = self.writer.path / A.HEAP_SNAPSHOT.name
+        before = path.stat().st_mtime_ns if path.exists() else None
+        with contextlib.suppress(ProcessLookupError):
+            self.child.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and self.child.poll() is None:
+            if path.exists() and path.stat().st_mtime_ns != before:
+                return
+            time.sleep(0.05)
 
     def _wait(self) -> int:
         """The program's exit status; past the time cap its tree is terminated, then

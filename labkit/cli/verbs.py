@@ -60,6 +60,7 @@ def cmd_capture(args: argparse.Namespace, command: list[str]) -> int:
                           trace_python_allocators=args.trace_python_allocators,
                           rate_hz=args.rate, interval_s=args.interval,
                           tracemalloc=args.tracemalloc, quiet=True,
+                          heap_snapshot=args.heap_snapshot,
                           labels=dict(args.label or []), **_caps(args))
     return _run_and_summarise(command, args.out, opts, "capture", run_summary_lines)
 
@@ -202,7 +203,8 @@ def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
     from labkit.frames.evidence import load_evidence
     from labkit.outputs import check_file_output, write_text_atomic
 
-    given = {k: getattr(args, k) for k in ("run", "memray", "pyspy", "dump", "gc", "proc")}
+    given = {k: getattr(args, k) for k in ("run", "memray", "pyspy", "dump", "gc", "proc",
+                                           "heap_snapshot")}
     outs = {k: check_file_output(p, force=args.force, inputs=given.values(), flag=f"--{k}")
             for k, p in (("html", args.html), ("json", args.json)) if p is not None}
     if len(outs) == 2 and outs["html"] == outs["json"]:
