@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from labkit.frames.heapsnap import HeapSnapshot
 
 _FREES = {1, 5, 15}  # memray AllocatorType: PYMALLOC_FREE, FREE, MUNMAP
+_MMAP = 14  # an mmap holds pymalloc's arenas: objects of every site, so it names none
 MAX_PATHS = 20_000  # a site's objects whose root path is followed (the largest first)
 
 
@@ -53,6 +54,8 @@ def live_allocations(memray_path: Path | str) -> tuple[np.ndarray, np.ndarray, n
             if a in _FREES:
                 live.pop(r.address, None)
                 continue
+            if a == _MMAP:
+                continue
             sid = r.stack_id
             live[r.address] = (r.size, sid)
             if sid not in reps:
@@ -68,6 +71,11 @@ def sites_of_objects(snap: HeapSnapshot, memray_path: Path | str, how: Attributi
     -> node indices."""
     addr, size, sid, reps = live_allocations(memray_path)
     block, node = snap.nodes_within(addr, size.astype(np.uint64))
+    # an object inside several live blocks belongs to the smallest (its own allocation)
+    order = np.lexsort((size[block], node))
+    block, node = block[order], node[order]
+    first = np.concatenate(([True], node[1:] != node[:-1])) if len(node) else node.astype(bool)
+    block, node = block[first], node[first]
     site_of: dict[int, tuple[str, int] | None] = {}
     for s, r in reps.items():
         frames = tuple(Frame(f, ln, fn) for fn, f, ln in r.stack_trace() if not is_agent(f))
@@ -83,8 +91,11 @@ def sites_of_objects(snap: HeapSnapshot, memray_path: Path | str, how: Attributi
 
 
 def retention_of(graph: HeapGraph, nodes: np.ndarray) -> Retention | None:
-    """The container that holds the most of ``nodes``' retained bytes, as a path: root,
-    the chain down to the first of ``nodes``, then on to the largest of them under it."""
+    """The holder (:func:`holder`) of the most of ``nodes``' bytes, as a path: the root,
+    the chain down to the first of ``nodes`` on it, then on to the largest of ``nodes``
+    held that way. ``retained`` adds up the shallow sizes of ``nodes`` held through that chain
+    (robust to an object misattributed by a free list: its bytes still count where they
+    are held)."""
     snap = graph.snap
     nodes = nodes[graph.parent[nodes] != -1]
     if not len(nodes):
@@ -93,17 +104,14 @@ def retention_of(graph: HeapGraph, nodes: np.ndarray) -> Retention | None:
     mine = set(nodes.tolist())
     bytes_by: Counter[tuple[str, ...]] = Counter()
     count_by: Counter[tuple[str, ...]] = Counter()
-    firsts: dict[tuple[str, ...], set[int]] = {}
     best_path: dict[tuple[str, ...], list[int]] = {}
     for v in nodes.tolist():
         path = graph.path(v)
         j = next(i for i, x in enumerate(path) if x in mine)
-        key = tuple(graph.steps(path[:j + 1]))
-        seen = firsts.setdefault(key, set())
-        if path[j] not in seen:
-            seen.add(path[j])
-            bytes_by[key] += int(graph.retained[path[j]])
-            count_by[key] += 1
+        outside = graph.steps(path[:max(j, 1)])
+        key = (holder([*outside, ""]),)  # the named holder, however deep the rest goes
+        bytes_by[key] += int(snap.size[v])
+        count_by[key] += 1
         best_path.setdefault(key, path)  # nodes go largest first
     key, retained = bytes_by.most_common(1)[0]
     return Retention(graph.steps(best_path[key]), retained, count_by[key])
