@@ -1,0 +1,74 @@
+"""Does the retention path name the container that holds each leak of the corpus?
+
+    .venv/bin/python bench/retention_paths.py [PROGRAM ...]
+
+Each memory leak in ``bench/corpus/`` is captured with ``labkit capture --memray
+--trace-python-allocators --heap-snapshot``, then ``labkit postmortem RUN --json``. The
+culprit's suspect (its ``# culprit:`` function, else the top memory suspect) must have a
+``retained_by`` path naming the container below (a global, a class attribute); the table
+prints the path found, and the totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+HOLDERS = {  # program -> the name of the container that holds its leak
+    "cache_unbounded": "_cache",
+    "class_registry": "Session.registry",
+    "closure_capture": "pending",
+    "event_log_growth": "EVENTS",
+    "listeners_registry": "LISTENERS",
+    "logging_handler": "log",
+    "per_instance_lru": "Client.lookup",
+    "gc_heavy": "keep",
+}
+
+
+def retention(program: Path) -> tuple[str, str | None, list[str] | None]:
+    """Capture and postmortem ``program``; the suspect looked at, its holder and path."""
+    culprit = program.read_text().splitlines()[0].removeprefix("# culprit: ").strip()
+    with tempfile.TemporaryDirectory(prefix="labkit-retention-") as tmp:
+        run, out = Path(tmp) / "run", Path(tmp) / "f.json"
+        cmd = [sys.executable, "-m", "labkit"]
+        subprocess.run([*cmd, "capture", "--memray", "--trace-python-allocators",
+                        "--heap-snapshot", "--out", str(run), "--", sys.executable,
+                        str(program)], check=True, capture_output=True, timeout=600)
+        subprocess.run([*cmd, "postmortem", str(run), "--json", str(out)], check=True,
+                       capture_output=True, timeout=600)
+        suspects = json.loads(out.read_text())["suspects"]
+    mine = [s for s in suspects if s["function"] == culprit and s.get("retained_by")]
+    pick = mine[0] if mine else next((s for s in suspects if s.get("retained_by")), None)
+    if pick is None:
+        return culprit, None, None
+    from labkit.analysis.retention import holder
+
+    return (f"{pick['function']} ({Path(pick['file']).name}:{pick['line']})",
+            holder(pick["retained_by"]), pick["retained_by"])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("programs", nargs="*", help="names in bench/corpus (default: the leaks)")
+    names = ap.parse_args().programs or list(HOLDERS)
+    hits = 0
+    print("| program | suspect | expected holder | found holder | path |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        where, found, path = retention(CORPUS / f"{name}.py")
+        ok = found is not None and found.split(" (", 1)[0] == HOLDERS[name]
+        hits += ok
+        print(f"| {name} | {where} | {HOLDERS[name]} | {'**' if ok else ''}{found}"
+              f"{'**' if ok else ' (miss)'} | {' > '.join(path or [])} |")
+    print(f"\nholder named: {hits} of {len(names)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
