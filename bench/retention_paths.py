@@ -28,6 +28,7 @@ HOLDERS = {  # program -> the name of the container that holds its leak
     "logging_handler": "log",
     "per_instance_lru": "Client.lookup",
     "gc_heavy": "keep",
+    "listener_closure": "EventBus.listeners",
 }
 
 

@@ -256,7 +256,8 @@ def test_suspects_name_the_global_dict_and_the_class_attribute_that_hold_them(
     manifest = json.loads((run / "manifest.json").read_text())
     assert "heapsnap.bin" in {a["name"] for a in manifest["artifacts"]}
     # WHEN the postmortem runs
-    cp = labkit("postmortem", str(run), "--json", str(out))
+    page = tmp_path / "p.html"
+    cp = labkit("postmortem", str(run), "--json", str(out), "--html", str(page))
     assert cp.returncode == 0, cp.stderr
     found = json.loads(out.read_text())
     by_line = {s["line"]: s for s in found["suspects"]}
@@ -269,6 +270,7 @@ def test_suspects_name_the_global_dict_and_the_class_attribute_that_hold_them(
     assert sess["retained_bytes"] >= 300 * 64 * 1024
     assert pay["retained_bytes"] >= 300 * 48 * 1024
     assert "kept alive by SESSIONS_BY_ID" in cp.stdout
+    assert "Kept alive by <b>SESSIONS_BY_ID" in page.read_text()
     assert any("joined to memray by every object's address" in n for n in found["notes"])
 
 
