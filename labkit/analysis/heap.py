@@ -10,6 +10,7 @@ numpy pass. An object reached from no root (garbage awaiting collection) has no 
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
@@ -29,36 +30,40 @@ def dominators(offsets: np.ndarray, targets: np.ndarray, root: int) -> np.ndarra
     """The immediate dominator of every node reachable from ``root`` (``root``'s own is
     itself), -1 for the rest; the graph is CSR (``offsets`` of length n + 1)."""
     n = len(offsets) - 1
-    off, tgt = offsets.tolist(), targets.tolist()
+    # flat int64 arrays, not lists: 8 bytes a node or edge, no int object per value
+    off, tgt = _flat(offsets), _flat(targets)
     # iterative depth-first search: preorder numbers, DFS-tree parents
-    pre = [-1] * n
-    vertex: list[int] = []
-    parent: list[int] = []
-    stack = [(root, -1)]
+    pre = _flat(np.full(n, -1))
+    vertex, parent = array("q"), array("q")
+    stack = array("q", [root, -1])
     while stack:
-        v, p = stack.pop()
+        p = stack.pop()
+        v = stack.pop()
         if pre[v] != -1:
             continue
-        pre[v] = len(vertex)
+        pv = pre[v] = len(vertex)
         vertex.append(v)
         parent.append(p)
         for k in range(off[v + 1] - 1, off[v] - 1, -1):
             w = tgt[k]
             if pre[w] == -1:
-                stack.append((w, pre[v]))
+                stack.append(w)
+                stack.append(pv)
     m = len(vertex)
     # predecessors in preorder numbers, as CSR, reachable edges only
-    pre_a = np.array(pre, dtype=np.int64)
+    del off, tgt
+    pre_a = np.frombuffer(pre, dtype=np.int64)
     src = np.repeat(np.arange(n), np.diff(offsets))
     ps, pt = pre_a[src], pre_a[targets]
     ok = (ps >= 0) & (pt >= 0)
     ps, pt = ps[ok], pt[ok]
     order = np.argsort(pt, kind="stable")
-    poff = np.concatenate(([0], np.cumsum(np.bincount(pt, minlength=m)))).tolist()
-    preds = ps[order].tolist()
-    semi = list(range(m))
-    label = list(range(m))
-    anc = [-1] * m
+    poff = _flat(np.concatenate(([0], np.cumsum(np.bincount(pt, minlength=m)))))
+    preds = _flat(ps[order])
+    del pre_a, src, ps, pt, order, ok
+    semi = _flat(np.arange(m))
+    label = _flat(np.arange(m))
+    anc = _flat(np.full(m, -1))
     for w in range(m - 1, 0, -1):
         s = semi[w]
         for k in range(poff[w], poff[w + 1]):
@@ -79,7 +84,7 @@ def dominators(offsets: np.ndarray, targets: np.ndarray, root: int) -> np.ndarra
                 s = semi[v]
         semi[w] = s
         anc[w] = parent[w]
-    idom = parent[:]
+    idom = array("q", parent)
     idom[0] = 0
     for w in range(1, m):
         x = idom[w]
@@ -88,8 +93,15 @@ def dominators(offsets: np.ndarray, targets: np.ndarray, root: int) -> np.ndarra
             x = idom[x]
         idom[w] = x
     out = np.full(n, -1, dtype=np.int64)
-    vx = np.array(vertex, dtype=np.int64)
-    out[vx] = vx[np.array(idom, dtype=np.int64)]
+    vx = np.frombuffer(vertex, dtype=np.int64)
+    out[vx] = vx[np.frombuffer(idom, dtype=np.int64)]
+    return out
+
+
+def _flat(a: np.ndarray) -> array:
+    """``a`` as a Python ``array('q')``: indexed as fast as a list, 8 bytes an item."""
+    out = array("q")
+    out.frombytes(np.ascontiguousarray(a, dtype=np.int64).tobytes())
     return out
 
 

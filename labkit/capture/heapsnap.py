@@ -13,7 +13,7 @@ Format (version 1, native byte order, named in the header), blocks after the mag
                       u32 nref[n], u64 referent[m]          (objects, 65,536 a block)
     b"J" u32 n + JSON {"types": [...], "names": [[holder, target, label]],
                        "describe": [[id, text]], "roots": [[label, id]]}
-    b"E" u32 n + JSON {"objects", "edges", "pause_s", "when", "t_epoch_s"}
+    b"E" u32 n + JSON {"objects", "edges", "pause_s", "pause_cpu_s", "when", "t_epoch_s"}
 
 ``length`` is ``len()`` of dicts, lists, sets and tuples (0 otherwise); ``names`` label
 the edges a path shows by name (globals, class attributes, closure variables);
@@ -165,7 +165,7 @@ def write_snapshot(path: str, *, when: str, program_globals: dict[str, Any] | No
                    ) -> dict[str, Any]:
     """Write the heap's object graph to ``path`` (atomically); returns the ``E`` block's
     figures. The program's threads keep running, but the collector is off meanwhile."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     enabled = gc.isenabled()
     gc.disable()
     tmp = f"{path}.partial-{os.getpid()}"
@@ -204,7 +204,8 @@ def write_snapshot(path: str, *, when: str, program_globals: dict[str, Any] | No
             _chunk(f, b"J", {"types": w.type_names, "names": names, "describe": describe,
                              "roots": roots})
             stats = {"objects": w.objects, "edges": w.edges, "when": when,
-                     "t_epoch_s": time.time(), "pause_s": round(time.perf_counter() - t0, 4)}
+                     "t_epoch_s": time.time(), "pause_s": round(time.perf_counter() - t0, 4),
+                     "pause_cpu_s": round(time.process_time() - c0, 4)}
             _chunk(f, b"E", stats)
         os.replace(tmp, path)
         return stats
