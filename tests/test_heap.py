@@ -309,3 +309,18 @@ def test_capture_refuses_an_unknown_when(tmp_path: Path, write_prog) -> None:
     assert cp.returncode == 2 and "sometimes" in cp.stderr
     assert_clean_error(labkit("capture", "--heap-snapshot=cap", "--gc", "--out",
                               str(tmp_path / "r"), "--", PY, str(prog)), "--memory-cap")
+
+
+def test_heap_verb_names_the_largest_retainer_and_refuses_a_damaged_file(
+        tmp_path: Path) -> None:
+    # GIVEN a snapshot whose largest retainer is a global list of 2 MiB of bytes
+    path = _snapshot_of(tmp_path, "HELD = [bytes(1 << 20), bytes(1 << 20)]\n")
+    # WHEN labkit heap reads it THEN the first retainer is that global
+    cp = labkit("heap", str(path), "--top", "3")
+    assert cp.returncode == 0, cp.stderr
+    rows = cp.stdout.splitlines()
+    assert "global HELD (list, 2 entries)" in rows[rows.index("largest retainers:") + 1]
+    # AND a truncated copy is one clean line
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(path.read_bytes()[:-10])
+    assert_clean_error(labkit("heap", str(bad)), "unreadable", str(bad))

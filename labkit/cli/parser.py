@@ -207,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="a run directory, or a memray/speedscope/dump file")
     p.set_defaults(handler=verbs.cmd_summary, needs_command=False)
 
+    p = sub.add_parser("heap", help="what keeps memory alive, from a heap snapshot: the "
+                       "largest retainers with their root paths, and totals by type")
+    p.add_argument("run", type=Path, help="a run captured with --heap-snapshot, or its "
+                   "heapsnap.bin")
+    p.add_argument("--diff", type=Path, metavar="RUN",
+                   help="a later snapshot: what grew, by type and by retainer")
+    p.add_argument("--top", type=TOP, default=10, help="rows per table (default 10)")
+    p.set_defaults(handler=verbs.cmd_heap, needs_command=False)
+
     p = sub.add_parser("doctor", help="versions, and whether py-spy can attach here")
     p.set_defaults(handler=verbs.cmd_doctor, needs_command=False)
     return parser
