@@ -324,3 +324,75 @@ def test_heap_verb_names_the_largest_retainer_and_refuses_a_damaged_file(
     bad = tmp_path / "bad.bin"
     bad.write_bytes(path.read_bytes()[:-10])
     assert_clean_error(labkit("heap", str(bad)), "unreadable", str(bad))
+
+
+def _largest_retainer(run: Path) -> tuple[str, str]:
+    graph = HeapGraph(load_heap_snapshot(run / "heapsnap.bin"))
+    return graph.snap.stats["when"], graph.by_retainer(1)["path"].iloc[0]
+
+
+@pytest.mark.slow
+def test_a_signal_snapshot_sees_the_heap_while_the_program_runs(tmp_path: Path,
+                                                                write_prog) -> None:
+    # GIVEN a program that holds 8 MiB, asks for a snapshot (SIGUSR2), then drops it
+    prog = write_prog("""
+        import os, signal
+        BIG = [bytes(1 << 20) for _ in range(8)]
+        os.kill(os.getpid(), signal.SIGUSR2)
+        BIG = None
+        print("after")
+    """)
+    run = tmp_path / "run"
+    # WHEN it runs under --heap-snapshot=signal
+    cp = labkit("capture", "--gc", "--heap-snapshot=signal", "--out", str(run), "--", PY,
+                str(prog))
+    # THEN its outcome is its own, and the snapshot holds BIG as it was at the signal
+    assert cp.returncode == 0 and cp.stdout == "after\n", cp.stderr
+    when, top = _largest_retainer(run)
+    assert when == "signal" and "global BIG (list, 8 entries)" in top
+
+
+@pytest.mark.slow
+def test_a_cap_snapshot_is_taken_before_the_kill(tmp_path: Path, write_prog) -> None:
+    # GIVEN a program that grows a global list without end
+    prog = write_prog("""
+        import time
+        GROWING = []
+        while True:
+            GROWING.append(bytes(1 << 20))
+            time.sleep(0.005)
+    """)
+    run = tmp_path / "run"
+    # WHEN its memory cap (150 MiB) stops it, with --heap-snapshot=cap
+    labkit("capture", "--gc", "--memory-cap", "150", "--heap-snapshot=cap", "--out",
+           str(run), "--", PY, str(prog), timeout=300)
+    manifest = json.loads((run / "manifest.json").read_text())
+    # THEN the run says memory-cap, and its snapshot names the list that grew
+    assert manifest["outcome"]["reason"] == "memory-cap"
+    assert "heapsnap.bin" in {a["name"] for a in manifest["artifacts"]}
+    when, top = _largest_retainer(run)
+    assert when == "cap" and "global GROWING (list" in top
+
+
+@pytest.mark.slow
+def test_a_peak_snapshot_holds_what_was_freed_before_exit(tmp_path: Path,
+                                                          write_prog) -> None:
+    # GIVEN a program that builds 120 MiB in a global, frees it, then idles
+    prog = write_prog("""
+        import time
+        PEAK = []
+        for _ in range(120):
+            PEAK.append(bytearray(1 << 20))
+            time.sleep(0.01)
+        time.sleep(1.0)
+        PEAK = None
+        time.sleep(0.5)
+    """)
+    run = tmp_path / "run"
+    # WHEN it runs with --heap-snapshot=peak
+    cp = labkit("capture", "--gc", "--heap-snapshot=peak", "--out", str(run), "--", PY,
+                str(prog), timeout=300)
+    # THEN the snapshot was taken while PEAK held its memory
+    assert cp.returncode == 0, cp.stderr
+    when, top = _largest_retainer(run)
+    assert when == "peak" and "global PEAK (list" in top

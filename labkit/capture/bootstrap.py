@@ -143,10 +143,13 @@ def _heap_snapshots(opts: dict[str, Any], owner: int) -> Any:
         if os.getpid() == owner:
             take(None)
 
-    if when != "exit" and signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL:
-        signal.signal(signal.SIGUSR2, on_usr2)
-        os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGUSR2,
-                                                                 signal.SIG_DFL))
+    if when != "exit":
+        if signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL:
+            signal.signal(signal.SIGUSR2, on_usr2)
+            os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGUSR2,
+                                                                     signal.SIG_DFL))
+        # labkit blocked it until now (see session._start): one sent early runs the handler
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGUSR2])
     return take
 
 

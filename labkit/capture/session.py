@@ -41,6 +41,7 @@ from labkit.rundir import RunWriter, default_run_path
 
 HEAP_SNAPSHOT_WHEN = ("exit", "peak", "signal", "cap")
 HEAP_PEAK_STEP = 1.25  # at the peak: a new snapshot each time RSS passes the last one's x this
+HEAP_PEAK_MIN = 32 * 1024 * 1024  # ... from this RSS on
 HEAP_CAP_WAIT_S = 30.0  # at the cap: how long the snapshot may take before the kill
 
 
@@ -245,6 +246,10 @@ def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
     def preexec() -> None:
         set_pdeathsig()
         tree.preexec()
+        if opts.heap_snapshot not in (None, "exit"):
+            # held pending until the agent's handler is in place: a SIGUSR2 that arrives
+            # before it is a snapshot a little late, never the program's death
+            signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
         if tty is not None:
             hand_terminal(tty, os.getpgrp())
 
@@ -273,7 +278,7 @@ class _Watch:
         self.extra: dict[str, Any] = {}
         self.observers: list[Any] = []
         self._cap_file = writer.path / ".proc-cap.csv"  # samples kept only for the cap
-        self._snap_rss = 0  # RSS when the last heap snapshot was asked for
+        self._snap_rss = HEAP_PEAK_MIN / HEAP_PEAK_STEP  # RSS at the last snapshot asked for
         if opts.heap_snapshot:
             self.extra["heap_snapshot"] = {"when": opts.heap_snapshot}
 
