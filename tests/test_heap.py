@@ -396,3 +396,27 @@ def test_a_peak_snapshot_holds_what_was_freed_before_exit(tmp_path: Path,
     assert cp.returncode == 0, cp.stderr
     when, top = _largest_retainer(run)
     assert when == "peak" and "global PEAK (list" in top
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ending, code", [("sys.exit(3)", 3), ("raise ValueError('x')", 1)])
+def test_an_exit_snapshot_keeps_the_programs_outcome_and_sees_its_globals(
+        tmp_path: Path, write_prog, ending: str, code: int) -> None:
+    # GIVEN a program that holds a global and ends by sys.exit(3) or an exception
+    prog = write_prog(f"""
+        import sys
+        KEPT = [bytes(1 << 20) for _ in range(4)]
+        print("out")
+        {ending}
+    """)
+    run = tmp_path / "run"
+    # WHEN it runs with a snapshot at exit
+    cp = labkit("capture", "--gc", "--heap-snapshot", "--out", str(run), "--", PY, str(prog))
+    # THEN its exit code and output are its own, and the snapshot roots its globals
+    assert cp.returncode == code and cp.stdout == "out\n", cp.stderr
+    assert ("ValueError: x" in cp.stderr) == (code == 1)
+    when, top = _largest_retainer(run)
+    assert when == "exit" and top.startswith("module __main__ > global KEPT (list, 4")
+    # AND without memray the postmortem says its join is by type only
+    pm = labkit("postmortem", str(run))
+    assert pm.returncode == 0 and "no memray capture, so retainers are by type" in pm.stdout
