@@ -26,13 +26,19 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import struct
 import sys
 import threading
 import time
 from array import array
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
+WHEN = ("exit", "peak", "signal", "cap")
+PEAK_STEP = 1.25  # at the peak: a new snapshot each time RSS passes the last one's x this
+PEAK_MIN = 32 * 1024 * 1024  # ... from this RSS on
+CAP_WAIT_S = 30.0  # at the cap: how long the snapshot may take before the kill
 MAGIC = b"LKHEAPS\n"
 VERSION = 1
 SNAPSHOT_FILE = "heapsnap.bin"
@@ -214,3 +220,43 @@ def write_snapshot(path: str, *, when: str, program_globals: dict[str, Any] | No
             os.unlink(tmp)
         if enabled:
             gc.enable()
+
+
+def refusal(when: str | None, memory_cap: int | None) -> str | None:
+    """Why ``--heap-snapshot=WHEN`` cannot be done (one line), or None."""
+    if when is not None and when not in WHEN:
+        return f"--heap-snapshot={when}: give one of {', '.join(WHEN)}"
+    if when == "cap" and not memory_cap:
+        return "--heap-snapshot=cap needs --memory-cap"
+    return None
+
+
+def hold_signal(when: str | None) -> None:
+    """In the program's process before it execs: keep SIGUSR2 pending until the agent's
+    handler is in place (it unblocks it), so one sent early is a snapshot a little late,
+    never the program's death."""
+    if when not in (None, "exit"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+
+
+def ask(pid: int, path: os.PathLike[str] | str, *, wait_s: float,
+        alive: Callable[[], bool]) -> bool:
+    """From labkit's side: SIGUSR2 to the program (its agent snapshots the heap), then wait
+    up to ``wait_s`` while ``alive()`` for a new file at ``path``; whether one came."""
+    def stamp() -> int | None:
+        try:
+            return os.stat(path).st_mtime_ns
+        except OSError:
+            return None
+
+    before = stamp()
+    try:
+        os.kill(pid, signal.SIGUSR2)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and alive():
+        if stamp() != before:
+            return True
+        time.sleep(0.05)
+    return stamp() != before

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import artifacts as A
-from labkit.capture import bootstrap
+from labkit.capture import bootstrap, heapsnap
 from labkit.capture.children import (
     forward_signals,
     hand_terminal,
@@ -38,11 +38,6 @@ from labkit.capture.tree import ProcessTree
 from labkit.errors import InputError, UsageError
 from labkit.options import label_column
 from labkit.rundir import RunWriter, default_run_path
-
-HEAP_SNAPSHOT_WHEN = ("exit", "peak", "signal", "cap")
-HEAP_PEAK_STEP = 1.25  # at the peak: a new snapshot each time RSS passes the last one's x this
-HEAP_PEAK_MIN = 32 * 1024 * 1024  # ... from this RSS on
-HEAP_CAP_WAIT_S = 30.0  # at the cap: how long the snapshot may take before the kill
 
 
 @dataclass
@@ -66,7 +61,7 @@ class CaptureOptions:
     cgroup: bool = True  # hold the program's tree in a cgroup v2 where the machine allows
     env: dict[str, str] | None = None
     labels: dict[str, str] | None = None  # the run's own labels (host, release, ...)
-    heap_snapshot: str | None = None  # when to snapshot the heap: one of HEAP_SNAPSHOT_WHEN
+    heap_snapshot: str | None = None  # when to snapshot the heap: one of heapsnap.WHEN
 
     def __post_init__(self) -> None:
         t, m = self.time_cap_s, self.memory_cap_bytes
@@ -74,11 +69,8 @@ class CaptureOptions:
             raise UsageError(f"time cap {t!r}: give a finite number of seconds > 0")
         if m is not None and not (isinstance(m, int) and m > 0):
             raise UsageError(f"memory cap {m!r}: give a whole number of bytes > 0")
-        h = self.heap_snapshot
-        if h is not None and h not in HEAP_SNAPSHOT_WHEN:
-            raise UsageError(f"--heap-snapshot={h}: give one of {', '.join(HEAP_SNAPSHOT_WHEN)}")
-        if h == "cap" and not m:
-            raise UsageError("--heap-snapshot=cap needs --memory-cap")
+        if (why := heapsnap.refusal(self.heap_snapshot, m)) is not None:
+            raise UsageError(why)
 
 
 @dataclass
@@ -246,10 +238,7 @@ def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
     def preexec() -> None:
         set_pdeathsig()
         tree.preexec()
-        if opts.heap_snapshot not in (None, "exit"):
-            # held pending until the agent's handler is in place: a SIGUSR2 that arrives
-            # before it is a snapshot a little late, never the program's death
-            signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+        heapsnap.hold_signal(opts.heap_snapshot)
         if tty is not None:
             hand_terminal(tty, os.getpgrp())
 
@@ -278,9 +267,7 @@ class _Watch:
         self.extra: dict[str, Any] = {}
         self.observers: list[Any] = []
         self._cap_file = writer.path / ".proc-cap.csv"  # samples kept only for the cap
-        self._snap_rss = HEAP_PEAK_MIN / HEAP_PEAK_STEP  # RSS at the last snapshot asked for
-        if opts.heap_snapshot:
-            self.extra["heap_snapshot"] = {"when": opts.heap_snapshot}
+        self._snap_rss = heapsnap.PEAK_MIN / heapsnap.PEAK_STEP  # RSS at the last one asked
 
     def run(self, backends: Sequence[Callable[[int, RunWriter], Any]]) -> tuple[int, list[int]]:
         """Watch until the program ends; returns its exit status and the signals received."""
@@ -332,29 +319,17 @@ class _Watch:
         self.observers += [make(pid, self.writer) for make in backends]
 
     def _check_memory(self, rss: int) -> None:
-        """Each sample of the tree's summed RSS: past the cap, the whole tree is killed."""
+        """Each sample of the tree's RSS: heap snapshots asked; past the cap, tree killed."""
         cap, when = self.opts.memory_cap_bytes, self.opts.heap_snapshot
-        if when == "peak" and rss > self._snap_rss * HEAP_PEAK_STEP and self.reason == "exited":
+        snap, alive = self.writer.path / A.HEAP_SNAPSHOT.name, lambda: self.child.poll() is None
+        if when == "peak" and rss > self._snap_rss * heapsnap.PEAK_STEP and self.reason == "exited":
             self._snap_rss = rss
-            self._ask_snapshot(wait_s=0)
+            heapsnap.ask(self.child.pid, snap, wait_s=0, alive=alive)
         if cap and rss > cap and self.reason == "exited":
             self.reason = "memory-cap"
             if when == "cap":
-                self._ask_snapshot(wait_s=HEAP_CAP_WAIT_S)
+                heapsnap.ask(self.child.pid, snap, wait_s=heapsnap.CAP_WAIT_S, alive=alive)
             self.tree.kill()
-
-    def _ask_snapshot(self, wait_s: float) -> None:
-        """SIGUSR2 to the program: its agent snapshots the heap; wait up to ``wait_s``
-        for the snapshot to be in place."""
-        path = self.writer.path / A.HEAP_SNAPSHOT.name
-        before = path.stat().st_mtime_ns if path.exists() else None
-        with contextlib.suppress(ProcessLookupError):
-            self.child.send_signal(signal.SIGUSR2)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and self.child.poll() is None:
-            if path.exists() and path.stat().st_mtime_ns != before:
-                return
-            time.sleep(0.05)
 
     def _wait(self) -> int:
         """The program's exit status; past the time cap its tree is terminated, then
