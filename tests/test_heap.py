@@ -420,3 +420,28 @@ def test_an_exit_snapshot_keeps_the_programs_outcome_and_sees_its_globals(
     # AND without memray the postmortem says its join is by type only
     pm = labkit("postmortem", str(run))
     assert pm.returncode == 0 and "no memray capture, so retainers are by type" in pm.stdout
+
+
+@pytest.mark.slow
+def test_the_magic_captures_a_cell_with_a_snapshot_and_shows_its_holder(
+        tmp_path: Path, capsys) -> None:
+    # GIVEN a cell whose closures in a class attribute hold 4 MiB
+    from labkit.analysis.findings import findings
+    from labkit.frames.evidence import evidence_of
+    from labkit.magics import capture_cell
+
+    cell = textwrap.dedent("""
+        class Hub:
+            hooks = []
+        def add(blob):
+            Hub.hooks.append(lambda: len(blob))
+        for _ in range(64):
+            add(bytes(64 * 1024))
+    """)
+    # WHEN %%labkit_capture runs it with memray's every object and a snapshot
+    _, run = capture_cell(cell, f"--memray --trace-python-allocators --heap-snapshot "
+                                f"--out {tmp_path / 'run'}")
+    found = findings(evidence_of(run))
+    # THEN the memory suspect is kept alive by Hub.hooks
+    held = [s for s in found.suspects if s.retained_by]
+    assert held and held[0].kept_alive_by.startswith("Hub.hooks"), found.suspects
