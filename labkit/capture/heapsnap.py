@@ -231,6 +231,15 @@ def refusal(when: str | None, memory_cap: int | None) -> str | None:
     return None
 
 
+def backstop(memory_cap: int | None, when: str | None) -> int | None:
+    """The cgroup's ``memory.max`` for a cap: the cap itself, but with a snapshot at the
+    cap, 25% + 64 MiB above it, so that the kernel does not kill the program before
+    labkit's sampler (which holds the cap itself) has asked for the snapshot."""
+    if memory_cap is None or when != "cap":
+        return memory_cap
+    return memory_cap + memory_cap // 4 + 64 * 1024 * 1024
+
+
 def hold_signal(when: str | None) -> None:
     """In the program's process before it execs: keep SIGUSR2 pending until the agent's
     handler is in place (it unblocks it), so one sent early is a snapshot a little late,

@@ -196,7 +196,8 @@ def run_program(
     writer = RunWriter(out or default_run_path(pycmd.label), kind,
                        list(argv if argv is not None else sys.argv), dict(params or {}),
                        labels=dict(opts.labels or {}))
-    tree = ProcessTree(opts.memory_cap_bytes, cgroup=opts.cgroup)
+    tree = ProcessTree(heapsnap.backstop(opts.memory_cap_bytes, opts.heap_snapshot),
+                       cgroup=opts.cgroup)
     tty = terminal_fd()
     child = _start(pycmd, writer, opts, metrics_env, tree, tty if in_foreground(tty) else None)
     watch = _Watch(child, writer, opts, tree, tty)
@@ -320,15 +321,14 @@ class _Watch:
 
     def _check_memory(self, rss: int) -> None:
         """Each sample of the tree's RSS: heap snapshots asked; past the cap, tree killed."""
-        cap, when = self.opts.memory_cap_bytes, self.opts.heap_snapshot
+        cap, when, pid = self.opts.memory_cap_bytes, self.opts.heap_snapshot, self.child.pid
         snap, alive = self.writer.path / A.HEAP_SNAPSHOT.name, lambda: self.child.poll() is None
         if when == "peak" and rss > self._snap_rss * heapsnap.PEAK_STEP and self.reason == "exited":
             self._snap_rss = rss
-            heapsnap.ask(self.child.pid, snap, wait_s=0, alive=alive)
+            heapsnap.ask(pid, snap, wait_s=0, alive=alive)
         if cap and rss > cap and self.reason == "exited":
             self.reason = "memory-cap"
-            if when == "cap":
-                heapsnap.ask(self.child.pid, snap, wait_s=heapsnap.CAP_WAIT_S, alive=alive)
+            _ = when == "cap" and heapsnap.ask(pid, snap, wait_s=heapsnap.CAP_WAIT_S, alive=alive)
             self.tree.kill()
 
     def _wait(self) -> int:
