@@ -121,7 +121,7 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for name in names:
         where, found, path = retention(CORPUS / f"{name}.py")
-        ok = found is not None and found.split(" (", 1)[0] == HOLDERS[name]
+        ok = found is not None and found.split(" in ", 1)[0] == HOLDERS[name]
         hits += ok
         print(f"| {name} | {where} | {HOLDERS[name]} | {'**' if ok else ''}{found}"
               f"{'**' if ok else ' (miss)'} | {' > '.join(path or [])} |")

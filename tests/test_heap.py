@@ -127,7 +127,7 @@ def test_a_snapshot_round_trips_objects_sizes_referents_and_names(tmp_path: Path
           and snap.size[i] >= 100 * 1024]
     assert len(ba) == 1
     steps = graph.steps(graph.path(ba[0]))
-    assert steps[0] == "module __main__"
+    assert steps[0] == "module __main__ (prog.py)"
     assert steps[1].startswith("global CACHE (dict, 1 entries)")
     assert graph.retained[graph.path(ba[0])[1]] >= 100 * 1024
     assert snap.stats["objects"] == snap.n and snap.stats["when"] == "exit"
@@ -269,7 +269,7 @@ def test_suspects_name_the_global_dict_and_the_class_attribute_that_hold_them(
     assert any("closure variable payload" in step for step in pay["retained_by"]), pay
     assert sess["retained_bytes"] >= 300 * 64 * 1024
     assert pay["retained_bytes"] >= 300 * 48 * 1024
-    assert "kept alive by SESSIONS_BY_ID" in cp.stdout
+    assert "kept alive by SESSIONS_BY_ID in module __main__ (prog.py)" in cp.stdout
     assert "Kept alive by <b>SESSIONS_BY_ID" in page.read_text()
     assert any("joined to memray by every object's address" in n for n in found["notes"])
 
@@ -416,7 +416,7 @@ def test_an_exit_snapshot_keeps_the_programs_outcome_and_sees_its_globals(
     assert cp.returncode == code and cp.stdout == "out\n", cp.stderr
     assert ("ValueError: x" in cp.stderr) == (code == 1)
     when, top = _largest_retainer(run)
-    assert when == "exit" and top.startswith("module __main__ > global KEPT (list, 4")
+    assert when == "exit" and top.startswith("module __main__ (prog.py) > global KEPT (list, 4")
     # AND without memray the postmortem says its join is by type only
     pm = labkit("postmortem", str(run))
     assert pm.returncode == 0 and "no memray capture, so retainers are by type" in pm.stdout

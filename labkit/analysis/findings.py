@@ -64,7 +64,7 @@ class Suspect:
 
     @property
     def kept_alive_by(self) -> str | None:
-        """``kept alive by SESSIONS_BY_ID (module __main__ ...)``: the first named
+        """``SESSIONS_BY_ID in module __main__ (app.py)``: the first named
         holder on :attr:`retained_by` (a global, a class attribute, a closure variable),
         else the last container before the memory; None without a path."""
         from labkit.analysis.retention import holder

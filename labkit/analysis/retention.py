@@ -152,13 +152,14 @@ def join(snap: HeapSnapshot, memray: Any, suspects: list[Any], how: Attribution)
 
 
 def holder(steps: list[str]) -> str:
-    """The first named holder on a path (``SESSIONS_BY_ID``, ``Bus.listeners``, ``closure
-    variable payload``) with its root, else the path's last container."""
+    """The first named holder on a path, with its root: ``SESSIONS_BY_ID in module
+    __main__ (app.py)``, ``Bus.listeners in class app.Bus``; else the path's last
+    container before its end."""
     root = steps[0]
     for st in steps[1:]:
         if st.startswith("global "):
-            return f"{st[len('global '):].split(' (', 1)[0]} ({root})"
+            return f"{st[len('global '):].split(' (', 1)[0]} in {root}"
         name = st.split(" (", 1)[0]
         if "." in name and " " not in name:
-            return f"{name} ({root})"
-    return f"{steps[-2] if len(steps) > 1 else root} ({root})"
+            return f"{name} in {root}"
+    return f"{steps[-2] if len(steps) > 1 else root} in {root}"

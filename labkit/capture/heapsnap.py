@@ -115,7 +115,9 @@ def _names_and_roots(program_globals: dict[str, Any] | None, objs: list[Any]
     describe: list[Any] = []
     roots: list[Any] = []
     if program_globals is not None:
-        roots.append(["module __main__", id(program_globals)])
+        file = program_globals.get("__file__")
+        where = f" ({os.path.basename(file)})" if isinstance(file, str) else ""
+        roots.append([f"module __main__{where}", id(program_globals)])
         names += [[id(program_globals), id(v), k] for k, v in program_globals.items()]
     for name, mod in list(sys.modules.items()):
         d = getattr(mod, "__dict__", None)
