@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labkit.capture import gctrace, origins, proc
+from labkit.capture import gctrace, heapsnap, origins, proc
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,10 @@ ORIGINS = Artifact(origins.ORIGINS_FILE, "labkit.origins", "thread and fd origin
                    "`labkit capture` or `labkit run` (the in-process agent)")
 METRICS = Artifact("scenario.jsonl", "scenario", "scenario metrics", "`labkit run`",
                    packable=True)
+HEAP_SNAPSHOT = Artifact(heapsnap.SNAPSHOT_FILE, "labkit.heapsnap",
+                         "heap snapshot (object graph)", "--heap-snapshot", packable=False)
 
 ALL: tuple[Artifact, ...] = (GC_EVENTS, GC_HEAP, GC_META, PROC, PROC_FDS, MEMRAY,
-                             PYSPY_PROFILE, PYSPY_FLAMEGRAPH, PYSPY_DUMP, ORIGINS, METRICS)
+                             PYSPY_PROFILE, PYSPY_FLAMEGRAPH, PYSPY_DUMP, ORIGINS, METRICS,
+                             HEAP_SNAPSHOT)
 BY_NAME: dict[str, Artifact] = {a.name: a for a in ALL}

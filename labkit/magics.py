@@ -1,9 +1,11 @@
 """IPython magics: ``%load_ext labkit``.
 
 ``%%labkit_capture [--gc] [--memray] [--proc] [--pyspy] [--trace-python-allocators]
-[--out DIR] [--time-cap S] [--memory-cap MIB] [NAME]`` runs the cell as a program of its
-own: a fresh process of the kernel's interpreter, under the backends named (none named:
-the GC tracer, memray and the process sampler; the agent's thread/task/fd origins always).
+[--heap-snapshot[=WHEN]] [--out DIR] [--time-cap S] [--memory-cap MIB] [NAME]`` runs the
+cell as a program of its own: a fresh process of the kernel's interpreter, under the
+backends named (none named: the GC tracer, memray and the process sampler; the agent's
+thread/task/fd origins always; ``--heap-snapshot`` adds the heap's object graph, so the
+suspects say what keeps their memory alive).
 The cell sees none of the kernel's variables, so it imports and builds what it needs. That
 is what each backend requires: memray and the GC tracer must own an interpreter from its
 start, py-spy attaches to a process by pid (and needs ptrace), the process sampler watches
@@ -49,6 +51,8 @@ def _capture_parser() -> argparse.ArgumentParser:
     ap = _Quiet(prog="%%labkit_capture", add_help=False)
     for flag in ("--gc", "--memray", "--proc", "--pyspy", "--trace-python-allocators"):
         ap.add_argument(flag, action="store_true")
+    ap.add_argument("--heap-snapshot", nargs="?", const="exit",
+                    choices=("exit", "peak", "signal", "cap"))
     ap.add_argument("--out", type=Path)
     ap.add_argument("--time-cap", type=SECONDS, default=DEFAULT_TIME_CAP_S)
     ap.add_argument("--memory-cap", type=MEMORY_MIB, default=DEFAULT_MEMORY_CAP_MIB)
@@ -82,7 +86,7 @@ def capture_cell(cell: str, line: str = "") -> Any:
     opts = CaptureOptions(gc=args.gc or not chosen, memray=args.memray or not chosen,
                           proc=args.proc or not chosen, pyspy=args.pyspy,
                           trace_python_allocators=args.trace_python_allocators,
-                          time_cap_s=args.time_cap,
+                          heap_snapshot=args.heap_snapshot, time_cap_s=args.time_cap,
                           memory_cap_bytes=args.memory_cap * 1024 * 1024)
     tmp = Path(tempfile.mkdtemp(prefix="labkit-cell-"))
     script = tmp / "cell.py"

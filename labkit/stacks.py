@@ -38,8 +38,10 @@ class Frame(NamedTuple):
 
 
 AGENT_FILES = ("labkit/capture/gctrace.py", "labkit/capture/bootstrap.py",
-               "labkit/capture/origins.py", "<frozen runpy>", "/runpy.py")
+               "labkit/capture/origins.py", "<frozen runpy>", "/runpy.py",
+               "labkit/capture/heapsnap.py")
 TRACER_FILE = AGENT_FILES[0]  # an allocation made here is the GC tracer's own
+SNAPSHOT_FILE = AGENT_FILES[-1]  # ... and here, the heap snapshot's
 
 _STDLIB = re.compile(r"/lib/python3\.\d+/|/lib/pypy3|runpy\.py$")
 _PACKAGE = re.compile(r"(?:site|dist)-packages/([^/]+)")

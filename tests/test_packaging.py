@@ -46,7 +46,8 @@ def test_import_is_light_and_starts_nothing() -> None:
     assert out == ["[]", "1"]
 
 
-@pytest.mark.parametrize("module", ["gctrace", "gccallback", "gcsys", "bootstrap", "origins"])
+@pytest.mark.parametrize("module", ["gctrace", "gccallback", "gcsys", "bootstrap", "origins",
+                                    "heapsnap"])
 def test_the_in_process_agent_uses_only_the_standard_library(module: str) -> None:
     src = (ROOT / "labkit" / "capture" / f"{module}.py").read_text()
     imports = {ln.split()[1].split(".")[0] for ln in src.splitlines()

@@ -69,6 +69,8 @@ class Suspect:
     explains: list[str] = field(default_factory=list)
     evidence: dict[str, str] = field(default_factory=dict)
     library: Library | None = None  # the installed package the evidence passes through
+    retained_by: list[str] | None = None  # a heap snapshot's path from a root to its memory
+    retained_bytes: int | None = None  # what the objects on that path keep alive
 
     @property
     def where(self) -> str:
@@ -86,6 +88,14 @@ class Suspect:
         own = (lib.site.file, lib.site.line) != (self.file, self.line)
         return f"inside {lib.label}: {lib.site.where}" + (
             f", called from your {self.where}" if own else "")
+
+    def kept_alive_by(self) -> str | None:
+        """``SESSIONS_BY_ID in module __main__ (app.py)``: the first named
+        holder on :attr:`retained_by` (a global, a class attribute, a closure variable),
+        else the last container before the memory; None without a path."""
+        from labkit.analysis.retention import holder
+
+        return holder(self.retained_by) if self.retained_by else None
 
 
 @dataclass
@@ -164,7 +174,23 @@ def _findings(ev: Any, how: Attribution) -> Findings:
     ranked.sort(key=lambda s: -s.score)
     for i, s in enumerate(ranked, 1):
         s.rank = i
-    return Findings(_verdict(symptoms, ranked), symptoms, ranked, _notes(ev, ranked))
+    joined = _retention(ev, ranked, how)
+    return Findings(_verdict(symptoms, ranked), symptoms, ranked,
+                    _notes(ev, ranked) + joined)
+
+
+def _retention(ev: Any, ranked: list[Suspect], how: Attribution) -> list[str]:
+    """Memory suspects gain what keeps their memory alive, from a heap snapshot; the
+    note says which join was made, or why the snapshot was left out."""
+    error = getattr(ev, "heap_snapshot_error", None)
+    if error:
+        return [f"{error}; this postmortem goes on without it"]
+    snap = getattr(ev, "heap_snapshot", None)
+    if snap is None:
+        return []
+    from labkit.analysis.retention import join
+
+    return [join(snap, ev.memray, ranked, how)]
 
 
 def _verdict(symptoms: list[Symptom], ranked: list[Suspect]) -> str:

@@ -4,6 +4,7 @@ Run as a script by :func:`labkit.capture.session.run_program`::
 
     python bootstrap.py --out DIR [--interval S] [--quiet] [--no-gc] [--tracemalloc]
                         [--lend DIR] [--memray FILE [--native] [--trace-python-allocators]]
+                        [--heap-snapshot exit|signal|peak|cap]
                         -- (PROG | -m MODULE | -c CODE) [ARGS]
 
 Contract:
@@ -25,6 +26,7 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -53,12 +55,12 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     """Split the agent's options from the program's command line (after ``--``)."""
     opts: dict[str, Any] = {"out": None, "interval": 0.02, "quiet": False, "tracemalloc": False,
                             "memray": None, "native": False, "trace_python_allocators": False,
-                            "gc": True, "origins": False, "lend": None}
+                            "gc": True, "origins": False, "lend": None, "heap_snapshot": None}
     i = 0
     while i < len(argv) and argv[i] != "--":
         a = argv[i]
-        if a in ("--out", "--interval", "--memray", "--lend"):
-            opts[a[2:]] = argv[i + 1]
+        if a in ("--out", "--interval", "--memray", "--lend", "--heap-snapshot"):
+            opts[a[2:].replace("-", "_")] = argv[i + 1]
             i += 2
             continue
         key = a[2:].replace("-", "_")
@@ -114,6 +116,45 @@ def _run_target(target: list[str]) -> dict[str, Any]:
     return runpy.run_path(prog, run_name="__main__")
 
 
+def _program_globals(exc: BaseException) -> dict[str, Any] | None:
+    """The globals of the program's outermost frame in ``exc``'s traceback (runpy has
+    already put labkit's own ``__main__`` back)."""
+    tb = _trim_traceback(exc).__traceback__
+    return tb.tb_frame.f_globals if tb is not None else None
+
+
+def _heap_snapshots(opts: dict[str, Any], owner: int) -> Any:
+    """The heap snapshot's writer, called with the program's globals (None: the running
+    ``__main__``'s); for every WHEN but ``exit``, SIGUSR2 takes one (labkit sends it at the
+    peak or at the memory cap), each replacing the last. None when not asked for."""
+    when = opts["heap_snapshot"]
+    if not when:
+        return None
+    heapsnap = _load("heapsnap")
+    path = os.path.join(opts["out"], heapsnap.SNAPSHOT_FILE)
+
+    def take(program_globals: dict[str, Any] | None) -> None:
+        if program_globals is None:
+            main = sys.modules.get("__main__")
+            program_globals = getattr(main, "__dict__", None)
+        # never the program's outcome: a snapshot that fails is missing from the run
+        with contextlib.suppress(OSError, MemoryError):
+            heapsnap.write_snapshot(path, when=when, program_globals=program_globals)
+
+    def on_usr2(signum: int, frame: Any) -> None:
+        if os.getpid() == owner:
+            take(None)
+
+    if when != "exit":
+        if signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL:
+            signal.signal(signal.SIGUSR2, on_usr2)
+            os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGUSR2,
+                                                                     signal.SIG_DFL))
+        # labkit blocked it until now (see session._start): one sent early runs the handler
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGUSR2])
+    return take
+
+
 def main(argv: list[str] | None = None) -> None:
     """Start the chosen backends, run the program, stop them; exit as the program did."""
     opts, target = parse(sys.argv[1:] if argv is None else argv)
@@ -138,8 +179,9 @@ def main(argv: list[str] | None = None) -> None:
             tracemalloc=opts["tracemalloc"],
         )
     origins = None
+    heap = _heap_snapshots(opts, owner)
 
-    def _finish() -> None:
+    def _finish(program_globals: dict[str, Any] | None = None) -> None:
         if os.getpid() != owner:
             return
         if origins is not None:
@@ -148,6 +190,10 @@ def main(argv: list[str] | None = None) -> None:
             tracer.stop()
         if tracker is not None:
             tracker.__exit__(None, None, None)
+        if heap is not None and opts["heap_snapshot"] == "exit":
+            # after memray stops: what it still holds is exactly what the snapshot sees,
+            # and the snapshot's own allocations are in no capture
+            heap(program_globals)
 
     def _on_signal(signum: int, frame: Any) -> None:
         _finish()
@@ -175,11 +221,11 @@ def main(argv: list[str] | None = None) -> None:
             tracer.on_tick = origins.sample
     try:
         main_globals = _run_target(target)
-    except SystemExit:
-        _finish()
+    except SystemExit as exc:
+        _finish(_program_globals(exc))
         raise
     except BaseException as exc:
-        _finish()
+        _finish(_program_globals(exc))
         # Report it as plain Python would: the program's frames only, exit 1, and an
         # uncaught KeyboardInterrupt ends the process by SIGINT.
         exc = _trim_traceback(exc)
@@ -190,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGINT)
         sys.exit(1)
-    _finish()
+    _finish(main_globals)
     del main_globals
 
 

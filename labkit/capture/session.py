@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import artifacts as A
-from labkit.capture import bootstrap
+from labkit.capture import bootstrap, heapsnap
 from labkit.capture.children import (
     forward_signals,
     hand_terminal,
@@ -62,6 +62,7 @@ class CaptureOptions:
     cgroup: bool = True  # hold the program's tree in a cgroup v2 where the machine allows
     env: dict[str, str] | None = None
     labels: dict[str, str] | None = None  # the run's own labels (host, release, ...)
+    heap_snapshot: str | None = None  # when to snapshot the heap: one of heapsnap.WHEN
 
     def __post_init__(self) -> None:
         t, m = self.time_cap_s, self.memory_cap_bytes
@@ -69,6 +70,8 @@ class CaptureOptions:
             raise UsageError(f"time cap {t!r}: give a finite number of seconds > 0")
         if m is not None and not (isinstance(m, int) and m > 0):
             raise UsageError(f"memory cap {m!r}: give a whole number of bytes > 0")
+        if (why := heapsnap.refusal(self.heap_snapshot, m)) is not None:
+            raise UsageError(why)
 
 
 @dataclass
@@ -151,6 +154,8 @@ def child_argv(cmd: PythonCommand, out_dir: Path, opts: CaptureOptions,
         argv.append("--tracemalloc")
     if opts.origins:
         argv.append("--origins")
+    if opts.heap_snapshot:
+        argv += ["--heap-snapshot", opts.heap_snapshot]
     if memray_file is not None:
         argv += ["--memray", str(memray_file.absolute())]
         if opts.native:
@@ -204,7 +209,8 @@ def _run_in(pycmd: PythonCommand, loan: Loan, env: dict[str, str], opts: Capture
     writer = RunWriter(out or default_run_path(pycmd.label), kind,
                        list(argv if argv is not None else sys.argv), dict(params or {}),
                        labels=dict(opts.labels or {}))
-    tree = ProcessTree(opts.memory_cap_bytes, cgroup=opts.cgroup)
+    tree = ProcessTree(heapsnap.backstop(opts.memory_cap_bytes, opts.heap_snapshot),
+                       cgroup=opts.cgroup)
     tty = terminal_fd()
     child = _start(pycmd, writer, opts, env, metrics_env, loan.lent, tree,
                    tty if in_foreground(tty) else None)
@@ -237,6 +243,8 @@ def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
             writer.file(art)
     if opts.origins:
         writer.file(A.ORIGINS)
+    if opts.heap_snapshot:
+        writer.file(A.HEAP_SNAPSHOT)
     memray_file = writer.file(A.MEMRAY) if opts.memray else None
     env = dict(env)
     if metrics_env is not None:
@@ -246,6 +254,7 @@ def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,
     def preexec() -> None:
         set_pdeathsig()
         tree.preexec()
+        heapsnap.hold_signal(opts.heap_snapshot)
         if tty is not None:
             hand_terminal(tty, os.getpgrp())
 
@@ -274,6 +283,7 @@ class _Watch:
         self.extra: dict[str, Any] = {}
         self.observers: list[Any] = []
         self._cap_file = writer.path / ".proc-cap.csv"  # samples kept only for the cap
+        self._snap_rss = heapsnap.PEAK_MIN / heapsnap.PEAK_STEP  # RSS at the last one asked
 
     def run(self, backends: Sequence[Callable[[int, RunWriter], Any]]) -> tuple[int, list[int]]:
         """Watch until the program ends; returns its exit status and the signals received."""
@@ -312,7 +322,7 @@ class _Watch:
 
     def _start_observers(self, backends: Sequence[Callable[[int, RunWriter], Any]]) -> None:
         pid, opts = self.child.pid, self.opts
-        if opts.proc or opts.memory_cap_bytes:
+        if opts.proc or opts.memory_cap_bytes or opts.heap_snapshot == "peak":
             path = self.writer.file(A.PROC) if opts.proc else self._cap_file
             fds = self.writer.file(A.PROC_FDS) if opts.proc else None
             self.observers.append(ProcSampler(pid, path, interval_s=opts.proc_interval_s,
@@ -325,10 +335,15 @@ class _Watch:
         self.observers += [make(pid, self.writer) for make in backends]
 
     def _check_memory(self, rss: int) -> None:
-        """Each sample of the tree's summed RSS: past the cap, the whole tree is killed."""
-        cap = self.opts.memory_cap_bytes
+        """Each sample of the tree's RSS: heap snapshots asked; past the cap, tree killed."""
+        cap, when, pid = self.opts.memory_cap_bytes, self.opts.heap_snapshot, self.child.pid
+        snap, alive = self.writer.path / A.HEAP_SNAPSHOT.name, lambda: self.child.poll() is None
+        if when == "peak" and rss > self._snap_rss * heapsnap.PEAK_STEP and self.reason == "exited":
+            self._snap_rss = rss
+            heapsnap.ask(pid, snap, wait_s=0, alive=alive)
         if cap and rss > cap and self.reason == "exited":
             self.reason = "memory-cap"
+            _ = when == "cap" and heapsnap.ask(pid, snap, wait_s=heapsnap.CAP_WAIT_S, alive=alive)
             self.tree.kill()
 
     def _wait(self) -> int:

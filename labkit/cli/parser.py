@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pyspy", action="store_true", help="py-spy CPU stacks from outside")
     p.add_argument("--rate", type=RATE_HZ, default=100, metavar="HZ",
                    help="py-spy sampling rate (1 to 1000; default 100)")
+    p.add_argument("--heap-snapshot", nargs="?", const="exit", metavar="WHEN",
+                   choices=("exit", "peak", "signal", "cap"),
+                   help="also snapshot the heap's object graph (who keeps memory alive): at "
+                        "exit (the default), at the RSS peak, on SIGUSR2, or at the memory "
+                        "cap before the kill; pauses the program about 2 s per million "
+                        "objects")
     p.set_defaults(handler=verbs.cmd_capture, needs_command=True)
 
     p = sub.add_parser("attach", help="capture a running process: py-spy record and dump, "
@@ -139,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dump", type=Path, help="a py-spy dump (--json)")
     p.add_argument("--gc", type=Path, help="labkit's gc_events.bin, or a run directory")
     p.add_argument("--proc", type=Path, help="labkit's proc.csv")
+    p.add_argument("--heap-snapshot", type=Path, metavar="FILE",
+                   help="a heap snapshot (labkit's heapsnap.bin): what keeps memory alive")
     p.add_argument("--html", "--out", dest="html", type=Path,
                    help="also write the offline HTML report here")
     p.add_argument("--json", type=Path, help="also write the findings as JSON here")
@@ -199,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "summarise it")
     p.add_argument("run", type=Path, help="a run directory, or a memray/speedscope/dump file")
     p.set_defaults(handler=verbs.cmd_summary, needs_command=False)
+
+    p = sub.add_parser("heap", help="what keeps memory alive, from a heap snapshot: the "
+                       "largest retainers with their root paths, and totals by type")
+    p.add_argument("run", type=Path, help="a run captured with --heap-snapshot, or its "
+                   "heapsnap.bin")
+    p.add_argument("--diff", type=Path, metavar="RUN",
+                   help="a later snapshot: what grew, by type and by retainer")
+    p.add_argument("--top", type=TOP, default=10, help="rows per table (default 10)")
+    p.set_defaults(handler=verbs.cmd_heap, needs_command=False)
 
     p = sub.add_parser("doctor", help="versions, and whether py-spy can attach here; with "
                        "--python, which backends will work for that interpreter")

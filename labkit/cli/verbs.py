@@ -60,6 +60,7 @@ def cmd_capture(args: argparse.Namespace, command: list[str]) -> int:
                           trace_python_allocators=args.trace_python_allocators,
                           rate_hz=args.rate, interval_s=args.interval,
                           tracemalloc=args.tracemalloc, quiet=True,
+                          heap_snapshot=args.heap_snapshot,
                           labels=dict(args.label or []), **_caps(args))
     return _run_and_summarise(command, args.out, opts, "capture", run_summary_lines)
 
@@ -202,7 +203,8 @@ def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
     from labkit.frames.evidence import load_evidence
     from labkit.outputs import check_file_output, write_text_atomic
 
-    given = {k: getattr(args, k) for k in ("run", "memray", "pyspy", "dump", "gc", "proc")}
+    given = {k: getattr(args, k) for k in ("run", "memray", "pyspy", "dump", "gc", "proc",
+                                           "heap_snapshot")}
     outs = {k: check_file_output(p, force=args.force, inputs=given.values(), flag=f"--{k}")
             for k, p in (("html", args.html), ("json", args.json)) if p is not None}
     if len(outs) == 2 and outs["html"] == outs["json"]:
@@ -309,6 +311,51 @@ def cmd_summary(args: argparse.Namespace, command: list[str]) -> int:
         lines = run_summary_lines(load(path))
     for line in lines:
         say(line)
+    return 0
+
+
+def _snapshot_at(path: Path) -> Any:
+    """The heap snapshot of a run directory (checked against its manifest) or a file."""
+    from labkit import artifacts as A
+    from labkit.errors import InputError
+    from labkit.frames.heapsnap import load_heap_snapshot
+
+    if path.is_dir():
+        from labkit.frames import load
+
+        run = load(path, background_stats=False)
+        if not run.has(A.HEAP_SNAPSHOT):
+            raise InputError(f"{path} holds no heap snapshot; capture it with labkit capture "
+                             "--heap-snapshot")
+        path = run.need(A.HEAP_SNAPSHOT)
+    return load_heap_snapshot(path)
+
+
+def cmd_heap(args: argparse.Namespace, command: list[str]) -> int:
+    """The largest retainers of a heap snapshot and its totals by type, or what grew."""
+    from labkit.analysis.heap import HeapGraph, diff
+    from labkit.units import human_bytes
+
+    graph = HeapGraph(_snapshot_at(args.run))
+    st = graph.snap.stats
+    say(f"heap snapshot ({st.get('when')}): {graph.snap.n:,} objects, pause "
+        f"{st.get('pause_s', 0):.2f} s")
+    if args.diff is not None:
+        d = diff(graph, HeapGraph(_snapshot_at(args.diff)), args.top)
+        say("grew, by type:")
+        for r in d["by_type"].head(args.top).itertuples():
+            say(f"  {r.bytes_delta:+,} bytes {r.count_delta:+,} objects  {r.type}")
+        say("grew, by retainer:")
+        for r in d["by_retainer"].itertuples():
+            say(f"  {r.delta:+,} bytes retained  {r.path}")
+        return 0
+    say("largest retainers:")
+    for r in graph.by_retainer(args.top).itertuples():
+        say(f"  {human_bytes(r.retained):>10}  {r.path}")
+    say("by type (retained by objects of the type):")
+    for r in graph.by_type().head(args.top).itertuples():
+        say(f"  {human_bytes(r.retained):>10} retained {human_bytes(r.bytes):>10} in "
+            f"{r.count:>9,} objects  {r.type}")
     return 0
 
 

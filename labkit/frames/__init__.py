@@ -20,6 +20,7 @@ from labkit.rundir import read_manifest
 if TYPE_CHECKING:
     import pandas as pd
 
+    from labkit.frames.heapsnap import HeapSnapshot
     from labkit.frames.memray import MemrayCapture
     from labkit.frames.origins import OriginsCapture
     from labkit.frames.pyspy import PySpyCapture
@@ -128,6 +129,14 @@ class Run:
         from labkit.frames.origins import load_origins
 
         return load_origins(self.need(A.ORIGINS), self.t0_ns)
+
+    @cached_property
+    def heap_snapshot(self) -> HeapSnapshot:
+        """The heap snapshot (object graph as arrays); ``labkit.analysis.heap.HeapGraph``
+        of it gives retainers, dominators and paths."""
+        from labkit.frames.heapsnap import load_heap_snapshot
+
+        return load_heap_snapshot(self.need(A.HEAP_SNAPSHOT))
 
     @cached_property
     def memray(self) -> MemrayCapture:

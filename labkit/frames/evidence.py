@@ -19,6 +19,7 @@ from labkit import artifacts as A
 from labkit.errors import InputError
 
 if TYPE_CHECKING:
+    from labkit.frames.heapsnap import HeapSnapshot
     from labkit.frames.memray import MemrayCapture
     from labkit.frames.origins import OriginsCapture
     from labkit.frames.pyspy import PySpyCapture
@@ -41,6 +42,8 @@ class Evidence:
     # read by the target interpreter at capture (the run's manifest); empty if unknown
     distributions: dict[str, tuple[str, str]] = field(default_factory=dict)
     run_dir: str | None = None  # the run directory the captures come from, if any
+    heap_snapshot: HeapSnapshot | None = None  # the object graph (who keeps memory alive)
+    heap_snapshot_error: str | None = None  # why a given snapshot was left out
 
 
 def _existing(path: str | Path | None, what: str) -> Path | None:
@@ -54,11 +57,13 @@ def _existing(path: str | Path | None, what: str) -> Path | None:
 
 def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = None,
                   dump: str | Path | None = None, gc: str | Path | None = None,
-                  proc: str | Path | None = None, run: str | Path | None = None) -> Evidence:
+                  proc: str | Path | None = None, run: str | Path | None = None,
+                  heap_snapshot: str | Path | None = None) -> Evidence:
     """Load and check each given capture; raises a one-line LabkitError on a bad one.
 
     ``run``, a labkit run directory (verified first), supplies every capture it holds that
-    is not given as a file, and the origins of its threads and fds."""
+    is not given as a file, and the origins of its threads and fds. A heap snapshot
+    that cannot be read is left out (``heap_snapshot_error`` says why), never fatal."""
     from labkit.frames.gctrace import load_gc_events, load_heap
     from labkit.frames.memray import MemrayCapture
     from labkit.frames.proc import load_proc
@@ -116,6 +121,9 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
             ev.sources["fd table"] = str(table)
     if not ev.distributions:
         ev.distributions = _distributions_beside(memray, pyspy, dump, gc, proc)
+    if (p := _existing(heap_snapshot, "heap snapshot")) is not None:
+        ev.heap_snapshot, ev.heap_snapshot_error = _snapshot(p)
+        ev.sources["heap snapshot"] = str(p)
     if not ev.sources and r is not None:
         raise InputError(f"{r.path} holds no capture a postmortem can read")
     if not ev.sources:
@@ -146,6 +154,10 @@ def evidence_of(run: Any) -> Evidence:
         ev.fd_table, ev.sources["fd table"] = run.fd_table, str(run.need(A.PROC_FDS))
     if run.has(A.ORIGINS):
         ev.origins, ev.sources["origins"] = run.origins, str(run.need(A.ORIGINS))
+    if run.has(A.HEAP_SNAPSHOT):
+        p = run.need(A.HEAP_SNAPSHOT)
+        ev.heap_snapshot, ev.heap_snapshot_error = _snapshot(p)
+        ev.sources["heap snapshot"] = str(p)
     return ev
 
 
@@ -165,6 +177,17 @@ def _distributions_beside(*paths: str | Path | None) -> dict[str, tuple[str, str
             except LabkitError:
                 continue
     return {}
+
+
+def _snapshot(path: Path) -> tuple[HeapSnapshot | None, str | None]:
+    """The snapshot, or None and the one line saying why it cannot be read."""
+    from labkit.errors import LabkitError
+    from labkit.frames.heapsnap import load_heap_snapshot
+
+    try:
+        return load_heap_snapshot(path), None
+    except LabkitError as exc:
+        return None, str(exc)
 
 
 def _wall_from_meta(meta_path: Path, events: pd.DataFrame) -> float | None:

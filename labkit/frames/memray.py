@@ -32,7 +32,7 @@ from labkit.capture.children import set_pdeathsig
 from labkit.errors import CorruptCaptureError
 from labkit.frames.memray_probe import probe
 from labkit.safefile import open_regular
-from labkit.stacks import TRACER_FILE, Frame, is_agent, is_import_time, stack_text
+from labkit.stacks import SNAPSHOT_FILE, TRACER_FILE, Frame, is_agent, is_import_time, stack_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,7 +102,8 @@ def _records_frame(records: Iterable[Any], *, sort: bool = True) -> pd.DataFrame
     for r in records:
         full = [Frame(f, ln, fn) for fn, f, ln in r.stack_trace()]  # memray: (fn, file, line)
         own = tuple(fr for fr in full if not is_agent(fr.file))
-        in_labkit = bool(full) and full[0].file.endswith(TRACER_FILE)
+        in_labkit = bool(full) and (full[0].file.endswith(TRACER_FILE) or any(
+            fr.file.endswith(SNAPSHOT_FILE) for fr in full))
         leaf = full[0] if in_labkit else (own[0] if own else Frame("<unknown>", 0, "<unknown>"))
         stack = stack_text(own or full[:1]) or "<no Python stack>"
         rows.append((leaf.function, leaf.file, leaf.line, stack, getattr(r, "size", 0),

@@ -121,6 +121,10 @@ def findings_lines(found: Findings, top: int = 10) -> list[str]:
                        "called")
         out.append(f"     explains {'; '.join(s.explains)}")
         out.append(f"     stack {s.stack[:150]}")
+        if s.retained_by:
+            out.append(f"     kept alive by {s.kept_alive_by}, "
+                       f"{human_bytes(s.retained_bytes or 0)} retained: "
+                       f"{' > '.join(s.retained_by)}")
     if not found.suspects:
         out.append("  (no line of your code stands out in these captures)")
     out += [f"note: {n}" for n in found.notes]
