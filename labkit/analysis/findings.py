@@ -89,6 +89,7 @@ class Suspect:
         return f"inside {lib.label}: {lib.site.where}" + (
             f", called from your {self.where}" if own else "")
 
+    @property
     def kept_alive_by(self) -> str | None:
         """``SESSIONS_BY_ID in module __main__ (app.py)``: the first named
         holder on :attr:`retained_by` (a global, a class attribute, a closure variable),
