@@ -194,5 +194,17 @@ def main(argv: list[str] | None = None) -> None:
     del main_globals
 
 
+def _die_by_sigint() -> None:
+    """Labkit's own start-up interrupted (no program frame yet): end by SIGINT, as the
+    program would have, without a traceback of labkit's frames."""
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        _die_by_sigint()

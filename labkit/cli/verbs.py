@@ -130,6 +130,8 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
         for line in run_summary_lines(load(res.path))[1:]:
             say(line)
         worst = worst or (0 if res.returncode == 0 or res.reason.endswith("-cap") else 1)
+        if res.signals_received:
+            return 128 + res.signals_received[0]
     return worst
 
 
