@@ -142,12 +142,18 @@ def main(argv: list[str] | None = None) -> None:
     def _finish() -> None:
         if os.getpid() != owner:
             return
-        if origins is not None:
-            origins.write(opts["out"])  # while the program's threads and files still live
-        if tracer is not None:
-            tracer.stop()
-        if tracker is not None:
-            tracker.__exit__(None, None, None)
+        steps = (("origins", origins and (lambda: origins.write(opts["out"]))),
+                 ("GC trace", tracer and tracer.stop),
+                 ("memray", tracker and (lambda: tracker.__exit__(None, None, None))))
+        for what, step in steps:  # origins first, while the program's threads and files live
+            if not step:
+                continue
+            try:
+                step()
+            except OSError as exc:  # a program at its fd limit, a full disk: one line
+                if sys.stderr is not None:
+                    print(f"labkit: could not finish the {what} capture ({exc.strerror}); "
+                          "the run goes without it", file=sys.stderr)
 
     def _on_signal(signum: int, frame: Any) -> None:
         _finish()
