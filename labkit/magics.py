@@ -26,6 +26,7 @@ it and shows them a last time.
 from __future__ import annotations
 
 import argparse
+import keyword
 import shlex
 import sys
 import tempfile
@@ -73,7 +74,7 @@ def capture_cell(cell: str, line: str = "") -> Any:
     except ValueError as exc:
         raise LabkitError(f"%%labkit_capture: {exc}; check the quotes in its line") from None
     args = _capture_parser().parse_args(words)
-    if not args.name.isidentifier():
+    if not args.name.isidentifier() or keyword.iskeyword(args.name):
         raise LabkitError(f"%%labkit_capture: {args.name!r} is not a variable name")
     chosen = args.gc or args.memray or args.proc or args.pyspy
     if args.pyspy:
@@ -91,7 +92,9 @@ def capture_cell(cell: str, line: str = "") -> Any:
     tmp = Path(tempfile.mkdtemp(prefix="labkit-cell-"))
     script = tmp / "cell.py"
     # the magic's line first, as a comment: line numbers in findings match the cell's own
-    script.write_text(f"# %%labkit_capture {line}\n{cell}", encoding="utf-8")
+    # (one line: a line break in the options must not turn their rest into code)
+    flat = line.replace("\r", "\\r").replace("\n", "\\n")
+    script.write_text(f"# %%labkit_capture {flat}\n{cell}", encoding="utf-8")
     res = run_program([sys.executable, str(script)], out=args.out or tmp / "run",
                       options=opts, kind="capture")
     run = load(res.path)

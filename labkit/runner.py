@@ -109,6 +109,8 @@ def run_scenario(
             results[variant] = _run_variant(name, spec, variant, values, chosen, python,
                                             root, argv, quick, memory_cap_mb, time_cap_s,
                                             labels)
+            if results[variant].signals_received:  # the user stopped labkit: no more variants
+                break
     return results
 
 

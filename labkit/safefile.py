@@ -8,6 +8,8 @@ following a final symlink and without blocking, then checks what it opened.
 from __future__ import annotations
 
 import errno
+import gzip
+import io
 import json
 import os
 import stat
@@ -17,6 +19,8 @@ from typing import Any, BinaryIO
 from labkit.errors import CorruptCaptureError, InputError
 
 JSON_MAX_BYTES = 256 * 1024 * 1024
+GZIP_MAX_RATIO = 100  # labkit's own captures pack 2-10 times; a bomb expands ~1000 times
+GZIP_FLOOR_BYTES = 64 * 1024 * 1024
 
 
 def open_regular(path: Path | str, what: str = "file", *,
@@ -49,6 +53,45 @@ def open_regular(path: Path | str, what: str = "file", *,
         raise InputError(f"{what} {path} is {kind}; give a regular file")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
+
+
+class _BoundedGzip(io.RawIOBase):
+    """Decompresses ``raw`` but refuses to yield more than ``limit`` bytes."""
+
+    def __init__(self, raw: BinaryIO, limit: int, what: str, path: Path) -> None:
+        self._raw, self._gz = raw, gzip.GzipFile(fileobj=raw, mode="rb")
+        self._left, self._what, self._path, self._limit = limit, what, path, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._gz.read(min(len(b), self._left + 1))
+        if len(data) > self._left:
+            raise CorruptCaptureError(
+                f"{self._what} {self._path} expands past {self._limit >> 20} MiB "
+                f"(over {GZIP_MAX_RATIO} times its size); it is a gzip bomb or not a file "
+                "labkit packed: restore the capture")
+        self._left -= len(data)
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._gz.close()
+            self._raw.close()
+        super().close()
+
+
+def open_capture(path: Path | str, what: str = "file") -> BinaryIO:
+    """:func:`open_regular`, decompressing a ``.gz`` path; the decompressed stream may be
+    at most ``GZIP_MAX_RATIO`` times the file (and never less than ``GZIP_FLOOR_BYTES``),
+    past which reading raises a one-line :class:`CorruptCaptureError`."""
+    raw = open_regular(path, what)
+    if Path(path).suffix != ".gz":
+        return raw
+    limit = max(GZIP_FLOOR_BYTES, GZIP_MAX_RATIO * os.fstat(raw.fileno()).st_size)
+    return io.BufferedReader(_BoundedGzip(raw, limit, what, Path(path)))  # type: ignore[return-value]
 
 
 class _NonFinite(ValueError):

@@ -294,3 +294,12 @@ def test_concurrent_fleets_share_the_cache(tmp_path: Path) -> None:
         assert p.returncode == 0, err
         assert re.match(r"fleet: 3 runs on 3 nodes", out), out
     assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("inside", ["", "v1/answers.json"])
+def test_fleet_json_in_its_own_store_is_refused_first(tmp_path: Path, inside: str) -> None:
+    store = tmp_path / "store"
+    cp = labkit("fleet", str(FLEET), "--store", str(store), "--json",
+                str(store / inside) if inside else str(store))
+    assert_clean_error(cp, "--json", "inside the store")
+    assert not store.exists()

@@ -184,12 +184,18 @@ def main(argv: list[str] | None = None) -> None:
     def _finish(program_globals: dict[str, Any] | None = None) -> None:
         if os.getpid() != owner:
             return
-        if origins is not None:
-            origins.write(opts["out"])  # while the program's threads and files still live
-        if tracer is not None:
-            tracer.stop()
-        if tracker is not None:
-            tracker.__exit__(None, None, None)
+        steps = (("origins", origins and (lambda: origins.write(opts["out"]))),
+                 ("GC trace", tracer and tracer.stop),
+                 ("memray", tracker and (lambda: tracker.__exit__(None, None, None))))
+        for what, step in steps:  # origins first, while the program's threads and files live
+            if not step:
+                continue
+            try:
+                step()
+            except OSError as exc:  # a program at its fd limit, a full disk: one line
+                if sys.stderr is not None:
+                    print(f"labkit: could not finish the {what} capture ({exc.strerror}); "
+                          "the run goes without it", file=sys.stderr)
         if heap is not None and opts["heap_snapshot"] == "exit":
             # after memray stops: what it still holds is exactly what the snapshot sees,
             # and the snapshot's own allocations are in no capture
@@ -240,5 +246,17 @@ def main(argv: list[str] | None = None) -> None:
     del main_globals
 
 
+def _die_by_sigint() -> None:
+    """Labkit's own start-up interrupted (no program frame yet): end by SIGINT, as the
+    program would have, without a traceback of labkit's frames."""
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        _die_by_sigint()

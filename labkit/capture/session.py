@@ -83,6 +83,7 @@ class RunResult:
     reason: str
     signal: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    signals_received: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -230,7 +231,7 @@ def _run_in(pycmd: PythonCommand, loan: Loan, env: dict[str, str], opts: Capture
              "pid": child.pid}
     path = writer.publish(command=cmd, outcome=outcome, target=facts,
                           caps=tree.manifest(), **watch.extra)
-    return RunResult(path, rc, watch.reason, sig, watch.extra)
+    return RunResult(path, rc, watch.reason, sig, watch.extra, list(received))
 
 
 def _start(pycmd: PythonCommand, writer: RunWriter, opts: CaptureOptions,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from labkit.cli.output import say
@@ -23,6 +24,21 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached labkit: unwound like Ctrl-C (temporary files removed,
+    partial runs dropped), then labkit dies by that signal."""
+
+
+def _on_terminate(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
+def _unwind_on_terminate() -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _on_terminate)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: returns the exit code."""
     own, command = _split_command(list(sys.argv[1:] if argv is None else argv))
@@ -33,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "verb", None):
         parser.print_help()
         return 2
+    if threading.current_thread() is threading.main_thread():
+        _unwind_on_terminate()
     try:
         if args.needs_command and not command:
             raise UsageError(f"no program given; usage: labkit {args.verb} [options] -- python "
@@ -43,7 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabkitError as exc:
         say(f"labkit: {exc}", sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, _Terminated):
+            sig = exc.args[0]
+            say(f"labkit: stopped by {signal.Signals(sig).name}", sys.stderr)
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+            return 128 + sig
         say("labkit: interrupted", sys.stderr)
         return 130
     except BrokenPipeError:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.cli.output import say
-from labkit.errors import UsageError
+from labkit.errors import InputError, UsageError
 
 
 def _run_and_summarise(command: list[str], out: Path | None, opts: Any, kind: str,
@@ -131,6 +131,8 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
         for line in run_summary_lines(load(res.path))[1:]:
             say(line)
         worst = worst or (0 if res.returncode == 0 or res.reason.endswith("-cap") else 1)
+        if res.signals_received:
+            return 128 + res.signals_received[0]
     return worst
 
 
@@ -279,6 +281,9 @@ def cmd_fleet(args: argparse.Namespace, command: list[str]) -> int:
              check_output(cache_root(), "dir", "XDG_CACHE_HOME", allow_symlinks=True))
     path = (check_file_output(args.json, force=args.force, inputs=args.paths, flag="--json")
             if args.json is not None else None)
+    if path is not None and (path == store or store in path.parents):
+        raise InputError(f"--json {path} is inside the store {store}; choose a --json "
+                         "outside it")
     fl = fleet(args.paths, labels=dict(args.label or []), by=args.by, store=store)
     if path is not None:
         import json

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.errors import CorruptCaptureError
-from labkit.safefile import open_regular
+from labkit.safefile import open_capture
 
 
 def read_csv_checked(path: Path, columns: tuple[str, ...], what: str, *,
@@ -17,9 +17,8 @@ def read_csv_checked(path: Path, columns: tuple[str, ...], what: str, *,
     """Read ``path``; any parse, type or decompression failure, or a missing column (any
     other column too, with ``exact``), is a one-line :class:`CorruptCaptureError`."""
     try:
-        with open_regular(path, what) as fh:
-            df = pd.read_csv(fh, dtype=dtype, engine="c",
-                             compression="gzip" if Path(path).suffix == ".gz" else None)
+        with open_capture(path, what) as fh:
+            df = pd.read_csv(fh, dtype=dtype, engine="c")
     except FileNotFoundError:
         raise CorruptCaptureError(f"{path} is missing; re-capture the run") from None
     except (ValueError, OverflowError, pd.errors.ParserError, pd.errors.EmptyDataError,

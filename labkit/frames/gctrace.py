@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from labkit.capture.gctrace import (
 )
 from labkit.errors import CorruptCaptureError
 from labkit.frames.csvfile import check_non_negative, read_csv_checked
-from labkit.safefile import open_regular, read_json
+from labkit.safefile import open_capture, read_json
 
 
 def load_meta(path: Path) -> dict[str, Any]:
@@ -38,14 +37,12 @@ def read_event_records(path: Path) -> np.ndarray:
     A trailing partial record (a program killed mid-write) is dropped.
     """
     try:
-        if path.suffix == ".gz":
-            with open_regular(path, "GC trace") as raw_fh, gzip.open(raw_fh, "rb") as gz:
-                data = gz.read()
-            magic, raw = data[: len(EVENTS_MAGIC)], np.frombuffer(
-                data[len(EVENTS_MAGIC):][: (len(data) - len(EVENTS_MAGIC)) // 8 * 8], "<i8")
-        else:
-            with open_regular(path, "GC trace") as fh:
-                magic = fh.read(len(EVENTS_MAGIC))
+        with open_capture(path, "GC trace") as fh:
+            magic = fh.read(len(EVENTS_MAGIC))
+            if path.suffix == ".gz":
+                data = fh.read()
+                raw = np.frombuffer(data[: len(data) // 8 * 8], "<i8")
+            else:
                 raw = np.fromfile(fh, dtype="<i8")
     except FileNotFoundError:
         raise CorruptCaptureError(f"{path} is missing; re-capture the run") from None

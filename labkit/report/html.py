@@ -44,7 +44,10 @@ def resolve(name: str, root: Path | None = None) -> Path:
 # The kernel talks to papermill over local TCP; with CurveZMQ keys provisioned by the
 # kernel manager (when the kernelspec declares support, as ipykernel's does) that traffic is
 # encrypted, and ipykernel no longer warns "Kernel is running over TCP without encryption".
-KERNEL_CONFIG = {"KernelManager": {"transport_encryption": "auto"}}
+# The kernel's own stderr is dropped (labkit.report.kernel): its log is not the report's.
+KERNEL_CONFIG = {"KernelManager": {"transport_encryption": "auto"},
+                 "NotebookClient": {"kernel_manager_class":
+                                    "labkit.report.kernel.QuietKernelManager"}}
 
 
 def execute(source: Path, parameters: dict[str, Any] | None = None) -> Any:

@@ -132,6 +132,8 @@ def run_main(spec: ScenarioSpec, argv: Sequence[str] | None,
     metrics = Metrics()
     try:
         work(variant, params, metrics)
+    except KeyboardInterrupt:  # Ctrl-C stops a scenario as a CLI tool stops: no traceback
+        raise SystemExit(130) from None
     finally:
         metrics.close()
 

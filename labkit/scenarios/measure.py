@@ -12,13 +12,15 @@ import pandas as pd
 
 from labkit import artifacts as A
 from labkit.errors import CorruptCaptureError
+from labkit.safefile import open_capture
 
 
 def metrics_frame(run: Any) -> pd.DataFrame:
     """The scenario's own JSON lines as a frame, with ``t_s`` on the run's axis."""
     path = run.need(A.METRICS)
     try:
-        df = pd.read_json(path, lines=True)
+        with open_capture(path, "scenario metrics") as fh:
+            df = pd.read_json(fh, lines=True)
     except ValueError as exc:
         raise CorruptCaptureError(f"{path} is not JSON lines ({exc}); re-run the scenario") \
             from None
