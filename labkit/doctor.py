@@ -64,7 +64,7 @@ def ptrace_check(python: str | None = None) -> Check:
 def target_checks(python: str) -> list[Check]:
     """Which capture backends will work for the interpreter ``python``, and why not; a
     command that is not a Python >= 3.11 that starts is a one-line :class:`InputError`."""
-    from labkit.capture.session import parse_python_command
+    from labkit.capture.command import parse_python_command
     from labkit.capture.target import memray_source, probe
 
     parse_python_command([python, "-c", "pass"])  # the same checks as a capture's
