@@ -192,12 +192,7 @@ def write_snapshot(path: str, *, when: str, program_globals: dict[str, Any] | No
             for o in objs:
                 if id(o) in skip:
                     continue
-                refs = get_referents(o)
-                w.add(o, refs)
-                for r in refs:
-                    if not is_tracked(r) and id(r) not in seen:
-                        seen.add(id(r))
-                        pending.append(r)
+                pending.append(o)  # then the untracked objects it reaches, depth first
                 while pending:
                     u = pending.pop()
                     urefs = get_referents(u)
