@@ -39,7 +39,8 @@ class Frame(NamedTuple):
 
 AGENT_FILES = ("labkit/capture/gctrace.py", "labkit/capture/bootstrap.py",
                "labkit/capture/origins.py", "<frozen runpy>", "/runpy.py",
-               "labkit/capture/heapsnap.py")
+               "labkit/capture/heapsnap.py", "labkit/capture/gccallback.py",
+               "labkit/capture/gcsys.py")
 TRACER_FILE = AGENT_FILES[0]  # an allocation made here is the GC tracer's own
 SNAPSHOT_FILE = AGENT_FILES[-1]  # ... and here, the heap snapshot's
 

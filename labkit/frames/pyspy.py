@@ -15,10 +15,9 @@ import pandas as pd
 
 from labkit.errors import CorruptCaptureError, InputError
 from labkit.safefile import read_json
+from labkit.stacks import AGENT_FILES
 
 Frame = tuple[str, str, int]
-_HIDDEN = ("labkit/capture/gctrace.py", "labkit/capture/bootstrap.py",
-           "labkit/capture/origins.py", "<frozen runpy>", "/runpy.py")
 SAMPLE_COLUMNS = ("thread_id", "thread_name", "function", "file", "line", "stack", "count",
                   "frames")
 THREAD_COLUMNS = ("thread_id", "os_thread_id", "name", "idle", "owns_gil", "function", "file",
@@ -50,7 +49,7 @@ def load_speedscope(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     from labkit.frames.speedscope import read_stacks
 
-    counts = read_stacks(Path(path), _HIDDEN)
+    counts = read_stacks(Path(path), AGENT_FILES)
     rows = [(tid, tname, st[0][0], st[0][1], st[0][2], stack_text(list(st)), n,
              tuple((f, ln, fn) for fn, f, ln in st)) for (tid, tname, st), n in counts.items()]
     samples = pd.DataFrame.from_records(rows, columns=list(SAMPLE_COLUMNS))
@@ -88,7 +87,7 @@ def load_dump(path: Path | str) -> pd.DataFrame:
         for t in doc:
             frames = [(str(f["name"]), str(f.get("filename") or ""), int(f.get("line") or 0))
                       for f in t["frames"]]
-            own = [fr for fr in frames if not fr[1].endswith(_HIDDEN)] or frames
+            own = [fr for fr in frames if not fr[1].endswith(AGENT_FILES)] or frames
             leaf = own[0] if own else ("<no python frames>", "", 0)
             rows.append((int(t["thread_id"]), int(t.get("os_thread_id") or 0),
                          t.get("thread_name") or "", not bool(t.get("active")),
