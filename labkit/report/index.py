@@ -7,12 +7,12 @@ stored in the ``.ipynb``'s ``labkit_report`` metadata) and read back by
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 from typing import Any
 
 from labkit.outputs import write_text_atomic
+from labkit.report.pages import render, trusted
 
 SIGNATURE_MIME = "application/vnd.labkit.signature+json"  # a signature's summary in an output
 
@@ -70,26 +70,19 @@ def _facts_of(report: Path) -> dict[str, Any]:
         return {}
 
 
-def _status(sigs: list[dict[str, Any]]) -> str:
-    if not sigs:
-        return '<p class="muted">no signature in this notebook</p>'
+def _signatures(sigs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a card says of each signature: held or not, its failed rows, its headline."""
     out = []
     for sig in sigs:
-        name = html.escape(str(sig.get("scenario", "")))
-        if sig.get("ok"):
-            out.append(f'<p class="ok">&#10004; {name}: signature held '
-                       f'({sig.get("held")}/{sig.get("rows")} rows)</p>')
-        else:
-            failed = "; ".join(html.escape(str(m)) for m in sig.get("failed", []))
-            out.append(f'<p class="no">&#10008; {name}: signature NOT held '
-                       f'({sig.get("held")}/{sig.get("rows")} rows); failed: {failed}</p>')
         head = sig.get("headline") or {}
+        headline = ""
         if head:
-            vals = ", ".join(f"{html.escape(str(k))} {_fig(v)}"
-                             for k, v in head.get("values") or [])
-            out.append(f'<p class="muted">{html.escape(str(head.get("metric")))}: {vals} '
-                       f'(expected: {html.escape(str(head.get("expect")))})</p>')
-    return "".join(out)
+            vals = ", ".join(f"{k} {_fig(v)}" for k, v in head.get("values") or [])
+            headline = f"{head.get('metric')}: {vals} (expected: {head.get('expect')})"
+        out.append({"name": str(sig.get("scenario", "")), "ok": bool(sig.get("ok")),
+                    "held": sig.get("held"), "rows": sig.get("rows"),
+                    "failed": [str(m) for m in sig.get("failed", [])], "headline": headline})
+    return out
 
 
 def _fig(v: Any) -> str:
@@ -110,26 +103,13 @@ def write_index(out_dir: Path, reports: list[tuple[Path, str]]) -> Path:
     for path, title in reports:
         facts = _facts_of(path)
         thumb = facts.get("thumbnail")
-        img = (f'<a href="{html.escape(path.name)}"><img src="{html.escape(thumb)}" '
-               f'alt="First chart of {html.escape(title)}"></a>'
-               if isinstance(thumb, str) and thumb.startswith("data:image/png;base64,")
-               else "")
-        kind = "reader's report" if facts.get("reader") else "trainer's report (with code)"
-        cards.append(f'<div class="card">{img}<h2><a href="{html.escape(path.name)}">'
-                     f"{html.escape(title)}</a></h2>{_status(facts.get('signatures', []))}"
-                     f'<p class="muted">{kind}; {html.escape(path.name)}</p></div>')
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>labkit reports</title>
-<meta name="generator" content="labkit report">
-<meta http-equiv="Content-Security-Policy" content="{INDEX_CSP}">
-<style>{INDEX_STYLE}</style>
-</head><body><h1>labkit reports</h1>
-<p>Each report is a notebook executed headless; it opens offline and loads nothing from the
-network. A red mark means a lesson did not reproduce in that run: read its report.</p>
-<div class="cards">
-{"".join(cards)}
-</div></body></html>
-"""
+        cards.append({
+            "href": path.name, "title": title,
+            "thumb": thumb if isinstance(thumb, str) and thumb.startswith(
+                "data:image/png;base64,") else None,
+            "signatures": _signatures(facts.get("signatures", [])),
+            "kind": "reader's report" if facts.get("reader") else "trainer's report (with code)"})
+    page = render("index.html.j2", csp=INDEX_CSP, style=trusted(INDEX_STYLE), cards=cards)
     index = out_dir / "index.html"
     write_text_atomic(index, page)
     return index
