@@ -139,14 +139,16 @@ def run_verb(verb: str, run: Path, out: Path) -> None:
     from labkit.cli.output import printable
 
     if verb == "summary":
-        from labkit.report.text import summary_lines
+        from labkit.frames import load
+        from labkit.report.text import run_summary_lines
 
-        lines = summary_lines(run)
+        lines = run_summary_lines(load(run))
     elif verb == "postmortem":
         from labkit.analysis.findings import findings
         from labkit.frames.evidence import load_evidence
+        from labkit.report.text import findings_lines
 
-        lines = findings(load_evidence(run=run)).lines()
+        lines = findings_lines(findings(load_evidence(run=run)))
     elif verb.startswith("export"):
         from labkit.frames import load
 
@@ -161,8 +163,9 @@ def run_verb(verb: str, run: Path, out: Path) -> None:
             lines = [str(p) for p in export_parquet(r, out / "parquet")]
     else:
         from labkit.fleetdb import fleet
+        from labkit.report.text import fleet_lines
 
-        lines = fleet([run], store=out / "store").lines()
+        lines = fleet_lines(fleet([run], store=out / "store"))
     for line in lines:
         printable(line)
 

@@ -112,18 +112,51 @@ def test_damaged_capture_is_a_clear_error(mem_run: Path, tmp_path: Path, damage:
         MemrayCapture(p)
 
 
-def test_passes_in_other_processes_give_the_same_frames(mem_run: Path) -> None:
-    here = MemrayCapture(mem_run / "memray.bin")
+def test_every_pass_over_the_records_runs_in_a_worker(
+        mem_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+    from memray import _memray
+
+    later = MemrayCapture(mem_run / "memray.bin")
     away = MemrayCapture(mem_run / "memray.bin", stats_in_background=True,
                          churn_in_background=True)
-    import pandas as pd
+    assert {"held", "stats", "churn"} <= set(away._workers)
 
     def not_here(*args: object, **kw: object) -> None:
-        raise AssertionError("read in this process, not in the second one")
+        raise AssertionError("read in this process, not in a worker")
 
-    away._pass = away._stats = not_here  # the workers' results, or this fails
-    pd.testing.assert_frame_equal(away.churn, here.churn, check_exact=True)
-    pd.testing.assert_series_equal(away.summary, here.summary, check_exact=True)
+    class SnapshotsOnly:  # all labkit's process may read of the capture once it is open
+        get_memory_snapshots = away._reader.get_memory_snapshots
+        close = away._reader.close
+
+        def __getattr__(self, name: str) -> None:
+            not_here()
+
+    away._reader = SnapshotsOnly()
+    monkeypatch.setattr(_memray, "compute_statistics", not_here)
+    for name in ("churn", "allocated", "allocations_at_peak", "leaks", "growth", "memory"):
+        pd.testing.assert_frame_equal(getattr(away, name), getattr(later, name),
+                                      check_exact=True)
+    pd.testing.assert_series_equal(away.summary, later.summary, check_exact=True)
+    assert not away._workers  # each worker's result read once
+
+
+def test_a_worker_killed_by_a_signal_is_one_line(mem_run: Path) -> None:
+    cap = MemrayCapture(mem_run / "memray.bin")
+    cap._workers.pop("held").kill()
+    cap._workers["held"] = subprocess.Popen(  # a worker that dies as memray's reader crashes
+        [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"],
+        stdout=subprocess.PIPE)
+    with pytest.raises(CorruptCaptureError, match=r"crashes memray's reader \(SIGSEGV\)"):
+        _ = cap.growth
+
+
+def test_close_ends_the_workers(mem_run: Path) -> None:
+    cap = MemrayCapture(mem_run / "memray.bin", stats_in_background=True,
+                        churn_in_background=True)
+    workers = list(cap._workers.values())
+    cap.close()
+    assert workers and all(w.poll() is not None for w in workers) and not cap._workers
 
 
 def test_missing_capture_file(tmp_path: Path) -> None:
@@ -132,13 +165,18 @@ def test_missing_capture_file(tmp_path: Path) -> None:
 
 
 def test_the_worker_module_is_plain_python_with_a_checked_command_line(
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from labkit.frames import memray_worker
 
     capture = Path(__file__).resolve().parent.parent / "datasets" / "pool-misuse" / "leaky" \
         / "memray.bin"
     assert memray_worker.main(["everything", str(capture)]) == 2
     assert "usage" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    for task in memray_worker.PASSES:
+        assert memray_worker.main([task, str(garbage)]) == memray_worker.ERROR_EXIT
+        assert json.loads(capsys.readouterr().out)["error"]
     here = MemrayCapture(capture).summary
     got = memray_worker.stats(str(capture))
     assert got["total_num_allocations"] == here.allocations

@@ -4,13 +4,17 @@
 Streaming contract: every pass over the allocation records runs inside memray's C++ reader
 (``FileReader`` and ``compute_statistics``); labkit only sees records memray has already
 aggregated per call stack, so a capture with millions of allocations never becomes a Python
-object or a DataFrame row per allocation. Opening reads the file once (memray computes the
-high-water mark and memory snapshots then); ``allocations_at_peak``, ``leaks`` and
-``growth`` share one more pass (memray's temporal high-water-mark records, which hold what
-each stack held at every snapshot), ``churn`` is one more, each made on first use. With
-``stats_in_background`` (what :func:`load_memray` and ``Run.memray`` use) the statistics
-pass starts in a second process before anything else, so it overlaps the others (and the
-pandas import).
+object or a DataFrame row per allocation.
+
+Isolation: a damaged capture can crash memray's reader (SIGSEGV, SIGABRT), so every pass
+over the records runs once, in a worker process (:mod:`labkit.frames.memray_worker`), and
+labkit's process only opens the file (memray computes the high-water mark then) and reads
+its memory snapshots. ``allocations_at_peak``, ``leaks`` and ``growth`` share the ``held``
+pass (memray's temporal high-water-mark records, which hold what each stack held at every
+snapshot), started on opening since nearly every consumer needs it; ``stats_in_background``
+(what :func:`load_memray` and ``Run.memray`` use) and ``churn_in_background`` start those
+passes on opening too, so they overlap; any other pass starts on first use. A worker killed
+by a signal is a one-line :class:`CorruptCaptureError`.
 
 Tested against memray 1.20, pinned in pyproject.toml: ``FileReader`` is public but not in
 memray's API docs.
@@ -21,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import pickle
+import signal
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -30,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.capture.children import set_pdeathsig
 from labkit.errors import CorruptCaptureError
-from labkit.frames.memray_probe import probe
+from labkit.frames.memray_worker import NEVER_FREED
 from labkit.safefile import open_regular
 from labkit.stacks import SNAPSHOT_FILE, TRACER_FILE, Frame, is_agent, is_import_time, stack_text
 
@@ -60,12 +66,22 @@ _READ_ERRORS = (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError,
                 NotImplementedError)
 
 
-def _corrupt(path: Path, exc: BaseException) -> CorruptCaptureError:
-    detail = str(exc).split(":")[0].strip().rstrip(".") or type(exc).__name__
+def _corrupt(path: Path, exc: BaseException | str) -> CorruptCaptureError:
+    detail = exc if isinstance(exc, str) else (
+        str(exc).split(":")[0].strip().rstrip(".") or type(exc).__name__)
     return CorruptCaptureError(
         f"{path} is not a readable memray capture ({detail}); it may be truncated or "
         "corrupt: re-capture it, or check you gave the right file"
     )
+
+
+def _crashed(path: Path, returncode: int) -> CorruptCaptureError:
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return CorruptCaptureError(f"{path} crashes memray's reader ({name}); the capture is "
+                               "damaged: re-capture it, or check you gave the right file")
 
 
 @contextlib.contextmanager
@@ -119,25 +135,25 @@ class MemrayCapture:
     """One memray capture file. Raises :class:`CorruptCaptureError` if memray cannot read it.
 
     ``origin_epoch_s``, when given, puts ``memory.t_s`` on the run's time axis; otherwise
-    ``t_s`` counts from the capture's own start. ``stats_in_background`` starts the
-    statistics pass in a second process at once (see the module docstring);
-    ``churn_in_background`` the pass behind :attr:`churn`.
+    ``t_s`` counts from the capture's own start. The ``held`` pass (behind
+    :attr:`allocations_at_peak`, :attr:`leaks`, :attr:`growth`) starts in a worker process
+    at once; ``stats_in_background`` starts the statistics pass (:attr:`summary`) too,
+    ``churn_in_background`` the pass behind :attr:`churn` (see the module docstring).
     """
 
     def __init__(self, path: Path | str, *, origin_epoch_s: float | None = None,
                  stats_in_background: bool = False, churn_in_background: bool = False) -> None:
         self.path = Path(path)
         open_regular(self.path, "memray capture").close()  # not a FIFO, device or folder
-        self._worker: subprocess.Popen | None = None
-        self._churn_worker: subprocess.Popen | None = None
+        self._workers: dict[str, subprocess.Popen] = {}
+        self._spawn("held")
         if churn_in_background:
             self.churn_in_background()
         if stats_in_background:
-            self._worker = self._spawn("stats")
+            self._spawn("stats")
         import memray
 
         try:
-            probe(self.path)  # a capture that crashes memray's reader is refused here
             with _reading(self.path):
                 self._reader = memray.FileReader(str(self.path))
                 self.metadata = self._reader.metadata
@@ -147,12 +163,30 @@ class MemrayCapture:
         self.origin_epoch_s = (origin_epoch_s if origin_epoch_s is not None
                                else self.metadata.start_time.timestamp())
 
-    def _spawn(self, task: str) -> subprocess.Popen:
-        """:mod:`labkit.frames.memray_worker`'s ``task`` on this capture in a second
-        process; its stdout is the result."""
-        return subprocess.Popen([sys.executable, "-P", str(_WORKER), task, str(self.path)],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                preexec_fn=set_pdeathsig)
+    def _spawn(self, task: str) -> None:
+        """Start :mod:`labkit.frames.memray_worker`'s ``task`` on this capture in a second
+        process, unless it is running."""
+        if task not in self._workers:
+            self._workers[task] = subprocess.Popen(
+                [sys.executable, "-P", str(_WORKER), task, str(self.path)],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=set_pdeathsig)
+
+    def _result(self, task: str) -> Any:
+        """The worker's result for ``task`` (started now if it was not); a worker killed by
+        a signal or refusing the capture is a one-line :class:`CorruptCaptureError`."""
+        self._spawn(task)
+        w = self._workers[task]
+        out, _ = w.communicate()
+        del self._workers[task]
+        if w.returncode < 0:
+            raise _crashed(self.path, w.returncode)
+        if w.returncode != 0:
+            try:
+                detail = str(json.loads(out)["error"])
+            except (ValueError, KeyError, TypeError):
+                detail = f"its reader exited with status {w.returncode}"
+            raise _corrupt(self.path, detail)
+        return json.loads(out) if task == "stats" else pickle.loads(out)  # our child's
 
     def close(self) -> None:
         """Release the file and any background worker."""
@@ -163,17 +197,12 @@ class MemrayCapture:
         self._stop_worker()
 
     def _stop_worker(self) -> None:
-        for name in ("_worker", "_churn_worker"):
-            w = getattr(self, name, None)
-            if w is not None and w.poll() is None:
+        workers = getattr(self, "_workers", {})
+        while workers:
+            _, w = workers.popitem()
+            if w.poll() is None:
                 w.kill()
-                w.wait()
-            setattr(self, name, None)
-
-    def _pass(self, method: str, **kw: Any) -> pd.DataFrame:
-        with _reading(self.path):
-            records = getattr(self._reader, method)(merge_threads=True, **kw)
-            return _records_frame(records)
+            w.communicate()
 
     @cached_property
     def _snapshots(self) -> list[Any]:
@@ -197,16 +226,12 @@ class MemrayCapture:
         grew, are left out."""
         import numpy as np
 
-        with _reading(self.path):
-            records, marks = self._reader.get_temporal_high_water_mark_allocation_records(
-                merge_threads=True)
-            records = list(records)
+        got = self._result("held")
+        marks, records = got["marks"], got["records"]
         n = max(1, len(marks))
         peak = int(np.argmax(marks)) if len(marks) else 0
-        ivs = [(i, iv.allocated_before_snapshot,
-                n if iv.deallocated_before_snapshot is None else iv.deallocated_before_snapshot,
-                iv.deallocated_before_snapshot is None, iv.n_bytes, iv.n_allocations)
-               for i, r in enumerate(records) for iv in r.intervals]
+        ivs = [(i, a, n if d == NEVER_FREED else d, d == NEVER_FREED, nbytes, nallocs)
+               for i, r in enumerate(records) for a, d, nbytes, nallocs in r[2]]
         rid, a, d, never, nbytes, nallocs = (np.array(c, dtype=t) for c, t in zip(
             zip(*ivs, strict=True) if ivs else ((),) * 6,
             (np.int64, np.int64, np.int64, bool, np.float64, np.float64), strict=True))
@@ -233,7 +258,8 @@ class MemrayCapture:
         keep = np.flatnonzero((cols["peak_bytes"] > 0) | (cols["end_bytes"] > 0) |
                               (first > 0) | (last > 0) | (cols["increases"] > 0))
         self._kept = [records[i] for i in keep]  # for native_frames
-        base = _records_frame(self._kept, sort=False)
+        base = _records_frame((_Record(stack, 0, 0, tid) for stack, tid, _, _ in self._kept),
+                              sort=False)
         return base.drop(columns=["bytes", "count"]).assign(
             record=np.arange(len(keep)), **{k: v[keep] for k, v in cols.items()})
 
@@ -244,10 +270,8 @@ class MemrayCapture:
         if not self.metadata.has_native_traces:
             return ()
         _ = self._held
-        with _reading(self.path):
-            rec = self._kept[record]
-            python = {(fn, f) for fn, f, _ln in rec.stack_trace()}
-            hybrid = rec.hybrid_stack_trace()
+        stack, _tid, _ivs, hybrid = self._kept[record]
+        python = {(fn, f) for fn, f, _ln in stack}
         native = []
         for fn, f, ln in hybrid:
             if (fn, f) in python:
@@ -306,8 +330,8 @@ class MemrayCapture:
     def churn_in_background(self) -> None:
         """Start computing :attr:`churn` in a second process now (a pass over the file as
         long as the peak's), for a caller that will want both."""
-        if "churn" not in self.__dict__ and self._churn_worker is None:
-            self._churn_worker = self._spawn("churn")
+        if "churn" not in self.__dict__:
+            self._spawn("churn")
 
     @cached_property
     def churn(self) -> pd.DataFrame:
@@ -315,50 +339,15 @@ class MemrayCapture:
         freed before any other allocation was made): ``bytes`` and ``count`` allocated
         that way over the whole run; other columns as in :attr:`allocations_at_peak`.
         This is where a program that allocates and frees at a high rate spends."""
-        w, self._churn_worker = self._churn_worker, None
-        if w is not None:
-            out, _ = w.communicate()
-            if w.returncode == 0:
-                import pickle
-
-                return _records_frame(_Record(*r) for r in pickle.loads(out))  # our child's
-        return self._pass("get_temporary_allocation_records", threshold=1)
+        return _records_frame(_Record(*r) for r in self._result("churn"))
 
     @cached_property
     def allocated(self) -> pd.DataFrame:
         """Per call stack, everything allocated over the run, freed or not: ``bytes`` and
         ``count`` (what ``memray stats`` totals); other columns as in
-        :attr:`allocations_at_peak`. A pass over every record in Python, about 1 µs each:
-        15 s for a 16-million-record capture."""
-        import collections
-
-        import memray
-
-        frees = {int(a) for a in (memray.AllocatorType.FREE, memray.AllocatorType.PYMALLOC_FREE,
-                                  memray.AllocatorType.MUNMAP)}
-        count: collections.Counter[int] = collections.Counter()
-        size: collections.Counter[int] = collections.Counter()
-        first: dict[int, Any] = {}
-        with _reading(self.path):
-            for rec in self._reader.get_allocation_records():
-                if rec.size and int(rec.allocator) not in frees:
-                    key = rec.stack_id
-                    count[key] += rec.n_allocations
-                    size[key] += rec.size
-                    if key not in first:
-                        first[key] = rec
-            df = _records_frame(first.values(), sort=False)
-        df["bytes"] = [size[k] for k in first]
-        df["count"] = [count[k] for k in first]
-        return df.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
-
-    def _stats(self) -> dict[str, int]:
-        from memray._memray import compute_statistics
-
-        with _reading(self.path):
-            s = compute_statistics(str(self.path))
-        return {"total_num_allocations": s.total_num_allocations,
-                "total_bytes_allocated": s.total_memory_allocated}
+        :attr:`allocations_at_peak`. A pass over every record in Python in a worker
+        process, about 1 µs each: 15 s for a 16-million-record capture."""
+        return _records_frame(_Record(*r) for r in self._result("allocated"))
 
     def _summary_from(self, stats: dict[str, int]) -> pd.Series:
         import pandas as pd
@@ -374,18 +363,11 @@ class MemrayCapture:
             "python_allocator": m.python_allocator,
         })
 
-    def _background_stats(self) -> dict[str, int] | None:
-        w, self._worker = self._worker, None
-        if w is None:
-            return None
-        out, _ = w.communicate()
-        return json.loads(out) if w.returncode == 0 else None
-
     @cached_property
     def summary(self) -> pd.Series:
         """``peak_bytes``, ``total_allocated_bytes``, ``allocations`` (as ``memray stats``
         counts them: deallocations excluded), ``duration_s`` and how it was captured."""
-        return self._summary_from(self._background_stats() or self._stats())
+        return self._summary_from(self._result("stats"))
 
     def load_all(self) -> MemrayCapture:
         """Compute every frame except ``leaks``; returns self."""
