@@ -91,6 +91,7 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
     os.chdir(cwd)
 
 
+@pytest.mark.slow  # 1,000 examples, about a minute: in make test, not in make check
 @settings(max_examples=1000, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(name=NAMES, copy_name=NAMES, rid=NAMES, key=NAMES, value=st.text(max_size=40),
