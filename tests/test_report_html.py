@@ -109,7 +109,9 @@ def test_a_run_its_captures_and_a_comparison_display_as_compact_html() -> None:
 
 
 def test_data_classes_are_plain_and_a_kernel_shows_them_through_its_formatters() -> None:
-    from IPython.core.interactiveshell import InteractiveShell
+    from types import SimpleNamespace
+
+    from IPython.core.formatters import DisplayFormatter
 
     from labkit import load
     from labkit.report.display import HTML, register
@@ -117,7 +119,7 @@ def test_data_classes_are_plain_and_a_kernel_shows_them_through_its_formatters()
     for cls in HTML:
         assert "_repr_html_" not in vars(cls) and "_repr_mimebundle_" not in vars(cls), cls
     run = load(Path(__file__).resolve().parent.parent / "datasets" / "pool-misuse" / "leaky")
-    ip = InteractiveShell.instance()
+    ip = SimpleNamespace(display_formatter=DisplayFormatter())  # a kernel's, still unregistered
     assert "text/html" not in ip.display_formatter.format(run)[0]
     assert register(ip)
     shown, _ = ip.display_formatter.format(run)
