@@ -151,7 +151,7 @@ def test_a_huge_thread_id_in_a_profile_name_is_not_an_int64_overflow(tmp_path: P
 
 def _reference_counts(path: Path) -> Counter:
     """The loader's contract computed the plain way, from the whole document in memory."""
-    from labkit.frames.pyspy import _HIDDEN
+    from labkit.stacks import AGENT_FILES
 
     doc = json.loads(path.read_text())
     frames = [(f["name"], f.get("file") or "", int(f.get("line") or 0))
@@ -166,7 +166,8 @@ def _reference_counts(path: Path) -> Counter:
         weights = prof.get("weights") or []
         unit = weights[0] if weights else 0
         for i, stack in enumerate(prof["samples"]):
-            own = tuple(frames[j] for j in reversed(stack) if not frames[j][1].endswith(_HIDDEN))
+            own = tuple(frames[j] for j in reversed(stack)
+                        if not frames[j][1].endswith(AGENT_FILES))
             if own:
                 counts[(tid, tname, own)] += round(weights[i] / unit) if unit and i < len(
                     weights) else 1
