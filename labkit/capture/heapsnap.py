@@ -33,6 +33,7 @@ import threading
 import time
 from array import array
 from collections.abc import Callable
+from itertools import chain, filterfalse
 from typing import Any, BinaryIO
 
 WHEN = ("exit", "peak", "signal", "cap")
@@ -62,49 +63,69 @@ def _is_agent(code: Any) -> bool:
     return os.path.basename(code.co_filename) in _AGENT_FILES and "labkit" in code.co_filename
 
 
+class _TypeIndex(dict[type, int]):
+    """Type -> its index in ``names``; a new type is numbered on its first lookup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __missing__(self, t: type) -> int:
+        self[t] = len(self.names)
+        self.names.append(_type_name(t))
+        return self[t]
+
+
 class _Writer:
     """One block of objects at a time: memory stays bounded whatever the heap's size."""
 
     def __init__(self, f: BinaryIO) -> None:
         self.f = f
-        self.types: dict[type, int] = {}
-        self.type_names: list[str] = []
+        self.types = _TypeIndex()
         self.objects = self.edges = 0
-        self._reset()
 
-    def _reset(self) -> None:
-        self.ids, self.tix, self.sizes = array("Q"), array("I"), array("Q")
-        self.lens, self.nref, self.refs = array("I"), array("I"), array("Q")
+    def walk(self, objs: list[Any]) -> None:
+        """Write every object of ``objs`` and the untracked objects they reach, each once.
 
-    def add(self, o: Any, referents: list[Any]) -> None:
-        t = type(o)
-        ti = self.types.get(t)
-        if ti is None:
-            ti = self.types[t] = len(self.type_names)
-            self.type_names.append(_type_name(t))
+        This loop is the program's pause, so each block's columns are built by C-level
+        passes (``map`` of ``id``, ``type``, ``gc.get_referents``...) rather than a Python
+        step per object; a block's untracked referents are the next block, until none is new.
+        """
+        seen: set[int] = set()  # untracked objects already written
+        for start in range(0, len(objs), BLOCK):
+            batch = objs[start:start + BLOCK]
+            while batch:
+                referents = list(map(gc.get_referents, batch))
+                self._block(batch, referents)
+                flat = list(filterfalse(gc.is_tracked, chain.from_iterable(referents)))
+                by_id = dict(zip(map(id, flat), flat, strict=False))
+                new = by_id.keys() - seen
+                seen |= new
+                batch = list(map(by_id.__getitem__, new))
+
+    def _block(self, batch: list[Any], referents: list[list[Any]]) -> None:
+        types = list(map(type, batch))
+        tix = array("I", map(self.types.__getitem__, types))
         try:
-            size = sys.getsizeof(o, 0)
-        except Exception:
-            size = 0
-        self.ids.append(id(o))
-        self.tix.append(ti)
-        self.sizes.append(size)
-        self.lens.append(min(len(o), 0xFFFFFFFF) if t in _SIZED else 0)
-        self.nref.append(len(referents))
-        self.refs.extend(map(id, referents))
-        if len(self.ids) >= BLOCK:
-            self.flush()
+            sizes = array("Q", map(sys.getsizeof, batch))
+        except Exception:  # a class's __sizeof__ may raise: that object's size is 0
+            sizes = array("Q", map(_size_or_zero, batch))
+        nref = array("I", map(len, referents))
+        lens = array("I", [min(len(o), 0xFFFFFFFF) if t in _SIZED else 0
+                           for o, t in zip(batch, types, strict=True)])
+        refs = array("Q", map(id, chain.from_iterable(referents)))
+        self.f.write(b"O" + struct.pack("=II", len(batch), len(refs)))
+        for col in (array("Q", map(id, batch)), tix, sizes, lens, nref, refs):
+            col.tofile(self.f)
+        self.objects += len(batch)
+        self.edges += len(refs)
 
-    def flush(self) -> None:
-        n, m = len(self.ids), len(self.refs)
-        if n == 0:
-            return
-        self.f.write(b"O" + struct.pack("=II", n, m))
-        for a in (self.ids, self.tix, self.sizes, self.lens, self.nref, self.refs):
-            a.tofile(self.f)
-        self.objects += n
-        self.edges += m
-        self._reset()
+
+def _size_or_zero(o: Any) -> int:
+    try:
+        return sys.getsizeof(o, 0)
+    except Exception:
+        return 0
 
 
 def _names_and_roots(program_globals: dict[str, Any] | None, objs: list[Any]
@@ -179,32 +200,16 @@ def write_snapshot(path: str, *, when: str, program_globals: dict[str, Any] | No
     tmp = f"{path}.partial-{os.getpid()}"
     try:
         objs = gc.get_objects()
-        skip = {id(objs)}
         with open(tmp, "wb", buffering=1 << 20) as f:
             hdr = {"format": "labkit heap snapshot", "version": VERSION,
                    "byteorder": sys.byteorder}
             f.write(MAGIC)
             _chunk(f, b"H", hdr)
             w = _Writer(f)
-            seen: set[int] = set()  # untracked objects already written
-            get_referents, is_tracked = gc.get_referents, gc.is_tracked
-            pending: list[Any] = []
-            for o in objs:
-                if id(o) in skip:
-                    continue
-                pending.append(o)  # then the untracked objects it reaches, depth first
-                while pending:
-                    u = pending.pop()
-                    urefs = get_referents(u)
-                    w.add(u, urefs)
-                    for r in urefs:
-                        if not is_tracked(r) and id(r) not in seen:
-                            seen.add(id(r))
-                            pending.append(r)
-            w.flush()
+            w.walk(objs)
             names, describe, roots = _names_and_roots(program_globals, objs)
-            del objs, seen
-            _chunk(f, b"J", {"types": w.type_names, "names": names, "describe": describe,
+            del objs
+            _chunk(f, b"J", {"types": w.types.names, "names": names, "describe": describe,
                              "roots": roots})
             stats = {"objects": w.objects, "edges": w.edges, "when": when,
                      "t_epoch_s": time.time(), "pause_s": round(time.perf_counter() - t0, 4),
