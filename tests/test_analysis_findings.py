@@ -150,6 +150,21 @@ def test_keeps_growing_only_when_growth_continues_into_the_last_quarter() -> Non
     assert findings(Evidence(memray=heap)).verdict.startswith("heap grew by 60.0 MiB, then held")
 
 
+def test_a_heap_that_importing_built_then_held_is_start_up_not_growth() -> None:
+    # GIVEN two heaps of the same shape, rising 20 MiB over the first 40% then flat: one
+    # built while importing a package's modules (a fixed release's start-up), one by the app
+    importing = (Frame(f"{SP}/boto/core.py", 10, "<module>"),
+                 Frame("<frozen importlib._bootstrap>", 241, "_call_with_frames_removed"),
+                 Frame(APP, 1, "<module>"))
+    shape = [i * MB for i in range(0, 20, 1)] + [20 * MB] * 30
+    by_imports = _memray(shape, _growth([(importing, 20 * MB, 20 * MB)]))
+    by_the_app = _memray(shape, _growth([((Frame(APP, 5, "load"),), 20 * MB, 20 * MB)]))
+    # WHEN each is read / THEN only the app's is a growth symptom
+    assert not any("grew" in s[1] or "growing" in s[1] for s in
+                   findings(Evidence(memray=by_imports)).symptoms)
+    assert findings(Evidence(memray=by_the_app)).verdict.startswith("heap grew by 20.0 MiB")
+
+
 def test_a_pool_opened_at_start_up_is_not_a_growth_symptom() -> None:
     # GIVEN fds that rise 3 -> 23 at start-up then stay flat, and threads that keep rising
     proc = pd.DataFrame({"t_s": np.arange(40) * 0.1, "rss_bytes": [50 * MB] * 40,

@@ -344,8 +344,9 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     dists = getattr(ev, "distributions", None) or {}
     if ev.memray is not None:
         rows += _memory_rows(ev.memray, how, dists)
-        rows += _churn_rows(ev.memray, how, dists, heap_is_growing(ev.memray.memory))
-        found = heap_symptom(ev.memray.memory)
+        growth = ev.memray.growth
+        rows += _churn_rows(ev.memray, how, dists, heap_is_growing(ev.memray.memory, growth))
+        found = heap_symptom(ev.memray.memory, growth)
         rows += [Clue(*found)] if found else []
         if (native := native_symptom(ev.memray, ev.proc)) is not None:
             rows += [Clue(*native), *_native_rows(ev.memray, how, dists, native[1])]

@@ -3,6 +3,8 @@ heap explains the memory the process holds.
 
 * The heap "keeps growing" only when it still rises over the last quarter of the capture;
   a heap that rose and then stayed put "grew by X, then held".
+* Heap that imports built (stacks through importlib: a package's modules, its tables) is
+  start-up: a heap that rose only that way, then held, is not a symptom.
 * A resource (RSS, threads, fds, children) that reached its level in the first quarter of
   the run and stayed there is a warm-up (a pool, a cache), not a symptom.
 * RSS that grows far beyond memray's heap is *native memory*: allocations memray's
@@ -19,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.analysis.growth import Trend, trend
+from labkit.stacks import is_import_time
 
 MB = 1024 * 1024
 HEAP_SLOPE = 0.5 * MB  # bytes/s over the last quarter: the heap keeps growing
@@ -31,32 +34,47 @@ PROC_LIMITS = (("rss_bytes", 50 * MB, "MiB"), ("threads", 20, ""), ("fds", 20, "
 Symptom = tuple[str, str, str, float]
 
 
-def heap_is_growing(memory: pd.DataFrame) -> bool:
+def import_share(growth: pd.DataFrame | None) -> float:
+    """The share (0-1) of the heap's growth (:attr:`MemrayCapture.growth`'s positive
+    ``growth_bytes``) made by stacks that were importing a module; 0 without ``growth``."""
+    if growth is None or growth.empty:
+        return 0.0
+    gained = growth["growth_bytes"].clip(lower=0)
+    total = float(gained.sum())
+    return float(gained[growth["frames"].map(is_import_time)].sum()) / total if total else 0.0
+
+
+def heap_is_growing(memory: pd.DataFrame, growth: pd.DataFrame | None = None) -> bool:
     """Whether memray's heap rose mid-run and did not give it back (still rising, or risen
-    and held)."""
+    and held), beyond what importing modules built."""
     t = trend(memory, "heap_bytes")
-    return t is not None and _heap_shape(t) is not None
+    return t is not None and _heap_shape(t, import_share(growth)) is not None
 
 
-def _heap_shape(t: Trend) -> str | None:
+def _heap_shape(t: Trend, imports: float) -> str | None:
     if t.shape == "rising" and t.late_slope > HEAP_SLOPE:
         return "rising"
-    if t.shape in ("held", "rising") and t.rise >= HEAP_HELD_MIN:
+    if t.shape in ("held", "rising") and t.rise * (1 - imports) >= HEAP_HELD_MIN:
         return "held"
     return None
 
 
-def heap_symptom(memory: pd.DataFrame) -> Symptom | None:
-    """``heap keeps growing`` or ``heap grew by X MiB, then held``, or None."""
+def heap_symptom(memory: pd.DataFrame, growth: pd.DataFrame | None = None) -> Symptom | None:
+    """``heap keeps growing`` or ``heap grew by X MiB, then held``, or None: a heap still
+    rising over the last quarter of the capture, or one that rose mid-run by at least
+    :data:`HEAP_HELD_MIN` not counting what importing modules built (``growth``: memray's
+    per-stack growth, when there is one)."""
     t = trend(memory, "heap_bytes")
-    shape = _heap_shape(t) if t is not None else None
+    imports = import_share(growth)
+    shape = _heap_shape(t, imports) if t is not None else None
     if shape == "rising":
         return ("memory growth", "heap keeps growing",
                 f"{t.late_slope / MB:.1f} MiB/s over the last quarter of the capture, "
                 f"+{t.rise / MB:,.1f} MiB from start to peak", 0.9)
     if shape == "held":
+        built = f"; {100 * imports:.0f}% of it while importing modules" if imports >= 0.05 else ""
         return ("memory growth", f"heap grew by {t.rise / MB:,.1f} MiB, then held",
-                f"from {t.start / MB:,.1f} to {t.peak / MB:,.1f} MiB in {t.seconds:.1f} s, "
+                f"from {t.start / MB:,.1f} to {t.peak / MB:,.1f} MiB in {t.seconds:.1f} s{built}, "
                 "flat over the last quarter of the capture", 0.6)
     return None
 
