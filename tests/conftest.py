@@ -11,6 +11,23 @@ from pathlib import Path
 import pytest
 
 PY = sys.executable
+_MODULE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sum each test module's setup, call and teardown time, for the summary below."""
+    module = report.nodeid.split("::", 1)[0]
+    _MODULE_SECONDS[module] = _MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Time per test module, slowest first: where the suite's minutes go."""
+    if not _MODULE_SECONDS:
+        return
+    terminalreporter.section("time per module")
+    for module, s in sorted(_MODULE_SECONDS.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{s:8.1f} s  {module}")
+    terminalreporter.write_line(f"{sum(_MODULE_SECONDS.values()):8.1f} s  in all")
 
 
 def labkit(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
