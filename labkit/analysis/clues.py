@@ -21,7 +21,6 @@ from labkit.analysis.gc import gc_summary
 from labkit.analysis.growth import steady_gain
 from labkit.analysis.libraries import Library, native_library, split_stack
 from labkit.analysis.symptoms import (
-    heap_is_growing,
     heap_symptom,
     native_symptom,
     proc_symptoms,
@@ -344,9 +343,8 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     dists = getattr(ev, "distributions", None) or {}
     if ev.memray is not None:
         rows += _memory_rows(ev.memray, how, dists)
-        growth = ev.memray.growth
-        rows += _churn_rows(ev.memray, how, dists, heap_is_growing(ev.memray.memory, growth))
-        found = heap_symptom(ev.memray.memory, growth)
+        found = heap_symptom(ev.memray.memory, ev.memray.growth)
+        rows += _churn_rows(ev.memray, how, dists, found is not None)
         rows += [Clue(*found)] if found else []
         if (native := native_symptom(ev.memray, ev.proc)) is not None:
             rows += [Clue(*native), *_native_rows(ev.memray, how, dists, native[1])]

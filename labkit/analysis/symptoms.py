@@ -44,13 +44,6 @@ def import_share(growth: pd.DataFrame | None) -> float:
     return float(gained[growth["frames"].map(is_import_time)].sum()) / total if total else 0.0
 
 
-def heap_is_growing(memory: pd.DataFrame, growth: pd.DataFrame | None = None) -> bool:
-    """Whether memray's heap rose mid-run and did not give it back (still rising, or risen
-    and held), beyond what importing modules built."""
-    t = trend(memory, "heap_bytes")
-    return t is not None and _heap_shape(t, import_share(growth)) is not None
-
-
 def _heap_shape(t: Trend, imports: float) -> str | None:
     if t.shape == "rising" and t.late_slope > HEAP_SLOPE:
         return "rising"
