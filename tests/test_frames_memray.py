@@ -16,6 +16,7 @@ from tests.conftest import PY
 
 pytestmark = pytest.mark.slow
 MB = 1024 * 1024
+DATASETS = Path(__file__).resolve().parent.parent / "datasets"
 
 HOLDS_50MB = """
 def f():
@@ -181,3 +182,55 @@ def test_the_worker_module_is_plain_python_with_a_checked_command_line(
     got = memray_worker.stats(str(capture))
     assert got["total_num_allocations"] == here.allocations
     assert got["total_bytes_allocated"] == here.total_allocated_bytes
+
+
+def test_the_churn_pass_is_memrays_view_bounded_to_the_first_records(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import memray
+
+    from labkit.frames import memray_worker
+
+    capture = str(DATASETS / "buffer-growth" / "leaky" / "memray.bin")
+    reader = memray.FileReader(capture)
+    total = reader.metadata.total_allocations
+
+    def by_stack(records: object) -> dict[tuple, tuple[int, int]]:
+        return {tuple(map(tuple, r[0])): (r[1], r[2]) for r in records}
+
+    memray_view = by_stack((r.stack_trace(), r.size, r.n_allocations) for r in
+                           reader.get_temporary_allocation_records(merge_threads=True,
+                                                                   threshold=1))
+    whole = memray_worker.churn(capture)
+    assert (whole["read"], whole["total"]) == (total, total)
+    assert by_stack(whole["records"]) == memray_view and memray_view
+    # the bounded call, stopped at the last record, is memray's public view exactly
+    assert by_stack((r.stack_trace(), r.size, r.n_allocations) for r in
+                    reader._aggregate_allocations(total, True, temporary_buffer_size=2)) \
+        == memray_view
+    monkeypatch.setattr(memray_worker, "CHURN_MAX_RECORDS", total // 2)
+    half = memray_worker.churn(capture)
+    assert (half["read"], half["total"]) == (total // 2, total)
+    part = by_stack(half["records"])
+    assert 0 < sum(b for b, _ in part.values()) < sum(b for b, _ in memray_view.values())
+    for stack, (nbytes, n) in part.items():  # a prefix: never more than the whole run's
+        assert nbytes <= memray_view[stack][0] and n <= memray_view[stack][1]
+
+
+def test_allocated_per_stack_is_memray_stats_own_pass(tmp_path: Path) -> None:
+    import memray
+
+    capture = DATASETS / "pool-misuse" / "leaky" / "memray.bin"
+    cap = MemrayCapture(capture, stats_in_background=True)
+    allocated = cap.allocated
+    totals: dict[str, list[int]] = {}  # memray's records, added up here: the reference
+    frees = {int(a) for a in (memray.AllocatorType.FREE, memray.AllocatorType.PYMALLOC_FREE,
+                              memray.AllocatorType.MUNMAP)}
+    for rec in memray.FileReader(str(capture)).get_allocation_records():
+        if int(rec.allocator) not in frees:
+            t = totals.setdefault(rec.stack_id, [0, 0])
+            t[0] += rec.size
+            t[1] += rec.n_allocations
+    assert sorted(allocated["bytes"]) == sorted(b for b, _ in totals.values())
+    assert int(allocated["count"].sum()) == sum(n for _, n in totals.values()) \
+        == cap.summary.allocations
+    assert "_stats" in cap.__dict__ and "stats" not in cap._workers  # one pass gave both

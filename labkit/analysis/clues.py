@@ -190,11 +190,18 @@ def _churn_rows(memray: Any, how: Attribution, dists: Mapping[str, tuple[str, st
         return []
     m = memray.metadata
     secs = max(1e-3, (m.end_time - m.start_time).total_seconds())
+    read, of = getattr(memray, "churn_records", (1, 1))
+    over, about = f"over {secs:.1f} s", ""
+    if read < of:  # a bounded pass: its records' share of the run, if records came evenly
+        secs = max(1e-3, secs * read / of)
+        over = (f"over the first {read:,} of the capture's {of:,} allocation records (the "
+                f"churn pass is bounded; about {secs:.1f} s)")
+        about = "about "
     weight = CHURN_WHEN_GROWING if growing else 1.0
     rows: list[Clue] = [Clue("allocation churn", f"allocation rate: {total / MB:,.0f} MiB of "
-                        f"short-lived allocations ({total / MB / secs:,.0f} MiB/s)",
+                        f"short-lived allocations ({about}{total / MB / secs:,.0f} MiB/s)",
                         f"{total / peak:,.0f}x the peak heap ({peak / MB:.1f} MiB) allocated "
-                        f"and freed at once over {secs:.1f} s", 0.8 * weight, None)]
+                        f"and freed at once {over}", 0.8 * weight, None)]
     sites = _by_user_frame(churn, how, {"bytes": "bytes", "count": "count"}, dists)
     for r in sites.sort_values("bytes", ascending=False).head(3).itertuples():
         share = r.bytes / total

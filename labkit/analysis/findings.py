@@ -222,8 +222,14 @@ def _verdict(symptoms: list[Symptom], ranked: list[Suspect]) -> str:
 def _notes(ev: Any, ranked: list[Suspect]) -> list[str]:
     """What the captures could not show, and how to capture it."""
     memory = any(e.startswith(("memory", "never freed")) for s in ranked for e in s.explains)
+    notes = []
     if ev.memray is not None and memory and not ev.memray.metadata.trace_python_allocators:
-        return ["memray recorded pymalloc's arenas, not each small object: objects that keep "
-                "a large buffer alive (closures, callbacks, listeners) show up only in a "
-                "capture with --trace-python-allocators"]
-    return []
+        notes.append("memray recorded pymalloc's arenas, not each small object: objects that "
+                     "keep a large buffer alive (closures, callbacks, listeners) show up only "
+                     "in a capture with --trace-python-allocators")
+    read, of = getattr(ev.memray, "churn_records", (0, 0))
+    if read < of:
+        notes.append(f"short-lived allocations (churn) were read over the first {read:,} of "
+                     f"the capture's {of:,} allocation records, a bound that keeps the "
+                     "postmortem's memory flat: churn after them is not counted")
+    return notes

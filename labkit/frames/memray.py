@@ -186,7 +186,7 @@ class MemrayCapture:
             except (ValueError, KeyError, TypeError):
                 detail = f"its reader exited with status {w.returncode}"
             raise _corrupt(self.path, detail)
-        return json.loads(out) if task == "stats" else pickle.loads(out)  # our child's
+        return pickle.loads(out)  # our child's
 
     def close(self) -> None:
         """Release the file and any background worker."""
@@ -337,19 +337,36 @@ class MemrayCapture:
     def churn(self) -> pd.DataFrame:
         """Per call stack, short-lived allocations (memray's temporary-allocations view:
         freed before any other allocation was made): ``bytes`` and ``count`` allocated
-        that way over the whole run; other columns as in :attr:`allocations_at_peak`.
-        This is where a program that allocates and frees at a high rate spends."""
-        return _records_frame(_Record(*r) for r in self._result("churn"))
+        that way; other columns as in :attr:`allocations_at_peak`. This is where a program
+        that allocates and frees at a high rate spends.
+
+        Bounded: over the first ``memray_worker.CHURN_MAX_RECORDS`` allocation records at
+        most, so that memory stays flat however large the capture; :attr:`churn_records`
+        says how many of how many it covers."""
+        got = self._result("churn")
+        self._churn_records = (int(got["read"]), int(got["total"]))
+        return _records_frame(_Record(*r) for r in got["records"])
+
+    @property
+    def churn_records(self) -> tuple[int, int]:
+        """``(covered, total)``: the allocation records :attr:`churn` covers (the first
+        ones) and the capture's; equal unless the capture has more than
+        ``memray_worker.CHURN_MAX_RECORDS``."""
+        _ = self.churn
+        return self._churn_records
+
+    @cached_property
+    def _stats(self) -> dict[str, Any]:
+        return self._result("stats")
 
     @cached_property
     def allocated(self) -> pd.DataFrame:
         """Per call stack, everything allocated over the run, freed or not: ``bytes`` and
-        ``count`` (what ``memray stats`` totals); other columns as in
-        :attr:`allocations_at_peak`. A pass over every record in Python in a worker
-        process, about 1 µs each: 15 s for a 16-million-record capture."""
-        return _records_frame(_Record(*r) for r in self._result("allocated"))
+        ``count`` (what ``memray stats`` totals, from the same pass as :attr:`summary`);
+        ``thread`` is 0 (threads merged); other columns as in :attr:`allocations_at_peak`."""
+        return _records_frame(_Record(*r) for r in self._stats["stacks"])
 
-    def _summary_from(self, stats: dict[str, int]) -> pd.Series:
+    def _summary_from(self, stats: dict[str, Any]) -> pd.Series:
         import pandas as pd
 
         m = self.metadata
@@ -367,7 +384,7 @@ class MemrayCapture:
     def summary(self) -> pd.Series:
         """``peak_bytes``, ``total_allocated_bytes``, ``allocations`` (as ``memray stats``
         counts them: deallocations excluded), ``duration_s`` and how it was captured."""
-        return self._summary_from(self._result("stats"))
+        return self._summary_from(self._stats)
 
     def load_all(self) -> MemrayCapture:
         """Compute every frame except ``leaks``; returns self."""

@@ -1,16 +1,14 @@
 """Every pass labkit makes over a memray capture's allocation records, run in a second
 process: a damaged capture can crash memray's C++ reader (a segfault, an abort), which no
 ``try`` catches, so labkit's own process only opens the file and reads its memory
-snapshots. The passes: the statistics (``stats``), the short-lived allocations
-(``churn``), the temporal high-water mark (``held``) and everything allocated per stack
-(``allocated``).
+snapshots. The passes: the statistics, with everything allocated per stack (``stats``),
+the short-lived allocations (``churn``) and the temporal high-water mark (``held``).
 
 :class:`labkit.frames.memray.MemrayCapture` runs this file by its path,
 ``python -P memray_worker.py TASK FILE``, so the worker imports memray and nothing of
-labkit. ``stats`` prints JSON (``total_num_allocations``, ``total_bytes_allocated``); the
-others write a pickle (see each function). A capture memray cannot read makes it print
-``{"error": DETAIL}`` as JSON and exit 3; a capture that crashes the reader kills it by
-the signal, which the caller reports.
+labkit. Each pass writes its result as a pickle (see each function). A capture memray
+cannot read makes it print ``{"error": DETAIL}`` as JSON and exit 3; a capture that
+crashes the reader kills it by the signal, which the caller reports.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from typing import Any
 Stack = list[tuple[str, str, int]]
 ERROR_EXIT = 3
 NEVER_FREED = -1  # ``deallocated_before_snapshot`` of an interval never freed
+CHURN_MAX_RECORDS = 4_000_000  # the churn pass reads at most this many records
 
 
 def _reader(path: str) -> Any:
@@ -32,21 +31,59 @@ def _reader(path: str) -> Any:
     return memray.FileReader(path)
 
 
-def stats(path: str) -> dict[str, int]:
-    """What ``memray stats`` counts: allocations (deallocations excluded) and their bytes."""
+def stats(path: str) -> dict[str, Any]:
+    """What ``memray stats`` counts, from its own pass (``compute_statistics``):
+    ``total_num_allocations`` and ``total_bytes_allocated`` (deallocations excluded), and
+    ``stacks``, per call stack ``(stack, bytes, count, tid)``, the same totals by stack
+    (threads merged: ``tid`` 0), for ``alloc_*`` views.
+
+    memray adds each stack's counts up in C++ and hands every distinct stack to its module
+    resolver, once, to total them by module; a resolver that names each stack as its own
+    module gets them per stack, with no second pass and nothing per record in Python."""
     import memray
     from memray._memray import compute_statistics
+    from memray.reporters import module_tools
 
     memray.set_log_level(50)
-    s = compute_statistics(path)
+    stacks: list[Stack] = []
+
+    class PerStack:
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            pass
+
+        def get_module_for_stack(self, stack: Stack) -> int:
+            stacks.append(stack)
+            return len(stacks) - 1
+
+    real = module_tools.ModuleResolver
+    module_tools.ModuleResolver = PerStack  # compute_statistics imports it on each call
+    try:
+        s = compute_statistics(path, num_largest=2**31 - 1)
+    finally:
+        module_tools.ModuleResolver = real
+    rows = [(stacks[i], int(nbytes), int(n), 0)
+            for i, n, nbytes in s.top_modules_by_allocation_size]
     return {"total_num_allocations": s.total_num_allocations,
-            "total_bytes_allocated": s.total_memory_allocated}
+            "total_bytes_allocated": s.total_memory_allocated,
+            "stacks": sorted(rows, key=lambda r: -r[1])}
 
 
-def churn(path: str) -> list[tuple[Stack, int, int, int]]:
-    """memray's temporary-allocations view, threads merged: one row per call stack."""
-    records = _reader(path).get_temporary_allocation_records(merge_threads=True, threshold=1)
-    return [(r.stack_trace(), r.size, r.n_allocations, r.tid) for r in records]
+def churn(path: str) -> dict[str, Any]:
+    """memray's temporary-allocations view (threshold 1), threads merged, over the first
+    :data:`CHURN_MAX_RECORDS` allocation records at most: ``records``, one row per call
+    stack ``(stack, bytes, count, tid)``; ``read`` and ``total``, the records the view
+    covers and the capture's. memray keeps every short-lived allocation of the pass until
+    its end (about 20 bytes a record), so a pass over the whole of a large capture would
+    need memory in proportion to it; the bound keeps it flat."""
+    reader = _reader(path)
+    total = int(reader.metadata.total_allocations)
+    read = min(total, CHURN_MAX_RECORDS)
+    if read == total:  # memray's public call; it refuses an aggregated capture
+        records = reader.get_temporary_allocation_records(merge_threads=True, threshold=1)
+    else:  # the same call (memray 1.20), stopped after ``read`` records
+        records = reader._aggregate_allocations(read, True, temporary_buffer_size=2)
+    return {"records": [(r.stack_trace(), r.size, r.n_allocations, r.tid) for r in records],
+            "read": read, "total": total}
 
 
 def held(path: str) -> dict[str, Any]:
@@ -67,26 +104,7 @@ def held(path: str) -> dict[str, Any]:
     return {"marks": list(marks), "records": out}
 
 
-def allocated(path: str) -> list[tuple[Stack, int, int, int]]:
-    """Per call stack, everything allocated (frees excluded), in order of first use:
-    ``(stack, bytes, count, tid of its first allocation)``; what ``memray stats`` totals."""
-    import memray
-
-    frees = {int(a) for a in (memray.AllocatorType.FREE, memray.AllocatorType.PYMALLOC_FREE,
-                              memray.AllocatorType.MUNMAP)}
-    totals: dict[int, list[Any]] = {}
-    for rec in _reader(path).get_allocation_records():
-        if rec.size and int(rec.allocator) not in frees:
-            t = totals.get(rec.stack_id)
-            if t is None:
-                totals[rec.stack_id] = [rec, rec.size, rec.n_allocations]
-            else:
-                t[1] += rec.size
-                t[2] += rec.n_allocations
-    return [(rec.stack_trace(), size, n, rec.tid) for rec, size, n in totals.values()]
-
-
-PASSES: dict[str, Any] = {"stats": stats, "churn": churn, "held": held, "allocated": allocated}
+PASSES: dict[str, Any] = {"stats": stats, "churn": churn, "held": held}
 _READ_ERRORS = (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError, IndexError,
                 NotImplementedError)
 
@@ -103,10 +121,7 @@ def main(argv: list[str]) -> int:
         detail = str(exc).split(":")[0].strip().rstrip(".") or type(exc).__name__
         sys.stdout.write(json.dumps({"error": detail}))
         return ERROR_EXIT
-    if argv[0] == "stats":
-        sys.stdout.write(json.dumps(result))
-    else:
-        sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     return 0
 
 
