@@ -160,6 +160,23 @@ def chart(rows: list[tuple[int, dict[str, list[tuple[float, int]]]]], out: Path)
     print(f"wrote {out}")
 
 
+def table(rows: list[tuple[int, dict[str, list[tuple[float, int]]]]]) -> None:
+    """The curve so far as a Markdown table, with the load average."""
+    med = statistics.median
+    print("\n| records | memray s | memray peak RSS | labkit s | labkit peak RSS | time "
+          "ratio | RSS ratio |\n|---|---|---|---|---|---|---|")
+    for n, got in rows:
+        for k in ("B", "C"):
+            if k in got:
+                a, b = (med(w for w, _ in got[x]) for x in ("A", k))
+                ra, rb = (max(r for _, r in got[x]) for x in ("A", k))
+                ratio = med(w / x for (w, _), (x, _) in zip(got[k], got["A"], strict=True))
+                print(f"| {n / 1e6:.1f}M{' (html)' if k == 'B' else ''} | {a:.1f} s | "
+                      f"{ra / 1e6:.0f} MB | {b:.1f} s | {rb / 1e6:.0f} MB | {ratio:.2f}x | "
+                      f"{rb / ra:.2f}x |")
+    print(load(), flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=3)
@@ -181,21 +198,9 @@ def main() -> int:
         for objects in (int(float(x)) for x in args.sizes.split(",")):
             cap, n = capture(py, folder, objects)
             rows.append((n, compare(py, cap, tmp, args.pairs, "BC" if args.html else "C")))
-        med = statistics.median
-        print("\n| records | memray s | memray peak RSS | labkit s | labkit peak RSS | time "
-              "ratio | RSS ratio |\n|---|---|---|---|---|---|---|")
-        for n, got in rows:
-            for k in ("B", "C"):
-                if k in got:
-                    a, b = (med(w for w, _ in got[x]) for x in ("A", k))
-                    ra, rb = (max(r for _, r in got[x]) for x in ("A", k))
-                    ratio = med(w / x for (w, _), (x, _) in zip(got[k], got["A"], strict=True))
-                    print(f"| {n / 1e6:.1f}M{' (html)' if k == 'B' else ''} | {a:.1f} s | "
-                          f"{ra / 1e6:.0f} MB | {b:.1f} s | {rb / 1e6:.0f} MB | {ratio:.2f}x | "
-                          f"{rb / ra:.2f}x |")
-        print(load())
-        if args.chart:
-            chart(rows, args.chart)
+            table(rows)  # after each size: a long curve stopped early keeps what it measured
+            if args.chart:
+                chart(rows, args.chart)
     return 0
 
 
