@@ -179,7 +179,7 @@ def table(rows: list[tuple[int, dict[str, list[tuple[float, int]]]]]) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--pairs", default="3", help="rounds; with --sizes, one per size too")
     ap.add_argument("--objects", type=int, default=5_000_000)
     ap.add_argument("--sizes", help="comma-separated numbers of objects: the size curve")
     ap.add_argument("--html", action="store_true", help="with --sizes: time --html too")
@@ -192,12 +192,14 @@ def main() -> int:
         folder.mkdir(parents=True, exist_ok=True)
         if not args.sizes:
             cap, _ = capture(py, folder, args.objects)
-            compare(py, cap, tmp, args.pairs, "BC")
+            compare(py, cap, tmp, int(args.pairs), "BC")
             return 0
         rows = []
-        for objects in (int(float(x)) for x in args.sizes.split(",")):
+        sizes = [int(float(x)) for x in args.sizes.split(",")]
+        pairs = [int(x) for x in args.pairs.split(",")]
+        for objects, n_pairs in zip(sizes, pairs + pairs[-1:] * len(sizes), strict=False):
             cap, n = capture(py, folder, objects)
-            rows.append((n, compare(py, cap, tmp, args.pairs, "BC" if args.html else "C")))
+            rows.append((n, compare(py, cap, tmp, n_pairs, "BC" if args.html else "C")))
             table(rows)  # after each size: a long curve stopped early keeps what it measured
             if args.chart:
                 chart(rows, args.chart)
