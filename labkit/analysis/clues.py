@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from labkit.analysis.gc import gc_summary
@@ -105,14 +106,21 @@ def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str],
     column to add up; ``stack`` and the ``firsts`` columns are the group's first row's,
     ``library`` the suspect's :class:`Library` or None."""
     cols = ["function", "file", "line", "stack", "library", *sums, *firsts]
-    if df.empty:
+    groups = _groups(df, how, dists or {}) if len(df) else []
+    if not groups:
         return pd.DataFrame(columns=cols)
-    rows = []
-    for user, lib, idx in _groups(df, how, dists or {}):
-        part = df.iloc[idx]
-        rows.append((user[2], user[0], int(user[1]), str(part["stack"].iloc[0]), lib,
-                     *(part[v].sum().item() for v in sums.values()),
-                     *(part[c].iloc[0] for c in firsts)))
+    gid = np.full(len(df), -1)
+    for g, (_, _, idx) in enumerate(groups):
+        gid[idx] = g
+    kept = np.flatnonzero(gid >= 0)
+    # one pass per column over every row, where a pass per group was a frame each
+    totals = [df[v].iloc[kept].groupby(gid[kept], sort=True).sum().tolist()
+              for v in sums.values()]
+    first = [idx[0] for _, _, idx in groups]
+    heads = [df[c].iloc[first].tolist() for c in ("stack", *firsts)]
+    rows = [(user[2], user[0], int(user[1]), str(heads[0][g]), lib,
+             *(t[g] for t in totals), *(h[g] for h in heads[1:]))
+            for g, (user, lib, _) in enumerate(groups)]
     return pd.DataFrame(rows, columns=cols)
 
 
