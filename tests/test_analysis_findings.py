@@ -266,3 +266,25 @@ def test_fds_opened_inside_a_package_rank_by_its_site_with_the_callers_line() ->
     # --focus on the user's file still finds the user's lines (below them, the package)
     focused = findings(Evidence(origins=origins), attribution(focus=r"app\.py"))
     assert focused.suspects[0].where == "fetch (app.py:70)"
+
+
+def test_a_bounded_churn_pass_is_stated_in_the_findings() -> None:
+    # GIVEN a line that allocates and frees 10 GiB at once, read over the first 4 million of
+    # a capture's 40 million records (the churn pass's bound), and the same read whole
+    churns = (Frame(APP, 20, "render"),)
+    heap, held = [float(MB)] * 40, _growth([((Frame(APP, 10, "hold"),), MB, 0.0)])
+    bounded = _memray(heap, held, _allocs([(churns, 10 * 1024 * MB)]))
+    bounded.churn_records = (4_000_000, 40_000_000)
+    whole = _memray(heap, held, _allocs([(churns, 10 * 1024 * MB)]))
+    whole.churn_records = (40_000_000, 40_000_000)
+    # WHEN the findings are made
+    cut, full = findings(Evidence(memray=bounded)), findings(Evidence(memray=whole))
+    # THEN churn is found in both; only the bounded one says over which records, with a rate
+    # from their share of the run, and a note says what is not counted
+    rate = next(s for s in cut.symptoms if s.what.startswith("allocation rate:"))
+    assert "over the first 4,000,000 of the capture's 40,000,000 allocation records" in \
+        rate.evidence
+    assert "about" in rate.what
+    assert any("first 4,000,000 of the capture's 40,000,000" in n for n in cut.notes)
+    whole_rate = next(s for s in full.symptoms if s.what.startswith("allocation rate:"))
+    assert "records" not in whole_rate.evidence and not any("churn" in n for n in full.notes)
