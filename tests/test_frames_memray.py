@@ -234,3 +234,18 @@ def test_allocated_per_stack_is_memray_stats_own_pass(tmp_path: Path) -> None:
     assert int(allocated["count"].sum()) == sum(n for _, n in totals.values()) \
         == cap.summary.allocations
     assert "_stats" in cap.__dict__ and "stats" not in cap._workers  # one pass gave both
+
+
+def test_the_peak_alone_is_memrays_high_water_mark_view(mem_run: Path) -> None:
+    import pandas as pd
+
+    from labkit.frames.memray import own_allocations
+
+    held = MemrayCapture(mem_run / "memray.bin")
+    alone = MemrayCapture(mem_run / "memray.bin", held_in_background=False)
+    alone.peak_in_background()
+    assert set(alone._workers) == {"peak"}  # no temporal pass: what the pprof export needs
+    a, b = (own_allocations(c.allocations_at_peak).groupby("stack")[["bytes", "count"]].sum()
+            for c in (held, alone))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert b["bytes"].sum() >= 50 * MB and not alone._workers

@@ -146,6 +146,9 @@ def memray_profile(run: Any) -> bytes:
     importing modules left out)."""
     from labkit.frames.memray import own_allocations
 
+    if "memray" not in run.__dict__:  # not open yet: the peak alone, beside the totals
+        run.background_held, run.background_stats = False, True
+    run.memray.peak_in_background()
     b = _builder(run, [("alloc_objects", "count"), ("alloc_space", "bytes"),
                        ("inuse_objects", "count"), ("inuse_space", "bytes")],
                  default="inuse_space")

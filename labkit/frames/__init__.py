@@ -34,6 +34,7 @@ class Run:
         self.path = Path(path)
         self.background_stats = background_stats  # memray's statistics pass, in parallel
         self.background_churn = False  # memray's short-lived allocations pass, in parallel
+        self.background_held = True  # memray's temporal high-water-mark pass, on opening
         self.manifest: dict[str, Any] = read_manifest(self.path, verify=verify)  # as written
         self.meta = Manifest.from_dict(self.manifest)  # the same, typed
         self.t0_ns: int = self.meta.t0_ns
@@ -146,7 +147,8 @@ class Run:
         return MemrayCapture(self.need(A.MEMRAY),
                              origin_epoch_s=self.meta.t0_epoch_s,
                              stats_in_background=self.background_stats,
-                             churn_in_background=self.background_churn)
+                             churn_in_background=self.background_churn,
+                             held_in_background=self.background_held)
 
     @cached_property
     def pyspy(self) -> PySpyCapture:

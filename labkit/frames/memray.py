@@ -137,16 +137,20 @@ class MemrayCapture:
     ``origin_epoch_s``, when given, puts ``memory.t_s`` on the run's time axis; otherwise
     ``t_s`` counts from the capture's own start. The ``held`` pass (behind
     :attr:`allocations_at_peak`, :attr:`leaks`, :attr:`growth`) starts in a worker process
-    at once; ``stats_in_background`` starts the statistics pass (:attr:`summary`) too,
-    ``churn_in_background`` the pass behind :attr:`churn` (see the module docstring).
+    at once, unless ``held_in_background`` is False (for a caller that wants only the
+    peak: see :meth:`peak_in_background`); ``stats_in_background`` starts the statistics
+    pass (:attr:`summary`, :attr:`allocated`) too, ``churn_in_background`` the pass behind
+    :attr:`churn` (see the module docstring).
     """
 
     def __init__(self, path: Path | str, *, origin_epoch_s: float | None = None,
-                 stats_in_background: bool = False, churn_in_background: bool = False) -> None:
+                 stats_in_background: bool = False, churn_in_background: bool = False,
+                 held_in_background: bool = True) -> None:
         self.path = Path(path)
         open_regular(self.path, "memray capture").close()  # not a FIFO, device or folder
         self._workers: dict[str, subprocess.Popen] = {}
-        self._spawn("held")
+        if held_in_background:
+            self._spawn("held")
         if churn_in_background:
             self.churn_in_background()
         if stats_in_background:
@@ -286,6 +290,20 @@ class MemrayCapture:
         df = df.rename(columns={size: "bytes", count: "count"})
         return df.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
 
+    def peak_in_background(self) -> None:
+        """For a capture opened with ``held_in_background=False``: start memray's plain
+        high-water-mark pass (up to the peak only) behind :attr:`allocations_at_peak` now,
+        in a second process; nothing if the ``held`` pass runs or ran."""
+        if not ({"_held", "allocations_at_peak"} & self.__dict__.keys()
+                or "held" in self._workers):
+            self._spawn("peak")
+
+    def _peak_alone(self) -> pd.DataFrame:
+        """memray's plain high-water-mark view (a pass up to the peak), when the ``held``
+        pass was not started and nothing but the peak is wanted."""
+        df = _records_frame(_Record(*r) for r in self._result("peak"))
+        return df[df["bytes"] > 0].reset_index(drop=True)
+
     @cached_property
     def allocations_at_peak(self) -> pd.DataFrame:
         """Per call stack, what was allocated and not yet freed at the high-water mark.
@@ -294,8 +312,12 @@ class MemrayCapture:
         removed), ``stack`` (leaf first), ``bytes``, ``count``, ``thread``, ``in_labkit``
         (allocated by labkit's tracer itself), ``frames`` (the stack as ``(file, line,
         function)`` tuples, leaf first, for :mod:`labkit.attribution`). Sorted by
-        ``bytes``, largest first. Exactly what memray's high-water-mark view reports.
+        ``bytes``, largest first. Exactly what memray's high-water-mark view reports: from
+        the ``held`` pass, or, for a capture opened with ``held_in_background=False`` whose
+        ``held`` pass has not been asked for, from memray's high-water-mark view itself.
         """
+        if "_held" not in self.__dict__ and "held" not in self._workers:
+            return self._peak_alone()
         return self._held_as("peak_bytes", "peak_count")
 
     @cached_property

@@ -2,7 +2,8 @@
 process: a damaged capture can crash memray's C++ reader (a segfault, an abort), which no
 ``try`` catches, so labkit's own process only opens the file and reads its memory
 snapshots. The passes: the statistics, with everything allocated per stack (``stats``),
-the short-lived allocations (``churn``) and the temporal high-water mark (``held``).
+the short-lived allocations (``churn``), the temporal high-water mark (``held``) and the
+plain one (``peak``).
 
 :class:`labkit.frames.memray.MemrayCapture` runs this file by its path,
 ``python -P memray_worker.py TASK FILE``, so the worker imports memray and nothing of
@@ -104,7 +105,15 @@ def held(path: str) -> dict[str, Any]:
     return {"marks": list(marks), "records": out}
 
 
-PASSES: dict[str, Any] = {"stats": stats, "churn": churn, "held": held}
+def peak(path: str) -> list[tuple[Stack, int, int, int]]:
+    """memray's high-water-mark view, threads merged (what ``memray flamegraph`` shows):
+    per call stack ``(stack, bytes, count, tid)``. A pass up to the peak only, for a
+    caller that wants the peak and not how memory moved (:func:`held` gives both)."""
+    records = _reader(path).get_high_watermark_allocation_records(merge_threads=True)
+    return [(r.stack_trace(), r.size, r.n_allocations, r.tid) for r in records]
+
+
+PASSES: dict[str, Any] = {"stats": stats, "churn": churn, "held": held, "peak": peak}
 _READ_ERRORS = (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError, IndexError,
                 NotImplementedError)
 
