@@ -115,13 +115,24 @@ def _records_frame(records: Iterable[Any], *, sort: bool = True) -> pd.DataFrame
     import pandas as pd
 
     rows = []
+    # stacks share most of their frames: each distinct frame is made, judged and named once
+    frames: dict[tuple[str, str, int], tuple[Frame, bool, bool, str]] = {}
     for r in records:
-        full = [Frame(f, ln, fn) for fn, f, ln in r.stack_trace()]  # memray: (fn, file, line)
-        own = tuple(fr for fr in full if not is_agent(fr.file))
-        in_labkit = bool(full) and (full[0].file.endswith(TRACER_FILE) or any(
-            fr.file.endswith(SNAPSHOT_FILE) for fr in full))
-        leaf = full[0] if in_labkit else (own[0] if own else Frame("<unknown>", 0, "<unknown>"))
-        stack = stack_text(own or full[:1]) or "<no Python stack>"
+        full = []
+        for raw in r.stack_trace():  # memray: (fn, file, line)
+            got = frames.get(raw)
+            if got is None:
+                fr = Frame(raw[1], raw[2], raw[0])
+                got = frames[raw] = (fr, is_agent(fr.file), fr.file.endswith(SNAPSHOT_FILE),
+                                     stack_text((fr,)))
+            full.append(got)
+        own = tuple(fr for fr, agent, _, _ in full if not agent)
+        in_labkit = bool(full) and (full[0][0].file.endswith(TRACER_FILE) or any(
+            snap for _, _, snap, _ in full))
+        leaf = full[0][0] if in_labkit else (own[0] if own else
+                                             Frame("<unknown>", 0, "<unknown>"))
+        stack = (" < ".join(text for _, agent, _, text in full if not agent) if own else
+                 full[0][3] if full else "") or "<no Python stack>"
         rows.append((leaf.function, leaf.file, leaf.line, stack, getattr(r, "size", 0),
                      getattr(r, "n_allocations", 0), r.tid, in_labkit, own))
     df = pd.DataFrame.from_records(rows, columns=list(ALLOCATION_COLUMNS))
