@@ -4,20 +4,26 @@
 Streaming contract: every pass over the allocation records runs inside memray's C++ reader
 (``FileReader`` and ``compute_statistics``); labkit only sees records memray has already
 aggregated per call stack, so a capture with millions of allocations never becomes a Python
-object or a DataFrame row per allocation.
+object or a DataFrame row per allocation. Memory stays flat as captures grow: the one
+view whose memray pass keeps something per record (the short-lived allocations behind
+``churn``) reads a bounded prefix of the records, and says so (``churn_records``).
 
 Isolation: a damaged capture can crash memray's reader (SIGSEGV, SIGABRT), so every pass
 over the records runs once, in a worker process (:mod:`labkit.frames.memray_worker`), and
 labkit's process only opens the file (memray computes the high-water mark then) and reads
 its memory snapshots. ``allocations_at_peak``, ``leaks`` and ``growth`` share the ``held``
 pass (memray's temporal high-water-mark records, which hold what each stack held at every
-snapshot), started on opening since nearly every consumer needs it; ``stats_in_background``
+snapshot), started on opening since nearly every consumer needs it (a caller wanting only
+the peak turns it off and reads memray's plain high-water-mark view); ``stats_in_background``
 (what :func:`load_memray` and ``Run.memray`` use) and ``churn_in_background`` start those
 passes on opening too, so they overlap; any other pass starts on first use. A worker killed
 by a signal is a one-line :class:`CorruptCaptureError`.
 
 Tested against memray 1.20, pinned in pyproject.toml: ``FileReader`` is public but not in
-memray's API docs.
+memray's API docs; the bounded churn pass calls its ``_aggregate_allocations`` and the
+per-stack totals hook ``compute_statistics``' module resolver (see
+:mod:`labkit.frames.memray_worker`), both checked against memray's public views in
+``tests/test_frames_memray.py``.
 """
 
 from __future__ import annotations
