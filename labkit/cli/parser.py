@@ -193,6 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace --json if it exists")
     p.set_defaults(handler=verbs.cmd_fleet, needs_command=False)
 
+    p = sub.add_parser("class", help="the trainer's view of the room: every learner's "
+                       "predictions, signatures and checks from their homes")
+    p.add_argument("dir", type=Path, metavar="DIR", help="a folder of learners' homes "
+                   "(DIR/<learner>/.labkit/records/) or of records folders (DIR/<learner>/)")
+    p.add_argument("--scenario", action="append", metavar="NAME",
+                   help="list this scenario even if nobody ran it (repeatable)")
+    p.add_argument("--html", type=Path, help="also write the room as one offline HTML page")
+    p.add_argument("--json", type=Path, help="also write the room's tables as JSON")
+    p.add_argument("--force", action="store_true", help="replace --html/--json if they exist")
+    p.set_defaults(handler=verbs.cmd_class, needs_command=False)
+
     p = sub.add_parser("lab", help="JupyterLab on the lab's notebooks (127.0.0.1, token, "
                        "works as root)")
     p.add_argument("dir", type=Path, nargs="?",

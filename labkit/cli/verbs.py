@@ -296,6 +296,34 @@ def cmd_fleet(args: argparse.Namespace, command: list[str]) -> int:
     return 0
 
 
+def cmd_class(args: argparse.Namespace, command: list[str]) -> int:
+    """The trainer's view of a room of learners' records (:mod:`labkit.analysis.room`)."""
+    from labkit.outputs import check_file_output, write_text_atomic
+    from labkit.scenarios import get_spec
+
+    for name in args.scenario or []:
+        get_spec(name)  # an unknown name is a one-line error
+    outs = {flag: check_file_output(path, force=args.force, inputs=[args.dir], flag=flag)
+            for flag, path in (("--html", args.html), ("--json", args.json)) if path}
+    from labkit.analysis.room import room
+    from labkit.report.room_page import room_lines
+
+    rm = room(args.dir, scenarios=args.scenario or ())
+    if "--json" in outs:
+        import json
+
+        write_text_atomic(outs["--json"], json.dumps(rm.summary(), indent=1) + "\n")
+    if "--html" in outs:
+        from labkit.report.room_page import room_page
+
+        write_text_atomic(outs["--html"], room_page(rm, title=f"The room: {args.dir.name}"))
+    for line in room_lines(rm):
+        say(line)
+    for line in rm.skipped:
+        say(line, sys.stderr)
+    return 0
+
+
 def cmd_lab(args: argparse.Namespace, command: list[str]) -> int:
     """Start JupyterLab on the lab's notebooks (this process becomes JupyterLab)."""
     from labkit.lab import start_lab
