@@ -1,0 +1,217 @@
+"""The trainer's view of the room: records written by the lab's own functions (in-process and
+in a real kernel), read back by ``labkit class`` over a room of learners' homes."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labkit import notebook as nb
+from labkit.analysis import records as R
+from labkit.analysis.room import FAILED, HELD, NOT_RUN, room
+from tests.conftest import assert_clean_error, labkit
+
+MIB = 2**20
+
+
+def _home(room_dir: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = room_dir / name / ".labkit" / "records"
+    monkeypatch.setenv(R.RECORDS_ENV, str(d))
+    return d
+
+
+def _records(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def _learner_runs_pool_misuse(prediction: float, *, reproduce: bool = True) -> float:
+    """A learner's pass through 10-pool-misuse with the real lab functions (replayed
+    recordings); returns the MiB their signature measured. ``reproduce=False`` measures the
+    fixed run in the leaky one's place, as a learner who edited the wrong cell would."""
+    lab = nb.Scenario("pool-misuse", replay=True, predictions={"prediction_mib": prediction})
+    if not reproduce:
+        lab.runs["leaky"] = lab.run("fixed")
+    sig = lab.signature()
+    measured = sig.value("retained bytes at end", "leaky") / MIB
+    nb.check(prediction, measured, rel=0.3, what="MiB retained by the leaky pool")
+    return measured
+
+
+@pytest.fixture
+def classroom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict]:
+    """alice reproduces pool-misuse and predicts near; bob's run does not reproduce; carol
+    has a home and nothing else; dave is a records folder (no home) with buffer-growth, a
+    damaged record and one of a later format; erin first failed, then reran right."""
+    monkeypatch.delenv(nb.REPORT_ENV, raising=False)
+    room_dir = tmp_path / "room"
+    got: dict[str, float] = {}
+    _home(room_dir, "alice", monkeypatch)
+    got["alice"] = _learner_runs_pool_misuse(55)
+    _home(room_dir, "bob", monkeypatch)
+    got["bob"] = _learner_runs_pool_misuse(4, reproduce=False)
+    (room_dir / "carol").mkdir()
+    dave = room_dir / "dave"
+    monkeypatch.setenv(R.RECORDS_ENV, str(dave))
+    lab = nb.Scenario("buffer-growth", replay=True, predictions={"prediction_ratio": 20})
+    sig = lab.signature()
+    got["dave_ratio"] = sig.row("total bytes allocated").values["leaky"] / \
+        sig.row("total bytes allocated").values["fixed"]
+    nb.check(20, got["dave_ratio"], factor=2, what="ratio of bytes allocated (leaky / fixed)")
+    (dave / "zz-damaged.json").write_text('{"format": "labkit-record", "vers')
+    (dave / "zz-future.json").write_text(json.dumps({"format": "labkit-record", "version": 7}))
+    _home(room_dir, "erin", monkeypatch)
+    _learner_runs_pool_misuse(300, reproduce=False)
+    got["erin"] = _learner_runs_pool_misuse(300)
+    return room_dir, got
+
+
+def test_the_lab_functions_record_each_step_atomically_and_valid(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(nb.REPORT_ENV, raising=False)
+    folder = _home(tmp_path, "ann", monkeypatch)
+    measured = _learner_runs_pool_misuse(40)
+    assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*"))
+    recs = _records(folder)
+    assert [r["kind"] for r in recs] == ["prediction", "run", "run", "signature", "check"]
+    for path in sorted(folder.glob("*.json")):
+        R.read_record(path)  # valid against labkit/schemas/record.schema.json
+    assert {r["scenario"] for r in recs} == {"pool-misuse"}
+    assert len({r["session"] for r in recs}) == 1
+    assert recs[0]["predictions"] == {"prediction_mib": 40}
+    assert [r["variant"] for r in recs[1:3]] == ["leaky", "fixed"]
+    assert all(r["mode"] == "replay" for r in recs[1:4])
+    sig, check = recs[3], recs[4]
+    assert sig["ok"] is True and sig["rows"][0]["metric"] == "retained bytes at end"
+    assert sig["rows"][0]["values"]["leaky"] == pytest.approx(measured * MIB)
+    assert check["measured"] == pytest.approx(measured) and check["prediction"] == 40
+    assert check["ok"] is (abs(40 - measured) <= 0.3 * measured)
+    assert check["what"] == "MiB retained by the leaky pool" and check["band"] == "within 30%"
+
+
+def test_recording_never_fails_the_notebook(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv(nb.REPORT_ENV, raising=False)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(R.RECORDS_ENV, str(blocker / "records"))  # cannot be a folder
+    monkeypatch.setitem(R._state, "warned", False)
+    assert nb.check(10, 11, rel=0.2, what="threads")
+    assert repr(nb.check(1, 11, rel=0.2)).startswith("Not quite")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("labkit: cannot record this check in")
+    assert "Traceback" not in err[0]
+    monkeypatch.setenv(R.RECORDS_ENV, "")  # recording off
+    assert R.write_record("check", None, what="x", prediction=1, measured=1, ok=True) is None
+
+
+def test_a_report_being_rendered_records_nothing(tmp_path: Path, monkeypatch) -> None:
+    folder = _home(tmp_path, "reports", monkeypatch)
+    monkeypatch.setenv(nb.REPORT_ENV, "1")
+    nb.check(None, 5, what="threads")
+    assert not folder.exists()
+
+
+def test_a_record_with_a_non_finite_number_is_written_as_null(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(nb.REPORT_ENV, raising=False)
+    folder = _home(tmp_path, "ann", monkeypatch)
+    nb.check(float("nan"), float("inf"), factor=2, what="ratio")
+    rec = R.read_record(next(folder.glob("*.json")))
+    assert rec["prediction"] is None and rec["measured"] is None and rec["ok"] is False
+
+
+def test_labkit_class_shows_the_room(classroom: tuple[Path, dict], tmp_path: Path) -> None:
+    room_dir, got = classroom
+    page, data = tmp_path / "room.html", tmp_path / "room.json"
+    cp = labkit("class", str(room_dir), "--html", str(page), "--json", str(data),
+                "--scenario", "thread-leak")
+    assert cp.returncode == 0, cp.stderr
+    out = cp.stdout
+    assert out.splitlines()[0].startswith("5 learners: 4 ran a scenario, 1 not yet")
+    assert "not run yet: carol" in out
+    bad = [ln for ln in out.splitlines() if ln.startswith("  bob / pool-misuse")]
+    assert len(bad) == 1 and "retained bytes at end" in bad[0] and "expected leaky >=" in bad[0]
+    assert "erin / " not in out  # her rerun reproduced: the latest signature counts
+    # bad records: skipped, counted, one line for the learner, no traceback
+    err = [ln for ln in cp.stderr.splitlines() if ln.strip()]
+    assert err == [e for e in err if e.startswith("dave: 2 records skipped")] and len(err) == 1
+    assert "Traceback" not in cp.stderr
+
+    doc = json.loads(data.read_text())
+    assert doc["not_run"] == ["carol"] and doc["skipped_count"] == 2
+    assert doc["scenarios"] == ["pool-misuse", "buffer-growth", "thread-leak"]
+    status = {(r["learner"], r["scenario"]): r for r in doc["status"]}
+    assert status["alice", "pool-misuse"]["status"] == HELD
+    assert status["erin", "pool-misuse"]["status"] == HELD
+    assert status["bob", "pool-misuse"]["status"] == FAILED
+    assert "retained bytes at end" in status["bob", "pool-misuse"]["reason"]
+    assert status["dave", "buffer-growth"]["status"] == HELD
+    assert all(status[n, "thread-leak"]["status"] == NOT_RUN for n in doc["learners"])
+    ex = {(e["scenario"], e["what"]): e for e in doc["exercises"]}
+    pool = ex["pool-misuse", "MiB retained by the leaky pool"]
+    assert pool["checked"] == 3 and pool["predicted"] == 3
+    assert pool["prediction_min"] == 4 and pool["prediction_max"] == 300
+    assert pool["measured_median"] == pytest.approx(
+        statistics.median([got["alice"], got["bob"], got["erin"]]))
+    right = sum(abs(p - got[n]) <= 0.3 * got[n] for n, p in
+                (("alice", 55), ("bob", 4), ("erin", 300)))
+    assert pool["right"] == right
+    growth = ex["buffer-growth", "ratio of bytes allocated (leaky / fixed)"]
+    assert growth["measured_median"] == pytest.approx(got["dave_ratio"])
+
+    text = html.unescape(page.read_text())
+    assert "Content-Security-Policy" in text and "default-src 'none'" in text
+    assert "http://" not in text and "https://" not in text
+    assert text.count('class="labkit-chart"') == 2
+    assert "bob" in text and "retained bytes at end" in text and "carol" in text
+    assert "dave: 2 records skipped" in text
+
+
+def test_labkit_class_bad_input_is_one_line(classroom: tuple[Path, dict],
+                                            tmp_path: Path) -> None:
+    room_dir, _ = classroom
+    assert_clean_error(labkit("class", str(tmp_path / "nowhere")), "not a folder")
+    assert_clean_error(labkit("class", str(room_dir), "--scenario", "nope"), "unknown scenario")
+    taken = tmp_path / "mine.html"
+    taken.write_text("a user's file")
+    assert_clean_error(labkit("class", str(room_dir), "--html", str(taken)), str(taken))
+    assert taken.read_text() == "a user's file"
+
+
+def test_the_room_reads_a_folder_of_records_folders(classroom: tuple[Path, dict]) -> None:
+    room_dir, _ = classroom
+    rm = room(room_dir)
+    assert rm.learners == ["alice", "bob", "carol", "dave", "erin"]
+    assert list(rm.not_reproduced.learner) == ["bob"]
+    assert len(rm.skipped) == 1 and rm.skipped_count == 2
+
+
+@pytest.mark.slow
+def test_a_learner_notebook_in_a_real_kernel_reaches_the_trainer(tmp_path: Path) -> None:
+    import jupytext
+    import papermill
+
+    from labkit.report.html import resolve
+
+    records = tmp_path / "room" / "frank" / ".labkit" / "records"
+    env = {k: v for k, v in os.environ.items() if k != nb.REPORT_ENV}
+    env[R.RECORDS_ENV] = str(records)
+    source = jupytext.read(resolve("10-pool-misuse"))
+    nbfile = tmp_path / "in.ipynb"
+    jupytext.write(source, nbfile)
+    # the kernel inherits papermill's environment: a child process keeps ours clean
+    code = ("import papermill, sys; papermill.execute_notebook(sys.argv[1], sys.argv[2], "
+            "parameters={'replay': True, 'prediction_mib': 25}, kernel_name='python3', "
+            "progress_bar=False)")
+    subprocess.run([sys.executable, "-c", code, str(nbfile), str(tmp_path / "out.ipynb")],
+                   env=env, check=True, timeout=600, cwd=tmp_path)
+    assert papermill  # imported above only to fail early when it is missing
+    kinds = [r["kind"] for r in _records(records)]
+    assert kinds == ["prediction", "run", "run", "signature", "check"]
+    cp = labkit("class", str(tmp_path / "room"))
+    assert cp.returncode == 0 and "frank: pool-misuse reproduced" in cp.stdout, cp.stdout
