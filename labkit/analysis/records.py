@@ -9,11 +9,11 @@ with :func:`read_room`. A record is a small JSON object, version 1, described by
      | "check", "time": ISO-8601 UTC, "user", "host", "session" (hex, one per kernel),
      "scenario": name or null, ...the kind's own fields}
 
-Records go to ``~/.labkit/records/`` (``LABKIT_RECORDS`` names another folder; set to an
-empty string, nothing is recorded), each written atomically under a name of its own, never
-over another file. Recording never fails the notebook: a home that cannot be written gives
-one warning per kernel. A report being rendered (:data:`labkit.progress.REPORT_ENV`) is not
-a learner's work and records nothing.
+Records go to ``~/.labkit/records/`` (``LABKIT_RECORDS`` names another folder, see
+:func:`records_dir`; set to an empty string, nothing is recorded), each written atomically
+under a name of its own, never over another file. Recording never fails the notebook: a
+home that cannot be written gives one warning per kernel. A report being rendered
+(:data:`labkit.progress.REPORT_ENV`) is not a learner's work and records nothing.
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ _state: dict[str, Any] = {"session": None, "seq": 0, "warned": False}
 
 
 def records_dir() -> Path | None:
-    """Where this process records: ``$LABKIT_RECORDS``, else ``~/.labkit/records``; None
-    when ``LABKIT_RECORDS`` is set empty (recording off)."""
+    """Where this process records: ``$LABKIT_RECORDS`` (``~`` and ``$VARS`` in it expanded:
+    ``/srv/class-records/$JUPYTERHUB_USER``), else ``~/.labkit/records``; None when
+    ``LABKIT_RECORDS`` is set empty (recording off)."""
     env = os.environ.get(RECORDS_ENV)
     if env is not None:
-        return Path(env).expanduser() if env.strip() else None
+        return Path(os.path.expandvars(env)).expanduser() if env.strip() else None
     return Path.home() / ".labkit" / "records"
 
 
