@@ -215,3 +215,57 @@ def test_a_learner_notebook_in_a_real_kernel_reaches_the_trainer(tmp_path: Path)
     assert kinds == ["prediction", "run", "run", "signature", "check"]
     cp = labkit("class", str(tmp_path / "room"))
     assert cp.returncode == 0 and "frank: pool-misuse reproduced" in cp.stdout, cp.stdout
+
+
+@pytest.mark.parametrize("way", ["dotdot", "symlink", "under-a-file"])
+@pytest.mark.parametrize("flag", ["--html", "--json"])
+def test_labkit_class_never_writes_into_a_run(tmp_path: Path, way: str, flag: str) -> None:
+    import shutil
+
+    shutil.copytree(nb.DATASETS / "pool-misuse" / "leaky", tmp_path / "RUN")
+    (tmp_path / "LINK").symlink_to("RUN")
+    (tmp_path / "FILE").write_text("not a folder\n")
+    out, words = {"dotdot": ("NONEXIST/../RUN/x", "inside the run"),
+                  "symlink": ("LINK/x", "symbolic link"),
+                  "under-a-file": ("FILE/x", "not a folder")}[way]
+    before = sorted(p.name for p in (tmp_path / "RUN").iterdir())
+    cp = subprocess.run([sys.executable, "-m", "labkit", "class", ".", flag, out],
+                        capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert_clean_error(cp, words)
+    assert sorted(p.name for p in (tmp_path / "RUN").iterdir()) == before
+
+
+def test_hostile_records_are_skipped_and_counted(classroom: tuple[Path, dict]) -> None:
+    room_dir, _ = classroom
+    mallory = room_dir / "mallory\x1b[2J\nbob"
+    mallory.mkdir()
+    (mallory / "big.json").write_text(" " * (R.MAX_RECORD_BYTES + 1) + "{}")
+    (mallory / "link.json").symlink_to(next((room_dir / "alice").rglob("*check*.json")))
+    os.mkfifo(mallory / "fifo.json")
+    (mallory / "list.json").write_text("[]")
+    (mallory / "nan.json").write_text('{"format": "labkit-record", "version": 1, '
+                                      '"prediction": NaN}')
+    cp = labkit("class", str(room_dir), timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert "\x1b" not in cp.stdout + cp.stderr
+    lines = [ln for ln in cp.stderr.splitlines() if "mallory" in ln]
+    assert len(lines) == 1 and "5 records skipped" in lines[0] and "\\x1b" in lines[0]
+    assert "6 learners: 4 ran a scenario, 2 not yet" in cp.stdout
+
+
+@pytest.mark.slow
+def test_the_class_room_notebook_shows_the_room(classroom: tuple[Path, dict],
+                                                tmp_path: Path) -> None:
+    import jupytext
+    import papermill
+
+    room_dir, _ = classroom
+    out = tmp_path / "room.ipynb"
+    source = Path(__file__).resolve().parents[1] / "notebooks" / "class-room.py"
+    papermill.execute_notebook(jupytext.read(source), str(out),
+                               parameters={"room_dir": str(room_dir)},
+                               kernel_name="python3", progress_bar=False, cwd=tmp_path)
+    text = out.read_text()
+    assert "5 learners: 4 ran a scenario, 1 not yet" in text
+    assert "retained bytes at end" in text and "carol" in text
+    assert text.count("labkit-chart") >= 2
