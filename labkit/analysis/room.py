@@ -6,7 +6,8 @@ as tables.
 * :attr:`Room.checks`: each learner's latest check of each exercise (prediction, measured,
   right or not);
 * :attr:`Room.exercises`: per exercise, the spread of the predictions against the measured
-  truth (the median of the learners' measurements).
+  truth: the median of the measurements of the learners whose run reproduced the lesson
+  (of every learner's, when none did).
 
 A learner's latest record of a kind wins: a learner who runs again replaces their result.
 """
@@ -156,12 +157,13 @@ def _check_rows(lr: LearnerRecords) -> list[dict[str, Any]]:
 def _exercises(checks: pd.DataFrame) -> pd.DataFrame:
     cols = ["scenario", "what", "checked", "predicted", "right", "prediction_min",
             "prediction_median", "prediction_max", "measured_median", "measured_min",
-            "measured_max"]
+            "measured_max", "measured_n"]
     if checks.empty:
         return pd.DataFrame(columns=cols)
     out = []
     for (s, w), g in checks.groupby(["scenario", "what"], sort=False):
-        p, m = g.prediction.dropna().astype(float), g.measured.dropna().astype(float)
+        truth = g[g.reproduced] if g.reproduced.any() else g  # a run that missed the lesson
+        p, m = g.prediction.dropna().astype(float), truth.measured.dropna().astype(float)
         out.append({"scenario": s, "what": w, "checked": len(g), "predicted": len(p),
                     "right": int((g.ok == True).sum()),  # noqa: E712  (None: not predicted)
                     "prediction_min": p.min() if len(p) else None,
@@ -169,7 +171,7 @@ def _exercises(checks: pd.DataFrame) -> pd.DataFrame:
                     "prediction_max": p.max() if len(p) else None,
                     "measured_median": m.median() if len(m) else None,
                     "measured_min": m.min() if len(m) else None,
-                    "measured_max": m.max() if len(m) else None})
+                    "measured_max": m.max() if len(m) else None, "measured_n": len(m)})
     return pd.DataFrame(out, columns=cols)
 
 
@@ -194,6 +196,8 @@ def room_of(people: list[LearnerRecords], *, scenarios: Iterable[str] = ()) -> R
     checks = pd.DataFrame([row for lr in people for row in _check_rows(lr)],
                           columns=["learner", "scenario", "what", "prediction", "measured",
                                    "ok", "band", "time"])
+    held = {(r.learner, r.scenario) for r in status.itertuples() if r.status == HELD}
+    checks["reproduced"] = [(r.learner, r.scenario) in held for r in checks.itertuples()]
     rank = checks.scenario.map({s: i for i, s in enumerate(order)}).fillna(len(order))
     checks = checks.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
     skipped = [lr.skipped_line() for lr in people if lr.skipped]

@@ -29,7 +29,8 @@ def prediction_spread(checks: pd.DataFrame, exercises: pd.DataFrame, *,
                       title: str = "Predictions against the measured value") -> Figure:
     """A row per exercise (from :class:`labkit.analysis.room.Room`): each learner's prediction
     as a dot at its ratio to the exercise's measured median (green right, red not quite),
-    each learner's own measurement as a grey tick, and the truth at x1. Predictions off by
+    each learner's own measurement as a grey tick, and the truth (the median of the runs
+    that reproduced the lesson) at x1. Predictions off by
     more than :data:`LIMIT`, zero or negative, sit at the edge as triangles."""
     rows = exercises.reset_index(drop=True)
     fig, ax = new_axes(height=1.3 + 0.55 * max(len(rows), 1))
@@ -55,7 +56,7 @@ def prediction_spread(checks: pd.DataFrame, exercises: pd.DataFrame, *,
             ax.scatter([x], [y + jitter], s=36, zorder=3, edgecolors="white", linewidths=0.6,
                        marker=("<" if x < 1 else ">") if edge or raw <= 0 else "o",
                        color=RIGHT if c.ok else WRONG)
-        ax.annotate(f"measured {_plain(truth)} (median of {len(g.measured.dropna())}); "
+        ax.annotate(f"measured {_plain(truth)} (median of {int(ex.measured_n)}); "
                     f"{int(ex.right)} of {int(ex.checked)} right",
                     (1.0, y + 0.32), xytext=(4, 0), textcoords="offset points", fontsize=8,
                     color=MEASURED, va="center")
