@@ -193,6 +193,14 @@ def test_the_room_reads_a_folder_of_records_folders(classroom: tuple[Path, dict]
     assert len(rm.skipped) == 1 and rm.skipped_count == 2
 
 
+def test_one_home_or_one_records_folder_is_a_room_of_one(classroom: tuple[Path, dict]) -> None:
+    room_dir, _ = classroom
+    assert room(room_dir / "alice").learners == ["alice"]
+    one = room(room_dir / "dave")
+    assert one.learners == ["dave"] and one.skipped_count == 2
+    assert list(one.status.status) == [HELD]
+
+
 @pytest.mark.slow
 def test_a_learner_notebook_in_a_real_kernel_reaches_the_trainer(tmp_path: Path) -> None:
     import jupytext

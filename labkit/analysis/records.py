@@ -199,7 +199,8 @@ def _parse_time(text: str) -> dt.datetime:
 
 def learner_dirs(room: Path) -> list[Path]:
     """The learners of ``room``: its sub-folders (homes or records folders), by name; hidden
-    ones (``.cache``...) are not learners."""
+    ones (``.cache``...) are not learners. A single home (it has ``.labkit/records``), or a
+    records folder with no sub-folder, is a room of one."""
     from labkit.errors import InputError
 
     if not room.is_dir():
@@ -210,6 +211,8 @@ def learner_dirs(room: Path) -> list[Path]:
     except OSError as exc:
         raise InputError(f"cannot list {room}: {exc.strerror}; check its permissions") \
             from None
+    if (room / ".labkit" / "records").is_dir() or (not subs and any(room.glob("*.json"))):
+        return [room]
     return sorted(subs, key=lambda p: p.name)
 
 
