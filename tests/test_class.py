@@ -279,3 +279,51 @@ def test_the_class_room_notebook_shows_the_room(classroom: tuple[Path, dict],
     assert "5 learners: 4 ran a scenario, 1 not yet" in text
     assert "retained bytes at end" in text and "carol" in text
     assert text.count("labkit-chart") >= 2
+
+
+@pytest.mark.slow
+def test_the_room_page_in_a_real_browser(classroom: tuple[Path, dict], tmp_path: Path) -> None:
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = Path("/usr/bin/chromium")
+    assert chromium.exists(), "no Chromium: `make chromium` installs it"
+    room_dir, _ = classroom
+    page_file = tmp_path / "room.html"
+    assert labkit("class", str(room_dir), "--html", str(page_file)).returncode == 0
+    artifacts = Path(__file__).resolve().parents[1] / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    requests: list[str] = []
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium),
+                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run",
+                                           "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 1100})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+            def route(r) -> None:
+                if r.request.url.startswith(("file://", "data:", "about:")):
+                    r.continue_()
+                else:
+                    requests.append(r.request.url)
+                    r.abort()
+
+            page.route("**/*", route)
+            page.goto(page_file.as_uri(), wait_until="load")
+            images = page.evaluate("Array.from(document.images).map(i => i.complete && "
+                                   "i.naturalWidth > 0)")
+            body = page.inner_text("body")
+            bad_row = page.query_selector("tr.bad")
+            assert bad_row is not None and "bob" in bad_row.inner_text()
+            page.screenshot(path=str(artifacts / "class-room.png"), full_page=True)
+        finally:
+            browser.close()
+    assert images == [True, True]
+    assert requests == [] and errors == []
+    assert not re.search(r"\d[eE][+-]?\d", body)  # plain numbers, never an exponent
+    assert "carol" in body.split("Did not reproduce")[0]
+    assert (artifacts / "class-room.png").stat().st_size > 20_000
