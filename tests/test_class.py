@@ -110,6 +110,20 @@ def test_recording_never_fails_the_notebook(tmp_path: Path, monkeypatch, capsys)
     assert R.write_record("check", None, what="x", prediction=1, measured=1, ok=True) is None
 
 
+def test_a_share_without_hard_links_still_records(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.delenv(nb.REPORT_ENV, raising=False)
+    folder = _home(tmp_path, "ann", monkeypatch)
+    monkeypatch.setattr(os, "link", no_links)
+    path = R.write_record("check", "pool-misuse", what="x", prediction=1, measured=2, ok=False)
+    assert path is not None and R.read_record(path)["measured"] == 2
+    assert [p.name for p in folder.iterdir()] == [path.name]  # no temporary file left
+
+
 def test_a_report_being_rendered_records_nothing(tmp_path: Path, monkeypatch) -> None:
     folder = _home(tmp_path, "reports", monkeypatch)
     monkeypatch.setenv(nb.REPORT_ENV, "1")

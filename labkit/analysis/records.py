@@ -19,6 +19,7 @@ home that cannot be written gives one warning per kernel. A report being rendere
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import getpass
 import json
 import math
@@ -116,8 +117,7 @@ def write_record(kind: str, scenario: str | None, **fields: Any) -> Path | None:
             fh.write(data)
         os.chmod(tmp, 0o644)
         target = folder / name
-        os.link(tmp, target)  # fails rather than replace a file already there
-        os.unlink(tmp)
+        _publish(Path(tmp), target)
         return target
     except (OSError, ValueError, TypeError, KeyError) as exc:
         if tmp is not None:
@@ -128,6 +128,22 @@ def write_record(kind: str, scenario: str | None, **fields: Any) -> Path | None:
             print(f"labkit: cannot record this {kind} in {folder} ({why}); the "
                   "trainer's view will not show it", file=sys.stderr)
         return None
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Move ``tmp`` to ``target`` whole, never over a file there: a hard link where the
+    filesystem has them, else (SMB shares, some FUSE mounts) a rename after checking, safe
+    as the name is this session's own."""
+    try:
+        os.link(tmp, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, "a record of that name exists") from None
+        os.replace(tmp, target)
+    else:
+        os.unlink(tmp)
 
 
 @dataclass
