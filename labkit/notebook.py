@@ -64,7 +64,8 @@ def predict_first(predictions: dict[str, Any]) -> None:
 class Scenario:
     """One scenario in a notebook: live runs, or the recorded dataset (``replay``).
 
-    ``mode`` says which was used and ``why`` says why replay was chosen.
+    ``mode`` says which was used and ``why`` says why replay was chosen. Each prediction,
+    run and signature is recorded for the trainer's view (:mod:`labkit.analysis.records`).
     """
 
     name: str
@@ -354,26 +355,24 @@ def check(prediction: float | None, measured: float, *, rel: float | None = 0.3,
     if factor is None and (rel is None or not 0 < rel < 1):
         raise ValueError("rel must be between 0 and 1; use factor= for order-of-magnitude "
                          "guesses")
-    verdict = _check(prediction, measured, rel=rel, factor=factor, what=what)
     band = f"within a factor of {factor:g}" if factor is not None else f"within {rel:.0%}"
+    verdict = _check(prediction, measured, rel=rel, factor=factor, what=what, band=band)
     write_record("check", scenario or _CURRENT["scenario"], what=what, prediction=prediction,
                  measured=measured, ok=verdict.ok, band=band)
     return verdict
 
 
 def _check(prediction: float | None, measured: float, *, rel: float | None,
-           factor: float | None, what: str) -> Verdict:
+           factor: float | None, what: str, band: str) -> Verdict:
     if prediction is None:
         return Verdict(None, f"No prediction yet: set it in the parameters cell, then run "
                              f"this cell again to see the measured {what}.")
     if factor is not None:
         ok = prediction > 0 and measured > 0 and measured / factor <= prediction <= \
             measured * factor
-        band = f"within a factor of {factor:g}"
     else:
         same_sign = measured == 0 or (prediction != 0 and (prediction > 0) == (measured > 0))
         ok = same_sign and abs(prediction - measured) <= rel * abs(measured)
-        band = f"within {rel:.0%}"
     verdict = "Right" if ok else "Not quite"
     return Verdict(bool(ok), f"{verdict}: you predicted {prediction:,.3g}; the measured {what} "
                              f"is {measured:,.3g} ({band} counts as right).")
