@@ -149,3 +149,36 @@ def test_the_dockerfile_builds_from_what_the_repository_has() -> None:
     copied = {a for args in copies for a in args[:-1]}
     assert {"pyproject.toml", "labkit", "notebooks", "datasets"} <= copied
     assert ("USER", "${NB_UID}") in ins  # the server runs as the learner, not root
+
+
+@pytest.mark.slow
+def test_the_image_context_builds_the_whole_package(tmp_path: Path) -> None:
+    """What the Dockerfile copies to /tmp/labkit-src is enough to build labkit's wheel, with
+    the notebooks, the datasets and the room's schema and page inside (docker itself may be
+    missing where the tests run; the context is what this checkout controls)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "labkit-src"
+    src.mkdir()
+    for args in (shlex.split(arg) for op, arg in _instructions() if op == "COPY"):
+        if not args[-1].startswith("/tmp/labkit-src"):
+            continue
+        for name in args[:-1]:
+            dest = src / Path(args[-1]).relative_to("/tmp/labkit-src") / \
+                (Path(name).name if args[-1].endswith("/") else "")
+            copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+            copy(ROOT / name, dest, **({"ignore": shutil.ignore_patterns(
+                "__pycache__", "*.ipynb")} if copy is shutil.copytree else {}))
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
+                    str(src)], check=True, timeout=600, cwd=tmp_path)
+    names = set(zipfile.ZipFile(next(dist.glob("labkit-*.whl"))).namelist())
+    for need in ("labkit/schemas/record.schema.json",
+                 "labkit/report/templates/pages/room.html.j2",
+                 "labkit/lab_notebooks/10-pool-misuse.py", "labkit/lab_notebooks/class-room.py",
+                 "labkit/lab_datasets/pool-misuse/leaky/manifest.json",
+                 "labkit/lab_settings/overrides.json"):
+        assert need in names, need
