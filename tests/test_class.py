@@ -215,6 +215,26 @@ def test_one_home_or_one_records_folder_is_a_room_of_one(classroom: tuple[Path, 
     assert list(one.status.status) == [HELD]
 
 
+def test_a_home_the_trainer_cannot_read_is_said_so_not_counted_as_idle(
+        classroom: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    room_dir, _ = classroom
+    locked = room_dir / "alice" / ".labkit" / "records"
+    real_iterdir = Path.iterdir
+
+    def iterdir(self: Path):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)  # root reads any folder: denial simulated
+    rm = room(room_dir)
+    assert rm.unreadable == ["alice"] and rm.not_run == ["carol"]
+    assert rm.headline().endswith("; 1 unreadable")
+    assert [ln for ln in rm.skipped if ln.startswith("alice")] == [
+        f"alice: records unreadable ({locked}: Permission denied; run as a user who can "
+        "read it)"]
+
+
 @pytest.mark.slow
 def test_a_learner_notebook_in_a_real_kernel_reaches_the_trainer(tmp_path: Path) -> None:
     import jupytext

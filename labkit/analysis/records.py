@@ -154,9 +154,12 @@ class LearnerRecords:
     path: Path
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "FILE: why"
+    unreadable: str = ""  # why the records folder itself could not be listed
 
     def skipped_line(self) -> str:
-        """One line for the skipped records ("" when none were)."""
+        """One line for the skipped records, or the unreadable folder ("" when neither)."""
+        if self.unreadable:
+            return f"{self.name}: records unreadable ({self.unreadable})"
         if not self.skipped:
             return ""
         n = len(self.skipped)
@@ -193,7 +196,7 @@ def read_learner(learner: Path) -> LearnerRecords:
     try:
         names = sorted(p for p in folder.iterdir() if p.suffix == ".json")
     except OSError as exc:
-        out.skipped.append(f"{folder}: {exc.strerror or exc}")
+        out.unreadable = f"{folder}: {exc.strerror or exc}; run as a user who can read it"
         return out
     for p in names[:MAX_RECORDS]:
         try:

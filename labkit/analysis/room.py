@@ -26,6 +26,7 @@ from labkit.analysis.records import LearnerRecords, learner_dirs, read_room
 
 NOT_RUN, RAN, HELD, FAILED = "not run yet", "ran, no signature yet", "reproduced", \
     "did not reproduce"
+UNREADABLE = "records unreadable"
 
 
 def plain(v: float | None) -> str:
@@ -79,9 +80,14 @@ class Room:
 
     @property
     def not_run(self) -> list[str]:
-        """Learners with no run recorded at all."""
+        """Learners with no run recorded at all (whose records could be read)."""
         ran = set(self.status.loc[self.status.status != NOT_RUN, "learner"])
-        return [n for n in self.learners if n not in ran]
+        return [n for n in self.learners if n not in ran and n not in self.unreadable]
+
+    @property
+    def unreadable(self) -> list[str]:
+        """Learners whose records folder could not be listed: their state is unknown."""
+        return sorted(set(self.status.loc[self.status.status == UNREADABLE, "learner"]))
 
     @property
     def not_reproduced(self) -> pd.DataFrame:
@@ -91,14 +97,15 @@ class Room:
     def headline(self) -> str:
         """One sentence: how many learners, how many ran, reproduced, did not."""
         n = len(self.learners)
-        ran = n - len(self.not_run)
+        ran = n - len(self.not_run) - len(self.unreadable)
         bad = sorted(set(self.not_reproduced.learner))
         held = (self.status.status == HELD).sum()
         return (f"{n} learner{'s' if n != 1 else ''}: {ran} ran a scenario, "
                 f"{len(self.not_run)} not yet; {held} scenario run"
                 f"{'s' if held != 1 else ''} reproduced the lesson, "
                 f"{len(self.not_reproduced)} did not ({len(bad)} learner"
-                f"{'s' if len(bad) != 1 else ''})")
+                f"{'s' if len(bad) != 1 else ''})"
+                + (f"; {len(self.unreadable)} unreadable" if self.unreadable else ""))
 
     def summary(self) -> dict[str, Any]:
         """The room as JSON-ready data."""
@@ -108,6 +115,7 @@ class Room:
 
         return {"headline": self.headline(), "learners": self.learners,
                 "scenarios": self.scenarios, "not_run": self.not_run,
+                "unreadable": self.unreadable,
                 "status": rows(self.status), "checks": rows(self.checks),
                 "exercises": rows(self.exercises), "skipped": self.skipped,
                 "skipped_count": self.skipped_count}
@@ -127,7 +135,9 @@ def _status_rows(lr: LearnerRecords, scenarios: list[str]) -> list[dict[str, Any
     rows = []
     for s in scenarios:
         sig, run = sigs.get(s), runs.get(s)
-        if sig is not None:
+        if lr.unreadable:
+            status = UNREADABLE
+        elif sig is not None:
             status = HELD if sig["ok"] else FAILED
         else:
             status = RAN if run is not None else NOT_RUN
@@ -200,6 +210,6 @@ def room_of(people: list[LearnerRecords], *, scenarios: Iterable[str] = ()) -> R
     checks["reproduced"] = [(r.learner, r.scenario) in held for r in checks.itertuples()]
     rank = checks.scenario.map({s: i for i, s in enumerate(order)}).fillna(len(order))
     checks = checks.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
-    skipped = [lr.skipped_line() for lr in people if lr.skipped]
+    skipped = [lr.skipped_line() for lr in people if lr.skipped or lr.unreadable]
     return Room([lr.name for lr in people], order, status, checks, _exercises(checks),
                 skipped, sum(len(lr.skipped) for lr in people))

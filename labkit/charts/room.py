@@ -82,16 +82,18 @@ def prediction_spread(checks: pd.DataFrame, exercises: pd.DataFrame, *,
 def status_counts(status: pd.DataFrame, ax: Any = None) -> Figure:
     """Per scenario, how many learners reproduced, did not, ran without a signature yet, or
     have not run: stacked horizontal bars, counts written on them."""
-    from labkit.analysis.room import FAILED, HELD, NOT_RUN, RAN
+    from labkit.analysis.room import FAILED, HELD, NOT_RUN, RAN, UNREADABLE
 
-    colors = {HELD: RIGHT, FAILED: WRONG, RAN: "#d4a72c", NOT_RUN: "#d0d7de"}
+    colors = {HELD: RIGHT, FAILED: WRONG, RAN: "#d4a72c", NOT_RUN: "#d0d7de",
+              UNREADABLE: "#6e7781"}
     counts = (status.groupby(["scenario", "status"]).size().unstack(fill_value=0)
               .reindex(columns=list(colors), fill_value=0))
     order = list(dict.fromkeys(status.scenario))
     counts = counts.reindex(order[::-1])
     fig, ax = new_axes(ax, height=1.2 + 0.4 * max(len(counts), 1))
     left = [0] * len(counts)
-    for name, color in colors.items():
+    shown = {k: c for k, c in colors.items() if counts[k].sum()}  # no legend for nobody
+    for name, color in shown.items():
         vals = counts[name].tolist()
         ax.barh(counts.index, vals, left=left, color=color, label=name)
         for k, (v, x0) in enumerate(zip(vals, left, strict=True)):
@@ -102,5 +104,5 @@ def status_counts(status: pd.DataFrame, ax: Any = None) -> Figure:
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(axis="y", visible=False)
     ax.set_title("Who reproduced each lesson")
-    fig.legend(loc="outside lower center", ncols=4)
+    fig.legend(loc="outside lower center", ncols=max(len(shown), 1))
     return fig

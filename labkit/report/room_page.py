@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from labkit.analysis.room import FAILED, HELD, NOT_RUN, Room, plain
+from labkit.analysis.room import FAILED, HELD, NOT_RUN, UNREADABLE, Room, plain
 from labkit.charts.export import figure_html
 from labkit.charts.room import prediction_spread, status_counts
 from labkit.charts.style import labkit_style
@@ -21,7 +21,7 @@ ROOM_STYLE = """
 table.room{border-collapse:collapse;font-size:0.9em;margin:0.6em 0}
 table.room td,table.room th{border-bottom:1px solid #d0d7de;padding:0.25em 0.6em;
  text-align:left;vertical-align:top}
-tr.bad td{background:#ffebe9} tr.ok td:nth-child(3){color:#1a7f37}
+tr.bad td{background:#ffebe9} p.bad{color:#cf222e} tr.ok td:nth-child(3){color:#1a7f37}
 tr.none td:nth-child(3){color:#6e7781}
 """
 
@@ -45,7 +45,7 @@ def room_page(rm: Room, *, title: str = "The room", when: str | None = None) -> 
         counts = figure_html(status_counts(rm.status)) if not rm.status.empty else ""
     missing = [(s, list(g.learner)) for s, g in rm.status[rm.status.status == NOT_RUN]
                .groupby("scenario", sort=False) if set(g.learner) - set(rm.not_run)]
-    css = {HELD: "ok", FAILED: "bad", NOT_RUN: "none"}
+    css = {HELD: "ok", FAILED: "bad", NOT_RUN: "none", UNREADABLE: "bad"}
     exercises = [{"scenario": e.scenario, "what": e.what, "checked": e.checked,
                   "predicted": e.predicted, "right": e.right,
                   "predictions": _range(e.prediction_min, e.prediction_median,
@@ -57,7 +57,7 @@ def room_page(rm: Room, *, title: str = "The room", when: str | None = None) -> 
               for r in rm.status.to_dict("records")]
     return render("room.html.j2", title=title, csp=CSP, style=trusted(STYLE + ROOM_STYLE),
                   when=when or f"collected {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-                  headline=rm.headline(), not_run=rm.not_run,
+                  headline=rm.headline(), not_run=rm.not_run, unreadable=rm.unreadable,
                   missing=[(s, [w for w in who if w not in rm.not_run]) for s, who in missing],
                   failed=rm.not_reproduced.to_dict("records"), spread=trusted(spread),
                   counts=trusted(counts), exercises=exercises, status=status,
@@ -71,6 +71,8 @@ def room_lines(rm: Room) -> list[str]:
 
     lines = [printable(rm.headline()), "", "not run yet: " +
              (printable(", ".join(rm.not_run)) if rm.not_run else "(nobody)")]
+    if rm.unreadable:
+        lines.append(printable("records unreadable: " + ", ".join(rm.unreadable)))
     lines += ["", "did not reproduce:"]
     lines += [printable(f"  {r.learner} / {r.scenario} ({r.mode}): {r.reason}")
               for r in rm.not_reproduced.itertuples()] or ["  (nobody)"]
