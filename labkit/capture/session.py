@@ -50,6 +50,7 @@ class CaptureOptions:
     memray: bool = False
     native: bool = False
     trace_python_allocators: bool = False
+    aggregate: bool = False  # memray's aggregated format: peak and leaks per stack only
     pyspy: bool = False
     rate_hz: int = 100
     interval_s: float = 0.02
@@ -109,6 +110,8 @@ def child_argv(cmd: PythonCommand, out_dir: Path, opts: CaptureOptions,
             argv.append("--native")
         if opts.trace_python_allocators:
             argv.append("--trace-python-allocators")
+        if opts.aggregate:
+            argv.append("--aggregate")
     return [*argv, "--", *cmd.target]
 
 
