@@ -79,7 +79,9 @@ def test_postmortem_names_the_culprit_and_says_what_is_missing(run: Path,
                             "short-lived allocations (churn)"}
     assert all("aggregated capture" in why for why in missing.values())
     assert "missing: growth per call stack over the run (aggregated capture" in cp.stdout
-    assert "Evidence these captures cannot give" in page.read_text()
+    html = page.read_text()
+    assert "Evidence these captures cannot give" in html
+    assert "call stacks aggregated by memray" in html
     assert "corrupt" not in cp.stdout + cp.stderr and "truncated" not in cp.stdout + cp.stderr
 
 
@@ -166,3 +168,5 @@ def test_the_notebooks_loader_reads_it(run: Path) -> None:
 def test_aggregate_without_memray_is_a_usage_error() -> None:
     assert_clean_error(labkit("capture", "--gc", "--aggregate", "--", PY, "-c", "pass"),
                        "--aggregate", "--memray")
+    assert_clean_error(labkit("capture", "--aggregate", "--memory-cap", "100", "--", PY, "-c",
+                              "pass"), "--aggregate", "--memory-cap")

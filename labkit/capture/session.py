@@ -73,6 +73,10 @@ class CaptureOptions:
             raise UsageError(f"memory cap {m!r}: give a whole number of bytes > 0")
         if (why := heapsnap.refusal(self.heap_snapshot, m)) is not None:
             raise UsageError(why)
+        if self.aggregate and m is not None:
+            raise UsageError("--aggregate with --memory-cap: memray writes an aggregated "
+                             "capture only when tracking stops, and the cap kills the program "
+                             "first; drop one of them")
 
 
 @dataclass
