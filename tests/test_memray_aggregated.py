@@ -119,6 +119,27 @@ def test_a_cut_aggregated_file_is_one_line_of_its_own(run: Path, tmp_path: Path)
     assert labkit("summary", str(plain)).returncode == 0
 
 
+def test_no_cut_of_an_aggregated_file_reads_as_a_smaller_capture(tmp_path: Path) -> None:
+    from labkit.errors import CorruptCaptureError
+    from labkit.frames.memray import MemrayCapture
+
+    plain = tmp_path / "plain.bin"
+    subprocess.run([PY, "-m", "memray", "run", "--aggregate", "--no-compress", "-q", "-o",
+                    str(plain), str(CORPUS / "class_registry.py")], check=True,
+                   capture_output=True, timeout=120)
+    raw = plain.read_bytes().rstrip(b"\0")
+    # the allocation records come last: cut through them densely, then the rest sparsely
+    keeps = sorted({*range(len(raw) - 1, len(raw) - 400, -13), *range(64, len(raw), 997)})
+    for keep in keeps:
+        cut = tmp_path / "cut.bin"
+        cut.write_bytes(raw[:keep])
+        with pytest.raises(CorruptCaptureError) as exc:
+            _ = MemrayCapture(cut).allocations_at_peak
+        text = str(exc.value)
+        assert "\n" not in text and ("ends early" in text or "not a readable" in text), (keep,
+                                                                                     text)
+
+
 def test_both_exports_work_on_it(run: Path, tmp_path: Path) -> None:
     pp, pq = tmp_path / "pprof", tmp_path / "parquet"
     cp = labkit("export", str(run), "--to", "pprof", "--out", str(pp))
