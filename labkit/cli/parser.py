@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--native", action="store_true", help="memray: native stacks too")
     p.add_argument("--trace-python-allocators", action="store_true",
                    help="memray: every pymalloc allocation (needed for small-object leaks)")
+    p.add_argument("--aggregate", action="store_true",
+                   help="memray: the aggregated format (the high-water mark and leaks per "
+                        "stack only; small, for long runs; no growth history or churn)")
     p.add_argument("--pyspy", action="store_true", help="py-spy CPU stacks from outside")
     p.add_argument("--rate", type=RATE_HZ, default=100, metavar="HZ",
                    help="py-spy sampling rate (1 to 1000; default 100)")

@@ -56,8 +56,11 @@ def cmd_capture(args: argparse.Namespace, command: list[str]) -> int:
     chosen = {k: getattr(args, k) for k in ("gc", "proc", "memray", "pyspy")}
     if not any(chosen.values()):
         chosen = dict.fromkeys(chosen, True)
+    if args.aggregate and not chosen["memray"]:
+        raise UsageError("--aggregate is memray's format; add --memray (or name no backend)")
     opts = CaptureOptions(**chosen, native=args.native,
                           trace_python_allocators=args.trace_python_allocators,
+                          aggregate=args.aggregate,
                           rate_hz=args.rate, interval_s=args.interval,
                           tracemalloc=args.tracemalloc, quiet=True,
                           heap_snapshot=args.heap_snapshot,
