@@ -19,6 +19,13 @@ the peak turns it off and reads memray's plain high-water-mark view); ``stats_in
 passes on opening too, so they overlap; any other pass starts on first use. A worker killed
 by a signal is a one-line :class:`CorruptCaptureError`.
 
+Aggregated captures (``memray run --aggregate``): memray keeps only the high-water mark
+and the leaks per call stack, so the ``held`` pass reads those two views
+(:mod:`labkit.frames.memray_aggregated`); ``growth``'s history columns are NaN, ``churn``
+is empty, ``allocated`` is refused and ``summary``'s totals are None; :attr:`missing`
+says so. One that memray reports as ending early is a one-line :class:`CorruptCaptureError`
+of its own.
+
 Tested against memray 1.20, pinned in pyproject.toml: ``FileReader`` is public but not in
 memray's API docs; the bounded churn pass calls its ``_aggregate_allocations`` and the
 per-stack totals hook ``compute_statistics``' module resolver (see
@@ -41,7 +48,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.capture.children import set_pdeathsig
-from labkit.errors import CorruptCaptureError
+from labkit.errors import CorruptCaptureError, InputError
+from labkit.frames import memray_aggregated as agg
 from labkit.frames.memray_worker import NEVER_FREED
 from labkit.safefile import open_regular
 from labkit.stacks import SNAPSHOT_FILE, TRACER_FILE, Frame, is_agent, is_import_time, stack_text
@@ -79,6 +87,13 @@ def _corrupt(path: Path, exc: BaseException | str) -> CorruptCaptureError:
         f"{path} is not a readable memray capture ({detail}); it may be truncated or "
         "corrupt: re-capture it, or check you gave the right file"
     )
+
+
+def _cut_short(path: Path, detail: str) -> CorruptCaptureError:
+    return CorruptCaptureError(
+        f"{path} is an aggregated memray capture that ends early ({detail}); memray writes "
+        "it whole when tracking stops, so the program was killed first or the file was cut: "
+        "re-capture it")
 
 
 def _crashed(path: Path, returncode: int) -> CorruptCaptureError:
@@ -183,6 +198,23 @@ class MemrayCapture:
             raise
         self.origin_epoch_s = (origin_epoch_s if origin_epoch_s is not None
                                else self.metadata.start_time.timestamp())
+        self.aggregated = agg.is_aggregated(self.metadata)
+        if self.aggregated:
+            for task in ("churn", "stats"):  # memray refuses them on this format
+                if (w := self._workers.pop(task, None)) is not None:
+                    w.kill()
+                    w.communicate()
+            heap = max((int(s[2]) for s in self._snapshots), default=0)
+            if heap > int(self.metadata.peak_memory):  # the records' end is missing
+                self.close()
+                raise _cut_short(self.path, f"its snapshots saw a heap of {heap:,} bytes, its "
+                                 f"records peak at {int(self.metadata.peak_memory):,}")
+
+    @property
+    def missing(self) -> list[dict[str, str]]:
+        """The evidence this capture cannot give, each ``{"evidence", "why"}``: for an
+        aggregated capture, :data:`labkit.frames.memray_aggregated.MISSING`; else empty."""
+        return [dict(m) for m in agg.MISSING] if self.aggregated else []
 
     def _spawn(self, task: str) -> None:
         """Start :mod:`labkit.frames.memray_worker`'s ``task`` on this capture in a second
@@ -203,10 +235,11 @@ class MemrayCapture:
             raise _crashed(self.path, w.returncode)
         if w.returncode != 0:
             try:
-                detail = str(json.loads(out)["error"])
-            except (ValueError, KeyError, TypeError):
-                detail = f"its reader exited with status {w.returncode}"
-            raise _corrupt(self.path, detail)
+                got = json.loads(out)
+                detail, cut = str(got["error"]), bool(got.get("cut_short"))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                detail, cut = f"its reader exited with status {w.returncode}", False
+            raise (_cut_short if cut else _corrupt)(self.path, detail)
         return pickle.loads(out)  # our child's
 
     def close(self) -> None:
@@ -248,6 +281,8 @@ class MemrayCapture:
         import numpy as np
 
         got = self._result("held")
+        if got.get("format") == "aggregated":
+            return self._held_aggregated(got)
         marks, records = got["marks"], got["records"]
         n = max(1, len(marks))
         peak = int(np.argmax(marks)) if len(marks) else 0
@@ -284,6 +319,13 @@ class MemrayCapture:
         return base.drop(columns=["bytes", "count"]).assign(
             record=np.arange(len(keep)), **{k: v[keep] for k, v in cols.items()})
 
+    def _held_aggregated(self, got: dict[str, Any]) -> pd.DataFrame:
+        """:attr:`_held` from an aggregated capture's two views (no history)."""
+        self._kept, cols = agg.merge_views(got["peak"], got["leaks"])
+        base = _records_frame((_Record(stack, 0, 0, tid) for stack, tid, _, _ in self._kept),
+                              sort=False)
+        return agg.held_frame(base, cols)
+
     def native_frames(self, record: int) -> tuple[Frame, ...]:
         """The native frames (innermost first) below the Python stack of row ``record`` of
         :attr:`growth`, for a capture made with ``--native``; empty otherwise. Native frames
@@ -313,7 +355,7 @@ class MemrayCapture:
         in a second process; nothing if the ``held`` pass runs or ran."""
         if not ({"_held", "allocations_at_peak"} & self.__dict__.keys()
                 or "held" in self._workers):
-            self._spawn("peak")
+            self._spawn("held" if self.aggregated else "peak")  # see _held_aggregated
 
     def _peak_alone(self) -> pd.DataFrame:
         """memray's plain high-water-mark view (a pass up to the peak), when the ``held``
@@ -333,7 +375,7 @@ class MemrayCapture:
         the ``held`` pass, or, for a capture opened with ``held_in_background=False`` whose
         ``held`` pass has not been asked for, from memray's high-water-mark view itself.
         """
-        if "_held" not in self.__dict__ and "held" not in self._workers:
+        if not (self.aggregated or "_held" in self.__dict__ or "held" in self._workers):
             return self._peak_alone()
         return self._held_as("peak_bytes", "peak_count")
 
@@ -381,7 +423,11 @@ class MemrayCapture:
 
         Bounded: over the first ``memray_worker.CHURN_MAX_RECORDS`` allocation records at
         most, so that memory stays flat however large the capture; :attr:`churn_records`
-        says how many of how many it covers."""
+        says how many of how many it covers. Empty for an aggregated capture (see
+        :attr:`missing`)."""
+        if self.aggregated:
+            self._churn_records = (0, 0)
+            return _records_frame(())
         got = self._result("churn")
         self._churn_records = (int(got["read"]), int(got["total"]))
         return _records_frame(_Record(*r) for r in got["records"])
@@ -402,28 +448,36 @@ class MemrayCapture:
     def allocated(self) -> pd.DataFrame:
         """Per call stack, everything allocated over the run, freed or not: ``bytes`` and
         ``count`` (what ``memray stats`` totals, from the same pass as :attr:`summary`);
-        ``thread`` is 0 (threads merged); other columns as in :attr:`allocations_at_peak`."""
+        ``thread`` is 0 (threads merged); other columns as in :attr:`allocations_at_peak`.
+        An aggregated capture has no such record: a one-line :class:`InputError`."""
+        if self.aggregated:
+            raise InputError(f"{self.path} is an aggregated memray capture: memray kept no "
+                             "record of what was allocated over the run, only what was held "
+                             "at the peak and never freed")
         return _records_frame(_Record(*r) for r in self._stats["stacks"])
 
-    def _summary_from(self, stats: dict[str, Any]) -> pd.Series:
+    def _summary_from(self, stats: dict[str, Any] | None) -> pd.Series:
         import pandas as pd
 
         m = self.metadata
         return pd.Series({
             "peak_bytes": int(m.peak_memory),
-            "total_allocated_bytes": int(stats["total_bytes_allocated"]),
-            "allocations": int(stats["total_num_allocations"]),
+            "total_allocated_bytes": None if stats is None else int(
+                stats["total_bytes_allocated"]),
+            "allocations": None if stats is None else int(stats["total_num_allocations"]),
             "duration_s": (m.end_time - m.start_time).total_seconds(),
             "native_traces": bool(m.has_native_traces),
             "trace_python_allocators": bool(m.trace_python_allocators),
             "python_allocator": m.python_allocator,
+            "aggregated": self.aggregated,
         })
 
     @cached_property
     def summary(self) -> pd.Series:
         """``peak_bytes``, ``total_allocated_bytes``, ``allocations`` (as ``memray stats``
-        counts them: deallocations excluded), ``duration_s`` and how it was captured."""
-        return self._summary_from(self._stats)
+        counts them: deallocations excluded; None for an aggregated capture, which does not
+        record them), ``duration_s`` and how it was captured (``aggregated`` among it)."""
+        return self._summary_from(None if self.aggregated else self._stats)
 
     def load_all(self) -> MemrayCapture:
         """Compute every frame except ``leaks``; returns self."""
