@@ -20,6 +20,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from labkit.errors import InputError
 
@@ -45,11 +46,11 @@ class Symbol:
     function: bool
 
 
-def _read(f: object, offset: int, size: int) -> bytes:
-    f.seek(offset)  # type: ignore[attr-defined]
-    data = f.read(size)  # type: ignore[attr-defined]
+def _read(f: BinaryIO, offset: int, size: int) -> bytes:
+    f.seek(offset)
+    data = f.read(size)
     if len(data) != size:
-        raise NotELFError("truncated")
+        raise NotELFError(f"{f.name} is a truncated ELF file; give a whole shared object")
     return data
 
 
@@ -131,9 +132,10 @@ def is_opaque(path: str | Path) -> bool:
     """Whether a compiled module names none of its own functions but its ``PyInit_``
     entry (a stripped module: memray shows its frames as ``<unknown>``)."""
     try:
-        return all(s.name.startswith("PyInit_") for s in symbols(path) if s.function)
+        names = [s.name for s in symbols(path) if s.function]
     except (OSError, NotELFError):
         return False
+    return bool(names) and all(n.startswith("PyInit_") for n in names)
 
 
 def compiled_modules(site_packages: str | Path) -> tuple[str, ...]:

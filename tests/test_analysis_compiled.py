@@ -1,0 +1,84 @@
+"""The ELF symbol reader (labkit.analysis.compiled) on shared objects built here with the
+machine's gcc and stripped, as wheels ship them."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labkit.analysis import compiled
+
+SOURCE = """
+int labkit_probe_exported(int x) { return x * 3 + 1; }
+static int hidden(int x) { return x - 7; }
+int labkit_probe_other(int x) { return hidden(x) + labkit_probe_exported(x); }
+"""
+
+
+def _build(tmp_path: Path, name: str, source: str, *flags: str) -> Path:
+    src = tmp_path / f"{name}.c"
+    src.write_text(source)
+    so = tmp_path / f"{name}.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", *flags, "-o", str(so), str(src)],
+                   check=True)
+    subprocess.run(["strip", "--strip-all", str(so)], check=True)
+    return so
+
+
+def _nm_address(so: Path, symbol: str) -> int:
+    """The symbol's address as binutils' nm reads it (not our reader)."""
+    out = subprocess.run(["nm", "-D", "--defined-only", str(so)], capture_output=True,
+                         text=True, check=True).stdout
+    return next(int(ln.split()[0], 16) for ln in out.splitlines() if ln.endswith(" " + symbol))
+
+
+def test_an_address_inside_a_stripped_object_resolves_to_its_exported_function(
+        tmp_path: Path) -> None:
+    # GIVEN a stripped shared object (no .symtab left, only .dynsym)
+    so = _build(tmp_path, "probe", SOURCE)
+    assert b".symtab" not in so.read_bytes()
+    at = _nm_address(so, "labkit_probe_exported")
+    # THEN an address a few bytes into the function is that function, at that offset
+    assert compiled.symbol_at(so, at + 2) == ("labkit_probe_exported", 2)
+    assert compiled.symbol_at(so, at) == ("labkit_probe_exported", 0)
+    names = {s.name for s in compiled.symbols(so) if s.function}
+    assert {"labkit_probe_exported", "labkit_probe_other"} <= names
+    assert "hidden" not in names  # static: stripped with .symtab
+
+
+def test_a_module_with_debug_symbols_names_its_static_functions_too(tmp_path: Path) -> None:
+    src = tmp_path / "full.c"
+    src.write_text(SOURCE)
+    so = tmp_path / "full.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O0", "-o", str(so), str(src)], check=True)
+    assert "hidden" in {s.name for s in compiled.symbols(so) if s.function}
+
+
+def test_a_file_that_is_not_elf_is_refused_with_one_line(tmp_path: Path) -> None:
+    text = tmp_path / "notes.so"
+    text.write_text("not a shared object\n")
+    with pytest.raises(compiled.NotELFError, match="is not an ELF file"):
+        compiled.symbols(text)
+    so = _build(tmp_path, "probe", SOURCE)
+    cut = tmp_path / "cut.so"
+    cut.write_bytes(so.read_bytes()[:40])
+    with pytest.raises(compiled.NotELFError, match="truncated"):
+        compiled.symbols(cut)
+    assert compiled.is_opaque(text) is False  # a reader that cannot read it claims nothing
+
+
+def test_a_function_is_placed_in_the_module_of_site_packages_that_defines_it(
+        tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    so = _build(site / "pkg", "_probe.cpython-311-x86_64-linux-gnu", SOURCE)
+    init = ('__attribute__((visibility("default"))) int PyInit__only_init(void) '
+            "{ return 0; }\nstatic int work(int x) { return x; }\n")
+    opaque = _build(site, "_only_init", init, "-fvisibility=hidden")
+    assert compiled.defining("labkit_probe_other", (str(site),)) == str(so)
+    assert compiled.defining("no_such_function", (str(site),)) is None
+    assert compiled.compiled_modules(site) == tuple(sorted((str(so), str(opaque))))
+    assert compiled.is_opaque(so) is False
+    assert compiled.is_opaque(opaque) is True
