@@ -140,7 +140,13 @@ def is_opaque(path: str | Path) -> bool:
 
 def compiled_modules(site_packages: str | Path) -> tuple[str, ...]:
     """The compiled modules (``*.so``) under a ``site-packages`` folder, at most
-    :data:`MAX_MODULES`, sorted; empty for a folder that cannot be read."""
+    :data:`MAX_MODULES`, sorted; empty for a folder that cannot be read. Each folder is
+    walked once per process."""
+    return _walk(str(site_packages))
+
+
+@functools.lru_cache(maxsize=16)
+def _walk(site_packages: str) -> tuple[str, ...]:
     found: list[str] = []
     for root, dirs, files in os.walk(site_packages):
         dirs[:] = sorted(d for d in dirs if not d.endswith((".dist-info", "__pycache__")))
