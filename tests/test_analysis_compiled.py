@@ -82,3 +82,51 @@ def test_a_function_is_placed_in_the_module_of_site_packages_that_defines_it(
     assert compiled.compiled_modules(site) == tuple(sorted((str(so), str(opaque))))
     assert compiled.is_opaque(so) is False
     assert compiled.is_opaque(opaque) is True
+
+
+def test_native_frames_memray_could_not_name_are_charged_to_a_module_and_package(
+        tmp_path: Path) -> None:
+    from labkit.analysis.libraries import native_library
+    from labkit.attribution import DEFAULT
+    from labkit.stacks import Frame
+
+    # GIVEN a site-packages where a pure-Python package requires a "-core" distribution
+    # that ships one stripped module, and another module that exports its functions
+    site = tmp_path / "site-packages"
+    (site / "wrapper").mkdir(parents=True)
+    (site / "wrapper_core").mkdir()
+    init = ('__attribute__((visibility("default"))) int PyInit__core(void) { return 0; }\n'
+            "static int work(int x) { return x; }\n")
+    core = _build(site / "wrapper_core", "_core.cpython-311-x86_64-linux-gnu", init,
+                  "-fvisibility=hidden")
+    exporter = _build(site, "probe.cpython-311-x86_64-linux-gnu", SOURCE)
+    info = site / "wrapper-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wrapper\nVersion: 1.0\n"
+                                   "Requires-Dist: wrapper-core (==2.0)\n"
+                                   "Requires-Dist: probe ; extra == 'fast'\n")
+    dists = {"wrapper": ("wrapper", "1.0"), "wrapper_core": ("wrapper-core", "2.0"),
+             "probe": ("probe", "3.0")}
+    api = Frame(str(site / "wrapper" / "api.py"), 5, "build")
+    user = Frame(str(tmp_path / "app.py"), 3, "handle")
+    interp = Frame("Objects/typeobject.c", 1091, "type_call")
+    unknown = Frame("<unknown>", 0, "<unknown>")
+    # WHEN memray named neither the function nor its file, below the package's Python code
+    lib = native_library([unknown, unknown, interp], [api, user], DEFAULT, dists,
+                         (str(site),))
+    # THEN it is the required distribution's stripped module, entered from the package
+    assert lib is not None
+    assert (lib.package, lib.version) == ("wrapper-core", "2.0")
+    assert (lib.site.function, lib.site.file) == ("<unknown>", str(core))
+    assert lib.entry.function == "build"
+    assert lib.site.where == ("native code (wrapper_core/_core.cpython-311-x86_64-linux-gnu"
+                              ".so)")
+    # WHEN memray named the symbol (no file) just above an unnamed frame, called by the user
+    named = Frame("<unknown>", 0, "labkit_probe_other")
+    lib = native_library([unknown, named, interp], [user], DEFAULT, dists, (str(site),))
+    # THEN the module that exports that symbol is the site, by that name
+    assert lib is not None
+    assert (lib.package, lib.version) == ("probe", "3.0")
+    assert (lib.site.function, lib.site.file) == ("labkit_probe_other", str(exporter))
+    # AND with no site-packages known, nothing is made up
+    assert native_library([unknown, interp], [user], DEFAULT, dists, ()) is None
