@@ -128,5 +128,6 @@ def test_native_frames_memray_could_not_name_are_charged_to_a_module_and_package
     assert lib is not None
     assert (lib.package, lib.version) == ("probe", "3.0")
     assert (lib.site.function, lib.site.file) == ("labkit_probe_other", str(exporter))
+    assert lib.entry == lib.site  # the user's own line is never the package's entry
     # AND with no site-packages known, nothing is made up
     assert native_library([unknown, interp], [user], DEFAULT, dists, ()) is None

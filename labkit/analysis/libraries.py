@@ -258,8 +258,11 @@ def native_library(native: Sequence[Frame], python: Sequence[Frame], how: Attrib
     if package is None or package == "labkit":
         return None
     _user, lib = split_stack(tuple(python), how, distributions)
-    entry = lib.entry if lib is not None and package_of(lib.site.file) == package else \
-        (_ref(caller) if caller else FrameRef(function, file, 0))
-    dist, version = distribution(package, so or (caller[0] if caller else ""), distributions)
     line = next((int(f[1]) for f in native if (f[2], f[0]) == found), 0)
-    return Library(dist, version, entry, FrameRef(function, so or file, line))
+    site = FrameRef(function, so or file, line)
+    # the entry is package code: the package's own API, else the package that called into
+    # it, else (called straight from the user's code) the native site itself
+    entry = lib.entry if lib is not None and package_of(lib.site.file) == package else \
+        _ref(caller) if caller is not None and package_of(caller[0]) else site
+    dist, version = distribution(package, so or (caller[0] if caller else ""), distributions)
+    return Library(dist, version, entry, site)
