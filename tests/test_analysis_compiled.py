@@ -123,11 +123,14 @@ def test_native_frames_memray_could_not_name_are_charged_to_a_module_and_package
                               ".so)")
     # WHEN memray named the symbol (no file) just above an unnamed frame, called by the user
     named = Frame("<unknown>", 0, "labkit_probe_other")
-    lib = native_library([unknown, named, interp], [user], DEFAULT, dists, (str(site),))
-    # THEN the module that exports that symbol is the site, by that name
+    outer = Frame("<unknown>", 0, "labkit_probe_exported")
+    lib = native_library([unknown, named, unknown, outer, interp], [user], DEFAULT, dists,
+                         (str(site),))
+    # THEN the module that exports that symbol is the site, by that name, and its entry
+    # the outermost function of that module (never the user's own line)
     assert lib is not None
     assert (lib.package, lib.version) == ("probe", "3.0")
     assert (lib.site.function, lib.site.file) == ("labkit_probe_other", str(exporter))
-    assert lib.entry == lib.site  # the user's own line is never the package's entry
+    assert (lib.entry.function, lib.entry.file) == ("labkit_probe_exported", str(exporter))
     # AND with no site-packages known, nothing is made up
     assert native_library([unknown, interp], [user], DEFAULT, dists, ()) is None

@@ -236,6 +236,24 @@ def _native_site(native: Sequence[Frame], caller: Frame | None, folders: Sequenc
     return (site[2], so) if so is not None else (site[2], site[0])
 
 
+def _outermost(native: Sequence[Frame], site: FrameRef, folders: Sequence[str]) -> FrameRef:
+    """The outermost frame of ``site``'s shared object that memray named, from the site up
+    to the interpreter (the function the Python call entered: ``objToJSONFile`` under
+    ``ujson.dump``); ``site`` when there is none."""
+    start = next((i for i, f in enumerate(native) if f[2] == site.function
+                  and not _INTERPRETER.search(f[0])), None)
+    if start is None or not shared_object_of(site.file):
+        return site
+    found = site
+    for f in native[start:]:
+        if f[0] not in _UNKNOWN and f[0] != site.file:
+            break  # the interpreter, or another object's source
+        if f[2] not in _UNKNOWN and (f[0] == site.file or compiled.defining(
+                f[2], tuple(folders)) == site.file):
+            found = FrameRef(f[2], site.file, int(f[1]))
+    return found
+
+
 def native_library(native: Sequence[Frame], python: Sequence[Frame], how: Attribution,
                    distributions: Mapping[str, tuple[str, str]],
                    site_packages: Sequence[str] = ()) -> Library | None:
@@ -263,6 +281,7 @@ def native_library(native: Sequence[Frame], python: Sequence[Frame], how: Attrib
     # the entry is package code: the package's own API, else the package that called into
     # it, else (called straight from the user's code) the native site itself
     entry = lib.entry if lib is not None and package_of(lib.site.file) == package else \
-        _ref(caller) if caller is not None and package_of(caller[0]) else site
+        _ref(caller) if caller is not None and package_of(caller[0]) else \
+        _outermost(native, site, site_packages_of(python, site_packages))
     dist, version = distribution(package, so or (caller[0] if caller else ""), distributions)
     return Library(dist, version, entry, site)
