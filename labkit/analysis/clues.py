@@ -126,10 +126,12 @@ def _memory_rows(memray: Any, how: Attribution, dists: Mapping[str, tuple[str, s
     (``--trace-python-allocators``) the share of the objects held at the peak counts at
     half weight beside the share of bytes: many small objects kept alive (the closures or
     callbacks that pin a large buffer) are evidence too. What a line still held when
-    tracking stopped (never freed) is stated with it."""
+    tracking stopped (never freed) is stated with it. An aggregated capture has no growth
+    history (NaN): its lines rank by what they held at the peak."""
     total = max(1, int(memray.metadata.peak_memory))  # no statistics pass needed
     grow = own_allocations(memray.growth)
-    grow = grow.assign(gain=steady_gain(grow))
+    grow = grow.assign(gain=steady_gain(grow).fillna(0.0))
+    history = not getattr(memray, "aggregated", False)
     native = bool(getattr(memray.metadata, "has_native_traces", False)) and "record" in grow
     sites = _by_user_frame(grow, how, {"bytes": "peak_bytes", "count": "peak_count",
                                        "never": "end_bytes", "gain": "gain"}, dists,
@@ -168,8 +170,9 @@ def _memory_rows(memray: Any, how: Attribution, dists: Mapping[str, tuple[str, s
                             "below your Python code")
         rows.append(Clue(kind, _code_name(r.function, r.file, r.line, lib),
                      f"{r.bytes / MB:.1f} MiB in {int(r.count):,} blocks held at the peak, "
-                     f"+{r.gain / MB:.1f} MiB gained over the run, {r.never / MB:.1f} MiB "
-                     f"never freed; stack {str(r.stack)[:120]}", score,
+                     + (f"+{r.gain / MB:.1f} MiB gained over the run, " if history else
+                        "growth not recorded (aggregated capture), ")
+                     + f"{r.never / MB:.1f} MiB never freed; stack {str(r.stack)[:120]}", score,
                      Code(r.function, r.file, int(r.line), str(r.stack), tuple(explains),
                           lib)))
     return sorted(rows, key=lambda row: -row.score)[:5]
@@ -313,7 +316,7 @@ def _native_rows(memray: Any, how: Attribution, dists: Mapping[str, tuple[str, s
     capture with native stacks, the compiled code below it is the site
     (:func:`_charged_native`)."""
     grow = own_allocations(memray.growth)
-    grow = grow.assign(gain=steady_gain(grow))
+    grow = grow.assign(gain=steady_gain(grow).fillna(0.0))
     native = bool(getattr(memray.metadata, "has_native_traces", False)) and "record" in grow
     sites = _by_user_frame(grow, how, {"gain": "gain", "bytes": "peak_bytes"}, dists,
                            ("record", "frames") if native else ())
