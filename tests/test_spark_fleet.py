@@ -39,10 +39,8 @@ def recorded() -> Path:
     return roots.pop()
 
 
-def _duckdb_rows(root: Path) -> list[dict]:
-    from labkit.fleetdb import Fleet, collect
-
-    df = Fleet(collect([root]), by="requests").growing_sites()
+def _duckdb_rows(fl) -> list[dict]:
+    df = fl.growing_sites()
     return [{k: (None if v != v else v) for k, v in r.items()}
             for r in df.astype(object).to_dict("records")]
 
@@ -70,7 +68,9 @@ def test_readme_spark_snippet_gives_duckdbs_rows_on_the_recorded_fleet(spark, re
     exec(compile(snippet, "README.md (Spark snippet)", "exec"), ns)
     assert ns["spark"] is spark  # getOrCreate: the module's local session
     rows = [r.asDict() for r in spark.sql(sql).collect()]
-    want = _duckdb_rows(recorded)
+    from labkit.fleetdb import Fleet, collect
+
+    want = _duckdb_rows(Fleet(collect([recorded]), by="requests"))
     _same_rows(rows, want)
     assert rows[0]["function"] == "serve" and rows[0]["nodes_growing"] == 4  # the canaries
 
@@ -92,7 +92,7 @@ def test_a_generated_fleet_of_1000_runs_gives_the_same_rows(spark, recorded,
     runs = fl.runs
     assert len(runs) == GENERATED_RUNS and runs.node.nunique() == GENERATED_RUNS
     assert runs.load.nunique() > GENERATED_RUNS // 4  # loads vary, not 20 values
-    want = _duckdb_rows(out)
+    want = _duckdb_rows(fl)
     got = growing_sites(spark, out)
     _same_rows(got, want)
     # the leaky pods' copies are the growing nodes: a fifth of the fleet (4 of 20 pods)
