@@ -26,13 +26,16 @@ def local_session(cores: int = 2, shuffle_partitions: int = 4) -> Any:
     except ImportError:
         raise InputError("Spark needs pyspark: pip install 'pyspark>=4' (and Java 17+, "
                          "scripts/install-java)") from None
-    return (SparkSession.builder.master(f"local[{cores}]").appName("labkit-fleet")
-            .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
-            .config("spark.default.parallelism", str(cores))
-            .config("spark.ui.enabled", "false")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.driver.host", "127.0.0.1")
-            .getOrCreate())
+    session = (SparkSession.builder.master(f"local[{cores}]").appName("labkit-fleet")
+               .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+               .config("spark.default.parallelism", str(cores))
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.driver.bindAddress", "127.0.0.1")
+               .config("spark.driver.host", "127.0.0.1")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 def register(spark: Any, root: Path | str, by: str | None = "requests") -> None:
