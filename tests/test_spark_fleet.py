@@ -2,7 +2,8 @@
 
 Over the recorded fleet (datasets/fleet, exported as ``labkit fleet`` exports it), the README's
 Spark snippet and SQL are executed as printed; over a generated fleet of 1,000 runs
-(:mod:`labkit.export.fleetgen`), :mod:`labkit.fleetspark`. One SparkSession for the module.
+(:mod:`labkit.export.fleetgen`), :mod:`labkit.fleetspark`, against DuckDB reading every part
+and through the store's compacted frames. One SparkSession for the module.
 """
 
 from __future__ import annotations
@@ -88,13 +89,16 @@ def test_a_generated_fleet_of_1000_runs_gives_the_same_rows(spark, recorded,
     out = tmp_path / "fleet1000"
     ids = generate_fleet(recorded, out, GENERATED_RUNS, frames=("memray_growth",))
     assert len(ids) == len(set(ids)) == GENERATED_RUNS
-    fl = Fleet(collect([out]), by="requests")
+    store = tmp_path / "store"
+    fl = Fleet(collect([out]), by="requests", store=store)  # every part read, compacted
     runs = fl.runs
     assert len(runs) == GENERATED_RUNS and runs.node.nunique() == GENERATED_RUNS
     assert runs.load.nunique() > GENERATED_RUNS // 4  # loads vary, not 20 values
     want = _duckdb_rows(fl)
     got = growing_sites(spark, out)
     _same_rows(got, want)
+    assert list((store / "compact").glob("v*/memray_growth-*.parquet"))
+    _same_rows(got, _duckdb_rows(Fleet(collect([out]), by="requests", store=store)))
     # the leaky pods' copies are the growing nodes: a fifth of the fleet (4 of 20 pods)
     top = want[0]
     assert top["function"] == "serve"
