@@ -9,7 +9,8 @@ runs' ids, their parts' paths, sizes, modification times and inodes. A run added
 re-exported changes its bucket's name, so that bucket alone is read from the parts again and
 written anew; a file found is never stale. A compacted file is only a copy of the parts, read
 by labkit alone (never a path to DuckDB); if it cannot be written or read back, the parts
-are read instead. ``compact/`` can be deleted at any time.
+are read instead. A file is touched when read; writing one removes its frame's files
+untouched for :data:`UNUSED_DAYS` days. ``compact/`` can be deleted at any time.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from labkit.errors import InputError
 COMPACT_MIN_RUNS = 64
 BUCKETS = 16
 READERS = 4  # parts decoded at once (pyarrow releases the GIL while it decodes)
+UNUSED_DAYS = 7
 
 Listed = tuple[str, Path, os.stat_result]  # run id, part file, its lstat
 
@@ -105,6 +107,17 @@ def _save(path: Path, table: Any) -> None:
         write_bytes_atomic(path, buf.getvalue())
 
 
+def _evict(folder: Path, frame: str) -> None:
+    """Remove ``frame``'s compacted files in ``folder`` untouched for UNUSED_DAYS days."""
+    import time
+
+    old = time.time() - UNUSED_DAYS * 86400
+    for p in folder.glob(f"{frame}-*.parquet"):
+        with contextlib.suppress(OSError):  # gone already, or not ours to remove
+            if p.lstat().st_mtime < old:
+                p.unlink()
+
+
 def read_frame(frame: str, listed: list[Listed], read: Callable[[Path, str], Any],
                store: Path | None, version: int) -> list[Any]:
     """The Arrow tables (each with ``run_id``) of ``frame``'s parts ``listed``: through the
@@ -122,6 +135,10 @@ def read_frame(frame: str, listed: list[Listed], read: Callable[[Path, str], Any
         table = _load(path) if path.is_file() else None
         if table is None:
             table = union_by_name(read_parts(items, read))
+            _evict(folder, frame)
             _save(path, table)
+        else:
+            with contextlib.suppress(OSError):
+                os.utime(path, follow_symlinks=False)  # in use: not evicted
         tables.append(table)
     return tables

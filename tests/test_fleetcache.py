@@ -118,3 +118,27 @@ def test_a_frame_is_read_when_a_query_names_it(recorded: Path) -> None:
     Fleet(one, con=con)
     with pytest.raises(duckdb.Error):
         con.execute("SELECT COUNT(*) FROM heap").fetchall()
+
+
+def test_compacted_files_unused_for_a_week_are_removed(recorded: Path, tmp_path: Path,
+                                                      small_threshold) -> None:
+    import os
+    import time
+
+    from labkit.fleetdb import Fleet, collect
+
+    store = tmp_path / "store"
+    folder = store / "compact" / "v1"
+    folder.mkdir(parents=True)
+    week = time.time() - (fleetcache.UNUSED_DAYS + 1) * 86400
+    stale, recent = folder / "runs-stale.parquet", folder / "runs-recent.parquet"
+    for p in (stale, recent):
+        p.write_bytes(b"x")
+    os.utime(stale, (week, week))
+    parts = collect([recorded])
+    Fleet(parts, store=store)
+    assert not stale.exists() and recent.exists()
+    used = next(p for p in folder.glob("runs-*.parquet") if p != recent)
+    os.utime(used, (week, week))
+    Fleet(parts, store=store)  # reads it: touched, so kept
+    assert used.stat().st_mtime > week + 86400
