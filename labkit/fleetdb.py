@@ -332,7 +332,8 @@ class Fleet:
                 "with this labkit (labkit export RUN --to parquet)")
 
     def sql(self, query: str) -> Any:
-        """Any SQL over the fleet's views; a pandas DataFrame."""
+        """Any SQL over the fleet's views (each frame read when a query first names it); a
+        pandas DataFrame."""
         self._need(query)
         return self.con.execute(query).df()
 
