@@ -73,11 +73,8 @@ def test_readme_spark_snippet_gives_duckdbs_rows_on_the_recorded_fleet(spark, re
 
     want = _duckdb_rows(Fleet(collect([recorded]), by="requests"))
     _same_rows(rows, want)
-    assert rows[0]["function"] == "serve" and rows[0]["nodes_growing"] == 4  # the canaries
-
-    from labkit import fleetspark
-
-    _same_rows(fleetspark.growing_sites(spark, recorded), want)
+    canaries = len(list(FLEET.glob("*/leaky/manifest.json")))  # the leaky release's pods
+    assert rows[0]["function"] == "serve" and rows[0]["nodes_growing"] == canaries
 
 
 def test_a_generated_fleet_of_1000_runs_gives_the_same_rows(spark, recorded,
@@ -99,8 +96,8 @@ def test_a_generated_fleet_of_1000_runs_gives_the_same_rows(spark, recorded,
     _same_rows(got, want)
     assert list((store / "compact").glob("v*/memray_growth-*.parquet"))
     _same_rows(got, _duckdb_rows(Fleet(collect([out]), by="requests", store=store)))
-    # the leaky pods' copies are the growing nodes: a fifth of the fleet (4 of 20 pods)
+    # the leaky pods' copies are the growing nodes
     top = want[0]
     assert top["function"] == "serve"
-    assert top["nodes_growing"] == GENERATED_RUNS // 5
+    assert top["nodes_growing"] == sum("-leaky-" in rid for rid in ids) > 0
     assert top["bytes_per_load"] > 0 and top["r"] > 0.9  # bytes scale with load
