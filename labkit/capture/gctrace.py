@@ -3,7 +3,9 @@
 Contract:
 
 * The callback (:mod:`labkit.capture.gccallback`) takes no lock, does no I/O and keeps
-  no container objects: one ``struct.pack_into`` into a preallocated chunk a collection.
+  no container objects: one record into a preallocated chunk a collection, written by a
+  C function where ``_gcevents`` is built for this interpreter, else by Python
+  (``gctrace.json``: ``callback_kind``).
 * A background thread (``labkit-gctrace``) samples heap indicators every ``interval_s``
   (>= 10 ms) into a preallocated array, and every 0.1 s appends those samples to
   ``heap.csv`` and the recorded chunks to ``gc_events.bin`` as raw int64 records: it never
