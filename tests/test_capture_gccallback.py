@@ -116,3 +116,15 @@ def test_without_the_compiled_module_the_python_callback_runs(tmp_path: Path) ->
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env).stdout.split()
     assert out == ["python"]
+
+
+def test_setup_py_builds_only_the_optional_extension() -> None:
+    # pyproject.toml stays the single source of the package's metadata and dependencies
+    import ast
+
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    calls = {n.func.id: n for n in ast.walk(tree)
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert [k.arg for k in calls["setup"].keywords] == ["ext_modules"]
+    ext = {k.arg: k.value for k in calls["Extension"].keywords}
+    assert isinstance(ext["optional"], ast.Constant) and ext["optional"].value is True
