@@ -128,3 +128,20 @@ def test_setup_py_builds_only_the_optional_extension() -> None:
     assert [k.arg for k in calls["setup"].keywords] == ["ext_modules"]
     ext = {k.arg: k.value for k in calls["Extension"].keywords}
     assert isinstance(ext["optional"], ast.Constant) and ext["optional"].value is True
+
+
+def test_compiled_callback_reads_info_in_any_key_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # CPython's own order is read by position; any other shape by key
+    monkeypatch.delenv("LABKIT_GC_CALLBACK", raising=False)
+    t = gctrace.GCTracer("/nonexistent-not-used", interval_s=0.05)
+    cb = t._callback
+    infos = [{"generation": 1, "collected": 7, "uncollectable": 3},
+             {"uncollectable": 3, "collected": 7, "generation": 1},
+             {"generation": 1, "collected": 7, "uncollectable": 3, "extra": 0}]
+    for info in infos:
+        cb("start", info)
+        cb("stop", info)
+    stride = gctrace._STRIDE
+    rows = [t._rec.current[i * stride:(i + 1) * stride] for i in range(t._rec.pos)]
+    assert [list(r[2:5]) for r in rows] == [[1, 7, 3]] * 3

@@ -74,6 +74,36 @@ info_int(PyObject *info, PyObject *key, int64_t *out)
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
 
+/* CPython builds `info` afresh for each phase, keys in the order generation, collected,
+ * uncollectable, as new strings: walking it by position skips three hash lookups (about
+ * 600 instructions a collection). Any other shape falls back to the lookups. */
+static int
+info_fields(PyObject *info, int64_t *gen, int64_t *collected, int64_t *uncollectable)
+{
+    static const Py_ssize_t lengths[3] = {10, 9, 13};
+    int64_t *out[3] = {gen, collected, uncollectable};
+    PyObject *key, *value;
+    Py_ssize_t i = 0, n = 0;
+    if (PyDict_GET_SIZE(info) == 3) {
+        while (n < 3 && PyDict_Next(info, &i, &key, &value)) {
+            if (!PyUnicode_Check(key) || PyUnicode_GET_LENGTH(key) != lengths[n]
+                    || PyUnicode_READ_CHAR(key, 0) != (n == 0 ? 'g' : n == 1 ? 'c' : 'u')
+                    || !PyLong_Check(value))
+                break;
+            *out[n] = PyLong_AsLongLong(value);
+            if (*out[n] == -1 && PyErr_Occurred())
+                return -1;
+            n++;
+        }
+        if (n == 3)
+            return 0;
+    }
+    if (info_int(info, s_generation, gen) < 0 || info_int(info, s_collected, collected) < 0
+            || info_int(info, s_uncollectable, uncollectable) < 0)
+        return -1;
+    return 0;
+}
+
 static PyObject *
 on_gc(PyObject *self_, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -105,9 +135,7 @@ on_gc(PyObject *self_, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "recorder has no chunk");
         return NULL;
     }
-    if (info_int(args[1], s_generation, &gen) < 0
-            || info_int(args[1], s_collected, &collected) < 0
-            || info_int(args[1], s_uncollectable, &uncollectable) < 0)
+    if (info_fields(args[1], &gen, &collected, &uncollectable) < 0)
         return NULL;
     int64_t *r = self->data + self->pos * STRIDE;
     r[0] = self->t0;
