@@ -189,6 +189,50 @@ def instructions(args: argparse.Namespace) -> None:
                   f"{ir['b'][1] / max(1, wakes):>12.0f} {wakes:>5} {info['b']['kind_b']:>8}")
 
 
+FLOOR_CHILD = """
+import gc, importlib.util, os, sys
+spec = importlib.util.spec_from_file_location("gctrace", sys.argv[1])
+g = importlib.util.module_from_spec(spec); spec.loader.exec_module(g)
+kind, n = sys.argv[2], int(sys.argv[3])
+if kind == "p":
+    os.environ["LABKIT_GC_CALLBACK"] = "python"
+t = g.GCTracer("/nonexistent-not-used")
+def empty(phase, info):
+    pass
+cb = {"a": None, "e": empty, "c": t._callback, "p": t._callback}[kind]
+if cb is not None:
+    gc.callbacks.append(cb)
+for _ in range(n):
+    gc.collect(0)
+print(t._rec.kind)
+"""
+
+
+def floor(args: argparse.Namespace) -> None:
+    """Instructions a ``gc.collect(0)`` costs with nothing, an empty Python function, the
+    compiled callback and the Python callback in ``gc.callbacks`` (callgrind; each process
+    minus the same with no collections)."""
+    n = args.n or 20_000
+    print(f"python {sys.version.split()[0]}; callgrind instructions a gc.collect(0), n={n}")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("LABKIT_GC_CALLBACK", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        per = {}
+        for kind in "aecp":
+            ir = []
+            for m in (n, 0):
+                out = Path(tmp) / f"cg.{kind}.{m}"
+                subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                sys.executable, "-c", FLOOR_CHILD, gctrace.__file__, kind,
+                                str(m)], capture_output=True, check=True, env=env)
+                ir.append(next(int(ln.split()[1]) for ln in out.read_text().splitlines()
+                               if ln.startswith(("summary:", "totals:"))))
+            per[kind] = (ir[0] - ir[1]) / n
+        for kind, label in zip("aecp", ("nothing", "empty Python function",
+                                         "compiled callback", "Python callback"), strict=True):
+            print(f"{label:<22} {per[kind]:>8,.0f}  (+{per[kind] - per['a']:,.0f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--procs", type=int, default=7)
@@ -199,11 +243,16 @@ def main() -> None:
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="cpu: the process's CPU time (all its threads), which a busy "
                          "neighbour does not inflate; misses GIL hand-off latency")
+    ap.add_argument("--floor", action="store_true",
+                    help="instructions one gc.collect(0) costs per gc.callbacks entry "
+                         "(callgrind)")
     ap.add_argument("--instructions", action="store_true",
                     help="count instructions with valgrind's callgrind instead of timing: "
                          "deterministic under any load")
     args = ap.parse_args()
-    if args.instructions:
+    if args.floor:
+        floor(args)
+    elif args.instructions:
         args.n = args.n or 200_000
         instructions(args)
     else:
