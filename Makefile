@@ -11,7 +11,8 @@ STAMP313:= .venv-3.13/.installed
 
 .PHONY: lab test check install venv-3.12 venv-3.13 chromium go java bench datasets datasets-fleet clean
 
-$(STAMP): pyproject.toml
+# setup.py builds the GC tracer's optional C callback for each venv's Python (editable too)
+$(STAMP): pyproject.toml setup.py labkit/capture/_gcevents.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 
 # .venv-3.12, .venv-3.13: the package (without its test extra) under $(PY312), $(PY313),
 # installed by uv (from .venv's test extra): the same resolution as pip's, in seconds, not minutes
-.venv-3.%/.installed: pyproject.toml $(STAMP)
+.venv-3.%/.installed: pyproject.toml setup.py labkit/capture/_gcevents.c $(STAMP)
 	@test -n "$(PY3$*)" || { echo "Python 3.$* not found: install it or pass PY3$*=/path/to/python3.$*"; exit 2; }
 	$(VENV)/bin/uv venv -q --clear --python $(PY3$*) .venv-3.$*
 	$(VENV)/bin/uv pip install -q --python .venv-3.$*/bin/python -e .

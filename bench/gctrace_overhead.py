@@ -19,17 +19,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from labkit.capture import gctrace
 
 CHILD = """
-import gc, importlib.util, json, sys, tempfile, time
+import gc, importlib.util, json, os, sys, tempfile, time
 spec = importlib.util.spec_from_file_location("gctrace", sys.argv[1])
 gctrace = importlib.util.module_from_spec(spec); spec.loader.exec_module(gctrace)
 setting, n, reps = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+kinds = sys.argv[6]
 if setting != "default":
     gc.set_threshold(*map(int, setting.split(",")))
 
@@ -50,6 +54,12 @@ def empty(phase, info):
 
 def once(kind):
     gc.collect()
+    before = sum(s["collections"] for s in gc.get_stats())
+    got = _once(kind)
+    got["collections_" + kind] = sum(s["collections"] for s in gc.get_stats()) - before
+    return got
+
+def _once(kind):
     if kind == "a":
         return {"a": workload()}
     if kind == "e":
@@ -58,65 +68,196 @@ def once(kind):
         gc.callbacks.remove(empty)
         return {"e": t}
     with tempfile.TemporaryDirectory() as out:
-        tr = gctrace.GCTracer(out, interval_s=0.02)
-        if kind == "c":
+        if kind == "p":
+            os.environ["LABKIT_GC_CALLBACK"] = "python"
+        tr = gctrace.GCTracer(out, interval_s=float(sys.argv[7]))
+        os.environ.pop("LABKIT_GC_CALLBACK", None)
+        if kind in "cp":
             gc.callbacks.append(tr._callback)
             t = workload()
             gc.callbacks.remove(tr._callback)
-            return {"c": t}
+            return {kind: t, "kind_" + kind: tr._rec.kind}
         tr.start()
         t = workload()
         tr.stop()
         meta = json.load(open(out + "/" + gctrace.META_FILE))
+        samples = sum(1 for _ in open(out + "/" + gctrace.HEAP_FILE)) - 1
     return {"b": t, "events": meta["events"], "per_event_ns": meta["per_event_ns"],
             "reported_ns": meta["overhead_ns"], "sampler_ns": meta["sampler_ns"],
-            "drain_ns": meta["drain_ns"]}
+            "drain_ns": meta["drain_ns"], "kind_b": meta["callback_kind"], "samples": samples}
 
 rows = []
 for r in range(reps):
     row = {}
-    for kind in ("a", "e", "c", "b") if r % 2 == 0 else ("b", "c", "e", "a"):
+    for kind in kinds if r % 2 == 0 else kinds[::-1]:
         row.update(once(kind))
     rows.append(row)
 print(json.dumps(rows))
 """
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--procs", type=int, default=7)
-    ap.add_argument("--reps", type=int, default=2)
-    ap.add_argument("--n", type=int, default=600_000)
-    ap.add_argument("--settings", default="default;5,10,10")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="cpu: the process's CPU time (all its threads), which a busy "
-                         "neighbour does not inflate; misses GIL hand-off latency")
-    args = ap.parse_args()
+def _child(setting: str, n: int, reps: int, clock: str, kinds: str, interval: float,
+           prefix: tuple[str, ...] = ()) -> list[dict]:
+    cmd = [*prefix, sys.executable, "-c", CHILD, gctrace.__file__, setting, str(n), str(reps),
+           clock, kinds, str(interval)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("LABKIT_GC_CALLBACK", None)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def timed(args: argparse.Namespace) -> None:
+    """Wall or CPU time, A E P C B alternating in each process; medians over the rounds."""
     print(f"python {sys.version.split()[0]}; {args.procs} processes x {args.reps} rounds "
-          f"(A E C B, order alternating), n={args.n}, {args.clock} time; "
+          f"(A E P C B, order alternating), n={args.n}, {args.clock} time; "
           f"tracer {gctrace.__file__}")
     print(f"{'thresholds':<11} {'rounds':>6} {'B/A':>6} {'A s':>6} {'B s':>6} {'events':>6} "
-          f"{'calib us':>8} {'(B-A)/ev us':>11} {'E-A us':>6} {'C-E us':>6} {'B-C ms':>6} "
-          f"{'sampler ms':>10} {'reported/(B-A)':>14}")
+          f"{'calib us':>8} {'(B-A)/ev us':>11} {'E-A us':>6} {'P-E us':>6} {'C-E us':>6} "
+          f"{'B-C ms':>6} {'sampler ms':>10} {'reported/(B-A)':>14} {'callback':>8}")
     med = statistics.median
     for setting in args.settings.split(";"):
         rows = []
         for _ in range(args.procs):
-            out = subprocess.run([sys.executable, "-c", CHILD, gctrace.__file__, setting,
-                                  str(args.n), str(args.reps), args.clock],
-                                 capture_output=True, text=True, check=True).stdout
-            rows += json.loads(out)
+            rows += _child(setting, args.n, args.reps, args.clock, "aepcb", 0.02)
         ev = med(r["events"] for r in rows)
         diff = med(r["b"] - r["a"] for r in rows)
         reported = med(r["reported_ns"] for r in rows) / 1e9
+        per_ev = {k: 1e6 * med(r[k] - r["e"] for r in rows) / ev for k in "pc"}
         print(f"{setting:<11} {len(rows):>6} {med(r['b'] / r['a'] for r in rows):>6.3f} "
               f"{med(r['a'] for r in rows):>6.3f} {med(r['b'] for r in rows):>6.3f} {ev:>6.0f} "
               f"{med(r['per_event_ns'] for r in rows) / 1000:>8.2f} {1e6 * diff / ev:>11.2f} "
               f"{1e6 * med(r['e'] - r['a'] for r in rows) / ev:>6.2f} "
-              f"{1e6 * med(r['c'] - r['e'] for r in rows) / ev:>6.2f} "
+              f"{per_ev['p']:>6.2f} {per_ev['c']:>6.2f} "
               f"{1e3 * med(r['b'] - r['c'] for r in rows):>6.1f} "
               f"{med(r['sampler_ns'] + r['drain_ns'] for r in rows) / 1e6:>10.1f} "
-              f"{reported / diff if diff > 0 else float('nan'):>14.2f}")
+              f"{reported / diff if diff > 0 else float('nan'):>14.2f} {rows[0]['kind_b']:>8}")
+
+
+def _callgrind_totals(outdir: Path) -> tuple[int, int]:
+    """(main thread's instructions, every other thread's) from callgrind's per-thread files."""
+    main = others = 0
+    for f in outdir.glob("cg.*"):
+        total = 0
+        for line in f.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                total = int(line.split()[1])
+        if f.name.endswith("-01"):
+            main += total
+        else:
+            others += total
+    return main, others
+
+
+def instructions(args: argparse.Namespace) -> None:
+    """Instructions executed (callgrind), one fresh process per kind, each minus the same
+    process with n=0 (start-up, imports and the tracer's calibration cancel). The tracer's
+    interval is stretched by callgrind's slowdown (A's time under it over A's time
+    without), so the sampler wakes as often per unit of work as it would natively."""
+    print(f"python {sys.version.split()[0]}; callgrind instructions, n={args.n}, one process "
+          f"per kind, minus the same with n=0; tracer {gctrace.__file__}")
+    print(f"{'thresholds':<11} {'collections':>11} {'slowdown':>8} {'B/A':>7} {'C/A':>7} "
+          f"{'P/A':>7} {'E-A/ev':>7} {'P-A/ev':>7} {'C-A/ev':>7} {'B-A/ev main':>11} "
+          f"{'sampler/wake':>12} {'wakes':>5} {'callback':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for setting in args.settings.split(";"):
+            native = statistics.median(
+                _child(setting, args.n, 1, "wall", "a", 0.02)[0]["a"] for _ in range(3))
+            got: dict[str, tuple[int, int]] = {}
+            info: dict[str, dict] = {}
+            slowdown = 1.0
+            for kind in "aepcb":
+                for n in (args.n, 0):
+                    d = Path(tmp) / f"{setting}-{kind}-{n}"
+                    d.mkdir()
+                    vg = ("valgrind", "--tool=callgrind", "--separate-threads=yes",
+                          f"--callgrind-out-file={d}/cg.%p", "--")
+                    row = _child(setting, n, 1, "wall", kind, 0.02 * slowdown, vg)[0]
+                    got[kind + ("n" if n else "0")] = _callgrind_totals(d)
+                    if n:
+                        info[kind] = row
+                if kind == "a":
+                    slowdown = info["a"]["a"] / native
+            ir = {k: (got[k + "n"][0] - got[k + "0"][0], got[k + "n"][1] - got[k + "0"][1])
+                  for k in "aepcb"}
+            ev = info["c"]["collections_c"]
+            whole = {k: ir[k][0] + ir[k][1] for k in ir}
+            wakes = info["b"]["samples"]
+            print(f"{setting:<11} {ev:>11} {slowdown:>8.0f} {whole['b'] / whole['a']:>7.4f} "
+                  f"{whole['c'] / whole['a']:>7.4f} {whole['p'] / whole['a']:>7.4f} "
+                  f"{(ir['e'][0] - ir['a'][0]) / ev:>7.0f} {(ir['p'][0] - ir['a'][0]) / ev:>7.0f} "
+                  f"{(ir['c'][0] - ir['a'][0]) / ev:>7.0f} {(ir['b'][0] - ir['a'][0]) / ev:>11.0f} "
+                  f"{ir['b'][1] / max(1, wakes):>12.0f} {wakes:>5} {info['b']['kind_b']:>8}")
+
+
+FLOOR_CHILD = """
+import gc, importlib.util, os, sys
+spec = importlib.util.spec_from_file_location("gctrace", sys.argv[1])
+g = importlib.util.module_from_spec(spec); spec.loader.exec_module(g)
+kind, n = sys.argv[2], int(sys.argv[3])
+if kind == "p":
+    os.environ["LABKIT_GC_CALLBACK"] = "python"
+t = g.GCTracer("/nonexistent-not-used")
+def empty(phase, info):
+    pass
+cb = {"a": None, "e": empty, "c": t._callback, "p": t._callback}[kind]
+if cb is not None:
+    gc.callbacks.append(cb)
+for _ in range(n):
+    gc.collect(0)
+print(t._rec.kind)
+"""
+
+
+def floor(args: argparse.Namespace) -> None:
+    """Instructions a ``gc.collect(0)`` costs with nothing, an empty Python function, the
+    compiled callback and the Python callback in ``gc.callbacks`` (callgrind; each process
+    minus the same with no collections)."""
+    n = args.n or 20_000
+    print(f"python {sys.version.split()[0]}; callgrind instructions a gc.collect(0), n={n}")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("LABKIT_GC_CALLBACK", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        per = {}
+        for kind in "aecp":
+            ir = []
+            for m in (n, 0):
+                out = Path(tmp) / f"cg.{kind}.{m}"
+                subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                sys.executable, "-c", FLOOR_CHILD, gctrace.__file__, kind,
+                                str(m)], capture_output=True, check=True, env=env)
+                ir.append(next(int(ln.split()[1]) for ln in out.read_text().splitlines()
+                               if ln.startswith(("summary:", "totals:"))))
+            per[kind] = (ir[0] - ir[1]) / n
+        for kind, label in zip("aecp", ("nothing", "empty Python function",
+                                         "compiled callback", "Python callback"), strict=True):
+            print(f"{label:<22} {per[kind]:>8,.0f}  (+{per[kind] - per['a']:,.0f})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--procs", type=int, default=7)
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--n", type=int, default=None,
+                    help="workload iterations (default 600000; 200000 with --instructions)")
+    ap.add_argument("--settings", default="default;5,10,10")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: the process's CPU time (all its threads), which a busy "
+                         "neighbour does not inflate; misses GIL hand-off latency")
+    ap.add_argument("--floor", action="store_true",
+                    help="instructions one gc.collect(0) costs per gc.callbacks entry "
+                         "(callgrind)")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count instructions with valgrind's callgrind instead of timing: "
+                         "deterministic under any load")
+    args = ap.parse_args()
+    if args.floor:
+        floor(args)
+    elif args.instructions:
+        args.n = args.n or 200_000
+        instructions(args)
+    else:
+        args.n = args.n or 600_000
+        timed(args)
 
 
 if __name__ == "__main__":

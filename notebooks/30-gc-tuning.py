@@ -104,10 +104,11 @@ nb.md(f"""**Measured in this run.**
 
 # %% [markdown]
 # ## The measurement's own cost
-# labkit's GC tracer runs a little Python for every collection, so it slows most the
-# setting that collects most, the very comparison above. The scenario therefore ran its
-# loop again in alternating blocks, with the tracer detached and attached, and the
-# throughput compared above is the untraced one.
+# labkit's GC tracer runs a callback for every collection (a C function where its compiled
+# part is built, else a little Python), so it slows most the setting that collects most,
+# the very comparison above. The scenario therefore ran its loop again in alternating
+# blocks, with the tracer detached and attached, and the throughput compared above is the
+# untraced one.
 
 # %%
 off = sig.row("throughput, iterations/s, untraced").values

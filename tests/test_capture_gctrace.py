@@ -106,10 +106,10 @@ def test_calibration_counts_cpython_invoking_the_callback(tmp_path: Path) -> Non
         for _ in range(2000):
             cb("start", info)
             cb("stop", info)
-            t._chunks.pos[0] = 0
+            t._rec.pos = 0
         body = min(body, (time.perf_counter_ns() - t0) / 2000)
-    assert gctrace._cb.calibrate(t._chunks, cb) > body
-    assert t._chunks.pos[0] == 0 and not t._chunks.full  # calibration records nothing
+    assert gctrace._cb.calibrate(t._rec) > body
+    assert t._rec.pos == 0 and not t._chunks.full  # calibration records nothing
 
 
 def test_paused_tracer_records_nothing_and_resumes(tmp_path: Path) -> None:

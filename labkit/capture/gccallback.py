@@ -2,54 +2,87 @@
 the calibration of its cost. Standard library only (see :mod:`labkit.capture.gctrace`,
 which loads it by path).
 
-The callback takes no lock, does no I/O and keeps no container objects of its own: the
-``start`` phase keeps its figures in closure cells, the ``stop`` phase packs the whole
-record into a preallocated ``array('q')`` chunk with one ``struct.pack_into`` (one C call
-instead of nine subscripted stores: about a third less time per collection, measured).
-``gc.get_count()`` is read in the ``start`` phase; its tuple is freed at once.
+Two recorders write the same records into preallocated ``array('q')`` chunks: the
+compiled one (``_gcevents.c``, built at install time when a compiler is there; its
+callback is a C function, so no Python frame runs per collection) and, where it is not
+built for this interpreter or ``LABKIT_GC_CALLBACK=python``, :class:`PyRecorder`. Either
+callback takes no lock, does no I/O and keeps no container objects of its own; the Python
+one keeps the ``start`` phase's figures in closure cells and packs the record with one
+``struct.pack_into``. ``gc.get_count()`` is read in the ``start`` phase; its tuple is
+freed at once.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib.machinery
+import importlib.util
+import os
 import struct
+import sys
 import threading
 import time
 from array import array
+from types import ModuleType
 from typing import Any
 
 STRIDE = 9  # int64 fields a record: gctrace.EVENT_FIELDS
 CHUNK = 4096  # records a chunk
 _PACK = struct.Struct(f"{STRIDE}q").pack_into
+ENV_CALLBACK = "LABKIT_GC_CALLBACK"  # "python": the Python callback even when compiled
 
 
 class Chunks:
-    """Event storage: fixed-size chunks of int64, filled by the callback, drained by a thread."""
+    """Event storage: fixed-size chunks of int64, filled by a recorder, drained by a thread.
+    ``full`` chunks wait for the drain, which returns them to ``spares``."""
 
     def __init__(self) -> None:
-        self.current = self._new()
-        self.pos = [0]
         self.full: list[array] = []
-        self.spares: list[array] = [self._new()]
+        self.spares: list[array] = [self.new()]
         self.grown_in_callback = 0
 
     @staticmethod
-    def _new() -> array:
+    def new() -> array:
+        """An empty chunk of ``CHUNK`` records."""
         return array("q", bytes(8 * STRIDE * CHUNK))
 
-    def grow(self) -> array:
-        """A fresh chunk, made in the callback only when the drain thread fell behind."""
+    def rollover(self, buf: array) -> array:
+        """``buf`` is full: queue it for the drain and give the next chunk (a spare, or a
+        fresh one when the drain fell behind)."""
+        self.full.append(buf)
+        if self.spares:
+            return self.spares.pop()
         self.grown_in_callback += 1
-        return self._new()
+        return self.new()
 
 
-def make_callback(chunks: Chunks) -> Any:
-    """The ``gc.callbacks`` entry that records each collection into ``chunks``."""
-    pos = chunks.pos
+class PyRecorder:
+    """The recorder in Python: ``current`` (the chunk being filled), ``pos`` (records in it)
+    and ``callback`` (the ``gc.callbacks`` entry), as :mod:`_gcevents`'s ``Recorder``."""
+
+    kind = "python"
+
+    def __init__(self, chunks: Chunks, current: array) -> None:
+        self.chunks = chunks
+        self.current = current
+        self._pos = [0]
+        self.callback = _make_callback(self, self._pos)
+
+    @property
+    def pos(self) -> int:
+        return self._pos[0]
+
+    @pos.setter
+    def pos(self, value: int) -> None:
+        self._pos[0] = value
+
+
+def _make_callback(rec: PyRecorder, pos: list[int]) -> Any:
     get_count = gc.get_count
     now = time.perf_counter_ns
     ident = threading.get_ident
     pack = _PACK
+    rollover = rec.chunks.rollover
     t0 = c0 = c1 = c2 = 0
 
     def _labkit_gc_callback(phase: str, info: dict) -> None:
@@ -60,38 +93,101 @@ def make_callback(chunks: Chunks) -> Any:
             return
         t1 = now()
         n = pos[0]
-        buf = chunks.current
+        buf = rec.current
         pack(buf, n * STRIDE * 8, t0, t1, info["generation"], info["collected"],
              info["uncollectable"], ident(), c0, c1, c2)
         n += 1
         if n == CHUNK:
-            chunks.full.append(buf)
-            chunks.current = chunks.spares.pop() if chunks.spares else chunks.grow()
+            rec.current = rollover(buf)
             n = 0
         pos[0] = n
 
     return _labkit_gc_callback
 
 
-def calibrate(chunks: Chunks, callback: Any, n: int = 1000, rounds: int = 5) -> float:
+def load_native() -> ModuleType | None:
+    """The compiled ``_gcevents`` beside this file built for this interpreter, or None
+    (not built: no compiler at install time, another interpreter's build, or an import
+    error)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = os.path.join(here, "_gcevents" + suffix)
+        if not os.path.isfile(path):
+            continue
+        key = "_labkit_capture._gcevents"  # the last part names its PyInit function
+        if key in sys.modules:
+            return sys.modules[key]
+        try:
+            spec = importlib.util.spec_from_file_location(key, path)
+            assert spec is not None and spec.loader is not None
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+        except (ImportError, OSError):
+            return None
+        if getattr(mod, "STRIDE", None) != STRIDE:
+            return None
+        sys.modules[key] = mod
+        return mod
+    return None
+
+
+def make_recorder(chunks: Chunks) -> Any:
+    """The compiled recorder when it loads, else :class:`PyRecorder`; the environment
+    variable ``LABKIT_GC_CALLBACK=python`` forces the Python one. Either has ``kind``
+    ("c" or "python"), ``current``, ``pos`` and ``callback``."""
+    native = None if os.environ.get(ENV_CALLBACK) == "python" else load_native()
+    if native is None:
+        return PyRecorder(chunks, chunks.new())
+    rec = native.Recorder(chunks, chunks.new())
+    return _NativeRecorder(rec, chunks)
+
+
+class _NativeRecorder:
+    """The compiled ``Recorder`` with the Python one's ``kind`` and one stable callback."""
+
+    kind = "c"
+
+    def __init__(self, rec: Any, chunks: Chunks) -> None:
+        self._rec = rec
+        self.chunks = chunks
+        self.callback = rec.callback
+
+    @property
+    def current(self) -> array:
+        return self._rec.current
+
+    @current.setter
+    def current(self, value: array) -> None:
+        self._rec.current = value
+
+    @property
+    def pos(self) -> int:
+        return self._rec.pos
+
+    @pos.setter
+    def pos(self, value: int) -> None:
+        self._rec.pos = value
+
+
+def calibrate(rec: Any, n: int = 1000, rounds: int = 5) -> float:
     """Nanoseconds the callback adds to one collection as CPython invokes it (its info
     dict, the call, the body): young collections timed with and without it, alternating;
     the fastest of each side (noise only adds). Its records go to a scratch position."""
-    saved_current, saved_pos = chunks.current, chunks.pos[0]
-    chunks.current = chunks._new()
-    collect, cbs, cb = gc.collect, gc.callbacks, callback
+    saved_current, saved_pos = rec.current, rec.pos
+    rec.current = Chunks.new()
+    collect, cbs, cb = gc.collect, gc.callbacks, rec.callback
     best = {False: float("inf"), True: float("inf")}
     for r in range(2 * rounds):
         on = r % 2 == 1
         if on:
             cbs.append(cb)
-        chunks.pos[0] = 0
+        rec.pos = 0
         t = time.perf_counter_ns()
         for _ in range(n):
             collect(0)
         best[on] = min(best[on], (time.perf_counter_ns() - t) / n)
         if on:
             cbs.remove(cb)
-        chunks.full.clear()
-    chunks.current, chunks.pos[0] = saved_current, saved_pos
+        rec.chunks.full.clear()
+    rec.current, rec.pos = saved_current, saved_pos
     return max(0.0, best[True] - best[False])

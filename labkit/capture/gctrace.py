@@ -3,7 +3,9 @@
 Contract:
 
 * The callback (:mod:`labkit.capture.gccallback`) takes no lock, does no I/O and keeps
-  no container objects: one ``struct.pack_into`` into a preallocated chunk a collection.
+  no container objects: one record into a preallocated chunk a collection, written by a
+  C function where ``_gcevents`` is built for this interpreter, else by Python
+  (``gctrace.json``: ``callback_kind``).
 * A background thread (``labkit-gctrace``) samples heap indicators every ``interval_s``
   (>= 10 ms) into a preallocated array, and every 0.1 s appends those samples to
   ``heap.csv`` and the recorded chunks to ``gc_events.bin`` as raw int64 records: it never
@@ -106,7 +108,8 @@ class GCTracer:
         self.on_tick = on_tick  # called from the sampler thread about every 0.25 s
         self._chunks = _cb.Chunks()
         self._io: Any = None  # gcsys.HeldCalls, made at start
-        self._callback = _cb.make_callback(self._chunks)
+        self._rec = _cb.make_recorder(self._chunks)
+        self._callback = self._rec.callback
         self._stop = threading.Event()
         self._active = threading.Event()  # cleared while paused
         self._active.set()
@@ -130,7 +133,7 @@ class GCTracer:
         """Calibrate, open the output files, install the callback and start the sampler."""
         self.out_dir = os.path.abspath(self.out_dir)  # the program may chdir
         os.makedirs(self.out_dir, exist_ok=True)
-        self.per_event_ns = _cb.calibrate(self._chunks, self._callback)
+        self.per_event_ns = _cb.calibrate(self._rec)
         self._io = _sys.HeldCalls()
         self._pid = os.getpid()
         os.register_at_fork(before=self._count_fork, after_in_child=self._detach_in_child)
@@ -300,7 +303,7 @@ class GCTracer:
                 self._emit(buf, self._done, _CHUNK)
                 self._done = 0
                 ch.spares.append(buf)
-            buf, n = ch.current, ch.pos[0]
+            buf, n = self._rec.current, self._rec.pos
             if not ch.full:
                 break
         if n > self._done:
@@ -371,6 +374,7 @@ class GCTracer:
             "overhead_ns": round(events * self.per_event_ns) + self._sampler_ns + self._drain_ns,
             "paused_ns": self._paused_ns,
             "callback_chunk_grows": self._chunks.grown_in_callback,
+            "callback_kind": self._rec.kind,  # "c" (compiled) or "python"
             "forks": self._forks,  # os.fork() calls in this process (its children untraced)
             "tracemalloc": self.tracemalloc,
             "sampler_holds_gil": bool(self._io is not None and self._io.holds_gil),

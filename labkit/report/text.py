@@ -32,9 +32,10 @@ def gc_summary_lines(run: Run) -> list[str]:
     own = int(ev["in_tracer"].sum()) if len(ev) else 0
     overhead_ms = meta.get("overhead_ns", 0) / 1e6
     per_event = f"{meta.get('per_event_ns', 0) / 1000:.2f} us an event x {s.collections:.0f}"
+    kind = {"c": " (compiled)", "python": " (Python)"}.get(meta.get("callback_kind", ""), "")
     if "sampler_ns" in meta:  # the whole cost: callback as CPython invokes it, sampler, drain
         cost = (f"  tracer: {overhead_ms:.3f} ms ({100 * overhead_ms / 1000 / wall_s:.2f}% of "
-                f"wall): callback {per_event} = {meta.get('callback_ns', 0) / 1e6:.3f} ms, "
+                f"wall): callback{kind} {per_event} = {meta.get('callback_ns', 0) / 1e6:.3f} ms, "
                 f"sampler thread {meta['sampler_ns'] / 1e6:.3f} ms, final drain "
                 f"{meta.get('drain_ns', 0) / 1e6:.3f} ms; ")
     else:  # recorded by an older tracer: the callback alone
