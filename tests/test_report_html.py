@@ -77,11 +77,60 @@ def test_the_index_says_which_lessons_held_with_headline_and_thumbnail(tmp_path:
                                    (tmp_path / "10-pool-misuse.html", "Pool misuse")])
     page = index.read_text()
     assert "signature NOT held (1/2 rows); failed: retained bytes at end" in page
-    assert "retained bytes at end: leaky 62.0 MiB, fixed - (expected: leaky &gt;= 16 MiB)" \
-        in page
+    assert '<p class="lesson no">retained bytes at end: leaky 62.0 MiB against fixed -</p>' \
+        in page and "expected: leaky &gt;= 16 MiB" in page
     assert page.count('<img src="data:image/png;base64,') == 1
     start = page.split("Pool misuse")[0]
     assert 'href="00-start-here.html"' in start and "no signature in this notebook" in start
+
+
+def test_each_card_leads_with_the_row_its_signature_declares_as_the_lesson(
+        tmp_path: Path) -> None:
+    sig = Signature("buffer-growth", [
+        SignatureRow("bytes sent (the same work)", {"leaky": 15.3e6, "fixed": 15.3e6},
+                     "equal", True),
+        SignatureRow("total bytes allocated (memray)", {"leaky": 1.5 * 2**30,
+                                                        "fixed": 31.2 * 2**20},
+                     "leaky >= 10x fixed", True, lesson=True),
+        SignatureRow("allocation rate, bytes/s", {"leaky": 1170.0, "fixed": 3.0},
+                     "leaky >= 3x fixed", True)])
+    assert sig.summary()["headline"]["metric"] == "total bytes allocated (memray)"
+    nb = new_notebook(cells=[new_code_cell("sig", outputs=[
+        new_output("execute_result", data=mimebundle_of(sig), execution_count=1)])])
+    nb.metadata["labkit_report"] = report_facts(nb)
+    (tmp_path / "20-buffer-growth.ipynb").write_text(nbformat.writes(nb))
+    (tmp_path / "20-buffer-growth.html").write_text("<html></html>")
+    page = write_index(tmp_path, [(tmp_path / "20-buffer-growth.html", "Buffer")]).read_text()
+    card = page.split('<div class="card">')[1]
+    first = card.split("<p")[1]  # the card's first line is the lesson, not a control row
+    assert "total bytes allocated (memray): leaky 1.5 GiB against fixed 31.2 MiB (49x)" in first
+    assert "bytes sent" not in card and "e+" not in card
+
+
+def test_postmortem_and_fleet_cards_have_a_headline(tmp_path: Path) -> None:
+    from labkit import fleet
+    from labkit.analysis.findings import Findings
+
+    datasets = Path(__file__).resolve().parent.parent / "datasets"
+    fl = fleet(datasets / "fleet")
+    found = Findings("memory keeps growing: serve (app.py:12) holds 40.0 MiB")
+    nb = new_notebook(cells=[
+        new_code_cell("found", outputs=[new_output("execute_result", data=mimebundle_of(found),
+                                                   execution_count=1)]),
+        new_code_cell("fl", outputs=[new_output("execute_result", data=mimebundle_of(fl),
+                                                execution_count=2)])])
+    assert report_facts(nb)["headline"] == found.verdict
+    facts = report_facts(new_notebook(cells=nb.cells[1:]))
+    v = fl.verdict()
+    assert facts["headline"].startswith(f"{len(v.grew_on)} of {v.nodes} pods grew at the "
+                                        "same line: ")
+    nb = new_notebook(cells=nb.cells[1:])
+    nb.metadata["labkit_report"] = facts
+    (tmp_path / "95-fleet.ipynb").write_text(nbformat.writes(nb))
+    (tmp_path / "95-fleet.html").write_text("<html></html>")
+    page = write_index(tmp_path, [(tmp_path / "95-fleet.html", "Fleet")]).read_text()
+    assert f'<p class="lesson">{len(v.grew_on)} of {v.nodes} pods grew' in page
+    assert "no signature in this notebook" not in page
 
 
 def test_a_run_its_captures_and_a_comparison_display_as_compact_html() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from labkit.charts.style import mib, new_axes
+from labkit.charts.style import mib, new_axes, plain_ticks
 
 PALETTE = ("#4C72B0", "#C44E52", "#55A868", "#8172B2", "#CCB974", "#64B5CD")
 
@@ -34,6 +34,6 @@ def fleet_scatter(runs: pd.DataFrame, *, x: str = "load", y: str = "memray_peak_
     name = names.get(y, y.removesuffix("_bytes").replace("_", " "))
     ax.set_ylabel(f"{name} (MiB)" if is_bytes else name)
     ax.set_ylim(bottom=0)
-    ax.legend(title=group.removeprefix("label_") if group else None, loc="upper left")
+    ax.legend(title=group.removeprefix("label_") if group else None, loc="best")
     ax.set_title(title)
-    return fig
+    return plain_ticks(fig)

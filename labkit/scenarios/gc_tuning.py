@@ -192,7 +192,8 @@ def signature(runs: dict[str, Any]) -> Signature:
     return Signature("gc-tuning", [
         row("collections per 1000 iterations (steady phase)", per_k,
             "low-threshold >= 5x default (a flood); high-threshold <= 0.2x default",
-            lambda x: x["low-threshold"] >= 5 * x[d] and x["high-threshold"] <= 0.2 * x[d]),
+            lambda x: x["low-threshold"] >= 5 * x[d] and x["high-threshold"] <= 0.2 * x[d],
+            lesson=True),
         row("collections/s (steady phase)", rate, "reported", lambda x: True),
         row("p99 pause ms (steady)", {v: float(s.pause_p99_ms) for v, s in per.items()},
             "reported", lambda x: True),
