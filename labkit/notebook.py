@@ -231,8 +231,12 @@ def gc_controls() -> Any:
 
 def readable(df: Any) -> Any:
     """``df`` styled for reading: each number as :func:`labkit.units.human_measure` reads its
-    column's name (``value``/``median`` by their row's ``measure``), missing values as a
-    dash, no index, no wrapped cells."""
+    column's name (``value``/``median`` by their row's ``measure``; never six decimals nor
+    ``1.17e+03``), a path in a ``file`` or ``path`` column by its file name, missing values
+    as a dash, no index, no wrapped cells."""
+    import numbers
+    from pathlib import PurePath
+
     from labkit.units import human_measure
 
     out = df.copy().astype(object)
@@ -243,8 +247,11 @@ def readable(df: Any) -> Any:
             name = str(m) if c in ("value", "median") and m is not None else c
             if v is None or (isinstance(v, float) and v != v):
                 col.append("\u2013")
-            elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                col.append(human_measure(name, v))
+            elif isinstance(v, numbers.Real) and not isinstance(v, bool) \
+                    and type(v).__name__ != "bool_":
+                col.append(human_measure(name, float(v)))
+            elif c in ("file", "path") and isinstance(v, str) and "/" in v:
+                col.append(PurePath(v).name)
             else:
                 col.append(v)
         out[c] = col

@@ -40,7 +40,7 @@ nb.md(f"This interpreter's thresholds are `{gc.get_threshold()}`: a young collec
       f"once allocations minus deallocations of container objects pass "
       f"{gc.get_threshold()[0]:,} (see 00-start-here).")
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Predict
 # 1. `gc.set_threshold(5, 10, 10)` makes a young collection run after every 5 net new
 #    containers instead of the default. For the same work, how many times more
@@ -141,22 +141,22 @@ else:
 # * **`gc.disable()`** stops the pauses and lets every reference cycle pile up: memory
 #   grows without bound (the full-size run is stopped by its memory cap).
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Try your own settings
 # Set the three thresholds (and freeze) and press *Run*: the quick workload runs again with
 # them and its pause chart redraws. Try `(5, 10, 10)` against `(700, 10, 10)`, or a huge
 # first threshold, and watch collections per 1000 iterations against the pauses.
 
-# %%
+# %% tags=["learner"]
 nb.gc_controls()
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Exercise check
 
-# %%
+# %% tags=["learner"]
 nb.check(prediction_flood_x, flood, factor=3,
          what="collections per unit of work, low-threshold / default")
 
-# %%
+# %% tags=["learner"]
 nb.check(prediction_freeze_ms, float(f.full_pause_ms), factor=3,
          what="median full-collection pause with gc.freeze(), ms")

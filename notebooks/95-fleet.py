@@ -131,10 +131,10 @@ from labkit.fleetdb import GROWING_SITES_SQL
 
 print(GROWING_SITES_SQL)
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Exercise check
 
-# %%
+# %% tags=["learner"]
 grown = len(fl.nodes_where(sites.iloc[0].function, int(sites.iloc[0].line))) if len(sites) \
     else 0
 nb.check(predicted_growing_nodes, grown, rel=0.01, what="number of pods where a site grew")
