@@ -50,12 +50,22 @@ class PredictFirst(Exception):
 
 def predict_first(predictions: dict[str, Any]) -> None:
     """Raise :class:`PredictFirst` in an interactive session while any of ``predictions`` is
-    None (a report, run with :data:`REPORT_ENV` set, goes on)."""
+    None (a report, run with :data:`REPORT_ENV` set, goes on). In a kernel, the cell first
+    shows :func:`labkit.report.stop.stop_bundle`: JupyterLab scrolls to and selects the
+    stopping cell and notifies the learner."""
     missing = [k for k, v in predictions.items() if v is None]
     if missing and not os.environ.get(REPORT_ENV):
-        raise PredictFirst(
-            f"Predict first: set {' and '.join(missing)} in the parameters cell at the "
-            "top, run it, then run on. Nothing has been measured yet.")
+        message = (f"Predict first: set {' and '.join(missing)} in the parameters cell at "
+                   "the top, run it, then run on. Nothing has been measured yet.")
+        from labkit.progress import where
+
+        if where() == "notebook":
+            from IPython.display import display
+
+            from labkit.report.stop import stop_bundle
+
+            display(stop_bundle(message), raw=True)
+        raise PredictFirst(message)
 
 
 @dataclass
