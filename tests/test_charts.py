@@ -205,3 +205,11 @@ def test_top_sites_drops_near_zero_rows_and_labels_in_human_units() -> None:
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels and not any(lbl.startswith("tiny") for lbl in labels)
     assert not any(t.get_text().strip().startswith("0.0 ") for t in fig.axes[0].texts)
+
+
+def test_a_gc_timeline_without_a_heap_draws_no_empty_panel() -> None:
+    fig = gc_timeline(_events())  # %labkit_gc: the kernel's collections, no heap indicator
+    panels = [a for a in fig.axes if a.get_ylabel() and "collections / s" not in a.get_ylabel()]
+    assert len(panels) == 1 and panels[0].get_xlabel() == "time since start (s)"
+    assert all(a.has_data() for a in fig.axes)
+    assert len(gc_timeline(_events(), _heap()).axes) == 4  # pauses, rate; RSS, blocks

@@ -16,8 +16,16 @@ def gc_timeline(gc_events: pd.DataFrame, heap: pd.DataFrame | None = None, *,
                 axes: Any = None, title: str = "GC pauses against allocation") -> Figure:
     """The headline: each collection's pause (log scale, by generation) with collections
     per second on a twin axis, above a heap indicator (RSS and allocated blocks), on one
-    time axis. ``axes``: two Axes sharing x, or None for a new figure."""
-    fig, (top, bottom) = (axes[0].figure, axes) if axes is not None else new_axes(nrows=2)
+    time axis; without a heap indicator (``heap`` None or empty) the pause panel alone, no
+    empty panel. ``axes``: two Axes sharing x, or None for a new figure."""
+    has_heap = heap is not None and len(heap) > 0
+    if axes is not None:
+        fig, (top, bottom) = axes[0].figure, axes
+    elif has_heap:
+        fig, (top, bottom) = new_axes(nrows=2)
+    else:
+        fig, top = new_axes(height=3.4)
+        bottom = top
     ev = gc_events[gc_events.pause_ms > 0]
     for gen, grp in ev.groupby("generation"):
         top.scatter(grp.t_s, grp.pause_ms, s=10 if gen == 0 else 22, alpha=0.6,
@@ -32,7 +40,7 @@ def gc_timeline(gc_events: pd.DataFrame, heap: pd.DataFrame | None = None, *,
         twin.set_ylabel("collections / s", color="grey")
         twin.grid(False)
     top.legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), title="collections")  # clear of data
-    if heap is not None and len(heap):
+    if has_heap:
         bottom.plot(heap.t_s, mib(heap.rss_bytes), color="#4C72B0", label="RSS")
         bottom.set_ylabel("RSS (MiB)")
         if "allocated_blocks" in heap:
