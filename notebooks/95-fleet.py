@@ -60,7 +60,8 @@ nb.readable(view.rename(columns={"load": by or "duration_s"}))
 # %%
 with labkit_style():
     nb.show(fleet_scatter(runs, group=label, xlabel=by or "run duration (s)",
-                          title="Heap at the peak of every pod, against its load"))
+                          title="Heap at the peak of every pod, against its load",
+                          named=fl.verdict().grew_on))
 
 # %% [markdown]
 # ## Which sites grew, and where

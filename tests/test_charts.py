@@ -213,3 +213,13 @@ def test_a_gc_timeline_without_a_heap_draws_no_empty_panel() -> None:
     assert len(panels) == 1 and panels[0].get_xlabel() == "time since start (s)"
     assert all(a.has_data() for a in fig.axes)
     assert len(gc_timeline(_events(), _heap()).axes) == 4  # pauses, rate; RSS, blocks
+
+
+def test_the_fleet_scatter_labels_every_named_pod() -> None:
+    from labkit.charts import fleet_scatter
+
+    runs = pd.DataFrame({"node": [f"pod-{i}" for i in range(8)], "load": range(8),
+                         "memray_peak_bytes": [MB * v for v in (90, 80, 70, 60, 5, 4, 3, 2)]})
+    fig = fleet_scatter(runs, named=["pod-3", "pod-6"])
+    names = sorted(t.get_text().strip() for t in fig.axes[0].texts)
+    assert names == ["pod-0", "pod-1", "pod-2", "pod-3", "pod-6"]

@@ -23,6 +23,11 @@ def _check_flamegraph(fig: Any) -> None:
     assert box["width"] > 600 and box["height"] > 60, box
     frames = fig.query_selector_all(".lk-fn")
     assert len(frames) >= 5
+    body = fig.query_selector(".lk-flame-body").bounding_box()
+    boxes = [f.bounding_box() for f in frames]
+    assert min(b["width"] for b in boxes) >= 0.01 * body["width"] - 1  # no 1-pixel tails
+    deepest = max(b["y"] + b["height"] for b in boxes) - body["y"]
+    assert body["height"] - deepest < 18 + 4, (body, deepest)  # no empty rows below
     fig.query_selector("input").fill("py")
     assert "%" in fig.query_selector(".lk-flame-match").inner_text()
     assert fig.query_selector_all(".lk-hit")
