@@ -366,6 +366,9 @@ def check(prediction: float | None, measured: float, *, rel: float | None = 0.3,
         same_sign = measured == 0 or (prediction != 0 and (prediction > 0) == (measured > 0))
         ok = same_sign and abs(prediction - measured) <= rel * abs(measured)
         band = f"within {rel:.0%}"
+    from labkit.units import plain_number
+
     verdict = "Right" if ok else "Not quite"
-    return Verdict(bool(ok), f"{verdict}: you predicted {prediction:,.3g}; the measured {what} "
-                             f"is {measured:,.3g} ({band} counts as right).")
+    return Verdict(bool(ok), f"{verdict}: you predicted {plain_number(prediction)}; the "
+                             f"measured {what} is {plain_number(measured)} ({band} counts "
+                             "as right).")
