@@ -34,7 +34,7 @@ def variant_bars(table: pd.DataFrame, *, ax: Any = None, title: str = "",
     """Horizontal bars on linear scales, a panel per column (a measure), a bar per row (a
     variant, coloured as the lab colours leaky and fixed), each bar labelled with
     ``fmt(value)`` and, for the largest of a panel, how many times the smallest it is
-    (``49x``): a 49x gap is drawn as 49x and said. ``ax``: one Axes per column, or None."""
+    (``49x fixed``): a 49x gap is drawn as 49x and said. ``ax``: one Axes per column, or None."""
     from labkit.charts.style import VARIANT_COLORS
     from labkit.units import plain_number, ratio
 
@@ -51,11 +51,12 @@ def variant_bars(table: pd.DataFrame, *, ax: Any = None, title: str = "",
     for a, col in zip(axs, cols, strict=False):
         vals = [float(v) if v == v else 0.0 for v in table[col].to_numpy()]
         a.barh(labels, vals, color=[VARIANT_COLORS.get(v, "#4C72B0") for v in labels])
-        pos = [v for v in vals if v > 0]
+        pos = [(v, k) for v, k in zip(vals, labels, strict=True) if v > 0]
         top = max(vals, default=0.0)
+        low, low_name = min(pos) if pos else (0.0, "")
         for y, v in enumerate(vals):
-            times = ratio(top, min(pos)) if v == top and len(pos) > 1 else ""
-            a.annotate(f" {fmt(v)}" + (f" ({times} the smallest)" if times else ""), (v, y),
+            times = ratio(top, low) if v == top and len(pos) > 1 else ""
+            a.annotate(f" {fmt(v)}" + (f" ({times} {low_name})" if times else ""), (v, y),
                        va="center", fontsize=8)
         a.set_xlim(0, (top or 1) * 1.45)
         a.invert_yaxis()
