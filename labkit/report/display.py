@@ -78,10 +78,13 @@ def mimebundle_of(obj: Any, include: Any = None, exclude: Any = None) -> dict[st
 
 
 def headline_of(obj: Findings | Fleet) -> str:
-    """The one line an index card leads with: a postmortem's verdict; for a fleet, how many
-    pods grew at the same line ("4 of 20 pods grew at the same line: serve (app.py:12)")."""
+    """The one line an index card leads with: a postmortem's verdict (the first program's,
+    when captures of several were given, with how many more); for a fleet, how many pods
+    grew at the same line ("4 of 20 pods grew at the same line: serve (app.py:12)")."""
     if isinstance(obj, Findings):
-        return obj.verdict
+        first, *more = obj.verdict.split(" | ")
+        return first + (f" (and {len(more)} more program{'s' * (len(more) > 1)})"
+                        if more else "")
     v = obj.verdict()
     if v.site is None:
         return f"no line grew on two of the {v.nodes} pods or more"
