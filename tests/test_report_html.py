@@ -232,3 +232,25 @@ def test_plain_numbers_never_use_scientific_notation() -> None:
     assert human_measure("requests/s", 1170.4) == "1,170"
     assert ratio(1.5 * 2**30, 31.2 * 2**20) == "49x" and ratio(608, 8) == "76x"
     assert ratio(1.4, 1.0) == "1.4x" and ratio(1, 0) == ""
+
+
+def test_a_stop_for_a_prediction_selects_its_cell_and_notifies_in_jupyterlab(
+        monkeypatch) -> None:
+    from labkit import notebook as nbk
+    from labkit import progress
+    from labkit.report.stop import NOTIFY, stop_bundle
+
+    js = stop_bundle('set "x" </script>')["application/javascript"]
+    assert json.dumps('set "x" </script>') in js  # the message is data, never code
+    assert NOTIFY in js and "activeCellIndex" in js and "scrollToItem" in js
+    shown: list = []
+    monkeypatch.delenv(progress.REPORT_ENV, raising=False)
+    monkeypatch.setattr(progress, "where", lambda: "notebook")
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    try:
+        nbk.predict_first({"prediction_mib": None})
+    except nbk.PredictFirst as exc:
+        assert "prediction_mib" in str(exc)
+    else:
+        raise AssertionError("no stop")
+    assert shown and "prediction_mib" in shown[0]["application/javascript"]
