@@ -17,18 +17,22 @@
 
    Prints the medians of the per-round ratios B/A, C/A, D/A and E/A.
 
-2. Exports the 20 recorded pods of ``datasets/fleet``, copies their partitions under new
-   run ids and node names until there are RUNS runs, and times opening the fleet and
-   answering its three questions (growing sites, outliers, top suspects) in one process,
-   median of ROUNDS.
+2. Exports the 20 recorded pods of ``datasets/fleet`` and generates from them fleets of
+   SIZES runs (:mod:`labkit.export.fleetgen`: every frame, varied nodes and loads); on each,
+   alternating ROUNDS times, times in one process: DuckDB opening the fleet and answering
+   its three questions reading every part (a first query), the same through the store's
+   compacted copy (:mod:`labkit.fleetcache`, every later query), and Spark in local mode
+   (one session, started once) answering the growing sites; every side's rows are checked
+   to be the same. Prints medians and the load average.
 
-    .venv/bin/python bench/fleet.py [--pairs 5] [--objects 2000000] [--runs 100]
+    .venv/bin/python bench/fleet.py [--pairs 5] [--objects 2000000] [--sizes 100,1000]
+                                    [--rounds 5] [--fleet-only] [--no-spark]
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
 import statistics
 import subprocess
 import sys
@@ -104,51 +108,86 @@ def export_against_stats(py: str, tmp: Path, pairs: int, objects: int) -> None:
               f"(memray stats median {med(got['A']):.2f} s)")
 
 
-def fleet_query(tmp: Path, runs: int, rounds: int) -> None:
-    from labkit.export.parquet import export_parquet
-    from labkit.fleetdb import Fleet
-    from labkit.frames import load
+def _growing_rows(df) -> list[tuple]:
+    return [tuple(r) for r in df.astype(object).itertuples(index=False)]
 
-    root = tmp / "fleet"
-    recorded = sorted(m.parent for m in (ROOT / "datasets" / "fleet").glob("*/*/manifest.json"))
-    ids = []
-    for path in recorded:
-        written = export_parquet(load(path, background_stats=False), root)
-        ids.append(written[0].parent.name.removeprefix("run_id="))
-    parts = [(root, rid) for rid in ids]
-    copy = 0
-    while len(parts) < runs:  # the same pods again, as other nodes
-        rid = ids[copy % len(ids)]
-        new = f"copy{copy}-{rid}"
-        for frame in root.glob("frame=*"):
-            src = frame / f"run_id={rid}"
-            if src.is_dir():
-                shutil.copytree(src, frame / f"run_id={new}")
-        parts.append((root, new))
-        copy += 1
-    times = []
-    for _ in range(rounds):
+
+def _duck(parts: list, store: Path | None) -> tuple[float, list[tuple]]:
+    """Seconds to open the fleet and answer its three questions; the growing sites."""
+    from labkit.fleetdb import Fleet
+
+    t = time.perf_counter()
+    fl = Fleet(parts, by="requests", store=store)
+    rows = _growing_rows(fl.growing_sites())
+    fl.outliers(), fl.top_suspects()
+    return time.perf_counter() - t, rows
+
+
+def fleet_query(tmp: Path, sizes: list[int], rounds: int, spark_too: bool) -> None:
+    from labkit.export.fleetgen import generate_fleet
+    from labkit.fleetdb import collect
+
+    recorded = {root for root, _ in collect([ROOT / "datasets" / "fleet"],
+                                            store=tmp / "recorded")}.pop()
+    spark = None
+    if spark_too:
+        from labkit.fleetspark import growing_sites, local_session
+
         t = time.perf_counter()
-        fl = Fleet(parts, by="requests")
-        fl.growing_sites(), fl.outliers(), fl.top_suspects()
-        times.append(time.perf_counter() - t)
-    n = len(list((root / "frame=runs").iterdir()))
-    files = len(list(root.glob("frame=*/*/*.parquet")))
-    print(f"fleet of {n} runs ({files} Parquet files): open + growing sites + outliers + top "
-          f"suspects, median of {rounds}: {statistics.median(times):.3f} s "
-          f"(min {min(times):.3f}, max {max(times):.3f})")
+        spark = local_session(cores=2, shuffle_partitions=4)
+        print(f"Spark {spark.version} local[2] session started in "
+              f"{time.perf_counter() - t:.1f} s", flush=True)
+    for n in sizes:
+        root = tmp / f"fleet{n}"
+        t = time.perf_counter()
+        generate_fleet(recorded, root, n)
+        files = len(list(root.glob("frame=*/*/*.parquet")))
+        print(f"generated fleet of {n} runs ({files} Parquet files) in "
+              f"{time.perf_counter() - t:.1f} s", flush=True)
+        parts = collect([root])
+        store = tmp / f"store{n}"
+
+        got: dict[str, list[float]] = {"cold": [], "warm": [], "spark": []}
+        _, first = _duck(parts, store)  # writes the store's compacted frames
+        for i in range(rounds):
+            sides = ["cold", "warm", "spark"] if spark else ["cold", "warm"]
+            for side in (sides if i % 2 == 0 else sides[::-1]):
+                if side == "spark":
+                    t = time.perf_counter()
+                    rows = [tuple(r.values()) for r in growing_sites(spark, root)]
+                    got[side].append(time.perf_counter() - t)
+                else:
+                    took, rows = _duck(parts, None if side == "cold" else store)
+                    got[side].append(took)
+                assert len(rows) == len(first) and rows[0][:5] == first[0][:5], (side, rows)
+        med = statistics.median
+        print(f"{n} runs, median of {rounds} alternating rounds "
+              f"(load average {os.getloadavg()[0]:.1f}):", flush=True)
+        print(f"  DuckDB, every part read (first query)      {med(got['cold']):6.2f} s "
+              f"(min {min(got['cold']):.2f}, max {max(got['cold']):.2f})")
+        print(f"  DuckDB, through the store's compacted copy {med(got['warm']):6.2f} s "
+              f"(min {min(got['warm']):.2f}, max {max(got['warm']):.2f})")
+        if spark:
+            print(f"  Spark local[2], growing sites only         {med(got['spark']):6.2f} s "
+                  f"(min {min(got['spark']):.2f}, max {max(got['spark']):.2f})", flush=True)
+    if spark:
+        spark.stop()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--objects", type=int, default=2_000_000)
-    ap.add_argument("--runs", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--sizes", default="100,1000", help="fleet sizes, in runs")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--fleet-only", action="store_true", help="skip part 1")
+    ap.add_argument("--no-spark", action="store_true", help="DuckDB alone in part 2")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="labkit-bench-fleet-") as tmp:
-        export_against_stats(sys.executable, Path(tmp), args.pairs, args.objects)
-        fleet_query(Path(tmp), args.runs, args.rounds)
+        if not args.fleet_only:
+            export_against_stats(sys.executable, Path(tmp), args.pairs, args.objects)
+        fleet_query(Path(tmp), [int(n) for n in args.sizes.split(",")], args.rounds,
+                    not args.no_spark)
     return 0
 
 

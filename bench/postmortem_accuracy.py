@@ -1,11 +1,13 @@
 """Does the postmortem name the culprit? A corpus of leaky programs, captured as a user would.
 
-    .venv/bin/python bench/postmortem_accuracy.py [--trace-python-allocators] [PROGRAM ...]
+    .venv/bin/python bench/postmortem_accuracy.py [--trace-python-allocators] [--aggregate]
+                                                  [PROGRAM ...]
 
 Each program in ``bench/corpus/`` is a different real-world pattern and names, in its first
 line (``# culprit: FUNCTION``), the function whose code has to change to fix it. Each is
 run under ``labkit capture`` (all four backends and the agent's origins; memray, with
-``--trace-python-allocators``, records every small object too), then
+``--trace-python-allocators``, records every small object too; with ``--aggregate``, in
+memray's aggregated format: the high-water mark and leaks per stack only), then
 ``labkit postmortem RUN --json``; the culprit's rank among the suspects is printed, and
 the totals: culprit at rank 1, culprit in the top 3.
 """
@@ -58,9 +60,13 @@ def main() -> int:
     ap.add_argument("programs", nargs="*", help="names in bench/corpus (default: all)")
     ap.add_argument("--trace-python-allocators", action="store_true",
                     help="capture every small object with memray (all backends still on)")
+    ap.add_argument("--aggregate", action="store_true",
+                    help="memray in its aggregated format (memray run --aggregate; all "
+                         "backends still on)")
     args = ap.parse_args()
     options = (("--gc", "--proc", "--memray", "--pyspy", "--trace-python-allocators")
                if args.trace_python_allocators else ())
+    options += ("--aggregate",) if args.aggregate else ()
     programs = [CORPUS / f"{p.removesuffix('.py')}.py" for p in args.programs] or \
         sorted(CORPUS.glob("*.py"))
     first = top3 = 0

@@ -7,6 +7,7 @@ runs ``labkit capture`` on the case's ``app.py`` with that venv's interpreter, t
 
 - named: the rank of the first suspect that names the library culprit (the function the
   fix changed, or its file) in its ``library`` entry/site or its own function/file;
+  ``N (.so)`` when it names only the compiled module the culprit is in, not a function;
 - in stack: the rank of the first suspect whose text (stack included) mentions it;
 - user: the rank of the suspect at the program's own call site (``user_entry``);
 - growth: the growth symptoms found; for the fixed release, "none" is the goal.
@@ -151,6 +152,13 @@ def _names(where: dict[str, Any] | None, culprit: dict[str, str]) -> bool:
     return fn == culprit["function"] and (not file or package in file)
 
 
+def _is_module_only(where: dict[str, Any]) -> bool:
+    """A frame that is a compiled module's file with no function named in it."""
+    file = str(where.get("file") or "")
+    return bool(re.search(r"\.so(?:\.\d+)*$|\.pyd$|\.dylib$", file)) and \
+        str(where.get("function") or "") in ("", "<unknown>")
+
+
 def _rank(suspects: list[dict[str, Any]], hit: Any) -> int | None:
     return next((s.get("rank", i) for i, s in enumerate(suspects, 1) if hit(s)), None)
 
@@ -184,7 +192,17 @@ def score(case: Case, report: dict[str, Any]) -> dict[str, Any]:
 
     growth = [f"{s['kind']}: {s['what']}" for s in report.get("symptoms", [])
               if any(w in f"{s['kind']} {s['what']}" for w in GROWTH_WORDS)]
-    return {"named": _rank(suspects, named), "in_stack": _rank(suspects, in_text),
+    def by_module_only(s: dict[str, Any]) -> bool:
+        """Named, but by a compiled module's file and no function of it (a stripped
+        module whose frames memray shows as <unknown>)."""
+        lib = s.get("library") or {}
+        wheres = [w for w in (lib.get("entry"), lib.get("site"), s) if _names(w, culprit)]
+        return all(_is_module_only(w) for w in wheres)
+
+    first = next((s for s in suspects if named(s)), None)
+    return {"named": _rank(suspects, named),
+            "named_by": None if first is None else "so" if by_module_only(first) else "code",
+            "in_stack": _rank(suspects, in_text),
             "user": _rank(suspects, user), "growth": growth,
             "verdict": report.get("verdict", "")}
 
@@ -213,8 +231,8 @@ def run_case(case: Case, release: str, runs: Path, install_memray: bool = False,
             **result}
 
 
-def _fmt_rank(r: int | None) -> str:
-    return "-" if r is None else str(r)
+def _fmt_rank(r: int | None, by: str | None = None) -> str:
+    return "-" if r is None else f"{r} (.so)" if by == "so" else str(r)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -229,7 +247,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             continue
         growth = "; ".join(r["growth"]) or "none"
         lines.append(f"| {r['case']} | {r['kind']} | {r['release']} {r['version']} | "
-                     f"{_fmt_rank(r['named'])} | {_fmt_rank(r['in_stack'])} | "
+                     f"{_fmt_rank(r['named'], r.get('named_by'))} | "
+                     f"{_fmt_rank(r['in_stack'])} | "
                      f"{_fmt_rank(r['user'])} | {growth[:90]} | {r['seconds']} |")
     return "\n".join(lines)
 

@@ -8,7 +8,9 @@ folder's name and its manifest's checksum, and a second copy of the same id (an 
 copied elsewhere, or given again as its run directory) is skipped and counted in
 :attr:`Fleet.copies_skipped`. Every frame becomes a view of the same name; ``fleet_runs``
 adds ``node`` (the ``host`` label, else the host name, else the run id) and ``load`` (the
-label named by ``by``, else the run's duration: uptime).
+label named by ``by``, else the run's duration: uptime). A frame other than ``runs`` is read
+when a query (:meth:`Fleet.sql`) first names it; a fleet of many runs is read through the
+store's compacted copies (:mod:`labkit.fleetcache`).
 
 No SQL is built from data: part files are listed in Python (regular files only), read with
 pyarrow and handed to DuckDB as Arrow tables, so no path, folder name or glob character
@@ -187,9 +189,10 @@ def collect(paths: list[Path | str], labels: dict[str, str] | None = None,
     return list(dict.fromkeys(found))
 
 
-def _part_files(root: Path, frame: str, rid: str) -> list[Path]:
-    """The Parquet files of one partition, exactly (no glob): regular files only; names
-    starting with ``.`` or ``_`` (temporary files, Spark's markers) are not parts."""
+def _part_files(root: Path, frame: str, rid: str) -> list[tuple[Path, os.stat_result]]:
+    """The Parquet files of one partition, exactly (no glob), with their lstat: regular
+    files only; names starting with ``.`` or ``_`` (temporary files, Spark's markers) are
+    not parts."""
     d = root / f"frame={frame}" / f"run_id={rid}"
     try:
         with os.scandir(d) as it:
@@ -208,7 +211,7 @@ def _part_files(root: Path, frame: str, rid: str) -> list[Path]:
                     stat.S_IFDIR: "a folder"}.get(kind, "not a regular file")
             raise InputError(f"{d / e.name} is {what}; a fleet reads only the regular "
                              "Parquet files an export wrote: remove it or re-export the run")
-        parts.append(d / e.name)
+        parts.append((d / e.name, e.stat(follow_symlinks=False)))
     return parts
 
 
@@ -221,7 +224,8 @@ def _read_part(path: Path, frame: str, rid: str) -> Any:
 
     try:
         with open_regular(path, "Parquet part", follow_symlinks=False) as fh:
-            table = pq.ParquetFile(pa.BufferReader(fh.read())).read()
+            table = pq.ParquetFile(pa.BufferReader(fh.read()), pre_buffer=False).read(
+                use_threads=False)  # parts are read READERS at once (labkit.fleetcache)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"cannot read the {frame} frame of this fleet ({path}: "
                          f"{_first_line(exc)}); re-export its runs") from None
@@ -234,81 +238,85 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
-def _union_by_name(tables: list[Any]) -> Any:
-    """``tables`` as one, columns matched by name (missing ones null); a column typed
-    differently in different runs (text in a run without rows) becomes text."""
-    import pyarrow as pa
-
-    try:
-        return pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        pass
-    types: dict[str, set[Any]] = {}
-    for t in tables:
-        for f in t.schema:
-            types.setdefault(f.name, set()).add(f.type)
-    clash = {n for n, ts in types.items() if len(ts - {pa.null()}) > 1}
-    return pa.concat_tables(
-        [t.cast(pa.schema([pa.field(f.name, pa.string()) if f.name in clash else f
-                           for f in t.schema])) for t in tables],
-        promote_options="permissive")
-
-
 @dataclass
 class Fleet:
     """Runs queried together: :meth:`sql`, :meth:`growing_sites`, :meth:`outliers`,
     :meth:`top_suspects`, :attr:`runs`. ``con``: a DuckDB connection to use (default a new
-    one); :attr:`copies_skipped`: parts naming a run already counted."""
+    one); ``store``: where compacted frames are kept (None: none, every part is read);
+    :attr:`copies_skipped`: parts naming a run already counted."""
 
     parts: list[tuple[Path, str]]  # (Parquet root, run id), from :func:`collect`
     by: str | None = None
     con: Any = field(default=None, repr=False)
+    store: Path | None = None
     copies_skipped: int = field(default=0, init=False)
+    _runs: dict[str, Path] = field(default_factory=dict, init=False, repr=False)
+    _loaded: set[str] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.by is not None:
             label_column(self.by, "--by")
         try:
             import duckdb
-            import pyarrow as pa
+            import pyarrow  # noqa: F401
         except ImportError:
             raise InputError("labkit fleet needs DuckDB and pyarrow: pip install "
                              "'labkit[fleet]'") from None
         from labkit.export.parquet import FRAMES
 
-        runs: dict[str, Path] = {}  # run id -> the first root that holds it
-        for root, rid in dict.fromkeys(self.parts):
-            runs.setdefault(rid, root)
-        self.copies_skipped = len(dict.fromkeys(self.parts)) - len(runs)
-        tables: dict[str, list[Any]] = {}
-        for name in FRAMES:
-            for rid, root in runs.items():
-                tables.setdefault(name, []).extend(
-                    _read_part(f, name, rid) for f in _part_files(root, name, rid))
-        if not tables.get("runs"):
-            raise InputError("no run in this fleet: give run directories or Parquet exports")
+        for root, rid in dict.fromkeys(self.parts):  # run id -> the first root that holds it
+            self._runs.setdefault(rid, root)
+        self.copies_skipped = len(dict.fromkeys(self.parts)) - len(self._runs)
         if self.con is None:
             self.con = duckdb.connect()
-        for name, parts in tables.items():
-            if not parts:  # a frame of an earlier fleet on a shared connection is not ours
-                self.con.unregister(name)
-            else:
-                try:
-                    self.con.register(name, _union_by_name(parts))
-                except (pa.ArrowException, duckdb.Error) as exc:
-                    raise InputError(f"cannot read the {name} frame of this fleet: "
-                                     f"{_first_line(exc)}; re-export its runs") from None
+        for name in FRAMES:  # a frame of an earlier fleet on a shared connection is not ours
+            self.con.unregister(name)
+        if not self._load("runs"):
+            raise InputError("no run in this fleet: give run directories or Parquet exports")
         self._check_versions()
-        cols = {d[0] for d in self.con.execute("SELECT * FROM runs LIMIT 0").description}
+        result = self.con.execute("SELECT * FROM runs LIMIT 0")
+        cols = {d[0] for d in result.description}
+        result.fetchall()  # DuckDB 2: a result left open blocks the connection
         if self.by is not None and label_column(self.by) not in cols:
             known = sorted(c.removeprefix("label_") for c in cols if c.startswith("label_"))
             raise InputError(f"no run is labelled {self.by!r}; labels here: "
                              f"{', '.join(known) or 'none'}")
         self.con.execute(fleet_runs_sql(host_label="label_host" in cols, by=self.by))
         if self.by is not None and self.con.execute(
-                "SELECT COUNT(load) FROM fleet_runs").fetchone()[0] < 2:
+                "SELECT COUNT(load) FROM fleet_runs").fetchall()[0][0] < 2:
             raise InputError(f"label {self.by!r} is not a number on two runs or more; --by "
                              "needs a measure of load (requests, uptime_s, ...)")
+
+    def _load(self, name: str) -> bool:
+        """Register frame ``name`` of this fleet's runs (once); False if none has it."""
+        import duckdb
+        import pyarrow as pa
+
+        from labkit.export.parquet import SCHEMA_VERSION
+        from labkit.fleetcache import read_frame, union_by_name
+
+        if name in self._loaded:
+            return True
+        listed = [(rid, f, st) for rid, root in self._runs.items()
+                  for f, st in _part_files(root, name, rid)]
+        if not listed:
+            return False
+        tables = read_frame(name, listed, lambda path, rid: _read_part(path, name, rid),
+                            self.store, SCHEMA_VERSION)
+        try:
+            self.con.register(name, union_by_name(tables))
+        except (pa.ArrowException, duckdb.Error) as exc:
+            raise InputError(f"cannot read the {name} frame of this fleet: "
+                             f"{_first_line(exc)}; re-export its runs") from None
+        self._loaded.add(name)
+        return True
+
+    def _need(self, query: str) -> None:
+        """Read the frames ``query`` names (a word that is a frame's name) not read yet."""
+        from labkit.export.parquet import FRAMES
+
+        for name in FRAMES.keys() & set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query)):
+            self._load(name)
 
     def _check_versions(self) -> None:
         from labkit.export.parquet import SCHEMA_VERSION
@@ -324,7 +332,9 @@ class Fleet:
                 "with this labkit (labkit export RUN --to parquet)")
 
     def sql(self, query: str) -> Any:
-        """Any SQL over the fleet's views; a pandas DataFrame."""
+        """Any SQL over the fleet's views (each frame read when a query first names it); a
+        pandas DataFrame."""
+        self._need(query)
         return self.con.execute(query).df()
 
     @property
@@ -370,6 +380,7 @@ class Fleet:
 
     def nodes_where(self, function: str, line: int) -> list[str]:
         """The nodes on which the site ``function`` at ``line`` grew during the run."""
+        self._load("memray_growth")
         return [r[0] for r in self.con.execute(
             "SELECT DISTINCT r.node FROM memray_growth g JOIN fleet_runs r USING (run_id) "
             "WHERE g.site_function = ? AND g.site_line = ? GROUP BY r.node, g.run_id "
@@ -385,4 +396,5 @@ def fleet(paths: list[Path | str] | Path | str, *, labels: dict[str, str] | None
         paths = [paths]
     if by is not None:
         label_column(by, "--by")  # before any export
-    return Fleet(collect(list(paths), labels, store), by=by)
+    return Fleet(collect(list(paths), labels, store), by=by,
+                 store=store if store is not None else cache_root())

@@ -21,6 +21,7 @@ class Target:
     gc_threshold: list[int] | None = None
     pid: int | None = None
     distributions: dict[str, tuple[str, str]] = field(default_factory=dict)
+    site_packages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ class Manifest:
                           pid=t.get("pid"),
                           distributions={str(k): (str(v[0]), str(v[1]))
                                          for k, v in dists.items()
-                                         if isinstance(v, list | tuple) and len(v) == 2}),
+                                         if isinstance(v, list | tuple) and len(v) == 2},
+                          site_packages=tuple(str(p) for p in t.get("site_packages") or ()
+                                              if isinstance(p, str))),
             outcome=Outcome(reason=str(out.get("reason", "")),
                             returncode=out.get("returncode")),
             data=m,

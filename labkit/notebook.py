@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.analysis.records import write_record
 from labkit.errors import LabkitError
 from labkit.frames import Run, load
 from labkit.progress import REPORT_ENV  # set for the kernel while labkit renders a report
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 DATASETS = datasets_dir()
+_CURRENT: dict[str, str | None] = {"scenario": None}  # the scenario an exercise check is of
 register_display()  # in a kernel, labkit's objects show as HTML; elsewhere this does nothing
 
 
@@ -72,7 +74,8 @@ def predict_first(predictions: dict[str, Any]) -> None:
 class Scenario:
     """One scenario in a notebook: live runs, or the recorded dataset (``replay``).
 
-    ``mode`` says which was used and ``why`` says why replay was chosen.
+    ``mode`` says which was used and ``why`` says why replay was chosen. Each prediction,
+    run and signature is recorded for the trainer's view (:mod:`labkit.analysis.records`).
     """
 
     name: str
@@ -84,8 +87,10 @@ class Scenario:
     why: str = ""
     runs: dict[str, Run] = field(default_factory=dict)
     _out: Path | None = None
+    _recorded: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        _CURRENT["scenario"] = self.name
         if self.replay:
             self.mode, self.why = "replay", "replay=True was asked for"
         else:
@@ -118,6 +123,9 @@ class Scenario:
         None: the learner predicts before anything is measured. A report (labkit sets
         :data:`REPORT_ENV` for its kernel) runs regardless."""
         predict_first(self.predictions)
+        if self.predictions and self.predictions != self._recorded:
+            write_record("prediction", self.name, predictions=self.predictions)
+            self._recorded = dict(self.predictions)
         if self.mode == "replay":
             run = load(self.datasets / self.name / variant)
         else:
@@ -133,6 +141,9 @@ class Scenario:
             run = load(res[variant].path)
             print(f"{variant}: {res[variant].reason}, exit code {res[variant].returncode}, "
                   f"{run.path}")
+        write_record("run", self.name, variant=variant, mode=self.mode,
+                     returncode=None if self.mode == "replay" else res[variant].returncode,
+                     reason="replayed" if self.mode == "replay" else str(res[variant].reason))
         self.runs[variant] = run
         return run
 
@@ -143,7 +154,10 @@ class Scenario:
         for v in get_spec(self.name).variants:
             if v not in self.runs:
                 self.run(v)
-        return get_module(self.name).signature(self.runs)
+        sig = get_module(self.name).signature(self.runs)
+        write_record("signature", self.name, mode=self.mode, ok=sig.ok,
+                     rows=[vars(r) for r in sig.rows])
+        return sig
 
 
 def live_capture_blocker(name: str) -> str:
@@ -348,24 +362,34 @@ class Verdict:
 
 
 def check(prediction: float | None, measured: float, *, rel: float | None = 0.3,
-          factor: float | None = None, what: str = "the value") -> Verdict:
+          factor: float | None = None, what: str = "the value",
+          scenario: str | None = None) -> Verdict:
     """Whether ``prediction`` is right: within ``rel`` of ``measured`` (``rel`` < 1), or,
     for quantities spread over orders of magnitude, within a ``factor`` of it. A guess of
-    zero, or of the wrong sign, is never right for a nonzero measurement."""
+    zero, or of the wrong sign, is never right for a nonzero measurement. The check is
+    recorded for the trainer's view, as an exercise of the notebook's last :class:`Scenario`
+    (or ``scenario``)."""
     if factor is None and (rel is None or not 0 < rel < 1):
         raise ValueError("rel must be between 0 and 1; use factor= for order-of-magnitude "
                          "guesses")
+    band = f"within a factor of {factor:g}" if factor is not None else f"within {rel:.0%}"
+    verdict = _check(prediction, measured, rel=rel, factor=factor, what=what, band=band)
+    write_record("check", scenario or _CURRENT["scenario"], what=what, prediction=prediction,
+                 measured=measured, ok=verdict.ok, band=band)
+    return verdict
+
+
+def _check(prediction: float | None, measured: float, *, rel: float | None,
+           factor: float | None, what: str, band: str) -> Verdict:
     if prediction is None:
         return Verdict(None, f"No prediction yet: set it in the parameters cell, then run "
                              f"this cell again to see the measured {what}.")
     if factor is not None:
         ok = prediction > 0 and measured > 0 and measured / factor <= prediction <= \
             measured * factor
-        band = f"within a factor of {factor:g}"
     else:
         same_sign = measured == 0 or (prediction != 0 and (prediction > 0) == (measured > 0))
         ok = same_sign and abs(prediction - measured) <= rel * abs(measured)
-        band = f"within {rel:.0%}"
     from labkit.units import plain_number
 
     verdict = "Right" if ok else "Not quite"

@@ -73,12 +73,15 @@ def is_stdlib(file: str) -> bool:
 @functools.lru_cache(maxsize=1 << 14)
 def package_of(file: str) -> str | None:
     """The top-level import name of the installed package ``file`` is in (``aiohttp`` for
-    ``.../site-packages/aiohttp/cookiejar.py``, ``six`` for ``.../site-packages/six.py``),
+    ``.../site-packages/aiohttp/cookiejar.py``, ``six`` for ``.../site-packages/six.py``,
+    ``ujson`` for ``.../site-packages/ujson.cpython-311-x86_64-linux-gnu.so``),
     or None for a file outside ``site-packages``/``dist-packages``."""
     m = _PACKAGE.search(_posix(file))
     if m is None:
         return None
     name = m.group(1)
+    if re.search(r"\.(?:so|pyd|dylib)$", name):  # one-file compiled module
+        return name.split(".", 1)[0]
     return name[:-3] if name.endswith(".py") else name
 
 

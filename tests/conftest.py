@@ -30,6 +30,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(f"{sum(_MODULE_SECONDS.values()):8.1f} s  in all")
 
 
+@pytest.fixture(autouse=True)
+def _records_in_tmp(tmp_path_factory: pytest.TempPathFactory,
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Learner records (labkit.analysis.records) from any test go to a temporary folder,
+    never into the home of whoever runs the suite."""
+    monkeypatch.setenv("LABKIT_RECORDS", str(tmp_path_factory.mktemp("records")))
+
+
 def labkit(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     """Run ``python -m labkit ARGS`` and capture its output."""
     kw.setdefault("capture_output", True)

@@ -164,3 +164,24 @@ def test_pid_check() -> None:
         attach_mod.check_pid(2**22 + 4321)
     assert alive(attach_mod.check_pid(subprocess.os.getpid()).pid)
     assert sys.executable
+
+
+def test_a_line_number_beyond_int32_loses_its_line_not_the_profile(tmp_path: Path) -> None:
+    # GIVEN a profile and a dump where py-spy wrote a line that no file has (beyond int32)
+    huge = 2**31 + 17
+    doc = {"shared": {"frames": [{"name": "main", "file": "/a/app.py", "line": 1},
+                                 {"name": "work", "file": "/a/app.py", "line": huge}]},
+           "profiles": [{"type": "sampled", "name": 'Thread 7 "MainThread"',
+                         "samples": [[0, 1], [0, 1]], "weights": [0.01] * 2}]}
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(doc))
+    dump = [{"thread_id": 1, "os_thread_id": 2, "thread_name": "t", "active": True,
+             "owns_gil": False, "frames": [{"name": "work", "filename": "/a/app.py",
+                                            "line": huge}]}]
+    d = tmp_path / "d.json"
+    d.write_text(json.dumps(dump))
+    # THEN both are read; that frame's line is 0 (unknown), the others keep theirs
+    samples, _ = load_speedscope(p)
+    assert samples.iloc[0]["frames"] == (("/a/app.py", 0, "work"), ("/a/app.py", 1, "main"))
+    assert samples.iloc[0]["count"] == 2
+    assert load_dump(d).iloc[0]["line"] == 0

@@ -115,7 +115,8 @@ def test_cli_prints_the_verdict_and_writes_json_findings(tmp_path: Path) -> None
     first = cp.stdout.splitlines()[0]
     assert first.startswith("verdict: ") and "handle (fd_leak.py:74)" in first
     doc = json.loads(out.read_text())
-    assert set(doc) == {"verdict", "symptoms", "suspects", "notes"}
+    assert set(doc) == {"verdict", "symptoms", "suspects", "notes", "missing"}
+    assert doc["missing"] == []  # a full memray capture: nothing is missing
     top = doc["suspects"][0]
     assert {"rank", "function", "file", "line", "stack", "score", "explains", "evidence"} <= \
         set(top)

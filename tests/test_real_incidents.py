@@ -115,3 +115,25 @@ def test_score_finds_nothing_where_nothing_is_named():
     got = bench.score(case, report)
     assert (got["named"], got["in_stack"], got["user"], got["growth"]) == (None, None, None, [])
     assert bench.score(case, {"error": "capture exit 2"}) == {"error": "capture exit 2"}
+
+
+def test_a_culprit_named_only_by_its_compiled_module_reads_so():
+    bench = _bench()
+    (case,) = bench.load_cases(["pydantic-recursive-adapter"])
+    so = "/venv/site-packages/pydantic_core/_pydantic_core.cpython-311-x86_64-linux-gnu.so"
+    lib = {"package": "pydantic_core", "version": "2.14.5",
+           "entry": {"function": "create_schema_validator",
+                     "file": "/venv/site-packages/pydantic/plugin/_schema_validator.py",
+                     "line": 49},
+           "site": {"function": "<unknown>", "file": so, "line": 0}}
+    report = {"verdict": "native memory: ...", "symptoms": [],
+              "suspects": [_suspect(1, "main", "/x/app.py"),
+                           _suspect(2, "parse_batch", "/x/app.py", library=lib)]}
+    got = bench.score(case, report)
+    assert (got["named"], got["named_by"]) == (2, "so")
+    row = {"case": case.name, "kind": case.kind, "release": "leaky", "version": case.leaky,
+           "seconds": 1.0, **got}
+    assert "| 2 (.so) |" in bench.table([row])
+    named = {**lib, "site": {"function": "Definitions", "file": so, "line": 0}}
+    report["suspects"][1]["library"] = named
+    assert bench.score(case, report)["named_by"] == "code"

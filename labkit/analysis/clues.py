@@ -116,8 +116,8 @@ def _by_user_frame(df: pd.DataFrame, how: Attribution, sums: dict[str, str],
     return pd.DataFrame(rows, columns=cols)
 
 
-def _memory_rows(memray: Any, how: Attribution,
-                 dists: Mapping[str, tuple[str, str]]) -> list[Clue]:
+def _memory_rows(memray: Any, how: Attribution, dists: Mapping[str, tuple[str, str]],
+                 site_packages: tuple[str, ...] = ()) -> list[Clue]:
     """Lines of the user's code by the memory they held at the peak and by how much what
     they hold grew over the run, growth counted in full only for a site that grew in at
     least :data:`STEADY_STEPS` steps (a one-off grows in one). When the heap grew (by 1 MiB
@@ -126,14 +126,19 @@ def _memory_rows(memray: Any, how: Attribution,
     (``--trace-python-allocators``) the share of the objects held at the peak counts at
     half weight beside the share of bytes: many small objects kept alive (the closures or
     callbacks that pin a large buffer) are evidence too. What a line still held when
-    tracking stopped (never freed) is stated with it."""
+    tracking stopped (never freed) is stated with it. An aggregated capture has no growth
+    history (NaN): its lines rank by what they held at the peak."""
     total = max(1, int(memray.metadata.peak_memory))  # no statistics pass needed
     grow = own_allocations(memray.growth)
-    grow = grow.assign(gain=steady_gain(grow))
+    grow = grow.assign(gain=steady_gain(grow).fillna(0.0))
+    history = not getattr(memray, "aggregated", False)
     native = bool(getattr(memray.metadata, "has_native_traces", False)) and "record" in grow
     sites = _by_user_frame(grow, how, {"bytes": "peak_bytes", "count": "peak_count",
                                        "never": "end_bytes", "gain": "gain"}, dists,
                            ("record", "frames") if native else ())
+    if native:
+        sites = _charged_native(sites, memray, how, dists, site_packages,
+                                ("bytes", "count", "never", "gain"))
     grown, never = float(sites["gain"].sum()), float(sites["never"].sum())
     objects = float(grow["peak_count"].sum()) if memray.metadata.trace_python_allocators \
         else 0.0
@@ -160,19 +165,42 @@ def _memory_rows(memray: Any, how: Attribution,
                             f"held when tracking stopped ({r.never / MB:.1f} MiB)")
         kind = "growing allocation site" if of_growth > at_peak else "allocation site at peak"
         lib = r.library
-        if native:
-            below = memray.native_frames(int(r.record))
-            lib = native_library(below, r.frames, how, dists) or lib
-            if below and lib is not None and lib is not r.library:
-                explains.append(f"native: allocated in {lib.site.where} of {lib.label}, "
-                                "below your Python code")
+        if native and r.native:
+            explains.append(f"native: allocated in {lib.site.where} of {lib.label}, "
+                            "below your Python code")
         rows.append(Clue(kind, _code_name(r.function, r.file, r.line, lib),
                      f"{r.bytes / MB:.1f} MiB in {int(r.count):,} blocks held at the peak, "
-                     f"+{r.gain / MB:.1f} MiB gained over the run, {r.never / MB:.1f} MiB "
-                     f"never freed; stack {str(r.stack)[:120]}", score,
+                     + (f"+{r.gain / MB:.1f} MiB gained over the run, " if history else
+                        "growth not recorded (aggregated capture), ")
+                     + f"{r.never / MB:.1f} MiB never freed; stack {str(r.stack)[:120]}", score,
                      Code(r.function, r.file, int(r.line), str(r.stack), tuple(explains),
                           lib)))
     return sorted(rows, key=lambda row: -row.score)[:5]
+
+
+def _charged_native(sites: pd.DataFrame, memray: Any, how: Attribution,
+                    dists: Mapping[str, tuple[str, str]], site_packages: tuple[str, ...],
+                    sums: tuple[str, ...]) -> pd.DataFrame:
+    """``sites`` (from :func:`_by_user_frame`, with ``record`` and ``frames``) with each
+    one's ``library`` replaced by the compiled code below its Python stack that made the
+    allocations (:func:`native_library`, ``native`` True), and the sites charged to one
+    native site merged (``sums`` added up; the rest the heaviest's by ``sums[0]``): the
+    package site is what ranks."""
+    if sites.empty:
+        return sites.assign(native=pd.Series(dtype=bool))
+    libs, native = [], []
+    for r in sites.itertuples():
+        below = memray.native_frames(int(r.record))
+        lib = native_library(below, r.frames, how, dists, site_packages) if below else None
+        libs.append(lib or r.library)
+        native.append(lib is not None)
+    sites = sites.assign(library=libs, native=native)
+    key = [(lib.site.file, lib.site.function) if n else ("row", i)
+           for i, (lib, n) in enumerate(zip(libs, native, strict=True))]
+    sites = sites.assign(_key=key).sort_values(sums[0], ascending=False, kind="stable")
+    totals = sites.groupby("_key", sort=False)[list(sums)].transform("sum")
+    first = ~sites["_key"].duplicated()
+    return sites.assign(**{c: totals[c] for c in sums})[first].drop(columns="_key")
 
 
 def _churn_rows(memray: Any, how: Attribution, dists: Mapping[str, tuple[str, str]],
@@ -281,13 +309,19 @@ def _fd_table_rows(table: pd.DataFrame) -> list[Clue]:
 
 
 def _native_rows(memray: Any, how: Attribution, dists: Mapping[str, tuple[str, str]],
-                 what: str) -> list[Clue]:
+                 what: str, site_packages: tuple[str, ...] = ()) -> list[Clue]:
     """The Python entry of native memory: the code (yours, or the package under it) whose
     allocations memray saw grow most while RSS grew, else the most held at the peak; its
-    native allocations happen below it, where memray's Python view cannot follow."""
+    native allocations happen below it, where memray's Python view cannot follow. In a
+    capture with native stacks, the compiled code below it is the site
+    (:func:`_charged_native`)."""
     grow = own_allocations(memray.growth)
-    grow = grow.assign(gain=steady_gain(grow))
-    sites = _by_user_frame(grow, how, {"gain": "gain", "bytes": "peak_bytes"}, dists)
+    grow = grow.assign(gain=steady_gain(grow).fillna(0.0))
+    native = bool(getattr(memray.metadata, "has_native_traces", False)) and "record" in grow
+    sites = _by_user_frame(grow, how, {"gain": "gain", "bytes": "peak_bytes"}, dists,
+                           ("record", "frames") if native else ())
+    if native:
+        sites = _charged_native(sites, memray, how, dists, site_packages, ("gain", "bytes"))
     if sites.empty:
         return []
     col = "gain" if sites["gain"].sum() > 0 else "bytes"
@@ -342,12 +376,14 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     rows: list[Clue] = []
     dists = getattr(ev, "distributions", None) or {}
     if ev.memray is not None:
-        rows += _memory_rows(ev.memray, how, dists)
+        site_packages = tuple(getattr(ev, "site_packages", ()) or ())
+        rows += _memory_rows(ev.memray, how, dists, site_packages)
         found = heap_symptom(ev.memray.memory, ev.memray.growth)
         rows += _churn_rows(ev.memray, how, dists, found is not None)
         rows += [Clue(*found)] if found else []
         if (native := native_symptom(ev.memray, ev.proc)) is not None:
-            rows += [Clue(*native), *_native_rows(ev.memray, how, dists, native[1])]
+            rows += [Clue(*native), *_native_rows(ev.memray, how, dists, native[1],
+                                                  site_packages)]
     if ev.proc is not None and len(ev.proc):
         rows += [Clue(*found) for found in proc_symptoms(ev.proc)]
     if ev.origins is not None:

@@ -54,6 +54,14 @@ class Symptom:
     evidence: str
 
 
+@dataclass(frozen=True)
+class Missing:
+    """Evidence the captures cannot give (``evidence``, a phrase) and ``why`` not."""
+
+    evidence: str
+    why: str
+
+
 @dataclass
 class Suspect:
     """A line of the user's code, ranked: what it explains (one statement per piece of
@@ -107,14 +115,17 @@ class Findings:
     symptoms: list[Symptom] = field(default_factory=list)
     suspects: list[Suspect] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what a better capture would add
+    missing: list[Missing] = field(default_factory=list)  # what these captures cannot show
 
     def to_json(self) -> dict[str, Any]:
         """``{"verdict", "symptoms": [{"kind", "what", "evidence"}], "suspects": [{"rank",
         "kind", "function", "file", "line", "stack", "score", "explains": [...],
         "evidence": {...}, "library": null | {"package", "version", "entry": {"function",
-        "file", "line"}, "site": {...}}}], "notes": [...]}``."""
+        "file", "line"}, "site": {...}}}], "notes": [...], "missing": [{"evidence",
+        "why"}]}``."""
         return {"verdict": self.verdict, "symptoms": [asdict(s) for s in self.symptoms],
-                "suspects": [asdict(s) for s in self.suspects], "notes": self.notes}
+                "suspects": [asdict(s) for s in self.suspects], "notes": self.notes,
+                "missing": [asdict(m) for m in self.missing]}
 
 
 # what each statement a suspect explains is evidence of, and each symptom kind shows
@@ -177,7 +188,13 @@ def _findings(ev: Any, how: Attribution) -> Findings:
         s.rank = i
     joined = _retention(ev, ranked, how)
     return Findings(_verdict(symptoms, ranked), symptoms, ranked,
-                    _notes(ev, ranked) + joined)
+                    _notes(ev, ranked) + joined, _missing(ev))
+
+
+def _missing(ev: Any) -> list[Missing]:
+    """What the captures given cannot show, and why (an aggregated memray capture)."""
+    memray = getattr(ev, "memray", None)
+    return [Missing(**m) for m in getattr(memray, "missing", None) or []]
 
 
 def _retention(ev: Any, ranked: list[Suspect], how: Attribution) -> list[str]:

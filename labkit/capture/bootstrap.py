@@ -3,7 +3,8 @@
 Run as a script by :func:`labkit.capture.session.run_program`::
 
     python bootstrap.py --out DIR [--interval S] [--quiet] [--no-gc] [--tracemalloc]
-                        [--lend DIR] [--memray FILE [--native] [--trace-python-allocators]]
+                        [--lend DIR] [--memray FILE [--native] [--trace-python-allocators]
+                                                    [--aggregate]]
                         [--heap-snapshot exit|signal|peak|cap]
                         -- (PROG | -m MODULE | -c CODE) [ARGS]
 
@@ -55,6 +56,7 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     """Split the agent's options from the program's command line (after ``--``)."""
     opts: dict[str, Any] = {"out": None, "interval": 0.02, "quiet": False, "tracemalloc": False,
                             "memray": None, "native": False, "trace_python_allocators": False,
+                            "aggregate": False,
                             "gc": True, "origins": False, "lend": None, "heap_snapshot": None}
     i = 0
     while i < len(argv) and argv[i] != "--":
@@ -165,10 +167,12 @@ def main(argv: list[str] | None = None) -> None:
     if opts["memray"]:
         import memray
 
+        fmt = {"file_format": memray.FileFormat.AGGREGATED_ALLOCATIONS} if opts["aggregate"] \
+            else {}
         tracker = memray.Tracker(
             opts["memray"], native_traces=opts["native"],
             trace_python_allocators=opts["trace_python_allocators"],
-            follow_fork=False,
+            follow_fork=False, **fmt,
         )
         tracker.__enter__()
     tracer = None

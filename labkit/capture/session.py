@@ -50,6 +50,7 @@ class CaptureOptions:
     memray: bool = False
     native: bool = False
     trace_python_allocators: bool = False
+    aggregate: bool = False  # memray's aggregated format: peak and leaks per stack only
     pyspy: bool = False
     rate_hz: int = 100
     interval_s: float = 0.02
@@ -72,6 +73,10 @@ class CaptureOptions:
             raise UsageError(f"memory cap {m!r}: give a whole number of bytes > 0")
         if (why := heapsnap.refusal(self.heap_snapshot, m)) is not None:
             raise UsageError(why)
+        if self.aggregate and m is not None:
+            raise UsageError("--aggregate with --memory-cap: memray writes an aggregated "
+                             "capture only when tracking stops, and the cap kills the program "
+                             "first; drop one of them")
 
 
 @dataclass
@@ -109,6 +114,8 @@ def child_argv(cmd: PythonCommand, out_dir: Path, opts: CaptureOptions,
             argv.append("--native")
         if opts.trace_python_allocators:
             argv.append("--trace-python-allocators")
+        if opts.aggregate:
+            argv.append("--aggregate")
     return [*argv, "--", *cmd.target]
 
 

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--native", action="store_true", help="memray: native stacks too")
     p.add_argument("--trace-python-allocators", action="store_true",
                    help="memray: every pymalloc allocation (needed for small-object leaks)")
+    p.add_argument("--aggregate", action="store_true",
+                   help="memray: the aggregated format (the high-water mark and leaks per "
+                        "stack only; small, for long runs; no growth history or churn)")
     p.add_argument("--pyspy", action="store_true", help="py-spy CPU stacks from outside")
     p.add_argument("--rate", type=RATE_HZ, default=100, metavar="HZ",
                    help="py-spy sampling rate (1 to 1000; default 100)")
@@ -192,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="also write the answers as JSON here")
     p.add_argument("--force", action="store_true", help="replace --json if it exists")
     p.set_defaults(handler=verbs.cmd_fleet, needs_command=False)
+
+    p = sub.add_parser("class", help="the trainer's view of the room: every learner's "
+                       "predictions, signatures and checks from their homes")
+    p.add_argument("dir", type=Path, metavar="DIR", help="a folder of learners' homes "
+                   "(DIR/<learner>/.labkit/records/) or of records folders (DIR/<learner>/)")
+    p.add_argument("--scenario", action="append", metavar="NAME",
+                   help="list this scenario even if nobody ran it (repeatable)")
+    p.add_argument("--html", type=Path, help="also write the room as one offline HTML page")
+    p.add_argument("--json", type=Path, help="also write the room's tables as JSON")
+    p.add_argument("--force", action="store_true", help="replace --html/--json if they exist")
+    p.set_defaults(handler=verbs.cmd_class, needs_command=False)
 
     p = sub.add_parser("lab", help="JupyterLab on the lab's notebooks (127.0.0.1, token, "
                        "works as root)")

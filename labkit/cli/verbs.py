@@ -56,8 +56,11 @@ def cmd_capture(args: argparse.Namespace, command: list[str]) -> int:
     chosen = {k: getattr(args, k) for k in ("gc", "proc", "memray", "pyspy")}
     if not any(chosen.values()):
         chosen = dict.fromkeys(chosen, True)
+    if args.aggregate and not chosen["memray"]:
+        raise UsageError("--aggregate is memray's format; add --memray (or name no backend)")
     opts = CaptureOptions(**chosen, native=args.native,
                           trace_python_allocators=args.trace_python_allocators,
+                          aggregate=args.aggregate,
                           rate_hz=args.rate, interval_s=args.interval,
                           tracemalloc=args.tracemalloc, quiet=True,
                           heap_snapshot=args.heap_snapshot,
@@ -293,6 +296,34 @@ def cmd_fleet(args: argparse.Namespace, command: list[str]) -> int:
 
     for line in fleet_lines(fl):
         say(line)
+    return 0
+
+
+def cmd_class(args: argparse.Namespace, command: list[str]) -> int:
+    """The trainer's view of a room of learners' records (:mod:`labkit.analysis.room`)."""
+    from labkit.outputs import check_file_output, write_text_atomic
+    from labkit.scenarios import get_spec
+
+    for name in args.scenario or []:
+        get_spec(name)  # an unknown name is a one-line error
+    outs = {flag: check_file_output(path, force=args.force, inputs=[args.dir], flag=flag)
+            for flag, path in (("--html", args.html), ("--json", args.json)) if path}
+    from labkit.analysis.room import room
+    from labkit.report.room_page import room_lines
+
+    rm = room(args.dir, scenarios=args.scenario or ())
+    if "--json" in outs:
+        import json
+
+        write_text_atomic(outs["--json"], json.dumps(rm.summary(), indent=1) + "\n")
+    if "--html" in outs:
+        from labkit.report.room_page import room_page
+
+        write_text_atomic(outs["--html"], room_page(rm, title=f"The room: {args.dir.name}"))
+    for line in room_lines(rm):
+        say(line)
+    for line in rm.skipped:
+        say(line, sys.stderr)
     return 0
 
 

@@ -143,18 +143,26 @@ def _builder(run: Any, sample_types: Sequence[tuple[str, str]], **kw: Any) -> Pr
 def memray_profile(run: Any) -> bytes:
     """``alloc_objects``/``alloc_space`` over the run and ``inuse_objects``/``inuse_space``
     at memray's high-water mark of ``run`` (labkit's own allocations and those made while
-    importing modules left out)."""
+    importing modules left out). An aggregated capture has no ``alloc_*`` (memray does not
+    record it): only ``inuse_*``, and a comment says why."""
     from labkit.frames.memray import own_allocations
 
-    b = _builder(run, [("alloc_objects", "count"), ("alloc_space", "bytes"),
-                       ("inuse_objects", "count"), ("inuse_space", "bytes")],
-                 default="inuse_space")
+    cap = run.memray
+    types = [("inuse_objects", "count"), ("inuse_space", "bytes")]
+    if not cap.aggregated:
+        types = [("alloc_objects", "count"), ("alloc_space", "bytes"), *types]
+    b = _builder(run, types, default="inuse_space")
+    for m in cap.missing:
+        b.comment(f"not in this profile: {m['evidence']} ({m['why']})")
+    views = [(len(types) - 2, cap.allocations_at_peak)]
+    if not cap.aggregated:
+        views.insert(0, (0, cap.allocated))
     values: dict[tuple[Frame, ...], list[int]] = {}
     threads: dict[tuple[Frame, ...], str] = {}
-    for col, df in ((0, run.memray.allocated), (2, run.memray.allocations_at_peak)):
+    for col, df in views:
         for r in own_allocations(df).itertuples():
             if r.frames:
-                v = values.setdefault(r.frames, [0, 0, 0, 0])
+                v = values.setdefault(r.frames, [0] * len(types))
                 v[col] += int(r.count)
                 v[col + 1] += int(r.bytes)
                 threads.setdefault(r.frames, str(r.thread))

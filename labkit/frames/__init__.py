@@ -48,6 +48,12 @@ class Run:
         return self.meta.target.distributions
 
     @property
+    def site_packages(self) -> tuple[str, ...]:
+        """The target's ``site-packages`` folders, as its interpreter named them at
+        capture; empty for older runs."""
+        return self.meta.target.site_packages
+
+    @property
     def files(self) -> list[str]:
         """Names of the capture files the manifest lists."""
         return list(self.meta.artifacts)

@@ -41,6 +41,7 @@ class Evidence:
     # {top-level import name: (distribution, version)} as installed where the program ran,
     # read by the target interpreter at capture (the run's manifest); empty if unknown
     distributions: dict[str, tuple[str, str]] = field(default_factory=dict)
+    site_packages: tuple[str, ...] = ()  # the target's, from the same manifest
     run_dir: str | None = None  # the run directory the captures come from, if any
     heap_snapshot: HeapSnapshot | None = None  # the object graph (who keeps memory alive)
     heap_snapshot_error: str | None = None  # why a given snapshot was left out
@@ -120,7 +121,7 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
             ev.fd_table = load_fd_table(table)
             ev.sources["fd table"] = str(table)
     if not ev.distributions:
-        ev.distributions = _distributions_beside(memray, pyspy, dump, gc, proc)
+        ev.distributions, ev.site_packages = _target_beside(memray, pyspy, dump, gc, proc)
     if (p := _existing(heap_snapshot, "heap snapshot")) is not None:
         ev.heap_snapshot, ev.heap_snapshot_error = _snapshot(p)
         ev.sources["heap snapshot"] = str(p)
@@ -136,6 +137,7 @@ def evidence_of(run: Any) -> Evidence:
     """The evidence a loaded :class:`~labkit.frames.Run` holds, sharing its frames (on the
     run's time axis; nothing is loaded twice)."""
     ev = Evidence(sources={}, distributions=dict(getattr(run, "distributions", {}) or {}),
+                  site_packages=tuple(getattr(run, "site_packages", ()) or ()),
                   run_dir=str(run.path))
     if run.has(A.MEMRAY):
         ev.memray, ev.sources["memray"] = run.memray, str(run.need(A.MEMRAY))
@@ -161,9 +163,11 @@ def evidence_of(run: Any) -> Evidence:
     return ev
 
 
-def _distributions_beside(*paths: str | Path | None) -> dict[str, tuple[str, str]]:
-    """The target's distributions from the manifest of the run that holds a loose capture
-    (its folder, or the folder itself for a run given as ``--gc``); empty if none."""
+def _target_beside(*paths: str | Path | None) -> tuple[dict[str, tuple[str, str]],
+                                                      tuple[str, ...]]:
+    """The target's distributions and ``site-packages`` folders from the manifest of the run
+    that holds a loose capture (its folder, or the folder itself for a run given as
+    ``--gc``); empty if none."""
     from labkit.errors import LabkitError
     from labkit.frames import Run
 
@@ -173,10 +177,11 @@ def _distributions_beside(*paths: str | Path | None) -> dict[str, tuple[str, str
         folder = Path(p) if Path(p).is_dir() else Path(p).parent
         if (folder / "manifest.json").is_file():
             try:
-                return Run(folder, verify=False).distributions
+                found = Run(folder, verify=False)
+                return found.distributions, found.site_packages
             except LabkitError:
                 continue
-    return {}
+    return {}, ()
 
 
 def _snapshot(path: Path) -> tuple[HeapSnapshot | None, str | None]:

@@ -16,6 +16,13 @@ snapshot), started on opening since nearly every consumer needs it; ``stats_in_b
 passes on opening too, so they overlap; any other pass starts on first use. A worker killed
 by a signal is a one-line :class:`CorruptCaptureError`.
 
+Aggregated captures (``memray run --aggregate``): memray keeps only the high-water mark
+and the leaks per call stack, so the ``held`` pass reads those two views
+(:mod:`labkit.frames.memray_aggregated`); ``growth``'s history columns are NaN, ``churn``
+is empty, ``allocated`` is refused and ``summary``'s totals are None; :attr:`missing`
+says so. One that memray reports as ending early is a one-line :class:`CorruptCaptureError`
+of its own.
+
 Tested against memray 1.20, pinned in pyproject.toml: ``FileReader`` is public but not in
 memray's API docs.
 """
@@ -35,7 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.capture.children import set_pdeathsig
-from labkit.errors import CorruptCaptureError
+from labkit.errors import CorruptCaptureError, InputError
+from labkit.frames import memray_aggregated as agg
 from labkit.frames.memray_worker import NEVER_FREED
 from labkit.safefile import open_regular
 from labkit.stacks import SNAPSHOT_FILE, TRACER_FILE, Frame, is_agent, is_import_time, stack_text
@@ -73,6 +81,13 @@ def _corrupt(path: Path, exc: BaseException | str) -> CorruptCaptureError:
         f"{path} is not a readable memray capture ({detail}); it may be truncated or "
         "corrupt: re-capture it, or check you gave the right file"
     )
+
+
+def _cut_short(path: Path, detail: str) -> CorruptCaptureError:
+    return CorruptCaptureError(
+        f"{path} is an aggregated memray capture that ends early ({detail}); memray writes "
+        "it whole when tracking stops, so the program was killed first or the file was cut: "
+        "re-capture it")
 
 
 def _crashed(path: Path, returncode: int) -> CorruptCaptureError:
@@ -162,6 +177,23 @@ class MemrayCapture:
             raise
         self.origin_epoch_s = (origin_epoch_s if origin_epoch_s is not None
                                else self.metadata.start_time.timestamp())
+        self.aggregated = agg.is_aggregated(self.metadata)
+        if self.aggregated:
+            for task in ("churn", "stats"):  # memray refuses them on this format
+                if (w := self._workers.pop(task, None)) is not None:
+                    w.kill()
+                    w.communicate()
+            heap = max((int(s[2]) for s in self._snapshots), default=0)
+            if heap > int(self.metadata.peak_memory):  # the records' end is missing
+                self.close()
+                raise _cut_short(self.path, f"its snapshots saw a heap of {heap:,} bytes, its "
+                                 f"records peak at {int(self.metadata.peak_memory):,}")
+
+    @property
+    def missing(self) -> list[dict[str, str]]:
+        """The evidence this capture cannot give, each ``{"evidence", "why"}``: for an
+        aggregated capture, :data:`labkit.frames.memray_aggregated.MISSING`; else empty."""
+        return [dict(m) for m in agg.MISSING] if self.aggregated else []
 
     def _spawn(self, task: str) -> None:
         """Start :mod:`labkit.frames.memray_worker`'s ``task`` on this capture in a second
@@ -182,10 +214,11 @@ class MemrayCapture:
             raise _crashed(self.path, w.returncode)
         if w.returncode != 0:
             try:
-                detail = str(json.loads(out)["error"])
-            except (ValueError, KeyError, TypeError):
-                detail = f"its reader exited with status {w.returncode}"
-            raise _corrupt(self.path, detail)
+                got = json.loads(out)
+                detail, cut = str(got["error"]), bool(got.get("cut_short"))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                detail, cut = f"its reader exited with status {w.returncode}", False
+            raise (_cut_short if cut else _corrupt)(self.path, detail)
         return json.loads(out) if task == "stats" else pickle.loads(out)  # our child's
 
     def close(self) -> None:
@@ -227,6 +260,8 @@ class MemrayCapture:
         import numpy as np
 
         got = self._result("held")
+        if got.get("format") == "aggregated":
+            return self._held_aggregated(got)
         marks, records = got["marks"], got["records"]
         n = max(1, len(marks))
         peak = int(np.argmax(marks)) if len(marks) else 0
@@ -262,6 +297,13 @@ class MemrayCapture:
                               sort=False)
         return base.drop(columns=["bytes", "count"]).assign(
             record=np.arange(len(keep)), **{k: v[keep] for k, v in cols.items()})
+
+    def _held_aggregated(self, got: dict[str, Any]) -> pd.DataFrame:
+        """:attr:`_held` from an aggregated capture's two views (no history)."""
+        self._kept, cols = agg.merge_views(got["peak"], got["leaks"])
+        base = _records_frame((_Record(stack, 0, 0, tid) for stack, tid, _, _ in self._kept),
+                              sort=False)
+        return agg.held_frame(base, cols)
 
     def native_frames(self, record: int) -> tuple[Frame, ...]:
         """The native frames (innermost first) below the Python stack of row ``record`` of
@@ -338,7 +380,10 @@ class MemrayCapture:
         """Per call stack, short-lived allocations (memray's temporary-allocations view:
         freed before any other allocation was made): ``bytes`` and ``count`` allocated
         that way over the whole run; other columns as in :attr:`allocations_at_peak`.
-        This is where a program that allocates and frees at a high rate spends."""
+        This is where a program that allocates and frees at a high rate spends. Empty for
+        an aggregated capture (see :attr:`missing`)."""
+        if self.aggregated:
+            return _records_frame(())
         return _records_frame(_Record(*r) for r in self._result("churn"))
 
     @cached_property
@@ -346,28 +391,36 @@ class MemrayCapture:
         """Per call stack, everything allocated over the run, freed or not: ``bytes`` and
         ``count`` (what ``memray stats`` totals); other columns as in
         :attr:`allocations_at_peak`. A pass over every record in Python in a worker
-        process, about 1 µs each: 15 s for a 16-million-record capture."""
+        process, about 1 µs each: 15 s for a 16-million-record capture. An aggregated
+        capture has no such record: a one-line :class:`InputError`."""
+        if self.aggregated:
+            raise InputError(f"{self.path} is an aggregated memray capture: memray kept no "
+                             "record of what was allocated over the run, only what was held "
+                             "at the peak and never freed")
         return _records_frame(_Record(*r) for r in self._result("allocated"))
 
-    def _summary_from(self, stats: dict[str, int]) -> pd.Series:
+    def _summary_from(self, stats: dict[str, int] | None) -> pd.Series:
         import pandas as pd
 
         m = self.metadata
         return pd.Series({
             "peak_bytes": int(m.peak_memory),
-            "total_allocated_bytes": int(stats["total_bytes_allocated"]),
-            "allocations": int(stats["total_num_allocations"]),
+            "total_allocated_bytes": None if stats is None else int(
+                stats["total_bytes_allocated"]),
+            "allocations": None if stats is None else int(stats["total_num_allocations"]),
             "duration_s": (m.end_time - m.start_time).total_seconds(),
             "native_traces": bool(m.has_native_traces),
             "trace_python_allocators": bool(m.trace_python_allocators),
             "python_allocator": m.python_allocator,
+            "aggregated": self.aggregated,
         })
 
     @cached_property
     def summary(self) -> pd.Series:
         """``peak_bytes``, ``total_allocated_bytes``, ``allocations`` (as ``memray stats``
-        counts them: deallocations excluded), ``duration_s`` and how it was captured."""
-        return self._summary_from(self._result("stats"))
+        counts them: deallocations excluded; None for an aggregated capture, which does not
+        record them), ``duration_s`` and how it was captured (``aggregated`` among it)."""
+        return self._summary_from(None if self.aggregated else self._result("stats"))
 
     def load_all(self) -> MemrayCapture:
         """Compute every frame except ``leaks``; returns self."""

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.errors import CorruptCaptureError, InputError
+from labkit.frames.speedscope import line_number
 from labkit.safefile import read_json
 from labkit.stacks import AGENT_FILES
 
@@ -85,8 +86,8 @@ def load_dump(path: Path | str) -> pd.DataFrame:
     rows = []
     try:
         for t in doc:
-            frames = [(str(f["name"]), str(f.get("filename") or ""), int(f.get("line") or 0))
-                      for f in t["frames"]]
+            frames = [(str(f["name"]), str(f.get("filename") or ""),
+                       line_number(f.get("line"))) for f in t["frames"]]
             own = [fr for fr in frames if not fr[1].endswith(AGENT_FILES)] or frames
             leaf = own[0] if own else ("<no python frames>", "", 0)
             rows.append((int(t["thread_id"]), int(t.get("os_thread_id") or 0),

@@ -174,6 +174,20 @@ def _parse(path: Path) -> tuple[list[Any], list[_Profile]]:
     return frames, profiles
 
 
+LINE_MAX = 2**31 - 1  # a line beyond int32 (or below 0) is unknown: 0
+
+
+def line_number(value: object) -> int:
+    """A frame's line as py-spy wrote it, or 0 (unknown) when absent or out of the range
+    of a line (py-spy can write a garbage line for a frame it misread): that frame loses
+    its line, the profile is still read."""
+    try:
+        line = int(value) if value is not None and not isinstance(value, bool) else 0
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return line if 0 <= line <= LINE_MAX else 0
+
+
 def read_stacks(path: Path, hidden: tuple[str, ...]) -> Counter[tuple[int, str, tuple[Frame, ...]]]:
     """Sample counts by ``(thread id, thread name, stack)`` of a speedscope file, the stack
     as ``(function, file, line)`` frames leaf first without those whose file ends with one
@@ -199,7 +213,7 @@ def read_stacks(path: Path, hidden: tuple[str, ...]) -> Counter[tuple[int, str, 
         raise CorruptCaptureError(f"py-spy profile {path} is not in speedscope format (not "
                                   f"valid JSON or not its shape); {fix}") from None
     check(raw, "speedscope_frames", path, "py-spy profile", fix)
-    frames = [(str(f["name"]), str(f.get("file") or ""), int(f.get("line") or 0))
+    frames = [(str(f["name"]), str(f.get("file") or ""), line_number(f.get("line")))
               for f in raw]
     counts: Counter = Counter()
     for prof in profiles:

@@ -57,7 +57,10 @@ def _sources(ev: Any) -> dict[str, Any]:
         m = ev.memray.metadata
         how = ("every Python allocation (--trace-python-allocators)"
                if m.trace_python_allocators else "pymalloc arenas, not each small object")
-        recorded = (f"{m.total_allocations:,} allocation records, {how}, "
+        records = (f"{m.total_allocations:,} call stacks aggregated by memray (--aggregate)"
+                   if getattr(ev.memray, "aggregated", False) else
+                   f"{m.total_allocations:,} allocation records")
+        recorded = (f"{records}, {how}, "
                     f"{(m.end_time - m.start_time).total_seconds():.1f} s")
     return {"sources": rows, "recorded": recorded}
 

@@ -128,6 +128,7 @@ def findings_lines(found: Findings, top: int = 10) -> list[str]:
     if not found.suspects:
         out.append("  (no line of your code stands out in these captures)")
     out += [f"note: {n}" for n in found.notes]
+    out += [f"missing: {m.evidence} ({m.why})" for m in found.missing]
     return out
 
 
@@ -136,8 +137,11 @@ def memray_summary_lines(cap: MemrayCapture) -> list[str]:
     s = cap.summary
     peak = cap.allocations_at_peak
     peak = peak[~peak.in_labkit]
-    lines = [f"memray: peak {human_bytes(s.peak_bytes)}, {human_bytes(s.total_allocated_bytes)} "
-             f"allocated in {s.allocations:,} allocations over {s.duration_s:.2f} s; "
+    totals = (f"{human_bytes(s.total_allocated_bytes)} allocated in {s.allocations:,} "
+              "allocations" if s.total_allocated_bytes is not None else
+              "aggregated capture (the high-water mark and leaks per stack; no allocation "
+              "totals or history)")
+    lines = [f"memray: peak {human_bytes(s.peak_bytes)}, {totals} over {s.duration_s:.2f} s; "
              "top sites at peak:"]
     for r in peak.head(3).itertuples():
         lines.append(f"  {human_bytes(r.bytes):>10} in {r.count:>6,} blocks  {r.stack[:90]}")
