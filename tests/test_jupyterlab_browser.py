@@ -121,15 +121,15 @@ def test_run_all_that_stops_for_a_prediction_shows_where_and_why(tmp_path: Path)
         _menu(page, "Run", "Run All Cells")
         page.wait_for_timeout(1000)
         _wait_idle(page, 120)
-        page.wait_for_timeout(3500)  # the stop's script selects its cell once Run All settles
+        toast = page.locator(".Toastify__toast", has_text="Predict first")
+        toast.first.wait_for(timeout=20_000)
+        page.wait_for_timeout(6500)  # the stop's script selects its cell once Run All settles
         panel = page.locator(".jp-NotebookPanel:visible")
         active = panel.locator(".jp-Cell.jp-mod-active")
         assert active.count() == 1
         assert "Predict first: set prediction_mib" in active.inner_text()
         box, view = active.bounding_box(), page.viewport_size
         assert box is not None and 0 <= box["y"] < view["height"] and box["height"] > 0, box
-        toast = page.locator(".Toastify__toast", has_text="Predict first")
-        toast.first.wait_for(timeout=10_000)
         assert toast.first.is_visible()
         # nothing after the stopping cell ran: the cells below have empty prompts
         page.screenshot(path=str(ARTIFACTS / "jupyterlab-predict-first-stop.png"))

@@ -19,6 +19,7 @@ NOTIFY = "apputils:notify"  # JupyterLab 4's command for a notification toast
 _SCRIPT = """(function (element) {
   const message = %(message)s;
   const app = window.jupyterapp;
+  let done = false;
   function select() {  // the output is attached to its cell after this script runs
     const cell = element && element.closest ? element.closest(".jp-Cell") : null;
     if (!cell || !cell.isConnected) return;
@@ -29,7 +30,9 @@ _SCRIPT = """(function (element) {
       }
     }
     const i = notebook ? notebook.widgets.findIndex((c) => c.node === cell) : -1;
+    if (i >= 0 && done && notebook.activeCellIndex <= i) return;  // the learner moved up
     if (i >= 0) {
+      done = true;
       notebook.deselectAll();
       notebook.activeCellIndex = i;
       notebook.mode = "command";
@@ -38,11 +41,12 @@ _SCRIPT = """(function (element) {
       cell.scrollIntoView({block: "center"});
     }
   }
-  // Run All moves the active cell after the error arrives: select again once it settles
-  [50, 500, 1500, 3000].forEach((ms) => setTimeout(select, ms));
+  // Run All moves the active cell on after the error arrives (later on a busy machine):
+  // select again while it settles, unless the learner has moved above the stop since
+  [50, 500, 1500, 3000, 6000, 10000].forEach((ms) => setTimeout(select, ms));
   if (app && app.commands && app.commands.hasCommand(%(notify)s)) {
     app.commands.execute(%(notify)s, {message: message, type: "warning",
-                                      options: {autoClose: 10000}});
+                                      options: {autoClose: 30000}});
   }
 })(typeof element === "undefined" ? null : element);
 """
