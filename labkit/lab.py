@@ -2,7 +2,9 @@
 
 Bound to 127.0.0.1 with a token (JupyterLab's own, or ``JUPYTER_TOKEN``), allowed to run as
 root (containers and class VMs), opening ``.py`` notebooks as notebooks on a double-click
-(the ``overrides.json`` shipped in ``labkit/lab_settings``), and saving them through
+(the ``overrides.json`` shipped in ``labkit/lab_settings``), exposing the app to the page
+(``window.jupyterapp``: a stop for a prediction selects its cell and notifies, see
+:mod:`labkit.report.stop`), and saving them through
 jupytext with the ``jupytext.toml`` beside them, so running and saving a notebook leaves
 the source unchanged: outputs go nowhere, never into git.
 
@@ -53,7 +55,8 @@ def lab_command(folder: Path, *, port: int, browser: bool) -> list[str]:
     cmd = [str(exe), "lab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
            "--ServerApp.port_retries=0",
            f"--ServerApp.root_dir={folder.resolve()}",
-           f"--LabApp.app_settings_dir={settings}"]
+           f"--LabApp.app_settings_dir={settings}",
+           "--LabApp.expose_app_in_browser=True"]  # window.jupyterapp: see labkit.report.stop
     if not browser:
         cmd.append("--no-browser")
     if os.geteuid() == 0:

@@ -52,12 +52,22 @@ class PredictFirst(Exception):
 
 def predict_first(predictions: dict[str, Any]) -> None:
     """Raise :class:`PredictFirst` in an interactive session while any of ``predictions`` is
-    None (a report, run with :data:`REPORT_ENV` set, goes on)."""
+    None (a report, run with :data:`REPORT_ENV` set, goes on). In a kernel, the cell first
+    shows :func:`labkit.report.stop.stop_bundle`: JupyterLab scrolls to and selects the
+    stopping cell and notifies the learner."""
     missing = [k for k, v in predictions.items() if v is None]
     if missing and not os.environ.get(REPORT_ENV):
-        raise PredictFirst(
-            f"Predict first: set {' and '.join(missing)} in the parameters cell at the "
-            "top, run it, then run on. Nothing has been measured yet.")
+        message = (f"Predict first: set {' and '.join(missing)} in the parameters cell at "
+                   "the top, run it, then run on. Nothing has been measured yet.")
+        from labkit.progress import where
+
+        if where() == "notebook":
+            from IPython.display import display
+
+            from labkit.report.stop import stop_bundle
+
+            display(stop_bundle(message), raw=True)
+        raise PredictFirst(message)
 
 
 @dataclass
@@ -245,8 +255,12 @@ def gc_controls() -> Any:
 
 def readable(df: Any) -> Any:
     """``df`` styled for reading: each number as :func:`labkit.units.human_measure` reads its
-    column's name (``value``/``median`` by their row's ``measure``), missing values as a
-    dash, no index, no wrapped cells."""
+    column's name (``value``/``median`` by their row's ``measure``; never six decimals nor
+    ``1.17e+03``), a path in a ``file`` or ``path`` column by its file name, missing values
+    as a dash, no index, no wrapped cells."""
+    import numbers
+    from pathlib import PurePath
+
     from labkit.units import human_measure
 
     out = df.copy().astype(object)
@@ -257,8 +271,11 @@ def readable(df: Any) -> Any:
             name = str(m) if c in ("value", "median") and m is not None else c
             if v is None or (isinstance(v, float) and v != v):
                 col.append("\u2013")
-            elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                col.append(human_measure(name, v))
+            elif isinstance(v, numbers.Real) and not isinstance(v, bool) \
+                    and type(v).__name__ != "bool_":
+                col.append(human_measure(name, float(v)))
+            elif c in ("file", "path") and isinstance(v, str) and "/" in v:
+                col.append(PurePath(v).name)
             else:
                 col.append(v)
         out[c] = col
@@ -373,6 +390,9 @@ def _check(prediction: float | None, measured: float, *, rel: float | None,
     else:
         same_sign = measured == 0 or (prediction != 0 and (prediction > 0) == (measured > 0))
         ok = same_sign and abs(prediction - measured) <= rel * abs(measured)
+    from labkit.units import plain_number
+
     verdict = "Right" if ok else "Not quite"
-    return Verdict(bool(ok), f"{verdict}: you predicted {prediction:,.3g}; the measured {what} "
-                             f"is {measured:,.3g} ({band} counts as right).")
+    return Verdict(bool(ok), f"{verdict}: you predicted {plain_number(prediction)}; the "
+                             f"measured {what} is {plain_number(measured)} ({band} counts "
+                             "as right).")

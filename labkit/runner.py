@@ -70,6 +70,17 @@ def parse_captures(text: str | None, default: Sequence[str]) -> tuple[str, ...]:
     return chosen
 
 
+def phase_name(spec: Any, variant: str, params: dict[str, str] | None) -> str:
+    """What a progress line says of one run: ``running leaky``; with parameters set, the
+    settings it really runs (``running a custom setting: thresholds=5,10,10, freeze=1``
+    for a scenario whose variants are settings), never just the variant's name."""
+    if not params:
+        return f"running {variant}"
+    given = ", ".join(f"{k}={v}" for k, v in params.items())
+    return f"running a custom setting: {given}" if spec.settings else \
+        f"running {variant} with {given}"
+
+
 def run_scenario(
     name: str,
     *,
@@ -105,7 +116,7 @@ def run_scenario(
     chosen_variants = list(variants or spec.variants)
     with progress(len(chosen_variants), name) as bar:
         for variant in chosen_variants:
-            bar.step(f"running {variant}")
+            bar.step(phase_name(spec, variant, params))
             results[variant] = _run_variant(name, spec, variant, values, chosen, python,
                                             root, argv, quick, memory_cap_mb, time_cap_s,
                                             labels)

@@ -141,7 +141,7 @@ with labkit_style():
 # %%
 with labkit_style():
     nb.show(pause_distribution(run.gc_events))
-pauses_by_generation(run.gc_events)
+nb.readable(pauses_by_generation(run.gc_events).reset_index())
 
 # %% [markdown]
 # The other charts (memory timeline of leaky against fixed, top allocation sites at the

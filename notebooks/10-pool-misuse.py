@@ -34,7 +34,7 @@ from labkit.charts import labkit_style, memory_timeline, top_sites
 lab = nb.Scenario("pool-misuse", replay=replay, quick=quick,
                  predictions={"prediction_mib": prediction_mib})
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Predict
 
 # %%
@@ -102,9 +102,9 @@ with labkit_style():
     nb.show(memory_timeline({"leaky": leaky.proc, "fixed": fixed.proc}))
 nb.table(lab.signature())
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Exercise check
 
-# %%
+# %% tags=["learner"]
 retained_mib = retained / 2**20
 nb.check(prediction_mib, retained_mib, rel=0.3, what="MiB retained by the leaky pool")

@@ -33,7 +33,7 @@ from labkit.charts import allocation_bars, labkit_style
 lab = nb.Scenario("buffer-growth", replay=replay, quick=quick,
                  predictions={"prediction_ratio": prediction_ratio})
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Predict
 
 # %%
@@ -77,9 +77,9 @@ with labkit_style():
 sig = lab.signature()
 nb.table(sig)
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Exercise check
 
-# %%
+# %% tags=["learner"]
 ratio = sig.value("total bytes allocated", "leaky") / sig.value("total bytes allocated", "fixed")
 nb.check(prediction_ratio, ratio, factor=2, what="ratio of bytes allocated (leaky / fixed)")

@@ -34,7 +34,7 @@ from labkit.charts import labkit_style, threads_fds
 lab = nb.Scenario("thread-leak", replay=replay, quick=quick,
                  predictions={"prediction_threads": prediction_threads})
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Predict
 
 # %%
@@ -53,7 +53,8 @@ leaky = lab.run("leaky")
 with labkit_style():
     nb.show(threads_fds(leaky.proc, title="Leaky: threads over time"))
 threads = leaky.pyspy.threads
-threads.groupby(["idle", "function"]).size().sort_values(ascending=False).head().to_frame("threads")
+nb.readable(threads.groupby(["idle", "function"]).size().sort_values(ascending=False).head()
+            .to_frame("threads").reset_index())
 
 # %% [markdown]
 # **Reading it.** Threads climb by the targets added each round and never come down (the
@@ -62,7 +63,7 @@ threads.groupby(["idle", "function"]).size().sort_values(ascending=False).head()
 # goroutines parked in a channel receive.
 
 # %%
-threads[threads["name"].str.startswith("poller-")][["name", "idle", "stack"]].head()
+nb.readable(threads[threads["name"].str.startswith("poller-")][["name", "idle", "stack"]].head())
 
 # %% [markdown]
 # ## Explain
@@ -82,9 +83,9 @@ with labkit_style():
     nb.show(threads_fds({"leaky": leaky.proc, "fixed": fixed.proc}))
 nb.table(lab.signature())
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Exercise check
 
-# %%
+# %% tags=["learner"]
 nb.check(prediction_threads, float(leaky.proc.threads.max()), rel=0.1,
          what="threads at the end of the leaky run")

@@ -36,7 +36,7 @@ from labkit.scenarios.measure import metrics_frame
 lab = nb.Scenario("fd-leak", replay=replay, quick=quick,
                  predictions={"prediction_failures": prediction_failures})
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Predict
 
 # %%
@@ -54,7 +54,7 @@ leaky = lab.run("leaky")
 with labkit_style():
     nb.show(threads_fds(leaky.proc, title="Leaky: open fds climb to the limit"))
 served = metrics_frame(leaky).dropna(subset=["requests"])
-served[["t_s", "requests", "failures", "emfile_errors"]].tail()
+nb.readable(served[["t_s", "requests", "failures", "emfile_errors"]].tail())
 
 # %% [markdown]
 # ## Explain
@@ -71,10 +71,10 @@ with labkit_style():
     nb.show(threads_fds({"leaky": leaky.proc, "fixed": fixed.proc}))
 nb.table(lab.signature())
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Exercise check
 
-# %%
+# %% tags=["learner"]
 m = metrics_frame(leaky).dropna(subset=["requests"])
 first = m[m.emfile_errors > 0]
 measured = float(first.failures.iloc[0]) if len(first) else float(m.failures.max())

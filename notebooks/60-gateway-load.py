@@ -37,7 +37,7 @@ from labkit.scenarios.measure import metrics_frame
 lab = nb.Scenario("gateway-load", replay=replay, quick=quick,
                  predictions={"prediction_speedup": prediction_speedup})
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Predict
 # Opening a loopback TCP connection and starting a thread each cost tens of microseconds,
 # and the leaky proxy pays both on every request. How much faster will the fixed proxy
@@ -48,14 +48,14 @@ lab = nb.Scenario("gateway-load", replay=replay, quick=quick,
 
 # %%
 leaky = lab.run("leaky")
-metrics_frame(leaky).dropna(subset=["threads_started"])[
-    ["done", "rps", "p50_ms", "p99_ms", "threads_started", "upstream_connections"]]
+nb.readable(metrics_frame(leaky).dropna(subset=["threads_started"])[
+    ["done", "rps", "p50_ms", "p99_ms", "threads_started", "upstream_connections"]])
 
 # %% [markdown]
 # **Where the proxy spends its time** (py-spy, attached by pid while it served):
 
 # %%
-leaky.pyspy.functions.head(8)
+nb.readable(leaky.pyspy.functions.head(8))
 
 # %%
 nb.pyspy_flamegraph(leaky)
@@ -80,9 +80,9 @@ with labkit_style():
                 "connections opened, requests per second")
 nb.table(lab.signature())
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Exercise check
 
-# %%
+# %% tags=["learner"]
 nb.check(prediction_speedup, float(done["fixed"].rps / done["leaky"].rps), rel=0.4,
          what="requests/s of fixed divided by leaky")

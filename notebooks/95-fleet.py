@@ -60,7 +60,8 @@ nb.readable(view.rename(columns={"load": by or "duration_s"}))
 # %%
 with labkit_style():
     nb.show(fleet_scatter(runs, group=label, xlabel=by or "run duration (s)",
-                          title="Heap at the peak of every pod, against its load"))
+                          title="Heap at the peak of every pod, against its load",
+                          named=fl.verdict().grew_on))
 
 # %% [markdown]
 # ## Which sites grew, and where
@@ -131,10 +132,10 @@ from labkit.fleetdb import GROWING_SITES_SQL
 
 print(GROWING_SITES_SQL)
 
-# %% [markdown]
+# %% [markdown] tags=["learner"]
 # ## Exercise check
 
-# %%
+# %% tags=["learner"]
 grown = len(fl.nodes_where(sites.iloc[0].function, int(sites.iloc[0].line))) if len(sites) \
     else 0
 nb.check(predicted_growing_nodes, grown, rel=0.01, what="number of pods where a site grew")

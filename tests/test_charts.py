@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -75,6 +76,18 @@ def test_the_frontier_plots_full_pauses_and_shows_disabled_for_what_it_is() -> N
     assert 1.2 in xs and 50.0 in xs and xs[0] < 1.2  # disabled sits left of every pause
 
 
+def test_the_frontier_draws_a_median_dot_only_where_there_are_full_collections() -> None:
+    table = _frontier()
+    table.loc["freeze", "full_pause_ms"] = 0.0  # young collections only: no median to draw
+    ax = gc_frontier(table).axes[0]
+    dots = [c for c in ax.collections if c.get_paths() and len(c.get_offsets())
+            and c.get_sizes()[0] == 80]
+    xs = sorted(float(x) for c in dots for x, _ in c.get_offsets())
+    assert 50.0 in xs and 4.0 not in xs and 1.2 not in xs
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("freeze: no full collection, longest pause 4 ms") for t in texts)
+
+
 def test_panels_appear_only_where_there_is_signal() -> None:
     flat_threads = _proc(True).assign(threads=2)
     fig = threads_fds({"leaky": flat_threads, "fixed": _proc(False).assign(threads=2)})
@@ -103,12 +116,51 @@ UNITS = ("(ms", "(MiB", "(s)", "/ s", "threads", "file descriptors", "iterations
          "bytes")
 
 
-def test_bars_label_every_value_in_its_unit_on_one_log_scale() -> None:
+def test_bars_are_linear_and_label_every_value_in_its_unit_with_the_ratio() -> None:
     fig = allocation_bars(pd.DataFrame({"allocated": [1.5 * 2**30, 31 * MB]},
                                        index=["leaky", "fixed"]))
     ax = fig.axes[0]
-    assert ax.get_xscale() == "log"
-    assert sorted(t.get_text().strip() for t in ax.texts) == ["1.5 GiB", "31.0 MiB"]
+    assert ax.get_xscale() == "linear"
+    widths = sorted(p.get_width() for p in ax.patches)
+    assert widths[1] / widths[0] > 45  # a 49.5x gap is drawn as one
+    labels = sorted(t.get_text().strip() for t in ax.texts)
+    assert labels[0].startswith("1.5 GiB (") and labels[0].endswith("x fixed)")
+    assert labels[1] == "31.0 MiB"
+    times = float(labels[0].split("(")[1].split("x")[0])
+    assert 45 < times < 55
+
+
+SCIENTIFIC = re.compile(r"\d[eE][+-]?\d|×10|\u00d710|10\^|\$10")
+
+
+def _all_text(fig: Figure) -> list[str]:
+    fig.canvas.draw()  # tick labels are made at draw time
+    out = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            out += [t.get_text() for t in axis.get_ticklabels(which="both")]
+            out.append(axis.get_offset_text().get_text())
+        out += [t.get_text() for t in ax.texts]
+        legend = ax.get_legend()
+        out += [t.get_text() for t in legend.get_texts()] if legend else []
+    return out
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_no_chart_label_is_in_scientific_notation(name: str) -> None:
+    with labkit_style():
+        fig = CASES[name]()
+    texts = _all_text(fig)
+    assert texts and not [t for t in texts if SCIENTIFIC.search(t)], texts
+
+
+def test_log_ticks_over_small_and_large_values_read_as_plain_numbers() -> None:
+    ev = _events().assign(pause_ms=lambda d: d.pause_ms * 40)  # 4 ms to 3,200 ms
+    with labkit_style():
+        fig = pause_distribution(ev)
+    texts = [t for t in _all_text(fig) if t]
+    assert "1,000" in texts or any("," in t for t in texts), texts
+    assert not [t for t in texts if SCIENTIFIC.search(t)]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -145,3 +197,29 @@ def test_charts_draw_on_a_given_axes_and_leave_pyplot_alone() -> None:
     import matplotlib.pyplot as plt
 
     assert plt.get_fignums() == []
+
+
+def test_top_sites_drops_near_zero_rows_and_labels_in_human_units() -> None:
+    tiny = _allocs().iloc[[0]].assign(function="tiny", line=7, bytes=1024, count=1)
+    fig = top_sites(pd.concat([_allocs(), tiny], ignore_index=True))
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels and not any(lbl.startswith("tiny") for lbl in labels)
+    assert not any(t.get_text().strip().startswith("0.0 ") for t in fig.axes[0].texts)
+
+
+def test_a_gc_timeline_without_a_heap_draws_no_empty_panel() -> None:
+    fig = gc_timeline(_events())  # %labkit_gc: the kernel's collections, no heap indicator
+    panels = [a for a in fig.axes if a.get_ylabel() and "collections / s" not in a.get_ylabel()]
+    assert len(panels) == 1 and panels[0].get_xlabel() == "time since start (s)"
+    assert all(a.has_data() for a in fig.axes)
+    assert len(gc_timeline(_events(), _heap()).axes) == 4  # pauses, rate; RSS, blocks
+
+
+def test_the_fleet_scatter_labels_every_named_pod() -> None:
+    from labkit.charts import fleet_scatter
+
+    runs = pd.DataFrame({"node": [f"pod-{i}" for i in range(8)], "load": range(8),
+                         "memray_peak_bytes": [MB * v for v in (90, 80, 70, 60, 5, 4, 3, 2)]})
+    fig = fleet_scatter(runs, named=["pod-3", "pod-6"])
+    names = sorted(t.get_text().strip() for t in fig.axes[0].texts)
+    assert names == ["pod-0", "pod-1", "pod-2", "pod-3", "pod-6"]

@@ -98,3 +98,39 @@ def test_a_learner_runs_a_notebook_and_profiles_a_cell(tmp_path: Path) -> None:
         assert page.locator(".jp-NotebookPanel:visible").locator(ERRORS).count() == 0
         page.screenshot(path=str(ARTIFACTS / "jupyterlab-cell-magic.png"))
         browser.close()
+
+
+def test_run_all_that_stops_for_a_prediction_shows_where_and_why(tmp_path: Path) -> None:
+    """Run All on a scenario with no prediction set: the stopping cell is selected and in
+    view, and a notification says what to do (a screenshot is kept as an artifact)."""
+    assert CHROMIUM.exists(), "no Chromium: `make test` installs it (scripts/install-chromium)"
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with labkit_lab(tmp_path) as (_, base, token), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM),
+                                     args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{base}/lab?token={token}")
+        item = page.locator(".jp-DirListing-item", has_text="10-pool-misuse.py")
+        item.wait_for(timeout=60_000)
+        item.dblclick()
+        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(3000)  # the kernel starts
+        assert page.evaluate("typeof window.jupyterapp") == "object"  # labkit lab exposes it
+        _menu(page, "Run", "Run All Cells")
+        page.wait_for_timeout(1000)
+        _wait_idle(page, 120)
+        toast = page.locator(".Toastify__toast", has_text="Predict first")
+        toast.first.wait_for(timeout=20_000)
+        page.wait_for_timeout(6500)  # the stop's script selects its cell once Run All settles
+        panel = page.locator(".jp-NotebookPanel:visible")
+        active = panel.locator(".jp-Cell.jp-mod-active")
+        assert active.count() == 1
+        assert "Predict first: set prediction_mib" in active.inner_text()
+        box, view = active.bounding_box(), page.viewport_size
+        assert box is not None and 0 <= box["y"] < view["height"] and box["height"] > 0, box
+        assert toast.first.is_visible()
+        # nothing after the stopping cell ran: the cells below have empty prompts
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab-predict-first-stop.png"))
+        browser.close()

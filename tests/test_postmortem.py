@@ -172,3 +172,25 @@ def test_cli_says_when_loose_captures_come_from_different_programs() -> None:
     one = labkit("postmortem", "--memray", str(MEMRAY), "--proc",
                  str(DATASETS / "pool-misuse" / "leaky" / "proc.csv"))
     assert "different programs" not in one.stdout
+
+
+def test_the_page_states_what_ran_command_host_python_and_time() -> None:
+    from labkit.report.postmortem_page import postmortem_page, what_ran
+    from labkit.rundir import read_manifest
+
+    run = DATASETS / "pool-misuse" / "leaky"
+    m = read_manifest(run, verify=False)
+    ev = load_evidence(run=run)
+    ran = dict(what_ran(ev))
+    assert ran["command"].endswith("--variant leaky --params '" + m["command"][-1] + "'")
+    assert m["host"]["platform"] in ran["host"]
+    assert m["target"]["version_full"] in ran["Python"] and "cpython" in ran["Python"]
+    assert ran["time"].startswith(m["start_utc"])
+    page = postmortem_page(findings(ev), ev)
+    top = page[:page.index('class="verdict"')]  # before the verdict: what ran
+    from markupsafe import escape
+
+    assert all(str(escape(v)) in top for v in ran.values())
+    loose = load_evidence(memray=MEMRAY)  # loose captures: memray's own record, else said
+    ran = dict(what_ran(loose))
+    assert "pool_misuse" in ran["command"] and ran["host"] == "not recorded by these captures"

@@ -61,3 +61,20 @@ def test_nested_work_names_its_phase_under_the_outer_one(monkeypatch, capsys) ->
     err = capsys.readouterr().err
     assert "signatures 1/2: measuring pool-misuse › pool-misuse 1/2: running leaky" in err
     assert err.endswith("\r\x1b[K")  # the line is rubbed out at the end
+
+
+def test_the_progress_line_names_a_custom_setting(monkeypatch, capsys) -> None:
+    from types import SimpleNamespace
+
+    import labkit.runner as R
+
+    monkeypatch.delenv(P.REPORT_ENV, raising=False)
+    monkeypatch.setattr(P, "where", lambda: "tty")
+    monkeypatch.setattr(R, "_run_variant", lambda *a, **k: SimpleNamespace(signals_received=[]))
+    R.run_scenario("gc-tuning", variants=["default"], quick=True,
+                   params={"thresholds": "5,10,10", "freeze": "1"})
+    err = capsys.readouterr().err
+    assert "gc-tuning 1/1: running a custom setting: thresholds=5,10,10, freeze=1" in err
+    assert "running default" not in err
+    R.run_scenario("pool-misuse", variants=["leaky"], quick=True)
+    assert "pool-misuse 1/1: running leaky" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,11 @@ def _check_flamegraph(fig: Any) -> None:
     assert box["width"] > 600 and box["height"] > 60, box
     frames = fig.query_selector_all(".lk-fn")
     assert len(frames) >= 5
+    body = fig.query_selector(".lk-flame-body").bounding_box()
+    boxes = [f.bounding_box() for f in frames]
+    assert min(b["width"] for b in boxes) >= 0.01 * body["width"] - 1  # no 1-pixel tails
+    deepest = max(b["y"] + b["height"] for b in boxes) - body["y"]
+    assert body["height"] - deepest < 18 + 4, (body, deepest)  # no empty rows below
     fig.query_selector("input").fill("py")
     assert "%" in fig.query_selector(".lk-flame-match").inner_text()
     assert fig.query_selector_all(".lk-hit")
@@ -31,6 +37,34 @@ def _check_flamegraph(fig: Any) -> None:
     assert fig.query_selector_all(".lk-anc")  # zoomed: its callers shown above it
     fig.query_selector("button").click()
     assert not fig.query_selector_all(".lk-anc")
+
+
+SCIENTIFIC = re.compile(r"\b\d+(?:\.\d+)?[eE][+-]?\d+\b"
+                        r"|\u00d7\s?10[\u207b\u00b9\u00b2\u00b3\u2070-\u2079]")
+LESSONS = {"20-buffer-growth": "total bytes allocated (memray)",
+           "60-gateway-load": "threads started by the proxy",
+           "10-pool-misuse": "retained bytes at end", "40-thread-leak": "threads",
+           "50-fd-leak": "open fds added while serving",
+           "30-gc-tuning": "collections per 1000 iterations"}
+
+
+def _check_index_cards(page) -> None:
+    """Each scenario's card leads with its lesson row (the signature's declared one, with
+    its figures and their ratio); the postmortem and fleet cards with a headline."""
+    cards = {c.query_selector("h2 a").get_attribute("href").removesuffix(".html"): c
+             for c in page.query_selector_all(".card")}
+    for stem, metric in LESSONS.items():
+        first = cards[stem].query_selector("p")
+        assert "lesson" in (first.get_attribute("class") or ""), stem
+        assert first.inner_text().startswith(metric), (stem, first.inner_text())
+        assert " against " in first.inner_text(), (stem, first.inner_text())
+    growth = cards["20-buffer-growth"].query_selector("p.lesson").inner_text()
+    assert re.search(r"\(\d+x\)$", growth), growth  # the ratio, said
+    for stem in ("90-postmortem", "95-fleet"):
+        first = cards[stem].query_selector("p")
+        assert first.get_attribute("class") == "lesson" and first.inner_text(), stem
+    assert re.match(r"\d+ of \d+ pods grew at the same line",
+                    cards["95-fleet"].query_selector("p.lesson").inner_text())
 
 
 def test_every_report_opens_offline_with_no_errors(live_reports: Path, tmp_path: Path) -> None:
@@ -85,10 +119,16 @@ def test_every_report_opens_offline_with_no_errors(live_reports: Path, tmp_path:
                 assert all(images), (path.name, images)
                 assert not page.query_selector_all(
                     '[data-mime-type="application/vnd.jupyter.stderr"]'), path.name
-                assert "Warning:" not in page.inner_text("body"), path.name
-                if path.name in readers:  # no code, no temporary path
+                body = page.inner_text("body")
+                assert "Warning:" not in body, path.name
+                sci = SCIENTIFIC.findall(body)  # plain grouped numbers, never 1.17e+03
+                assert not sci, (path.name, sci[:3])
+                if path.name in readers:  # no code, no temporary path, no instructions
                     assert not page.query_selector_all(".jp-InputArea-editor"), path.name
-                    assert "/tmp/labkit-" not in page.inner_text("body"), path.name
+                    assert "/tmp/" not in page.content(), path.name
+                    assert "Exercise check" not in body and "## Predict" not in body
+                if path.name == "index.html":
+                    _check_index_cards(page)
                 for fig in page.query_selector_all("figure.lk-flame"):
                     _check_flamegraph(fig)
                     flamegraphs += 1

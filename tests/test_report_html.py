@@ -33,7 +33,12 @@ def _executed() -> nbformat.NotebookNode:
             new_output("stream", name="stdout",
                        text="leaky: exited, exit code 0, /tmp/labkit-pool-misuse-x1y2/leaky\n"),
             new_output("stream", name="stderr", text="UserWarning: something noisy\n"),
-            new_output("display_data", data={"text/html": chart, "text/plain": "Chart"})]),
+            new_output("display_data", data={"text/html": chart, "text/plain": "Chart"}),
+            new_output("display_data", data={"text/html": '<div class="where">'
+                                             "/tmp/labkit-listeners-l7dafx28/listeners.py"
+                                             "</div>", "text/plain": "where"})]),
+        new_markdown_cell("## Predict\nSet `prediction_mib` in the parameters cell.",
+                          metadata={"tags": ["learner"]}),
         new_code_cell("nb.table(sig)", outputs=[
             new_output("execute_result", data=sig, execution_count=2)]),
         new_code_cell("check(None, 1.0)", outputs=[
@@ -59,12 +64,15 @@ def test_a_readers_report_has_no_code_warnings_bare_values_or_temporary_paths() 
     assert not any(o.get("data", {}).get("text/plain") == "False" for o in texts)
     page = to_html(nb, "Pool misuse", reader=True)
     assert "highlight hl-ipython3" not in page and "lab.run(" not in page
-    assert "/tmp/labkit-" not in page and "(a temporary folder)" in page
+    assert "/tmp/" not in page and "(a temporary folder)" in page
+    assert '<div class="where">listeners.py</div>' in page  # a file by its name
+    assert "prediction_mib" not in page  # the learner's instructions are not the reader's
+    assert "prediction_mib" in to_html(nb, "Pool misuse")
     assert "UserWarning" not in page and "<title>Pool misuse</title>" in page
     assert "retained bytes at end" in page and 'alt="Chart: RSS"' in page
     trainer = to_html(nb, "Pool misuse")
     assert "highlight hl-ipython3" in trainer  # the trainer's rendering keeps the code
-    assert len(nb.cells[1].outputs) == 3  # the executed notebook itself is untouched
+    assert len(nb.cells[1].outputs) == 4  # the executed notebook itself is untouched
 
 
 def test_the_index_says_which_lessons_held_with_headline_and_thumbnail(tmp_path: Path) -> None:
@@ -77,11 +85,60 @@ def test_the_index_says_which_lessons_held_with_headline_and_thumbnail(tmp_path:
                                    (tmp_path / "10-pool-misuse.html", "Pool misuse")])
     page = index.read_text()
     assert "signature NOT held (1/2 rows); failed: retained bytes at end" in page
-    assert "retained bytes at end: leaky 62.0 MiB, fixed - (expected: leaky &gt;= 16 MiB)" \
-        in page
+    assert '<p class="lesson no">retained bytes at end: leaky 62.0 MiB against fixed -</p>' \
+        in page and "expected: leaky &gt;= 16 MiB" in page
     assert page.count('<img src="data:image/png;base64,') == 1
     start = page.split("Pool misuse")[0]
     assert 'href="00-start-here.html"' in start and "no signature in this notebook" in start
+
+
+def test_each_card_leads_with_the_row_its_signature_declares_as_the_lesson(
+        tmp_path: Path) -> None:
+    sig = Signature("buffer-growth", [
+        SignatureRow("bytes sent (the same work)", {"leaky": 15.3e6, "fixed": 15.3e6},
+                     "equal", True),
+        SignatureRow("total bytes allocated (memray)", {"leaky": 1.5 * 2**30,
+                                                        "fixed": 31.2 * 2**20},
+                     "leaky >= 10x fixed", True, lesson=True),
+        SignatureRow("allocation rate, bytes/s", {"leaky": 1170.0, "fixed": 3.0},
+                     "leaky >= 3x fixed", True)])
+    assert sig.summary()["headline"]["metric"] == "total bytes allocated (memray)"
+    nb = new_notebook(cells=[new_code_cell("sig", outputs=[
+        new_output("execute_result", data=mimebundle_of(sig), execution_count=1)])])
+    nb.metadata["labkit_report"] = report_facts(nb)
+    (tmp_path / "20-buffer-growth.ipynb").write_text(nbformat.writes(nb))
+    (tmp_path / "20-buffer-growth.html").write_text("<html></html>")
+    page = write_index(tmp_path, [(tmp_path / "20-buffer-growth.html", "Buffer")]).read_text()
+    card = page.split('<div class="card">')[1]
+    first = card.split("<p")[1]  # the card's first line is the lesson, not a control row
+    assert "total bytes allocated (memray): leaky 1.5 GiB against fixed 31.2 MiB (49x)" in first
+    assert "bytes sent" not in card and "e+" not in card
+
+
+def test_postmortem_and_fleet_cards_have_a_headline(tmp_path: Path) -> None:
+    from labkit import fleet
+    from labkit.analysis.findings import Findings
+
+    datasets = Path(__file__).resolve().parent.parent / "datasets"
+    fl = fleet(datasets / "fleet")
+    found = Findings("memory keeps growing: serve (app.py:12) holds 40.0 MiB")
+    nb = new_notebook(cells=[
+        new_code_cell("found", outputs=[new_output("execute_result", data=mimebundle_of(found),
+                                                   execution_count=1)]),
+        new_code_cell("fl", outputs=[new_output("execute_result", data=mimebundle_of(fl),
+                                                execution_count=2)])])
+    assert report_facts(nb)["headline"] == found.verdict
+    facts = report_facts(new_notebook(cells=nb.cells[1:]))
+    v = fl.verdict()
+    assert facts["headline"].startswith(f"{len(v.grew_on)} of {v.nodes} pods grew at the "
+                                        "same line: ")
+    nb = new_notebook(cells=nb.cells[1:])
+    nb.metadata["labkit_report"] = facts
+    (tmp_path / "95-fleet.ipynb").write_text(nbformat.writes(nb))
+    (tmp_path / "95-fleet.html").write_text("<html></html>")
+    page = write_index(tmp_path, [(tmp_path / "95-fleet.html", "Fleet")]).read_text()
+    assert f'<p class="lesson">{len(v.grew_on)} of {v.nodes} pods grew' in page
+    assert "no signature in this notebook" not in page
 
 
 def test_a_run_its_captures_and_a_comparison_display_as_compact_html() -> None:
@@ -145,3 +202,55 @@ def test_pages_escape_every_name_a_program_chose() -> None:
     assert environment().autoescape is True
     assert "<img" not in page and "<script>x" not in page
     assert page.count("&lt;img src=x onerror=") >= 9
+
+
+def test_a_readable_table_has_plain_grouped_figures_and_file_names() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from labkit.notebook import readable
+
+    df = pd.DataFrame({"t_s": [0.056872, 734.048461], "rps": [1170.25, 9.150242],
+                       "threads": np.array([608, 8], dtype="int64"),
+                       "rss_bytes": [1.5 * 2**30, 31.2 * 2**20],
+                       "file": ["/tmp/labkit-x-1/app.py", "/usr/lib/python3/threading.py"]})
+    page = readable(df).to_html()
+    for shown in ("0.0569", "734", "1,170", "9.15", "608", "1.5 GiB", "31.2 MiB", "app.py",
+                  "threading.py"):
+        assert f">{shown}<" in page, shown
+    assert "/tmp/" not in page and "e+" not in page and "0.056872" not in page
+
+
+def test_plain_numbers_never_use_scientific_notation() -> None:
+    from labkit.units import human_measure, plain_number, ratio
+
+    cases = {1170.0: "1,170", 0.3: "0.3", 16.7: "16.7", 0.000123: "0.000123",
+             1e12: "1,000,000,000,000",
+             -2.5: "-2.5", 0: "0", 18.94: "18.9"}
+    for v, want in cases.items():
+        assert plain_number(v) == want, v
+    assert human_measure("requests/s", 1170.4) == "1,170"
+    assert ratio(1.5 * 2**30, 31.2 * 2**20) == "49x" and ratio(608, 8) == "76x"
+    assert ratio(1.4, 1.0) == "1.4x" and ratio(1, 0) == ""
+
+
+def test_a_stop_for_a_prediction_selects_its_cell_and_notifies_in_jupyterlab(
+        monkeypatch) -> None:
+    from labkit import notebook as nbk
+    from labkit import progress
+    from labkit.report.stop import NOTIFY, stop_bundle
+
+    js = stop_bundle('set "x" </script>')["application/javascript"]
+    assert json.dumps('set "x" </script>') in js  # the message is data, never code
+    assert NOTIFY in js and "activeCellIndex" in js and "scrollToItem" in js
+    shown: list = []
+    monkeypatch.delenv(progress.REPORT_ENV, raising=False)
+    monkeypatch.setattr(progress, "where", lambda: "notebook")
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    try:
+        nbk.predict_first({"prediction_mib": None})
+    except nbk.PredictFirst as exc:
+        assert "prediction_mib" in str(exc)
+    else:
+        raise AssertionError("no stop")
+    assert shown and "prediction_mib" in shown[0]["application/javascript"]

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from labkit.charts.style import mib, new_axes
+from labkit.charts.style import mib, new_axes, plain_ticks
 
 
 def comparison_bars(diff: pd.DataFrame, *, value: str = "bytes", n: int = 10, ax: Any = None,
@@ -26,31 +26,46 @@ def comparison_bars(diff: pd.DataFrame, *, value: str = "bytes", n: int = 10, ax
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel(f"change B - A ({unit})")
     ax.set_title(title)
-    return fig
+    return plain_ticks(fig)
 
 
 def variant_bars(table: pd.DataFrame, *, ax: Any = None, title: str = "",
-                 fmt: Any = None, xlabel: str = "(log scale)") -> Figure:
-    """Grouped horizontal bars on one log scale: a group per column (a measure), a bar per
-    row (a variant, coloured as the lab colours leaky and fixed), each bar labelled with
-    ``fmt(value)``, so values orders of magnitude apart are all readable."""
+                 fmt: Any = None, xlabel: str = "") -> Figure:
+    """Horizontal bars on linear scales, a panel per column (a measure), a bar per row (a
+    variant, coloured as the lab colours leaky and fixed), each bar labelled with
+    ``fmt(value)`` and, for the largest of a panel, how many times the smallest it is
+    (``49x fixed``): a 49x gap is drawn as 49x and said. ``ax``: one Axes per column, or None."""
     from labkit.charts.style import VARIANT_COLORS
+    from labkit.units import plain_number, ratio
 
-    fmt = fmt or (lambda v: f"{v:,.3g}")
-    fig, ax = new_axes(ax, height=0.45 * len(table) * len(table.columns) + 1.6)
-    height = 0.8 / max(1, len(table))
-    for i, (label, row) in enumerate(table.iterrows()):
-        ys = [k + i * height for k in range(len(table.columns))]
-        vals = [max(float(v), 1.0) for v in row.to_numpy()]
-        ax.barh(ys, vals, height=height, color=VARIANT_COLORS.get(str(label)), label=label)
-        for y, v in zip(ys, row.to_numpy(), strict=True):
-            ax.annotate(f" {fmt(v)}", (max(float(v), 1.0), y), va="center", fontsize=8)
-    ax.set_yticks([k + height * (len(table) - 1) / 2 for k in range(len(table.columns))],
-                  list(table.columns))
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.margins(x=0.15)
-    ax.set_title(title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return fig
+    fmt = fmt or plain_number
+    cols = list(table.columns)
+    if ax is not None:
+        axs = list(ax) if isinstance(ax, (list, tuple)) else [ax]
+        fig = axs[0].figure
+    else:
+        fig, axs = new_axes(nrows=len(cols), sharex=False,
+                            height=(0.32 * len(table) + 0.7) * len(cols) + 0.9)
+        axs = list(axs) if len(cols) > 1 else [axs]
+    labels = [str(v) for v in table.index]
+    for a, col in zip(axs, cols, strict=False):
+        vals = [float(v) if v == v else 0.0 for v in table[col].to_numpy()]
+        a.barh(labels, vals, color=[VARIANT_COLORS.get(v, "#4C72B0") for v in labels])
+        pos = [(v, k) for v, k in zip(vals, labels, strict=True) if v > 0]
+        top = max(vals, default=0.0)
+        low, low_name = min(pos) if pos else (0.0, "")
+        for y, v in enumerate(vals):
+            times = ratio(top, low) if v == top and len(pos) > 1 else ""
+            a.annotate(f" {fmt(v)}" + (f" ({times} {low_name})" if times else ""), (v, y),
+                       va="center", fontsize=8)
+        a.set_xlim(0, (top or 1) * 1.45)
+        a.invert_yaxis()
+        a.set_title(str(col), fontsize=10)
+        a.grid(axis="y", visible=False)
+        if fmt is not plain_number:
+            a.set_xticks([])
+    if xlabel:
+        axs[-1].set_xlabel(xlabel)
+    if title:
+        fig.suptitle(title)
+    return plain_ticks(fig)

@@ -8,15 +8,24 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from labkit.charts.style import GEN_COLORS, mib, new_axes
+from labkit.charts.style import GEN_COLORS, mib, new_axes, plain_ticks
+from labkit.units import plain_number
 
 
 def gc_timeline(gc_events: pd.DataFrame, heap: pd.DataFrame | None = None, *,
                 axes: Any = None, title: str = "GC pauses against allocation") -> Figure:
     """The headline: each collection's pause (log scale, by generation) with collections
     per second on a twin axis, above a heap indicator (RSS and allocated blocks), on one
-    time axis. ``axes``: two Axes sharing x, or None for a new figure."""
-    fig, (top, bottom) = (axes[0].figure, axes) if axes is not None else new_axes(nrows=2)
+    time axis; without a heap indicator (``heap`` None or empty) the pause panel alone, no
+    empty panel. ``axes``: two Axes sharing x, or None for a new figure."""
+    has_heap = heap is not None and len(heap) > 0
+    if axes is not None:
+        fig, (top, bottom) = axes[0].figure, axes
+    elif has_heap:
+        fig, (top, bottom) = new_axes(nrows=2)
+    else:
+        fig, top = new_axes(height=3.4)
+        bottom = top
     ev = gc_events[gc_events.pause_ms > 0]
     for gen, grp in ev.groupby("generation"):
         top.scatter(grp.t_s, grp.pause_ms, s=10 if gen == 0 else 22, alpha=0.6,
@@ -30,8 +39,8 @@ def gc_timeline(gc_events: pd.DataFrame, heap: pd.DataFrame | None = None, *,
         twin.step(rate.index, rate.values, where="post", color="grey", lw=1, alpha=0.7)
         twin.set_ylabel("collections / s", color="grey")
         twin.grid(False)
-    top.legend(loc="center right", title="collections", frameon=True, framealpha=0.85)
-    if heap is not None and len(heap):
+    top.legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), title="collections")  # clear of data
+    if has_heap:
         bottom.plot(heap.t_s, mib(heap.rss_bytes), color="#4C72B0", label="RSS")
         bottom.set_ylabel("RSS (MiB)")
         if "allocated_blocks" in heap:
@@ -40,10 +49,13 @@ def gc_timeline(gc_events: pd.DataFrame, heap: pd.DataFrame | None = None, *,
                        label="allocated blocks")
             twin2.set_ylabel("allocated blocks (thousands)", color="#8172B3")
             twin2.grid(False)
-            twin2.legend(loc="lower right")
-        bottom.legend(loc="lower left")
+            lines = bottom.get_lines() + twin2.get_lines()
+            bottom.legend(lines, [ln.get_label() for ln in lines], loc="upper left",
+                          bbox_to_anchor=(1.08, 1.0))
+        else:
+            bottom.legend(loc="best")
     bottom.set_xlabel("time since start (s)")
-    return fig
+    return plain_ticks(fig)
 
 
 def _per_second(t_s: pd.Series) -> pd.Series:
@@ -69,14 +81,14 @@ def pause_distribution(gc_events: pd.DataFrame, *, ax: Any = None,
                                     (1.0, "^", "max", 9)):
             v = float(d.quantile(q))
             ax.scatter([i + 0.3], [v], marker=marker, color=GEN_COLORS.get(g, "grey"), s=40)
-            ax.annotate(f"{name} {v:.3g} ms", (i + 0.34, v), fontsize=8, va="center",
+            ax.annotate(f"{name} {plain_number(v)} ms", (i + 0.34, v), fontsize=8, va="center",
                         xytext=(2, dy), textcoords="offset points")
     ax.set_yscale("log")
     ax.set_ylabel("pause (ms, log)")
     ax.set_xlabel("generation (collections: " + ", ".join(
         f"gen {g} {len(d):,}" for g, d in zip(gens, data, strict=True)) + ")")
     ax.set_title(title)
-    return fig
+    return plain_ticks(fig)
 
 
 SETTING_COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860")
@@ -86,7 +98,8 @@ def gc_frontier(table: pd.DataFrame, *, ax: Any = None,
                 title: str = "GC settings: throughput against the pauses users feel") -> Figure:
     """Per setting (the index), in its own colour: ``throughput`` against the median
     full-collection pause (``full_pause_ms``, a dot) with a bar out to the longest pause
-    (``max_pause_ms``); the legend gives each setting's steady-phase RSS growth
+    (``max_pause_ms``; a setting with no full collection has the bar's end only, no dot);
+    the legend gives each setting's steady-phase RSS growth
     (``rss_growth``, bytes). A setting that never collects (no full-collection pause, max
     0) is a square at the left edge: no pauses, and the memory it grew."""
     fig, ax = new_axes(ax)
@@ -101,18 +114,22 @@ def gc_frontier(table: pd.DataFrame, *, ax: Any = None,
                        edgecolor="black", zorder=3,
                        label=f"{name}: no collections, no pauses; {grew}")
             continue
-        x = r.full_pause_ms if r.full_pause_ms > 0 else r.max_pause_ms
-        end = max(x, r.max_pause_ms)
-        what = (f"median full collection {x:.3g} ms, longest {end:.3g} ms"
-                if r.full_pause_ms > 0 else f"no full collection, longest pause {end:.3g} ms")
-        ax.plot([x, end], [r.throughput] * 2, color=color, lw=2)
-        ax.scatter([end], [r.throughput], marker="|", s=160, color=color, zorder=3)
-        ax.scatter([x], [r.throughput], s=80, color=color, edgecolor="black", zorder=3,
-                   label=f"{name}: {what}; {grew}")
+        end = max(r.full_pause_ms if r.full_pause_ms > 0 else 0.0, r.max_pause_ms)
+        if r.full_pause_ms > 0:  # the dot is a median full collection: only where there are some
+            x = r.full_pause_ms
+            what = f"median full collection {plain_number(x)} ms, longest {plain_number(end)} ms"
+            ax.plot([x, end], [r.throughput] * 2, color=color, lw=2)
+            ax.scatter([end], [r.throughput], marker="|", s=160, color=color, zorder=3)
+            ax.scatter([x], [r.throughput], s=80, color=color, edgecolor="black", zorder=3,
+                       label=f"{name}: {what}; {grew}")
+        else:
+            ax.scatter([end], [r.throughput], marker="|", s=240, lw=2.5, color=color, zorder=3,
+                       label=f"{name}: no full collection, longest pause "
+                             f"{plain_number(end)} ms (bar only); {grew}")
     ax.set_xscale("log")
     ax.margins(x=0.15, y=0.2)
     ax.set_xlabel("pause (ms, log): median full collection (dot) to longest pause (bar)")
     ax.set_ylabel("throughput (iterations / s)")
     ax.set_title(title)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, ncol=1)
-    return fig
+    return plain_ticks(fig)

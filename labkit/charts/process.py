@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from labkit.charts.style import VARIANT_COLORS, new_axes
+from labkit.charts.style import VARIANT_COLORS, new_axes, plain_ticks
 
 PANELS = {"threads": "threads", "fds": "open file descriptors"}
 
@@ -56,8 +56,8 @@ def threads_fds(proc: pd.DataFrame | dict[str, pd.DataFrame], *, axes: Any = Non
             ax.step(xs[label], df[col], where="post", color=VARIANT_COLORS.get(label),
                     label=f"{label} (peak {df[col].max():.0f})")
         ax.set_ylabel(PANELS[col])
-        ax.legend(loc="upper left")
+        ax.legend(loc="best")
     default = " and ".join(PANELS[c] for c in chosen)
     axs[0].set_title(title or f"{default[0].upper()}{default[1:]} over time")
     axs[-1].set_xlabel(xlabel)
-    return fig
+    return plain_ticks(fig)

@@ -43,6 +43,30 @@ def new_axes(ax: Any = None, nrows: int = 1, sharex: bool = True,
     return fig, axes
 
 
+def plain_ticks(fig: Any) -> Any:
+    """Label every axis of ``fig`` in plain grouped numbers (:func:`labkit.units.plain_number`):
+    no ``1e6`` offset, no ``3×10⁻¹``. A log axis spanning two decades or more labels its
+    major ticks only. Returns ``fig``; call it after the scales are set."""
+    import math
+
+    from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter, ScalarFormatter
+
+    from labkit.units import plain_number
+
+    fmt = FuncFormatter(lambda v, _pos: plain_number(v))
+    for ax in fig.axes:
+        for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            if not isinstance(axis.get_major_formatter(), (ScalarFormatter, LogFormatter,
+                                                           FuncFormatter)):
+                continue  # category labels (bar names) and fixed labels are kept
+            axis.set_major_formatter(fmt)
+            if axis.get_scale() == "log":
+                lo, hi = (max(min(lim), 1e-300), max(max(lim), 1e-300))
+                wide = math.log10(hi / lo) >= 2
+                axis.set_minor_formatter(NullFormatter() if wide else fmt)
+    return fig
+
+
 def mib(values: Any) -> Any:
     """Bytes to MiB."""
     return values / (1024 * 1024)

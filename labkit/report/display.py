@@ -19,7 +19,7 @@ from labkit.frames import Run
 from labkit.frames.memray import MemrayCapture
 from labkit.frames.pyspy import PySpyCapture
 from labkit.report import rich, text
-from labkit.report.index import SIGNATURE_MIME
+from labkit.report.index import HEADLINE_MIME, SIGNATURE_MIME
 from labkit.report.postmortem_page import FINDINGS_STYLE, findings_html
 from labkit.scenarios.base import Signature
 
@@ -66,12 +66,31 @@ def html_of(obj: Any) -> str:
 
 def mimebundle_of(obj: Any, include: Any = None, exclude: Any = None) -> dict[str, Any]:
     """A signature's bundle: its HTML, its terminal text, and its summary under
-    :data:`SIGNATURE_MIME` for the report index. Other objects give only their HTML."""
+    :data:`SIGNATURE_MIME` for the report index; findings' and a fleet's: their HTML and
+    their headline under :data:`HEADLINE_MIME`. Other objects give only their HTML."""
     if isinstance(obj, Signature):
         return {"text/html": text.signature_html(obj),
                 "text/plain": "\n".join(text.signature_lines(obj)),
                 SIGNATURE_MIME: obj.summary()}
+    if isinstance(obj, (Findings, Fleet)):
+        return {"text/html": html_of(obj), HEADLINE_MIME: {"headline": headline_of(obj)}}
     return {"text/html": html_of(obj)}
+
+
+def headline_of(obj: Findings | Fleet) -> str:
+    """The one line an index card leads with: a postmortem's verdict (the first program's,
+    when captures of several were given, with how many more); for a fleet, how many pods
+    grew at the same line ("4 of 20 pods grew at the same line: serve (app.py:12)")."""
+    if isinstance(obj, Findings):
+        first, *more = obj.verdict.split(" | ")
+        return first + (f" (and {len(more)} more program{'s' * (len(more) > 1)})"
+                        if more else "")
+    v = obj.verdict()
+    if v.site is None:
+        return f"no line grew on two of the {v.nodes} pods or more"
+    s = v.site
+    return (f"{len(v.grew_on)} of {v.nodes} pods grew at the same line: {s.get('function')} "
+            f"({s.get('file')}:{s.get('line')})")
 
 
 def register(ip: Any = None) -> bool:
@@ -88,5 +107,6 @@ def register(ip: Any = None) -> bool:
     formatters = ip.display_formatter
     for cls, fn in HTML.items():
         formatters.formatters["text/html"].for_type(cls, fn)
-    formatters.mimebundle_formatter.for_type(Signature, mimebundle_of)
+    for cls in (Signature, Findings, Fleet):
+        formatters.mimebundle_formatter.for_type(cls, mimebundle_of)
     return True

@@ -79,16 +79,29 @@ def execute(source: Path, parameters: dict[str, Any] | None = None) -> Any:
             os.environ[REPORT_ENV] = old
 
 
-TEMP_PATH = re.compile(r"/tmp/labkit-[^\s'\"<>,)]*")
+TEMP_PATH = re.compile(r"(?:/tmp|/var/tmp|/dev/shm)/[^\s'\"<>,)`]*")
+LEARNER_TAG = "learner"  # a cell of instructions to the learner: not in a reader's rendering
+
+
+def without_temp_paths(text: str) -> str:
+    """``text`` with each temporary path replaced: a file by its name, a folder by words."""
+    def word(m: re.Match[str]) -> str:
+        name = m.group().rstrip("/.:;").rsplit("/", 1)[-1]
+        return name if "." in name.strip(".") else "(a temporary folder)"
+
+    return TEMP_PATH.sub(word, text)
 
 
 def for_reader(nb: Any) -> Any:
-    """A copy of an executed notebook for a reader: no stderr (warnings), no bare return
-    values (``Out: False``), temporary paths replaced by words. Input cells are dropped
-    by the exporter (:func:`to_html` with ``reader``)."""
+    """A copy of an executed notebook for a reader: no cells tagged ``learner`` (the
+    learner's instructions), no stderr (warnings), no bare return values (``Out: False``),
+    temporary paths replaced (:func:`without_temp_paths`) in every text output. Input cells
+    are dropped by the exporter (:func:`to_html` with ``reader``)."""
     import copy
 
     nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells
+                if LEARNER_TAG not in (c.get("metadata", {}).get("tags") or [])]
     for cell in nb.cells:
         if cell.get("cell_type") != "code":
             continue
@@ -100,7 +113,12 @@ def for_reader(nb: Any) -> Any:
             if out.get("output_type") == "execute_result" and set(data) <= {"text/plain"}:
                 continue
             if out.get("output_type") == "stream":
-                out["text"] = TEMP_PATH.sub("(a temporary folder)", out.get("text", ""))
+                out["text"] = without_temp_paths(out.get("text", ""))
+            for mime, value in data.items():
+                if mime.startswith("text/") and isinstance(value, str):
+                    data[mime] = without_temp_paths(value)
+                elif mime.startswith("text/") and isinstance(value, list):
+                    data[mime] = [without_temp_paths(str(v)) for v in value]
             kept.append(out)
         cell["outputs"] = kept
     return nb

@@ -1,12 +1,13 @@
 """The postmortem's HTML report, written for a reader: one self-contained page.
 
-The verdict and the ranked suspects come first (each with what it explains, its evidence
-and its stack), then the charts of each capture given and the flamegraphs, then where the
-evidence came from. No code cells, no temporary paths, no script or style from the
-network: the page's Content-Security-Policy forbids every request, images are inline PNGs
-(drawn at twice the display resolution) with alt text, and the flamegraphs use labkit's own
-viewer (:mod:`labkit.report.flame`). Built straight from the computed findings: no kernel
-and no second load of the captures.
+What ran (command, host, Python, time) heads the page; the verdict and the ranked suspects
+come next (each with what it explains, its evidence and its stack), then the charts of
+each capture given and the flamegraphs, then where the evidence came from. No code cells,
+no temporary paths, no script or style from the network: the page's
+Content-Security-Policy forbids every request, images are inline PNGs (drawn at twice the
+display resolution) with alt text, and the flamegraphs use labkit's own viewer
+(:mod:`labkit.report.flame`). Built straight from the computed findings: no kernel and no
+second load of the captures.
 """
 
 from __future__ import annotations
@@ -64,6 +65,38 @@ def _sources(ev: Any) -> dict[str, Any]:
     return {"sources": rows, "recorded": recorded}
 
 
+def what_ran(ev: Any) -> list[tuple[str, str]]:
+    """What the page's evidence came from, as (what, value) rows: the command, the host, the
+    Python and the time, from the run's manifest, else from memray's own metadata; a fact
+    that no capture recorded says so."""
+    import shlex
+
+    facts = {"command": "", "host": "", "Python": "", "time": ""}
+    if ev.run_dir:
+        from labkit.errors import LabkitError
+        from labkit.rundir import read_manifest
+
+        try:
+            m = read_manifest(ev.run_dir, verify=False)
+        except LabkitError:
+            m = {}
+        host, target = m.get("host") or {}, m.get("target") or {}
+        cmd = m.get("command") or m.get("argv") or []
+        facts["command"] = shlex.join(str(a) for a in cmd) if isinstance(cmd, list) else ""
+        facts["host"] = ", ".join(str(host[k]) for k in ("hostname", "platform") if host.get(k))
+        facts["Python"] = " ".join(str(target.get(k) or host.get(k) or "") for k in
+                                   ("implementation", "version_full")).strip() or str(
+            host.get("version", ""))
+        if m.get("start_utc"):
+            facts["time"] = f"{m['start_utc']} to {m.get('end_utc', '?')} (UTC)"
+    if ev.memray is not None:
+        md = ev.memray.metadata
+        facts["command"] = facts["command"] or str(md.command_line)
+        facts["time"] = facts["time"] or f"{md.start_time:%Y-%m-%d %H:%M:%S} to " \
+            f"{md.end_time:%H:%M:%S} (the capture's clock)"
+    return [(k, v or "not recorded by these captures") for k, v in facts.items()]
+
+
 def findings_html(found: Findings) -> str:
     """The verdict, the symptoms and the suspects as an HTML fragment (what a notebook
     shows for :class:`labkit.analysis.findings.Findings`, and the top of the page)."""
@@ -75,7 +108,7 @@ def postmortem_page(found: Findings, ev: Any, *, title: str = "labkit postmortem
     the loaded evidence ``ev`` it was computed from."""
     return render("postmortem.html.j2", title=title, csp=CSP,
                   style=trusted(STYLE + viewer_css()), script=trusted(viewer_js()),
-                  findings=trusted(findings_html(found)),
+                  findings=trusted(findings_html(found)), ran=what_ran(ev),
                   charts=[trusted(figure_html(c.figure, c.alt)) for c in views.charts(ev)],
                   flames=[trusted(flame_html(f.tree, title=f.title, unit=f.unit, viewer=False))
                           for f in views.flames(ev, found)], **_sources(ev))

@@ -10,7 +10,7 @@ from labkit.analysis import gc_summary
 from labkit.capture.gctrace import FLOOD_PER_S
 from labkit.frames import Run
 from labkit.report.pages import render
-from labkit.units import human_bytes, human_measure, printable
+from labkit.units import human_bytes, human_measure, plain_number, printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -220,7 +220,7 @@ def _fmt(v: float) -> str:
         return f"{v / 1e6:,.1f}M"
     if abs(v) >= 100 or v == int(v):
         return f"{v:,.0f}"
-    return f"{v:.3g}"
+    return plain_number(v)
 
 
 def signature_html(sig: Signature) -> str:

@@ -70,6 +70,7 @@ class SignatureRow:
     values: dict[str, float]
     expect: str
     ok: bool
+    lesson: bool = False  # the row that carries the scenario's lesson (an index card's lead)
 
 
 @dataclass
@@ -99,16 +100,21 @@ class Signature:
         """One measured figure: ``sig.value("retained bytes at end", "leaky")``."""
         return self.row(metric).values[variant]
 
+    def lesson(self) -> SignatureRow | None:
+        """The row that carries the lesson: the first row flagged ``lesson``, else the first."""
+        return next((r for r in self.rows if r.lesson), self.rows[0] if self.rows else None)
+
     def summary(self) -> dict[str, Any]:
-        """What a report index shows: whether it held, how many rows, the headline row."""
-        first = self.rows[0] if self.rows else None
+        """What a report index shows: whether it held, how many rows, the headline row
+        (:meth:`lesson`, whether it held in ``ok``)."""
+        head = self.lesson()
         return {"scenario": self.scenario, "ok": self.ok, "rows": len(self.rows),
                 "held": sum(r.ok for r in self.rows),
                 "failed": [r.metric for r in self.rows if not r.ok],
-                "headline": None if first is None else {
-                    "metric": first.metric, "expect": first.expect,
+                "headline": None if head is None else {
+                    "metric": head.metric, "expect": head.expect, "ok": head.ok,
                     "values": [[k, v if isinstance(v, (int, float)) and math.isfinite(v)
-                                else None] for k, v in first.values.items()]}}
+                                else None] for k, v in head.values.items()]}}
 
 
 
@@ -171,10 +177,11 @@ class Metrics:
 
 
 def row(metric: str, values: dict[str, float], expect: str,
-        check: Callable[[dict[str, float]], bool]) -> SignatureRow:
-    """Build a row; ``check`` sees the values by variant."""
+        check: Callable[[dict[str, float]], bool], *, lesson: bool = False) -> SignatureRow:
+    """Build a row; ``check`` sees the values by variant; ``lesson``: the row that carries
+    the scenario's lesson (:meth:`Signature.lesson`)."""
     try:
         ok = bool(check(values))
     except (KeyError, ZeroDivisionError, TypeError, ValueError):
         ok = False
-    return SignatureRow(metric, values, expect, ok)
+    return SignatureRow(metric, values, expect, ok, lesson)

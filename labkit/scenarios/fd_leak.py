@@ -152,7 +152,7 @@ def signature(runs: dict[str, Any]) -> Signature:
     return Signature("fd-leak", [
         row("open fds added while serving (process sampler)", fd_growth,
             f"leaky >= 0.6 x the fd limit ({limit:.0f}); fixed <= 4",
-            lambda x: x["leaky"] >= 0.6 * limit and x["fixed"] <= 4),
+            lambda x: x["leaky"] >= 0.6 * limit and x["fixed"] <= 4, lesson=True),
         row("open fds added, as the program saw them", own, "leaky >= 0.6 x limit; fixed <= 2",
             lambda x: x["leaky"] >= 0.6 * limit and x["fixed"] <= 2),
         row("requests refused with EMFILE", emfile, "leaky > 0; fixed == 0",

@@ -297,7 +297,7 @@ def signature(runs: dict[str, Any]) -> Signature:
             and col("errors")["fixed"] == 0),
         row("threads started by the proxy", col("threads_started"),
             f"leaky >= requests; fixed == its pool ({workers:.0f})",
-            lambda x: x["leaky"] >= sent["leaky"] and x["fixed"] == workers),
+            lambda x: x["leaky"] >= sent["leaky"] and x["fixed"] == workers, lesson=True),
         row("upstream connections opened", col("upstream_connections"),
             f"leaky >= requests; fixed <= pool ({workers:.0f})",
             lambda x: x["leaky"] >= sent["leaky"] and x["fixed"] <= workers),

@@ -153,6 +153,22 @@ def _phase_bounds(m: Any, phase: str) -> tuple[float, float]:
     return float(rows[rows["at"] == "start"].t_s.min()), float(rows[rows["at"] == "end"].t_s.max())
 
 
+def step_pauses(run: Any) -> list[float]:
+    """The explicit full collection of each heap-building step, ms (the fastest of a step's,
+    NaN for a step without one), in order: how a full collection's cost follows the heap."""
+    from labkit.scenarios.measure import metrics_frame
+
+    m = metrics_frame(run)
+    ev = run.gc_events[~run.gc_events.in_tracer]
+    pauses = []
+    for step in sorted(m.step.dropna().unique()):
+        sm = m[m.step == step]
+        a, b = sm[sm["at"] == "start"].t_s.min(), sm[sm["at"] == "end"].t_s.max()
+        full = ev[(ev.t_s >= a) & (ev.t_s <= b) & (ev.generation == 2)]
+        pauses.append(float(full.pause_ms.min()) if len(full) else float("nan"))
+    return pauses
+
+
 def signature(runs: dict[str, Any]) -> Signature:
     """What each setting does, measured from the GC trace and the process samples."""
     from labkit.analysis import gc_summary
@@ -177,13 +193,7 @@ def signature(runs: dict[str, Any]) -> Signature:
         at = proc[(proc.t_s >= s0) & (proc.t_s <= s1 + 0.1)].rss_bytes
         before = proc[proc.t_s <= s0].rss_bytes
         growth[v] = float(at.max() - (before.iloc[-1] if len(before) else at.min()))
-        pauses = []
-        for step in sorted(m.step.dropna().unique()):
-            sm = m[m.step == step]
-            a, b = sm[sm["at"] == "start"].t_s.min(), sm[sm["at"] == "end"].t_s.max()
-            full = ev[(ev.t_s >= a) & (ev.t_s <= b) & (ev.generation == 2)]
-            pauses.append(float(full.pause_ms.min()) if len(full) else float("nan"))
-        full_pause[v] = pauses
+        full_pause[v] = step_pauses(r)
     d = "default"
     rate = {v: float(s.collections_per_s) for v, s in per.items()}
     iters = {v: float(metrics_frame(r).iterations.max()) for v, r in runs.items()}
@@ -192,7 +202,8 @@ def signature(runs: dict[str, Any]) -> Signature:
     return Signature("gc-tuning", [
         row("collections per 1000 iterations (steady phase)", per_k,
             "low-threshold >= 5x default (a flood); high-threshold <= 0.2x default",
-            lambda x: x["low-threshold"] >= 5 * x[d] and x["high-threshold"] <= 0.2 * x[d]),
+            lambda x: x["low-threshold"] >= 5 * x[d] and x["high-threshold"] <= 0.2 * x[d],
+            lesson=True),
         row("collections/s (steady phase)", rate, "reported", lambda x: True),
         row("p99 pause ms (steady)", {v: float(s.pause_p99_ms) for v, s in per.items()},
             "reported", lambda x: True),

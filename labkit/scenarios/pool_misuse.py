@@ -94,7 +94,7 @@ def signature(runs: dict[str, Any]) -> Signature:
     mb = 1024 * 1024
     return Signature("pool-misuse", [
         row("retained bytes at end", end, "leaky >= 16 MiB and >= 20x fixed (fixed frees)",
-            lambda x: x["leaky"] >= 16 * mb and x["leaky"] >= 20 * x["fixed"]),
+            lambda x: x["leaky"] >= 16 * mb and x["leaky"] >= 20 * x["fixed"], lesson=True),
         row("retained bytes, last / first quarter of requests", growth,
             "leaky >= 2 (grows), fixed <= 1.5 (flat)",
             lambda x: x["leaky"] >= 2 and x["fixed"] <= 1.5),

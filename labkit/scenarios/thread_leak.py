@@ -126,7 +126,7 @@ def signature(runs: dict[str, Any]) -> Signature:
         return Signature("thread-leak", [
             row("asyncio tasks alive (peak)", tasks,
                 f"leaky >= 0.9 x targets seen ({seen:.0f}); fixed <= live ({live:.0f}) + 2",
-                lambda x: x["leaky"] >= 0.9 * seen and x["fixed"] <= live + 2),
+                lambda x: x["leaky"] >= 0.9 * seen and x["fixed"] <= live + 2, lesson=True),
         ])
     growth = {v: growth_during_work(r, r.proc, "threads") for v, r in runs.items()}
     peak = {v: float(r.proc.threads.max()) for v, r in runs.items()}
@@ -143,7 +143,8 @@ def signature(runs: dict[str, Any]) -> Signature:
             lambda x: x["leaky"] >= 0.9 * seen and x["fixed"] <= live + burst + 10),
         row("threads added during the work", growth,
             f"leaky >= 0.9 x targets seen; fixed <= {live + burst:.0f} + 5",
-            lambda x: x["leaky"] >= 0.9 * seen and x["fixed"] <= live + burst + 5),
+            lambda x: x["leaky"] >= 0.9 * seen and x["fixed"] <= live + burst + 5,
+            lesson=True),
         row("pollers parked in queue.get at the end (py-spy dump)", parked,
             f"leaky == targets seen ({seen:.0f}); fixed <= live ({live:.0f})",
             lambda x: x["leaky"] == seen and x["fixed"] <= live),

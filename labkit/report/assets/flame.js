@@ -1,11 +1,14 @@
 /* labkit's flamegraph viewer: no dependencies, no network. Each .lk-flame element holds its
    tree as JSON ({n: name, f: "file:line", v: value, u: 1 for the user's code, c: [...]}).
    Click a frame to zoom into it; "Reset" zooms out; the search box marks matching frames
-   and says what share of the total they hold. */
+   and says what share of the total they hold. Frames under 1% of the view's width are left
+   out until zoomed into: the graph is as tall as its deepest visible stack. */
 (function () {
   "use strict";
   if (window.labkitFlame) { window.labkitFlame(); return; }
   var ROW = 18;
+  var MIN_W = 0.01;  // frames under 1% of the view are not drawn (zoom in to see them), so
+                     // the height fits the deepest stack that shows, not a 1-pixel tail
   function human(v, unit) {
     if (unit !== "bytes") return Math.round(v).toLocaleString() + " " + unit;
     var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
@@ -55,7 +58,7 @@
       }
       chain.slice(0, -1).forEach(function (n, i) { box(n, 0, 1, i, true); });
       (function walk(n, x, w, d) {
-        if (w < 0.003) return;
+        if (w < MIN_W) return;
         box(n, x, w, d, false);
         var cx = x;
         (n.c || []).forEach(function (c) { var cw = w * c.v / n.v; walk(c, cx, cw, d + 1); cx += cw; });
