@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 STAMP312:= .venv-3.12/.installed
 STAMP313:= .venv-3.13/.installed
 
-.PHONY: lab test check install venv-3.12 venv-3.13 chromium go bench datasets datasets-fleet clean
+.PHONY: lab test check install venv-3.12 venv-3.13 chromium go hub bench datasets datasets-fleet clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ chromium:
 go:
 	scripts/install-go
 
+# JupyterHub's proxy (configurable-http-proxy, pinned) from npm into .hub-proxy/, for
+# `labkit hub` and tests/test_hub*.py (jupyterhub itself comes with the test extra)
+hub:
+	scripts/install-hub-proxy
+
 # Install, check the machine, then execute every notebook (each runs its scenario's quick
 # preset live, every variant or setting) into offline HTML reports and reports/index.html.
 lab: install
@@ -46,7 +51,7 @@ lab: install
 	$(VENV)/bin/labkit report --all --out reports
 	@echo "open reports/index.html"
 
-test: install venv-3.12 venv-3.13 chromium go
+test: install venv-3.12 venv-3.13 chromium go hub
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
