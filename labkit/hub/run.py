@@ -29,7 +29,7 @@ from pathlib import Path
 from labkit.errors import InputError
 from labkit.hub import caps as cgroups
 from labkit.hub.config import HubSettings, hub_config, write_config
-from labkit.hub.learners import create_learners, remove_users
+from labkit.hub.learners import Learner, create_learners, remove_users
 
 PROXY_ENV = "LABKIT_HUB_PROXY"
 PROXY_LOCAL = Path(".hub-proxy/node_modules/.bin/configurable-http-proxy")
@@ -66,6 +66,28 @@ def check_reachable(*paths: Path) -> None:
                 raise InputError(
                     f"the learners cannot reach {real}: {folder} is private to its owner; "
                     f"install labkit outside it, or let others through: chmod o+x {folder}")
+
+
+LOCK = Path("/run/lock/labkit-hub.lock")
+
+
+def _lock_machine() -> int:
+    """Hold the machine's hub lock (one hub per machine: learners are machine-wide users);
+    returns its descriptor, released when labkit exits."""
+    import fcntl
+
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise InputError(f"another labkit hub runs on this machine (pid {owner}); its "
+                         "learners are this machine's users: stop it first") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _die_with_parent() -> None:
@@ -116,14 +138,29 @@ def start_hub(count: int, *, ip: str = "127.0.0.1", port: int = 8000,
     if ip == "127.0.0.1":
         check_port(port)
     password = password or os.environ.get(PASSWORD_ENV) or secrets.token_urlsafe(9)
+    if state is not None:
+        from labkit.outputs import check_dir_output
+
+        state = check_dir_output(state, flag="--state")
+    lock = _lock_machine()
+    try:
+        return _run(count, ip, port, password, request, idle_timeout_s, state, chp, say)
+    finally:
+        os.close(lock)
+
+
+def _run(count: int, ip: str, port: int, password: str, request: cgroups.CapRequest,
+         idle_timeout_s: int, state: Path | None, chp: Path,
+         say: Callable[[str], None]) -> int:
     own_state = state is None
     state = Path(tempfile.mkdtemp(prefix="labkit-hub-")) if state is None else state
     state.mkdir(parents=True, exist_ok=True)
     cgroups.remove_stale()
-    learners = create_learners(count)
+    learners: list[Learner] = []
     caps = cgroups.Caps("none")
     proc = None
     try:
+        learners = create_learners(count)
         caps = cgroups.setup([lr.name for lr in learners], request)
         token = secrets.token_hex(32)
         settings = HubSettings(ip, port, idle_timeout_s, chp, token)
