@@ -222,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=CPUS, default=1.0, help="CPUs per learner (default 1)")
     p.add_argument("--pids", type=TASKS, default=2048,
                    help="processes and threads per learner (default 2048)")
+    p.add_argument("--no-caps", action="store_true",
+                   help="no cgroups: learners share the machine freely (for comparison)")
     p.add_argument("--idle-timeout", type=SECONDS, default=3600, metavar="S",
                    help="stop a learner's server idle this long (default 3600)")
     p.add_argument("--state", type=Path, metavar="DIR",

@@ -309,8 +309,8 @@ def cmd_hub(args: argparse.Namespace, command: list[str]) -> int:
     from labkit.hub.caps import CapRequest
     from labkit.hub.run import start_hub
 
-    request = CapRequest(memory_bytes=args.memory_cap * 2**20, cpus=args.cpus,
-                         pids=args.pids)
+    request = None if args.no_caps else CapRequest(
+        memory_bytes=args.memory_cap * 2**20, cpus=args.cpus, pids=args.pids)
     return start_hub(args.learners, ip=args.ip, port=args.port, password=args.password,
                      request=request, idle_timeout_s=int(args.idle_timeout), state=args.state,
                      proxy=args.proxy, say=say)

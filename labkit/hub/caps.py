@@ -149,6 +149,11 @@ def setup(users: list[str], request: CapRequest) -> Caps:
                          for k, (_, label) in wanted.items()])
 
 
+def no_caps() -> Caps:
+    """No cgroups at all (``labkit hub --no-caps``): every cap says it does not hold."""
+    return Caps("off", [Cap(k, "-", False, "--no-caps") for k in ("memory", "cpu", "pids")])
+
+
 _V1_FILES = {"memory": "memory.limit_in_bytes", "cpu": "cpu.cfs_quota_us",
              "pids": "pids.max"}
 

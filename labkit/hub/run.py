@@ -122,7 +122,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def start_hub(count: int, *, ip: str = "127.0.0.1", port: int = 8000,
-              password: str | None = None, request: cgroups.CapRequest,
+              password: str | None = None, request: cgroups.CapRequest | None,
               idle_timeout_s: int = 3600, state: Path | None = None,
               proxy: Path | None = None,
               say: Callable[[str], None] = print) -> int:
@@ -149,7 +149,8 @@ def start_hub(count: int, *, ip: str = "127.0.0.1", port: int = 8000,
         os.close(lock)
 
 
-def _run(count: int, ip: str, port: int, password: str, request: cgroups.CapRequest,
+def _run(count: int, ip: str, port: int, password: str,
+         request: cgroups.CapRequest | None,
          idle_timeout_s: int, state: Path | None, chp: Path,
          say: Callable[[str], None]) -> int:
     own_state = state is None
@@ -161,7 +162,8 @@ def _run(count: int, ip: str, port: int, password: str, request: cgroups.CapRequ
     proc = None
     try:
         learners = create_learners(count)
-        caps = cgroups.setup([lr.name for lr in learners], request)
+        caps = (cgroups.setup([lr.name for lr in learners], request) if request is not None
+                else cgroups.no_caps())
         token = secrets.token_hex(32)
         settings = HubSettings(ip, port, idle_timeout_s, chp, token)
         config = write_config(state, hub_config(state, settings, learners, caps), caps,
