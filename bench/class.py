@@ -105,7 +105,7 @@ def start_hub(learners: int, caps: bool, state: Path) -> subprocess.Popen[str]:
 
 
 def stop_hub(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)  # SIGINT is ignored under nohup
     proc.wait(timeout=120)
 
 

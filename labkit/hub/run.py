@@ -26,6 +26,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
 from labkit.errors import InputError
 from labkit.hub import caps as cgroups
 from labkit.hub.config import HubSettings, hub_config, write_config
@@ -110,13 +112,21 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> No
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM JupyterHub (it stops the servers and the proxy), then SIGKILL its group."""
+    """SIGTERM JupyterHub (it stops the servers, the proxy and the culler), then SIGKILL
+    whatever it started that is still alive, sessions of their own included."""
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
     if proc.poll() is None:
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=30)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
 
