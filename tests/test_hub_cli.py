@@ -44,9 +44,11 @@ def test_v1_caps_hold_when_written_and_read_back_and_are_removed(tmp_path: Path)
     assert (group / "memory.limit_in_bytes").read_text() == str(512 << 20)
     assert (tmp_path / "cpu/labkit-hub-1-2/labkit-01/cpu.cfs_quota_us").read_text() == "50000"
     assert caps.lines()[0] == "memory 512 MiB: holds (cgroup v1 memory.limit_in_bytes)"
+    assert (tmp_path / "cpu/labkit-hub-1-2/cpu.shares").read_text() == "2048"  # 2 learners
     for d in caps.group_dirs:  # a real cgroup's files vanish with rmdir; these are plain
-        for f in Path(d).glob("*/*"):
-            f.unlink()
+        for f in Path(d).rglob("*"):
+            if f.is_file():
+                f.unlink()
     cgroups.remove(caps)
     assert not any((tmp_path / c / "labkit-hub-1-2").exists() for c in parents)
 

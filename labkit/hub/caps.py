@@ -178,6 +178,9 @@ def _setup_v1(parents: dict[str, Path], name: str, users: list[str],
             continue
         caps.group_dirs.append(str(hub))
         if ctl == "cpu":
+            # a group weighs as one task against its siblings: the class weighs as many
+            # tasks as it has learners, so a loaded machine does not starve the room
+            _write(hub / "cpu.shares", str(1024 * len(users)))
             value = value.split()[0]
             for user in users:
                 _write(hub / user / "cpu.cfs_period_us", str(_CPU_PERIOD_US))
@@ -208,6 +211,8 @@ def _setup_v2(parent: Path, name: str, users: list[str],
     enable = " ".join(f"+{c}" for c in wanted if c in available)
     if enable:
         _write(hub / "cgroup.subtree_control", enable)
+    if "cpu" in available:  # the class weighs as many tasks as it has learners
+        _write(hub / "cpu.weight", str(min(10_000, 100 * len(users))))
     for ctl, (value, label) in wanted.items():
         fname = _V2_FILES[ctl]
         if ctl not in available:
