@@ -204,6 +204,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write every round's figures here")
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="class-records-"))
+    out.mkdir(parents=True, exist_ok=True)
     kinds = args.kinds.split(",")
     rounds = []
     for rep in range(args.reps):
