@@ -123,6 +123,16 @@ def test_hub_creates_learners_with_private_homes_and_notebooks(hub: Hub) -> None
     assert any(line.startswith("hub: http://127.0.0.1:") for line in hub.out), hub.out
 
 
+def test_the_idle_culler_runs_as_a_hub_service(hub: Hub) -> None:
+    log = hub.state / "jupyterhub.log"
+    deadline = time.monotonic() + 60
+    while "/hub/api/users" not in "".join(
+            ln for ln in log.read_text(errors="replace").splitlines(keepends=True)
+            if "(idle-culler@" in ln):
+        assert time.monotonic() < deadline, "the idle culler never asked the hub for users"
+        time.sleep(1)
+
+
 def test_hub_says_which_caps_hold(hub: Hub) -> None:
     caps = json.loads((hub.state / "caps.json").read_text())
     said = "\n".join(hub.out)
