@@ -5,8 +5,9 @@
 where to log in and which caps hold, then runs JupyterHub (with its proxy and the idle
 culler) until it ends or labkit is stopped (Ctrl-C, SIGTERM, SIGHUP). Then it stops the hub,
 kills whatever the learners still run, removes their cgroups and deletes their users; their
-homes stay. JupyterHub dies with labkit even when labkit is killed (``PR_SET_PDEATHSIG``),
-and a next ``labkit hub`` removes the cgroups a killed one left.
+homes stay. When labkit itself is SIGKILLed, JupyterHub still gets SIGTERM
+(``PR_SET_PDEATHSIG``) and stops its servers; the learners' users are then reused and the
+cgroups removed by the next ``labkit hub``.
 """
 
 from __future__ import annotations
