@@ -98,7 +98,7 @@ async def _run(base: str, name: str, token: str, cells: list[str],
     kid = kernel["id"]  # type: ignore[index]
     ws_url = base.replace("http", "ws", 1) + f"/user/{name}/api/kernels/{kid}/channels"
     conn = await websocket_connect(HTTPRequest(ws_url, headers={
-        "Authorization": f"token {token}"}))
+        "Authorization": f"token {token}"}, connect_timeout=120, request_timeout=120))
     session, results = uuid.uuid4().hex, []
     began = time.monotonic()
     try:
