@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 STAMP312:= .venv-3.12/.installed
 STAMP313:= .venv-3.13/.installed
 
-.PHONY: lab test check install venv-3.12 venv-3.13 chromium go java bench datasets datasets-fleet clean
+.PHONY: lab test check install venv-3.12 venv-3.13 chromium go java hub bench datasets datasets-fleet clean
 
 # setup.py builds the GC tracer's optional C callback for each venv's Python (editable too)
 $(STAMP): pyproject.toml setup.py labkit/capture/_gcevents.c
@@ -43,6 +43,12 @@ go:
 # Debian's Java (17+), under pyspark (test extra) in the test that runs the fleet on Spark
 java:
 	scripts/install-java
+# JupyterHub's proxy (configurable-http-proxy, pinned) from npm into .hub-proxy/, for
+# `labkit hub` and tests/test_hub*.py (jupyterhub itself comes with the test extra); the
+# folders above the venv's Python opened for the learners to pass through (o+x only)
+hub: install
+	scripts/install-hub-proxy
+	scripts/open-hub-paths
 
 # Install, check the machine, then execute every notebook (each runs its scenario's quick
 # preset live, every variant or setting) into offline HTML reports and reports/index.html.
@@ -51,7 +57,7 @@ lab: install
 	$(VENV)/bin/labkit report --all --out reports
 	@echo "open reports/index.html"
 
-test: install venv-3.12 venv-3.13 chromium go java
+test: install venv-3.12 venv-3.13 chromium go java hub
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q

@@ -16,9 +16,15 @@ from labkit.options import (
     RATE_HZ,
     SECONDS,
     TOP,
+    integer,
     label,
+    number,
     param,
 )
+
+LEARNERS = integer(1, 200)
+CPUS = number(0.01, 1024, unit="CPUs")
+TASKS = integer(16, 1 << 22)
 
 
 def _add_capture_flags(p: argparse.ArgumentParser) -> None:
@@ -216,6 +222,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="1 to 65535 (default 8888); a port in use is an error, never moved")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.set_defaults(handler=verbs.cmd_lab, needs_command=False)
+
+    p = sub.add_parser("hub", help="JupyterHub for a class on this machine: a Unix user, "
+                       "home and capped server per learner, one shared password (root)")
+    p.add_argument("learners", type=LEARNERS, help="how many learners (1 to 200)")
+    p.add_argument("--port", type=PORT, default=8000, help="the hub's port (default 8000)")
+    p.add_argument("--ip", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for a room)")
+    p.add_argument("--password", help="the room's shared password (default: "
+                   "$LABKIT_HUB_PASSWORD, else a new one, printed)")
+    p.add_argument("--memory-cap", type=MEMORY_MIB, default=2048, metavar="MIB",
+                   help="memory per learner (default 2048)")
+    p.add_argument("--cpus", type=CPUS, default=1.0, help="CPUs per learner (default 1)")
+    p.add_argument("--pids", type=TASKS, default=2048,
+                   help="processes and threads per learner (default 2048)")
+    p.add_argument("--no-caps", action="store_true",
+                   help="no cgroups: learners share the machine freely (for comparison)")
+    p.add_argument("--idle-timeout", type=SECONDS, default=3600, metavar="S",
+                   help="stop a learner's server idle this long (default 3600)")
+    p.add_argument("--state", type=Path, metavar="DIR",
+                   help="keep the hub's state here (default: a temporary folder, removed)")
+    p.add_argument("--proxy", type=Path, metavar="PATH",
+                   help="configurable-http-proxy (default: scripts/install-hub-proxy's)")
+    p.set_defaults(handler=verbs.cmd_hub, needs_command=False)
 
     p = sub.add_parser("summary", help="check a run directory (or one capture file) and "
                        "summarise it")

@@ -335,6 +335,18 @@ def cmd_lab(args: argparse.Namespace, command: list[str]) -> int:
     return 0  # not reached: start_lab replaces the process
 
 
+def cmd_hub(args: argparse.Namespace, command: list[str]) -> int:
+    """Run JupyterHub for a room of learners until stopped (Ctrl-C)."""
+    from labkit.hub.caps import CapRequest
+    from labkit.hub.run import start_hub
+
+    request = None if args.no_caps else CapRequest(
+        memory_bytes=args.memory_cap * 2**20, cpus=args.cpus, pids=args.pids)
+    return start_hub(args.learners, ip=args.ip, port=args.port, password=args.password,
+                     request=request, idle_timeout_s=int(args.idle_timeout), state=args.state,
+                     proxy=args.proxy, say=say)
+
+
 def cmd_summary(args: argparse.Namespace, command: list[str]) -> int:
     """Print what a run holds and the summary of each capture in it."""
     from labkit.frames import load, load_file
