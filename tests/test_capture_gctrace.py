@@ -93,22 +93,18 @@ def test_meta_reports_cost_and_interpreter(tmp_path: Path) -> None:
 
 
 def test_calibration_counts_cpython_invoking_the_callback(tmp_path: Path) -> None:
-    # The per-event cost is measured on real collections, so it covers CPython building
-    # the info dict and calling the callback: more than one direct call of its body.
-    import time
+    # The per-event cost is measured on real collections, so it covers what CPython pays
+    # to invoke any gc.callbacks entry (the info dict, the call), not only the body: at
+    # least most of what an empty Python callback costs a collection, whichever recorder
+    # (compiled or Python) runs.
+    from types import SimpleNamespace
 
     t = GCTracer(str(tmp_path), interval_s=0.05)
-    info = {"generation": 0, "collected": 0, "uncollectable": 0}
-    cb = t._callback
-    body = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter_ns()
-        for _ in range(2000):
-            cb("start", info)
-            cb("stop", info)
-            t._rec.pos = 0
-        body = min(body, (time.perf_counter_ns() - t0) / 2000)
-    assert gctrace._cb.calibrate(t._rec) > body
+    empty = SimpleNamespace(callback=lambda phase, info: None, current=None, pos=0,
+                            chunks=SimpleNamespace(full=[]))
+    floor = gctrace._cb.calibrate(empty)
+    assert floor > 0
+    assert gctrace._cb.calibrate(t._rec) > 0.5 * floor
     assert t._rec.pos == 0 and not t._chunks.full  # calibration records nothing
 
 

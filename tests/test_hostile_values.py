@@ -130,9 +130,10 @@ def _speedscope(tmp_path: Path, weights: list, samples: list | None = None,
     ([0.01], [[10**30]], None, "overflow"),
     ([0.01], [[0.5]], None, "frame index"),
     ([0.01], None, [{"name": "f", "line": 10**30}], "overflow"),
-    ([0.01], None, [{"name": "f", "line": 2**40}], "line"),
     ([0.01], None, [{"name": ["f"]}], "name"),
 ])
+# (A line beyond int32 but inside int64 is no longer refused: that frame's line becomes 0,
+# the rest of the profile is kept; tests/test_frames_pyspy.py checks it.)
 def test_speedscope_values_out_of_range_are_one_line(tmp_path: Path, weights: list,
                                                      samples: list | None,
                                                      frames: list | None, words: str) -> None:
