@@ -308,10 +308,13 @@ def test_at_a_terminal_the_program_reads_it_and_ctrl_c_ends_its_tree(tmp_path: P
         "import os, time\n"
         "if os.fork() == 0:\n"
         "    if os.fork() == 0:\n"
-        f"        open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+        f"        open({str(pidfile)!r} + '.tmp', 'w').write(str(os.getpid()))\n"
+        f"        os.rename({str(pidfile)!r} + '.tmp', {str(pidfile)!r})\n"
         "        time.sleep(600)\n"
         "    os._exit(0)\n"
         "os.wait()\n"
+        f"while not os.path.exists({str(pidfile)!r}):\n"  # the grandchild is up before Ctrl-C
+        "    time.sleep(0.01)\n"
         "print('got', input('name? '), flush=True)\n"
         "time.sleep(600)\n")
     master, slave = pty.openpty()
