@@ -50,7 +50,8 @@ def _own_cgroup() -> str:
     return "/"
 
 
-def _write(path: Path, text: str) -> bool:
+def write_control(path: Path, text: str) -> bool:
+    """Write ``text`` into a cgroup control file; ``False`` where the kernel refuses it."""
     try:
         path.write_text(text, encoding="ascii")
         return True
@@ -78,7 +79,7 @@ def _remove_stale(parent: Path) -> None:
             owner = d.name[len(prefix):].split("-", 1)[0]
             if d.name.startswith(prefix) and owner.isdigit() and not psutil.pid_exists(
                     int(owner)):
-                _write(d / "cgroup.kill", "1")
+                write_control(d / "cgroup.kill", "1")
                 with contextlib.suppress(OSError):
                     d.rmdir()
 
@@ -137,11 +138,11 @@ class ProcessTree:
         except OSError:
             controllers = []
         cap = self.memory_cap_bytes
-        if cap and "memory" in controllers and _write(path / "memory.max", str(cap)):
-            _write(path / "memory.oom.group", "1")
-            _write(path / "memory.swap.max", "0")
+        if cap and "memory" in controllers and write_control(path / "memory.max", str(cap)):
+            write_control(path / "memory.oom.group", "1")
+            write_control(path / "memory.swap.max", "0")
             self.memory_in_cgroup = True
-        if "pids" in controllers and _write(path / "pids.max", str(PIDS_MAX)):
+        if "pids" in controllers and write_control(path / "pids.max", str(PIDS_MAX)):
             self.pids_max = PIDS_MAX
         self.enforced_by = self._enforcement()
 
@@ -149,7 +150,7 @@ class ProcessTree:
         """In the forked child, before exec: join the cgroup (the process group is Popen's
         ``process_group=0``)."""
         if self.cgroup is not None:
-            _write(self.cgroup / "cgroup.procs", "0")
+            write_control(self.cgroup / "cgroup.procs", "0")
 
     def started(self, pid: int) -> None:
         """The program runs as ``pid``: check that it is in the cgroup (else fall back)."""
@@ -209,7 +210,7 @@ class ProcessTree:
         self._killed = True
         if self._ended:
             return
-        if self.cgroup is None or not _write(self.cgroup / "cgroup.kill", "1"):
+        if self.cgroup is None or not write_control(self.cgroup / "cgroup.kill", "1"):
             self.signal(signal.SIGKILL)
 
     def memory_capped(self) -> bool:

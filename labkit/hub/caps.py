@@ -23,6 +23,8 @@ from pathlib import Path
 
 import psutil
 
+from labkit.capture.tree import write_control
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _PREFIX = "labkit-hub-"
 _CPU_PERIOD_US = 100_000
@@ -72,14 +74,6 @@ def _read(path: Path) -> str | None:
         return path.read_text(encoding="ascii").strip()
     except OSError:
         return None
-
-
-def _write(path: Path, text: str) -> bool:
-    try:
-        path.write_text(text, encoding="ascii")
-        return True
-    except OSError:
-        return False
 
 
 def _own_groups() -> dict[str, str]:
@@ -180,13 +174,13 @@ def _setup_v1(parents: dict[str, Path], name: str, users: list[str],
         if ctl == "cpu":
             # a group weighs as one task against its siblings: the class weighs as many
             # tasks as it has learners, so a loaded machine does not starve the room
-            _write(hub / "cpu.shares", str(1024 * len(users)))
+            write_control(hub / "cpu.shares", str(1024 * len(users)))
             value = value.split()[0]
             for user in users:
-                _write(hub / user / "cpu.cfs_period_us", str(_CPU_PERIOD_US))
+                write_control(hub / user / "cpu.cfs_period_us", str(_CPU_PERIOD_US))
         for user in users:
             f = hub / user / fname
-            held = held and _write(f, value) and _read(f) == value
+            held = held and write_control(f, value) and _read(f) == value
         caps.caps.append(Cap(ctl, label, held, f"cgroup v1 {fname}" if held else
                              f"cgroup v1 {fname} could not be written"))
     return caps
@@ -210,16 +204,16 @@ def _setup_v2(parent: Path, name: str, users: list[str],
     available = (_read(parent / "cgroup.controllers") or "").split()
     enable = " ".join(f"+{c}" for c in wanted if c in available)
     if enable:
-        _write(hub / "cgroup.subtree_control", enable)
+        write_control(hub / "cgroup.subtree_control", enable)
     if "cpu" in available:  # the class weighs as many tasks as it has learners
-        _write(hub / "cpu.weight", str(min(10_000, 100 * len(users))))
+        write_control(hub / "cpu.weight", str(min(10_000, 100 * len(users))))
     for ctl, (value, label) in wanted.items():
         fname = _V2_FILES[ctl]
         if ctl not in available:
             caps.caps.append(Cap(ctl, label, False,
                                  f"the {ctl} controller is not delegated to {parent}"))
             continue
-        held = all(_write(hub / u / fname, value) and _read(hub / u / fname) == value
+        held = all(write_control(hub / u / fname, value) and _read(hub / u / fname) == value
                    for u in users)
         caps.caps.append(Cap(ctl, label, held, f"cgroup v2 {fname}" if held else
                              f"cgroup v2 {fname} could not be written"))
