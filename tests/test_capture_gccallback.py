@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,60 @@ def test_compiled_callback_reads_info_in_any_key_order(
     stride = gctrace._STRIDE
     rows = [t._rec.current[i * stride:(i + 1) * stride] for i in range(t._rec.pos)]
     assert [list(r[2:5]) for r in rows] == [[1, 7, 3]] * 3
+
+
+def test_compiled_sampler_samples_and_wakes_at_once_on_its_pipe() -> None:
+    from array import array
+
+    native = gctrace._cb.load_native()
+    fields = gctrace._SAMPLE_FIELDS
+    buf = array("q", bytes(8 * fields * 4))
+    statm = os.open("/proc/self/statm", os.O_RDONLY)
+    r, w = os.pipe()
+    try:
+        # GIVEN nothing on the pipe: it samples every interval, then returns
+        assert native.sample_until(buf, 1, 3, statm, r, os.sysconf("SC_PAGE_SIZE"),
+                                   10_000_000) == (3, 0)
+        rows = [buf[i * fields:(i + 1) * fields] for i in range(4)]
+        assert list(rows[0]) == [0] * fields  # row 0 untouched
+        times = [row[0] for row in rows[1:]]
+        assert times == sorted(times) and times[-1] - times[0] >= 15_000_000
+        assert all(row[1] > 1 << 20 and row[2] > 1000 for row in rows[1:])  # RSS, blocks
+        # WHEN the pipe is written (stop or pause) THEN a long sleep ends at once
+        os.write(w, b"x")
+        t = time.perf_counter()
+        assert native.sample_until(buf, 0, 4, statm, r, 4096, 5_000_000_000) == (0, 1)
+        assert time.perf_counter() - t < 1
+        with pytest.raises(ValueError):
+            native.sample_until(buf, 2, 3, statm, r, 4096, 10_000_000)  # past the buffer
+    finally:
+        for fd in (statm, r, w):
+            os.close(fd)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_sampler_writes_heap_rows_and_idles_while_paused(
+        tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if kind == "python":
+        monkeypatch.setenv("LABKIT_GC_CALLBACK", "python")
+    else:
+        monkeypatch.delenv("LABKIT_GC_CALLBACK", raising=False)
+    t = gctrace.GCTracer(str(tmp_path), interval_s=0.02)
+    assert (t._native_sampler is not None) == (kind == "c")
+    t.start()
+    time.sleep(0.2)
+    t.pause()
+    paused_at = time.perf_counter_ns()
+    time.sleep(0.3)
+    resumed_at = time.perf_counter_ns()
+    t.resume()
+    time.sleep(0.2)
+    t.stop()
+    lines = (tmp_path / gctrace.HEAP_FILE).read_text().splitlines()
+    assert lines[0].split(",") == list(gctrace.HEAP_COLUMNS)
+    rows = [[int(x) for x in ln.split(",")] for ln in lines[1:]]
+    stamps = [row[0] for row in rows]
+    assert stamps == sorted(stamps) and all(row[1] > 0 and row[2] > 0 for row in rows)
+    during = [s for s in stamps if paused_at + 25_000_000 < s < resumed_at]
+    assert not during, "sampled while paused"
+    assert sum(s > resumed_at for s in stamps) >= 3  # it resumed

@@ -102,11 +102,39 @@ def test_calibration_counts_cpython_invoking_the_callback(tmp_path: Path) -> Non
     t = GCTracer(str(tmp_path), interval_s=0.05)
     empty = SimpleNamespace(callback=lambda phase, info: None, current=None, pos=0,
                             chunks=SimpleNamespace(full=[]))
-    # Known defect (issue 24): inside the full suite both sides can time alike and give 0,
-    # seen in CI for the compiled and for an empty callback; only the contract is checked.
-    floor = gctrace._cb.calibrate(empty, n=3000, rounds=9)
-    assert floor >= 0 and gctrace._cb.calibrate(t._rec, n=3000, rounds=9) >= 0
+    floor = gctrace._cb.calibrate(empty)
+    assert floor > 0
+    assert gctrace._cb.calibrate(t._rec) > 0.5 * floor
     assert t._rec.pos == 0 and not t._chunks.full  # calibration records nothing
+
+
+def test_calibration_holds_beside_a_thread_that_allocates() -> None:
+    # GIVEN another thread allocating containers all the time (a kernel's or a server's
+    # threads): each gc.collect(0) then collects a varying amount, which made a comparison
+    # of each side's fastest round give 0 (seen in CI)
+    import threading
+    from types import SimpleNamespace
+
+    stop = threading.Event()
+
+    def churn() -> None:
+        keep: list[dict] = []
+        while not stop.is_set():
+            keep.append({})
+            if len(keep) > 1000:
+                keep = []
+
+    worker = threading.Thread(target=churn, daemon=True)
+    worker.start()
+    try:
+        empty = SimpleNamespace(callback=lambda phase, info: None, current=None, pos=0,
+                                chunks=SimpleNamespace(full=[]))
+        # THEN every calibration still measures what CPython's invocation costs
+        got = [gctrace._cb.calibrate(empty) for _ in range(8)]
+    finally:
+        stop.set()
+        worker.join()
+    assert min(got) > 0, got
 
 
 def test_paused_tracer_records_nothing_and_resumes(tmp_path: Path) -> None:

@@ -7,13 +7,22 @@
  * (t_start, t_stop, generation, collected, uncollectable, thread id, count0..2). When
  * `current` is full it calls chunks.rollover(current) for the next array, once per chunk.
  * The clock is CLOCK_MONOTONIC, which is time.perf_counter_ns() on Linux.
+ *
+ * sample_until(...) is the heap sampler's loop in C (gctrace.GCTracer's thread): it sleeps
+ * and reads RSS with the GIL released, takes the GIL only to read the interpreter's
+ * figures, and returns to Python once per drain, not once per sample.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #define STRIDE 9
+#define SAMPLE_FIELDS 8 /* gctrace.HEAP_COLUMNS + TRACEMALLOC_COLUMNS */
 
 typedef struct {
     PyObject_HEAD
@@ -29,6 +38,7 @@ typedef struct {
 } Recorder;
 
 static PyObject *s_generation, *s_collected, *s_uncollectable, *s_rollover;
+static PyObject *m_get_count, *m_allocated_blocks;
 
 static int64_t
 now_ns(void)
@@ -269,9 +279,131 @@ static PyTypeObject RecorderType = {
     .tp_getset = Recorder_getset,
 };
 
+
+/* Resident bytes from /proc/self/statm (its second field, in pages); 0 when unreadable. */
+static int64_t
+statm_rss(int fd, int64_t page)
+{
+    char buf[128], *p, *end;
+    if (fd < 0)
+        return 0;
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    strtoll(buf, &p, 10);
+    long long pages = strtoll(p, &end, 10);
+    return end == p ? 0 : (int64_t)pages * page;
+}
+
+static int
+int_of(PyObject *v, int64_t *out)
+{
+    *out = PyLong_AsLongLong(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* The interpreter's figures, GIL held: sys.getallocatedblocks() and gc.get_count(). */
+static int
+interpreter_figures(int64_t *r)
+{
+    PyObject *blocks = PyObject_CallNoArgs(m_allocated_blocks);
+    if (blocks == NULL)
+        return -1;
+    int rc = int_of(blocks, &r[2]);
+    Py_DECREF(blocks);
+    if (rc < 0)
+        return -1;
+    PyObject *cnt = PyObject_CallNoArgs(m_get_count);
+    if (cnt == NULL)
+        return -1;
+    if (!PyTuple_Check(cnt) || PyTuple_GET_SIZE(cnt) != 3) {
+        Py_DECREF(cnt);
+        PyErr_SetString(PyExc_TypeError, "gc.get_count() is not a 3-tuple");
+        return -1;
+    }
+    rc = int_of(PyTuple_GET_ITEM(cnt, 0), &r[3]) < 0 || int_of(PyTuple_GET_ITEM(cnt, 1), &r[4]) < 0
+        || int_of(PyTuple_GET_ITEM(cnt, 2), &r[5]) < 0 ? -1 : 0;
+    Py_DECREF(cnt);
+    return rc;
+}
+
+static PyObject *
+sample_until(PyObject *module, PyObject *args)
+{
+    PyObject *samples;
+    Py_ssize_t row, count;
+    int statm_fd, wake_fd;
+    long long page, interval_ns;
+    if (!PyArg_ParseTuple(args, "OnniiLL", &samples, &row, &count, &statm_fd, &wake_fd,
+                          &page, &interval_ns))
+        return NULL;
+    if (interval_ns <= 0) {
+        PyErr_SetString(PyExc_ValueError, "interval_ns must be positive");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(samples, &view, PyBUF_WRITABLE) < 0)
+        return NULL;
+    const Py_ssize_t width = SAMPLE_FIELDS * (Py_ssize_t)sizeof(int64_t);
+    if (view.len % width != 0 || row < 0 || count < 0 || row + count > view.len / width) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "rows outside the samples buffer");
+        return NULL;
+    }
+    int64_t *data = (int64_t *)view.buf;
+    struct timespec wait = {(time_t)(interval_ns / 1000000000), (long)(interval_ns % 1000000000)};
+    Py_ssize_t taken = 0;
+    int woken = 0;
+    while (taken < count) {
+        struct pollfd pfd = {wake_fd, POLLIN, 0};
+        int rc, err = 0;
+        int64_t t = 0, rss = 0;
+        Py_BEGIN_ALLOW_THREADS
+        rc = ppoll(&pfd, wake_fd >= 0 ? 1 : 0, &wait, NULL);
+        if (rc == 0) {
+            t = now_ns();
+            rss = statm_rss(statm_fd, (int64_t)page);
+        }
+        else if (rc < 0)
+            err = errno;
+        Py_END_ALLOW_THREADS
+        if (rc < 0 && err == EINTR) {
+            if (PyErr_CheckSignals() < 0)
+                goto error;
+            continue;
+        }
+        if (rc != 0) { /* the wake descriptor: stop or pause */
+            woken = 1;
+            break;
+        }
+        int64_t *r = data + (row + taken) * SAMPLE_FIELDS;
+        if (interpreter_figures(r) < 0)
+            goto error;
+        r[0] = t;
+        r[1] = rss;
+        taken++;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("ni", taken, woken);
+error:
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+static PyMethodDef module_methods[] = {
+    {"sample_until", sample_until, METH_VARARGS,
+     "sample_until(samples, row, count, statm_fd, wake_fd, page, interval_ns) -> "
+     "(taken, woken): every interval_ns, one heap sample (t_ns, rss_bytes, "
+     "allocated_blocks, count0..2) into row, row+1, ... of the int64 buffer samples (8 "
+     "fields a row); returns after count samples, or early when wake_fd is readable."},
+    {NULL, NULL, 0, NULL}
+};
+
 static struct PyModuleDef gcevents_module = {
     PyModuleDef_HEAD_INIT, "_gcevents",
-    "The GC tracer's callback in C (see labkit/capture/gccallback.py).", -1, NULL
+    "The GC tracer's callback and heap sampler in C (see labkit/capture/gccallback.py).",
+    -1, module_methods
 };
 
 PyMODINIT_FUNC
@@ -285,6 +417,18 @@ PyInit__gcevents(void)
     s_rollover = PyUnicode_InternFromString("rollover");
     if (!s_generation || !s_collected || !s_uncollectable || !s_rollover)
         return NULL;
+    PyObject *gc = PyImport_ImportModule("gc"), *sys = PyImport_ImportModule("sys");
+    if (gc == NULL || sys == NULL) {
+        Py_XDECREF(gc);
+        Py_XDECREF(sys);
+        return NULL;
+    }
+    m_get_count = PyObject_GetAttrString(gc, "get_count");
+    m_allocated_blocks = PyObject_GetAttrString(sys, "getallocatedblocks");
+    Py_DECREF(gc);
+    Py_DECREF(sys);
+    if (m_get_count == NULL || m_allocated_blocks == NULL)
+        return NULL;
     PyObject *m = PyModule_Create(&gcevents_module);
     if (m == NULL)
         return NULL;
@@ -294,7 +438,8 @@ PyInit__gcevents(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (PyModule_AddIntConstant(m, "STRIDE", STRIDE) < 0) {
+    if (PyModule_AddIntConstant(m, "STRIDE", STRIDE) < 0
+            || PyModule_AddIntConstant(m, "SAMPLE_FIELDS", SAMPLE_FIELDS) < 0) {
         Py_DECREF(m);
         return NULL;
     }

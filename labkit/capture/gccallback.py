@@ -169,25 +169,35 @@ class _NativeRecorder:
         self._rec.pos = value
 
 
-def calibrate(rec: Any, n: int = 1000, rounds: int = 5) -> float:
+def calibrate(rec: Any, n: int = 200, pairs: int = 31) -> float:
     """Nanoseconds the callback adds to one collection as CPython invokes it (its info
-    dict, the call, the body): young collections timed with and without it, alternating;
-    the fastest of each side (noise only adds). Its records go to a scratch position."""
+    dict, the call, the body), >= 0: ``pairs`` pairs of ``n`` young collections, one
+    round without the callback and one with it (the order alternating), timed in this
+    thread's CPU time; the median of the pairs' differences. Its records go to a scratch
+    position.
+
+    Robust where a best-of-rounds comparison was not: another thread that allocates makes
+    each ``gc.collect(0)`` collect a varying amount, and a thread holding the GIL or a
+    neighbour process stalls whole rounds; those vary both sides of a pair alike, and
+    thread CPU time does not count the stalls."""
     saved_current, saved_pos = rec.current, rec.pos
     rec.current = Chunks.new()
-    collect, cbs, cb = gc.collect, gc.callbacks, rec.callback
-    best = {False: float("inf"), True: float("inf")}
-    for r in range(2 * rounds):
-        on = r % 2 == 1
-        if on:
-            cbs.append(cb)
-        rec.pos = 0
-        t = time.perf_counter_ns()
-        for _ in range(n):
-            collect(0)
-        best[on] = min(best[on], (time.perf_counter_ns() - t) / n)
-        if on:
-            cbs.remove(cb)
-        rec.chunks.full.clear()
+    collect, cbs, cb, clock = gc.collect, gc.callbacks, rec.callback, time.thread_time_ns
+    diffs = []
+    for r in range(pairs):
+        took = {False: 0, True: 0}
+        for on in ((False, True) if r % 2 == 0 else (True, False)):
+            if on:
+                cbs.append(cb)
+            rec.pos = 0
+            t = clock()
+            for _ in range(n):
+                collect(0)
+            took[on] = clock() - t
+            if on:
+                cbs.remove(cb)
+            rec.chunks.full.clear()
+        diffs.append((took[True] - took[False]) / n)
     rec.current, rec.pos = saved_current, saved_pos
-    return max(0.0, best[True] - best[False])
+    diffs.sort()
+    return max(0.0, diffs[len(diffs) // 2])

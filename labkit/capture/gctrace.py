@@ -10,7 +10,10 @@ Contract:
   (>= 10 ms) into a preallocated array, and every 0.1 s appends those samples to
   ``heap.csv`` and the recorded chunks to ``gc_events.bin`` as raw int64 records: it never
   wakes per collection and builds no per-event Python objects (the drain does not feed
-  the collector); its reads and writes keep the GIL (:mod:`labkit.capture.gcsys`). With
+  the collector); its reads and writes keep the GIL (:mod:`labkit.capture.gcsys`). Where
+  the compiled module is built, its loop runs in C (``_gcevents.sample_until``): it
+  sleeps and reads RSS with the GIL released, holds the GIL only to read the interpreter's
+  figures, and runs Python once a drain; stop and pause wake it through a pipe. With
   ``echo`` it prints one line per collection to stderr, like Go's ``GODEBUG=gctrace=1``
   (the one per-event cost, opt-in). Its thread id tells the collections it triggers apart.
 * ``stop()`` drains everything and writes ``gctrace.json`` (clock origin, thresholds,
@@ -31,6 +34,7 @@ which need not have labkit's dependencies. The child-side bootstrap that starts 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.util
 import io
@@ -111,6 +115,12 @@ class GCTracer:
         self._rec = _cb.make_recorder(self._chunks)
         self._callback = self._rec.callback
         self._stop = threading.Event()
+        # held until stop(): the sampler sleeps in one C-level acquire with a timeout (an
+        # Event's wait runs a Condition's Python code at every wake-up)
+        self._wake = threading.Lock()
+        self._wake.acquire()
+        self._wake_r = self._wake_w = -1  # the compiled sampler's wake-up pipe
+        self._native_sampler = self._compiled_sampler()
         self._active = threading.Event()  # cleared while paused
         self._active.set()
         self._thread: threading.Thread | None = None
@@ -136,6 +146,8 @@ class GCTracer:
         self.per_event_ns = _cb.calibrate(self._rec)
         self._io = _sys.HeldCalls()
         self._pid = os.getpid()
+        if self._native_sampler is not None:
+            self._wake_r, self._wake_w = os.pipe()
         os.register_at_fork(before=self._count_fork, after_in_child=self._detach_in_child)
         self._events_fh = io.FileIO(os.path.join(self.out_dir, EVENTS_FILE), "w")
         self._io.write_all(self._events_fh.fileno(), EVENTS_MAGIC)
@@ -165,6 +177,7 @@ class GCTracer:
             gc.callbacks.remove(self._callback)
             self._active.clear()
             self._paused_at = time.perf_counter_ns()
+            self._poke()
 
     def resume(self) -> None:
         """Undo :meth:`pause`."""
@@ -188,6 +201,7 @@ class GCTracer:
                 fh.close()  # unbuffered: closing writes nothing
         if self._statm_fd >= 0:
             os.close(self._statm_fd)
+        self._close_pipe()
         self._events_fh = self._heap_fh = None
         self._statm_fd = -1
         self.echo = None
@@ -215,6 +229,7 @@ class GCTracer:
         if self in _ACTIVE:
             _ACTIVE.remove(self)
         self._stop.set()
+        self._release_wake()
         self._active.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
@@ -233,20 +248,87 @@ class GCTracer:
             os.close(self._statm_fd)
             self._statm_fd = -1
 
+    def _release_wake(self) -> None:
+        if self._wake.locked():
+            with contextlib.suppress(RuntimeError):  # released meanwhile
+                self._wake.release()
+        self._poke()
+
+    def _poke(self) -> None:
+        """Wake the compiled sampler (stop or pause)."""
+        if self._wake_w >= 0:
+            with contextlib.suppress(OSError):  # full: it is awake already
+                os.write(self._wake_w, b"x")
+
+    def _close_pipe(self) -> None:
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+    def _compiled_sampler(self) -> Any:
+        """``_gcevents.sample_until`` where the compiled recorder runs and the samples need
+        nothing else (no tracemalloc figures), else None (the sampler loop in Python)."""
+        if self._rec.kind != "c" or self.tracemalloc:
+            return None
+        native = _cb.load_native()
+        fn = getattr(native, "sample_until", None)
+        return fn if getattr(native, "SAMPLE_FIELDS", None) == _SAMPLE_FIELDS else None
+
     # -- sampling and draining (background thread only, or after stop) --------------------
     def _run(self) -> None:
         self._thread_id = threading.get_ident()
+        if self._native_sampler is not None:
+            self._run_compiled()
+            return
         ticks = 0
         flush_every = max(1, round(0.1 / self.interval_s))
         tick_every = max(1, round(0.25 / self.interval_s))
         cpu, tick_ns = time.thread_time_ns, 0
-        while not self._stop.wait(self.interval_s):
+        sleep, interval = self._wake.acquire, self.interval_s
+        while not sleep(timeout=interval):
             if not self._active.is_set():
                 self._drain()
                 self._active.wait()
                 continue
             self._sample()
             ticks += 1
+            if ticks % flush_every == 0:
+                self._drain()
+            if self.on_tick is not None and ticks % tick_every == 0:
+                t = cpu()
+                self.on_tick()
+                tick_ns += cpu() - t
+            self._sampler_ns = cpu() - tick_ns
+
+    def _run_compiled(self) -> None:
+        """The same loop with its sleeping and sampling in C: Python runs once a drain."""
+        flush_every = max(1, round(0.1 / self.interval_s))
+        tick_every = max(1, round(0.25 / self.interval_s))
+        cpu, tick_ns, ticks = time.thread_time_ns, 0, 0
+        sample, interval_ns = self._native_sampler, int(self.interval_s * 1e9)
+        while not self._stop.is_set():
+            if not self._active.is_set():
+                self._drain()
+                self._active.wait()
+                continue
+            if self._nsamples == 64:
+                self._flush_samples()
+            want = min(flush_every - ticks % flush_every, 64 - self._nsamples)
+            if self.on_tick is not None:
+                want = min(want, tick_every - ticks % tick_every)
+            got, woken = sample(self._samples, self._nsamples, want, self._statm_fd,
+                                self._wake_r, self._page, interval_ns)
+            self._nsamples += got
+            if got:
+                self._last_rss = self._samples[(self._nsamples - 1) * _SAMPLE_FIELDS + 1]
+            if woken:
+                try:
+                    os.read(self._wake_r, 64)
+                except OSError:  # closed under it: stop() gave up waiting
+                    return
+                continue
+            ticks += got
             if ticks % flush_every == 0:
                 self._drain()
             if self.on_tick is not None and ticks % tick_every == 0:
