@@ -106,12 +106,21 @@ def _child(setting: str, n: int, reps: int, clock: str, kinds: str, interval: fl
     return json.loads(out.strip().splitlines()[-1])
 
 
+def median_ci(xs: list[float]) -> tuple[float, float]:
+    """A distribution-free 95% confidence interval of the median: the order statistics
+    n/2 -+ 0.98 sqrt(n) (the binomial's normal approximation)."""
+    xs, n = sorted(xs), len(xs)
+    half = 0.98 * n ** 0.5
+    return xs[max(0, int(n / 2 - half))], xs[min(n - 1, int(n / 2 + half + 0.999))]
+
+
 def timed(args: argparse.Namespace) -> None:
     """Wall or CPU time, A E P C B alternating in each process; medians over the rounds."""
     print(f"python {sys.version.split()[0]}; {args.procs} processes x {args.reps} rounds "
           f"(A E P C B, order alternating), n={args.n}, {args.clock} time; "
           f"tracer {gctrace.__file__}")
-    print(f"{'thresholds':<11} {'rounds':>6} {'B/A':>6} {'A s':>6} {'B s':>6} {'events':>6} "
+    print(f"{'thresholds':<11} {'rounds':>6} {'B/A':>6} {'95% CI':>11} {'A s':>6} {'B s':>6} "
+          f"{'events':>6} "
           f"{'calib us':>8} {'(B-A)/ev us':>11} {'E-A us':>6} {'P-E us':>6} {'C-E us':>6} "
           f"{'B-C ms':>6} {'sampler ms':>10} {'reported/(B-A)':>14} {'callback':>8}")
     med = statistics.median
@@ -123,7 +132,9 @@ def timed(args: argparse.Namespace) -> None:
         diff = med(r["b"] - r["a"] for r in rows)
         reported = med(r["reported_ns"] for r in rows) / 1e9
         per_ev = {k: 1e6 * med(r[k] - r["e"] for r in rows) / ev for k in "pc"}
+        lo, hi = median_ci([r["b"] / r["a"] for r in rows])
         print(f"{setting:<11} {len(rows):>6} {med(r['b'] / r['a'] for r in rows):>6.3f} "
+              f"{lo:>5.3f}-{hi:<5.3f} "
               f"{med(r['a'] for r in rows):>6.3f} {med(r['b'] for r in rows):>6.3f} {ev:>6.0f} "
               f"{med(r['per_event_ns'] for r in rows) / 1000:>8.2f} {1e6 * diff / ev:>11.2f} "
               f"{1e6 * med(r['e'] - r['a'] for r in rows) / ev:>6.2f} "
