@@ -9,8 +9,9 @@ copied elsewhere, or given again as its run directory) is skipped and counted in
 :attr:`Fleet.copies_skipped`. Every frame becomes a view of the same name; ``fleet_runs``
 adds ``node`` (the ``host`` label, else the host name, else the run id) and ``load`` (the
 label named by ``by``, else the run's duration: uptime). A frame other than ``runs`` is read
-when a query (:meth:`Fleet.sql`) first names it; a fleet of many runs is read through the
-store's compacted copies (:mod:`labkit.fleetcache`).
+when a query (:meth:`Fleet.sql`) first names it; the three questions read only the columns
+they use (:data:`QUESTION_COLUMNS`), a query of the user's every column. A fleet of many runs
+is read through the store's compacted copies (:mod:`labkit.fleetcache`).
 
 No SQL is built from data: part files are listed in Python (regular files only), read with
 pyarrow and handed to DuckDB as Arrow tables, so no path, folder name or glob character
@@ -106,6 +107,14 @@ GROUP BY top_function, top_file, top_line
 ORDER BY nodes_strong DESC, nodes DESC
 """.strip()
 
+
+# The columns of each frame other than ``runs`` that the questions read (``run_id`` always):
+# a frame's other columns (``memray_growth``'s stacks are most of its bytes) are never
+# decoded for them. A column missing here fails the query (DuckDB: not found), never a row.
+QUESTION_COLUMNS: dict[str, frozenset[str]] = {
+    "memray_growth": frozenset({"site_function", "site_file", "site_line", "peak_bytes",
+                                "gain_bytes"}),
+}
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -215,8 +224,10 @@ def _part_files(root: Path, frame: str, rid: str) -> list[tuple[Path, os.stat_re
     return parts
 
 
-def _read_part(path: Path, frame: str, rid: str) -> Any:
-    """One part as an Arrow table with the partition's ``run_id`` as a column."""
+def _read_part(path: Path, frame: str, rid: str,
+               columns: frozenset[str] | None = None) -> Any:
+    """One part as an Arrow table with the partition's ``run_id`` as a column: its
+    ``columns`` that it has, or every column (None)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -225,6 +236,7 @@ def _read_part(path: Path, frame: str, rid: str) -> Any:
     try:
         with open_regular(path, "Parquet part", follow_symlinks=False) as fh:
             table = pq.ParquetFile(pa.BufferReader(fh.read()), pre_buffer=False).read(
+                None if columns is None else sorted(columns),  # missing ones: absent
                 use_threads=False)  # parts are read READERS at once (labkit.fleetcache)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"cannot read the {frame} frame of this fleet ({path}: "
@@ -251,7 +263,9 @@ class Fleet:
     store: Path | None = None
     copies_skipped: int = field(default=0, init=False)
     _runs: dict[str, Path] = field(default_factory=dict, init=False, repr=False)
-    _loaded: set[str] = field(default_factory=set, init=False, repr=False)
+    # frame -> the columns read (None: every one)
+    _loaded: dict[str, frozenset[str] | None] = field(default_factory=dict, init=False,
+                                                       repr=False)
 
     def __post_init__(self) -> None:
         if self.by is not None:
@@ -287,8 +301,9 @@ class Fleet:
             raise InputError(f"label {self.by!r} is not a number on two runs or more; --by "
                              "needs a measure of load (requests, uptime_s, ...)")
 
-    def _load(self, name: str) -> bool:
-        """Register frame ``name`` of this fleet's runs (once); False if none has it."""
+    def _load(self, name: str, columns: frozenset[str] | None = None) -> bool:
+        """Register frame ``name`` of this fleet's runs with at least ``columns`` (None:
+        every column), read again only for columns not read yet; False if no run has it."""
         import duckdb
         import pyarrow as pa
 
@@ -296,27 +311,32 @@ class Fleet:
         from labkit.fleetcache import read_frame, union_by_name
 
         if name in self._loaded:
-            return True
+            have = self._loaded[name]
+            if have is None or (columns is not None and columns <= have):
+                return True
+            columns = None if columns is None else columns | have
         listed = [(rid, f, st) for rid, root in self._runs.items()
                   for f, st in _part_files(root, name, rid)]
         if not listed:
             return False
-        tables = read_frame(name, listed, lambda path, rid: _read_part(path, name, rid),
-                            self.store, SCHEMA_VERSION)
+        tables = read_frame(name, listed,
+                            lambda path, rid: _read_part(path, name, rid, columns),
+                            self.store, SCHEMA_VERSION, columns)
         try:
             self.con.register(name, union_by_name(tables))
         except (pa.ArrowException, duckdb.Error) as exc:
             raise InputError(f"cannot read the {name} frame of this fleet: "
                              f"{_first_line(exc)}; re-export its runs") from None
-        self._loaded.add(name)
+        self._loaded[name] = columns
         return True
 
-    def _need(self, query: str) -> None:
-        """Read the frames ``query`` names (a word that is a frame's name) not read yet."""
+    def _need(self, query: str, columns: dict[str, frozenset[str]] | None = None) -> None:
+        """Read the frames ``query`` names (a word that is a frame's name) not read yet:
+        the ``columns`` given for a frame, every column of any other."""
         from labkit.export.parquet import FRAMES
 
         for name in FRAMES.keys() & set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query)):
-            self._load(name)
+            self._load(name, (columns or {}).get(name))
 
     def _check_versions(self) -> None:
         from labkit.export.parquet import SCHEMA_VERSION
@@ -334,7 +354,12 @@ class Fleet:
     def sql(self, query: str) -> Any:
         """Any SQL over the fleet's views (each frame read when a query first names it); a
         pandas DataFrame."""
-        self._need(query)
+        return self._ask(query, None)
+
+    def _ask(self, query: str, columns: dict[str, frozenset[str]] | None = QUESTION_COLUMNS
+             ) -> Any:
+        """``query``'s answer, reading for each frame it names only its ``columns``."""
+        self._need(query, columns)
         return self.con.execute(query).df()
 
     @property
@@ -345,16 +370,16 @@ class Fleet:
     def growing_sites(self) -> Any:
         """:data:`GROWING_SITES_SQL`: sites that grew on two nodes or more, and their slope
         in bytes per unit of ``load``."""
-        return self.sql(GROWING_SITES_SQL)
+        return self._ask(GROWING_SITES_SQL)
 
     def outliers(self) -> Any:
         """:data:`OUTLIERS_SQL`: nodes far above the fleet in heap, RSS, threads, fds or GC
         share."""
-        return self.sql(OUTLIERS_SQL)
+        return self._ask(OUTLIERS_SQL)
 
     def top_suspects(self) -> Any:
         """:data:`TOP_SUSPECTS_SQL`: each run's top suspect, by how many nodes it leads."""
-        return self.sql(TOP_SUSPECTS_SQL)
+        return self._ask(TOP_SUSPECTS_SQL)
 
     def summary(self) -> dict[str, Any]:
         """The three answers as JSON-ready records, with the fleet's size."""
@@ -380,7 +405,7 @@ class Fleet:
 
     def nodes_where(self, function: str, line: int) -> list[str]:
         """The nodes on which the site ``function`` at ``line`` grew during the run."""
-        self._load("memray_growth")
+        self._load("memray_growth", QUESTION_COLUMNS["memray_growth"])
         return [r[0] for r in self.con.execute(
             "SELECT DISTINCT r.node FROM memray_growth g JOIN fleet_runs r USING (run_id) "
             "WHERE g.site_function = ? AND g.site_line = ? GROUP BY r.node, g.run_id "

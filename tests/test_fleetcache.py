@@ -142,3 +142,39 @@ def test_compacted_files_unused_for_a_week_are_removed(recorded: Path, tmp_path:
     os.utime(used, (week, week))
     Fleet(parts, store=store)  # reads it: touched, so kept
     assert used.stat().st_mtime > week + 86400
+
+
+def test_the_questions_read_only_their_columns_and_a_query_every_one(
+        recorded: Path, tmp_path: Path, small_threshold,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit import fleetdb
+    from labkit.fleetdb import QUESTION_COLUMNS, Fleet, collect
+
+    parts = collect([recorded])
+    want = _records(Fleet(parts, by="requests").growing_sites())
+    asked: list[tuple[str, frozenset | None]] = []
+    read = fleetdb._read_part
+
+    def spy(path, frame, rid, columns=None):
+        asked.append((frame, columns))
+        return read(path, frame, rid, columns)
+
+    monkeypatch.setattr(fleetdb, "_read_part", spy)
+    store = tmp_path / "store"
+    fl = Fleet(parts, by="requests", store=store)
+    assert _records(fl.growing_sites()) == want
+    fl.outliers(), fl.top_suspects(), fl.verdict()
+    growth = {cols for frame, cols in asked if frame == "memray_growth"}
+    assert growth == {QUESTION_COLUMNS["memray_growth"]}  # never the stacks
+    asked.clear()
+    # a query of the user's sees every column: the frame is read again, whole
+    n = fl.sql("SELECT COUNT(stack) AS n FROM memray_growth").n.iloc[0]
+    assert n > 0 and {cols for _, cols in asked} == {None}
+    assert _records(fl.growing_sites()) == want
+    runs, growth = (len([f for f in _compacted(store) if f.startswith(frame + "-")])
+                    for frame in ("runs", "memray_growth"))
+    assert growth == 2 * runs  # a copy per set of columns read, in the same buckets
+    # a fresh fleet answers from the projected copies without reading a part
+    asked.clear()
+    assert _records(Fleet(parts, by="requests", store=store).growing_sites()) == want
+    assert asked == []
