@@ -10,7 +10,8 @@ copied elsewhere, or given again as its run directory) is skipped and counted in
 adds ``node`` (the ``host`` label, else the host name, else the run id) and ``load`` (the
 label named by ``by``, else the run's duration: uptime). A frame other than ``runs`` is read
 when a query (:meth:`Fleet.sql`) first names it; the three questions read only the columns
-they use (:data:`QUESTION_COLUMNS`), a query of the user's every column. A fleet of many runs
+they use (:data:`QUESTION_COLUMNS`), a query of the user's and :attr:`Fleet.runs` every
+column (a frame is read again, whole, the first time one asks). A fleet of many runs
 is read through the store's compacted copies (:mod:`labkit.fleetcache`).
 
 No SQL is built from data: part files are listed in Python (regular files only), read with
@@ -108,10 +109,15 @@ ORDER BY nodes_strong DESC, nodes DESC
 """.strip()
 
 
-# The columns of each frame other than ``runs`` that the questions read (``run_id`` always):
-# a frame's other columns (``memray_growth``'s stacks are most of its bytes) are never
-# decoded for them. A column missing here fails the query (DuckDB: not found), never a row.
+# The columns of each frame that the questions and ``fleet_runs`` read (``run_id`` always,
+# and the ``by`` label): a frame's other columns (``memray_growth``'s stacks are most of its
+# bytes) are never decoded for them. A column missing here fails a query (DuckDB: not
+# found), never changes a row.
 QUESTION_COLUMNS: dict[str, frozenset[str]] = {
+    "runs": frozenset({"schema_version", "host", "label_host", "duration_s",
+                       "memray_peak_bytes", "rss_peak_bytes", "threads_max", "fds_max",
+                       "gc_share", "top_function", "top_file", "top_line", "top_score",
+                       "top_kind"}),
     "memray_growth": frozenset({"site_function", "site_file", "site_line", "peak_bytes",
                                 "gain_bytes"}),
 }
@@ -262,6 +268,8 @@ class Fleet:
     con: Any = field(default=None, repr=False)
     store: Path | None = None
     copies_skipped: int = field(default=0, init=False)
+    _columns: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False)
+    _host_label: bool | None = field(default=None, init=False, repr=False)  # None: no view
     _runs: dict[str, Path] = field(default_factory=dict, init=False, repr=False)
     # frame -> the columns read (None: every one)
     _loaded: dict[str, frozenset[str] | None] = field(default_factory=dict, init=False,
@@ -285,21 +293,30 @@ class Fleet:
             self.con = duckdb.connect()
         for name in FRAMES:  # a frame of an earlier fleet on a shared connection is not ours
             self.con.unregister(name)
-        if not self._load("runs"):
+        by_column = frozenset({label_column(self.by)} if self.by is not None else ())
+        self._columns = {**QUESTION_COLUMNS, "runs": QUESTION_COLUMNS["runs"] | by_column}
+        if not self._load("runs", self._columns["runs"]):
             raise InputError("no run in this fleet: give run directories or Parquet exports")
         self._check_versions()
-        result = self.con.execute("SELECT * FROM runs LIMIT 0")
-        cols = {d[0] for d in result.description}
-        result.fetchall()  # DuckDB 2: a result left open blocks the connection
-        if self.by is not None and label_column(self.by) not in cols:
-            known = sorted(c.removeprefix("label_") for c in cols if c.startswith("label_"))
+        cols = self._runs_columns()
+        if not by_column <= cols:
+            self._load("runs")  # every label, to name them
+            known = sorted(c.removeprefix("label_") for c in self._runs_columns()
+                           if c.startswith("label_"))
             raise InputError(f"no run is labelled {self.by!r}; labels here: "
                              f"{', '.join(known) or 'none'}")
-        self.con.execute(fleet_runs_sql(host_label="label_host" in cols, by=self.by))
+        self._host_label = "label_host" in cols
+        self.con.execute(fleet_runs_sql(host_label=self._host_label, by=self.by))
         if self.by is not None and self.con.execute(
                 "SELECT COUNT(load) FROM fleet_runs").fetchall()[0][0] < 2:
             raise InputError(f"label {self.by!r} is not a number on two runs or more; --by "
                              "needs a measure of load (requests, uptime_s, ...)")
+
+    def _runs_columns(self) -> set[str]:
+        result = self.con.execute("SELECT * FROM runs LIMIT 0")
+        cols = {d[0] for d in result.description}
+        result.fetchall()  # DuckDB 2: a result left open blocks the connection
+        return cols
 
     def _load(self, name: str, columns: frozenset[str] | None = None) -> bool:
         """Register frame ``name`` of this fleet's runs with at least ``columns`` (None:
@@ -327,15 +344,19 @@ class Fleet:
         except (pa.ArrowException, duckdb.Error) as exc:
             raise InputError(f"cannot read the {name} frame of this fleet: "
                              f"{_first_line(exc)}; re-export its runs") from None
+        if name == "runs" and self._host_label is not None:  # the view bound the old columns
+            self.con.execute(fleet_runs_sql(host_label=self._host_label, by=self.by))
         self._loaded[name] = columns
         return True
 
     def _need(self, query: str, columns: dict[str, frozenset[str]] | None = None) -> None:
-        """Read the frames ``query`` names (a word that is a frame's name) not read yet:
-        the ``columns`` given for a frame, every column of any other."""
+        """Read the frames ``query`` names (a word that is a frame's name, ``fleet_runs``
+        naming ``runs``) not read yet: the ``columns`` given for a frame, every column of
+        any other."""
         from labkit.export.parquet import FRAMES
 
-        for name in FRAMES.keys() & set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query)):
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query))
+        for name in FRAMES.keys() & (words | ({"runs"} if "fleet_runs" in words else set())):
             self._load(name, (columns or {}).get(name))
 
     def _check_versions(self) -> None:
@@ -354,12 +375,12 @@ class Fleet:
     def sql(self, query: str) -> Any:
         """Any SQL over the fleet's views (each frame read when a query first names it); a
         pandas DataFrame."""
-        return self._ask(query, None)
+        return self._ask(query, {})
 
-    def _ask(self, query: str, columns: dict[str, frozenset[str]] | None = QUESTION_COLUMNS
-             ) -> Any:
-        """``query``'s answer, reading for each frame it names only its ``columns``."""
-        self._need(query, columns)
+    def _ask(self, query: str, columns: dict[str, frozenset[str]] | None = None) -> Any:
+        """``query``'s answer, reading for each frame it names only its ``columns``
+        (default the questions' ones)."""
+        self._need(query, self._columns if columns is None else columns)
         return self.con.execute(query).df()
 
     @property
@@ -387,8 +408,8 @@ class Fleet:
             return [{k: (None if v != v else v) for k, v in r.items()}  # NaN -> None
                     for r in df.astype(object).to_dict("records")]
 
-        runs = self.runs
-        return {"runs": len(runs), "nodes": int(runs["node"].nunique()),
+        runs, nodes = self.counts()
+        return {"runs": runs, "nodes": nodes,
                 "copies_skipped": self.copies_skipped,
                 "verdict": self.verdict().to_json(),
                 "load": self.by or "duration_s",
@@ -401,11 +422,16 @@ class Fleet:
         sites = self.growing_sites()
         grew_on = (self.nodes_where(sites.function.iloc[0], int(sites.line.iloc[0]))
                    if len(sites) else [])
-        return fleet_verdict(int(self.runs["node"].nunique()), sites, self.outliers(), grew_on)
+        return fleet_verdict(self.counts()[1], sites, self.outliers(), grew_on)
+
+    def counts(self) -> tuple[int, int]:
+        """How many runs and how many nodes (without reading every column of ``runs``)."""
+        n = self._ask("SELECT COUNT(*), COUNT(DISTINCT node) FROM fleet_runs").iloc[0]
+        return int(n.iloc[0]), int(n.iloc[1])
 
     def nodes_where(self, function: str, line: int) -> list[str]:
         """The nodes on which the site ``function`` at ``line`` grew during the run."""
-        self._load("memray_growth", QUESTION_COLUMNS["memray_growth"])
+        self._load("memray_growth", self._columns["memray_growth"])
         return [r[0] for r in self.con.execute(
             "SELECT DISTINCT r.node FROM memray_growth g JOIN fleet_runs r USING (run_id) "
             "WHERE g.site_function = ? AND g.site_line = ? GROUP BY r.node, g.run_id "
