@@ -180,3 +180,23 @@ def test_the_questions_read_only_their_columns_and_a_query_every_one(
     asked.clear()
     assert _records(Fleet(parts, by="requests", store=store).growing_sites()) == want
     assert asked == []
+
+
+def test_runs_read_for_the_questions_then_whole(recorded: Path) -> None:
+    from labkit.errors import InputError
+    from labkit.fleetdb import QUESTION_COLUMNS, Fleet, collect
+
+    parts = collect([recorded])
+    fl = Fleet(parts, by="requests")
+    assert fl._loaded["runs"] == QUESTION_COLUMNS["runs"] | {"label_requests"}
+    fl.growing_sites(), fl.outliers(), fl.top_suspects()
+    before = fl.counts()  # from the questions' columns
+    runs = fl.runs  # every column now, through fleet_runs made again
+    assert fl._loaded["runs"] is None
+    assert _records(runs) == _records(Fleet(parts, by="requests").runs)
+    assert before == fl.counts() == (len(parts), runs["node"].nunique())
+    labels = sorted(c.removeprefix("label_") for c in runs.columns if c.startswith("label_"))
+    assert len(labels) >= 2  # more labels than the questions read
+    with pytest.raises(InputError, match="no run is labelled 'nosuch'; labels here: "
+                       + ", ".join(labels) + "$"):
+        Fleet(parts, by="nosuch")
