@@ -373,8 +373,8 @@ class Fleet:
                 "with this labkit (labkit export RUN --to parquet)")
 
     def sql(self, query: str) -> Any:
-        """Any SQL over the fleet's views (each frame read when a query first names it); a
-        pandas DataFrame."""
+        """Any SQL over the fleet's views (each frame it names read, every column, if it
+        was not); a pandas DataFrame."""
         return self._ask(query, {})
 
     def _ask(self, query: str, columns: dict[str, frozenset[str]] | None = None) -> Any:
