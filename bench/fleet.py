@@ -20,8 +20,10 @@
 2. Exports the 20 recorded pods of ``datasets/fleet`` and generates from them fleets of
    SIZES runs (:mod:`labkit.export.fleetgen`: every frame, varied nodes and loads); on each,
    alternating ROUNDS times, times in one process: DuckDB opening the fleet and answering
-   its three questions reading every part (a first query), the same through the store's
-   compacted copy (:mod:`labkit.fleetcache`, every later query), and Spark in local mode
+   its three questions reading every part with no store, the same with a new empty store
+   (a first query: parts read, then the store's compacted copies written,
+   :mod:`labkit.fleetcache`), the same through those copies (every later query), and
+   Spark in local mode
    (one session, started once) answering the growing sites; every side's rows are checked
    to be the same. Prints medians and the load average.
 
@@ -147,24 +149,27 @@ def fleet_query(tmp: Path, sizes: list[int], rounds: int, spark_too: bool) -> No
         parts = collect([root])
         store = tmp / f"store{n}"
 
-        got: dict[str, list[float]] = {"cold": [], "warm": [], "spark": []}
+        got: dict[str, list[float]] = {"cold": [], "first": [], "warm": [], "spark": []}
         _, first = _duck(parts, store)  # writes the store's compacted frames
         for i in range(rounds):
-            sides = ["cold", "warm", "spark"] if spark else ["cold", "warm"]
+            sides = ["cold", "first", "warm", "spark"] if spark else ["cold", "first", "warm"]
             for side in (sides if i % 2 == 0 else sides[::-1]):
                 if side == "spark":
                     t = time.perf_counter()
                     rows = [tuple(r.values()) for r in growing_sites(spark, root)]
                     got[side].append(time.perf_counter() - t)
                 else:
-                    took, rows = _duck(parts, None if side == "cold" else store)
+                    new = tmp / f"store{n}-first{i}"  # empty: this round's first query
+                    took, rows = _duck(parts, {"cold": None, "first": new, "warm": store}[side])
                     got[side].append(took)
                 assert len(rows) == len(first) and rows[0][:5] == first[0][:5], (side, rows)
         med = statistics.median
         print(f"{n} runs, median of {rounds} alternating rounds "
               f"(load average {os.getloadavg()[0]:.1f}):", flush=True)
-        print(f"  DuckDB, every part read (first query)      {med(got['cold']):6.2f} s "
+        print(f"  DuckDB, every part read, no store          {med(got['cold']):6.2f} s "
               f"(min {min(got['cold']):.2f}, max {max(got['cold']):.2f})")
+        print(f"  DuckDB, first query (parts, store written) {med(got['first']):6.2f} s "
+              f"(min {min(got['first']):.2f}, max {max(got['first']):.2f})")
         print(f"  DuckDB, through the store's compacted copy {med(got['warm']):6.2f} s "
               f"(min {min(got['warm']):.2f}, max {max(got['warm']):.2f})")
         if spark:

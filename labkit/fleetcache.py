@@ -4,8 +4,9 @@ a frame, not milliseconds a run.
 Reading a Parquet part costs about 1 to 3 ms whatever its size (each column of each file is
 set up), so a frame of 1,000 runs takes seconds. From :data:`COMPACT_MIN_RUNS` runs,
 :func:`read_frame` keeps each frame in ``STORE/compact/`` as at most :data:`BUCKETS` files:
-a run falls in a bucket by a hash of its id, and a bucket's file is named by a digest of its
-runs' ids, their parts' paths, sizes, modification times and inodes. A run added, removed or
+a run falls in a bucket by a hash of its id, and a bucket's file is named by a digest of the
+columns read (a question reads a few) and its runs' ids, their parts' paths, sizes,
+modification times and inodes. A run added, removed or
 re-exported changes its bucket's name, so that bucket alone is read from the parts again and
 written anew; a file found is never stale. A compacted file is only a copy of the parts, read
 by labkit alone (never a path to DuckDB); if it cannot be written or read back, the parts
@@ -66,8 +67,10 @@ def _bucket(rid: str) -> int:
     return int.from_bytes(hashlib.sha256(rid.encode()).digest()[:4], "big") % BUCKETS
 
 
-def _digest(frame: str, version: int, items: list[Listed]) -> str:
-    h = hashlib.sha256(f"{frame}\0{version}\n".encode())
+def _digest(frame: str, version: int, items: list[Listed],
+            columns: frozenset[str] | None) -> str:
+    cols = "*" if columns is None else "\0".join(sorted(columns))
+    h = hashlib.sha256(f"{frame}\0{version}\0{cols}\n".encode("utf-8", "surrogateescape"))
     for rid, path, st in sorted(items, key=lambda x: (x[0], str(x[1]))):
         h.update(f"{rid}\0{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode(
             "utf-8", "surrogateescape"))
@@ -119,10 +122,12 @@ def _evict(folder: Path, frame: str) -> None:
 
 
 def read_frame(frame: str, listed: list[Listed], read: Callable[[Path, str], Any],
-               store: Path | None, version: int) -> list[Any]:
+               store: Path | None, version: int,
+               columns: frozenset[str] | None = None) -> list[Any]:
     """The Arrow tables (each with ``run_id``) of ``frame``'s parts ``listed``: through the
     compacted files in ``store`` (module docstring) for a fleet of :data:`COMPACT_MIN_RUNS`
-    runs or more, else part by part. ``read(path, run_id)`` reads one part."""
+    runs or more, else part by part. ``read(path, run_id)`` reads one part, its ``columns``
+    (None: all); a compacted file holds one set of columns, named by it."""
     if store is None or len({rid for rid, _, _ in listed}) < COMPACT_MIN_RUNS:
         return read_parts(listed, read)
     buckets: dict[int, list[Listed]] = {}
@@ -131,7 +136,7 @@ def read_frame(frame: str, listed: list[Listed], read: Callable[[Path, str], Any
     folder = store / "compact" / f"v{version}"
     tables = []
     for _, items in sorted(buckets.items()):
-        path = folder / f"{frame}-{_digest(frame, version, items)}.parquet"
+        path = folder / f"{frame}-{_digest(frame, version, items, columns)}.parquet"
         table = _load(path) if path.is_file() else None
         if table is None:
             table = union_by_name(read_parts(items, read))

@@ -9,8 +9,10 @@ copied elsewhere, or given again as its run directory) is skipped and counted in
 :attr:`Fleet.copies_skipped`. Every frame becomes a view of the same name; ``fleet_runs``
 adds ``node`` (the ``host`` label, else the host name, else the run id) and ``load`` (the
 label named by ``by``, else the run's duration: uptime). A frame other than ``runs`` is read
-when a query (:meth:`Fleet.sql`) first names it; a fleet of many runs is read through the
-store's compacted copies (:mod:`labkit.fleetcache`).
+when a query (:meth:`Fleet.sql`) first names it; the three questions read only the columns
+they use (:data:`QUESTION_COLUMNS`), a query of the user's and :attr:`Fleet.runs` every
+column (a frame is read again, whole, the first time one asks). A fleet of many runs
+is read through the store's compacted copies (:mod:`labkit.fleetcache`).
 
 No SQL is built from data: part files are listed in Python (regular files only), read with
 pyarrow and handed to DuckDB as Arrow tables, so no path, folder name or glob character
@@ -106,6 +108,19 @@ GROUP BY top_function, top_file, top_line
 ORDER BY nodes_strong DESC, nodes DESC
 """.strip()
 
+
+# The columns of each frame that the questions and ``fleet_runs`` read (``run_id`` always,
+# and the ``by`` label): a frame's other columns (``memray_growth``'s stacks are most of its
+# bytes) are never decoded for them. A column missing here fails a query (DuckDB: not
+# found), never changes a row.
+QUESTION_COLUMNS: dict[str, frozenset[str]] = {
+    "runs": frozenset({"schema_version", "host", "label_host", "duration_s",
+                       "memray_peak_bytes", "rss_peak_bytes", "threads_max", "fds_max",
+                       "gc_share", "top_function", "top_file", "top_line", "top_score",
+                       "top_kind"}),
+    "memray_growth": frozenset({"site_function", "site_file", "site_line", "peak_bytes",
+                                "gain_bytes"}),
+}
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -215,8 +230,10 @@ def _part_files(root: Path, frame: str, rid: str) -> list[tuple[Path, os.stat_re
     return parts
 
 
-def _read_part(path: Path, frame: str, rid: str) -> Any:
-    """One part as an Arrow table with the partition's ``run_id`` as a column."""
+def _read_part(path: Path, frame: str, rid: str,
+               columns: frozenset[str] | None = None) -> Any:
+    """One part as an Arrow table with the partition's ``run_id`` as a column: its
+    ``columns`` that it has, or every column (None)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -225,6 +242,7 @@ def _read_part(path: Path, frame: str, rid: str) -> Any:
     try:
         with open_regular(path, "Parquet part", follow_symlinks=False) as fh:
             table = pq.ParquetFile(pa.BufferReader(fh.read()), pre_buffer=False).read(
+                None if columns is None else sorted(columns),  # missing ones: absent
                 use_threads=False)  # parts are read READERS at once (labkit.fleetcache)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"cannot read the {frame} frame of this fleet ({path}: "
@@ -250,8 +268,12 @@ class Fleet:
     con: Any = field(default=None, repr=False)
     store: Path | None = None
     copies_skipped: int = field(default=0, init=False)
+    _columns: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False)
+    _host_label: bool | None = field(default=None, init=False, repr=False)  # None: no view
     _runs: dict[str, Path] = field(default_factory=dict, init=False, repr=False)
-    _loaded: set[str] = field(default_factory=set, init=False, repr=False)
+    # frame -> the columns read (None: every one)
+    _loaded: dict[str, frozenset[str] | None] = field(default_factory=dict, init=False,
+                                                       repr=False)
 
     def __post_init__(self) -> None:
         if self.by is not None:
@@ -271,24 +293,34 @@ class Fleet:
             self.con = duckdb.connect()
         for name in FRAMES:  # a frame of an earlier fleet on a shared connection is not ours
             self.con.unregister(name)
-        if not self._load("runs"):
+        by_column = frozenset({label_column(self.by)} if self.by is not None else ())
+        self._columns = {**QUESTION_COLUMNS, "runs": QUESTION_COLUMNS["runs"] | by_column}
+        if not self._load("runs", self._columns["runs"]):
             raise InputError("no run in this fleet: give run directories or Parquet exports")
         self._check_versions()
-        result = self.con.execute("SELECT * FROM runs LIMIT 0")
-        cols = {d[0] for d in result.description}
-        result.fetchall()  # DuckDB 2: a result left open blocks the connection
-        if self.by is not None and label_column(self.by) not in cols:
-            known = sorted(c.removeprefix("label_") for c in cols if c.startswith("label_"))
+        cols = self._runs_columns()
+        if not by_column <= cols:
+            self._load("runs")  # every label, to name them
+            known = sorted(c.removeprefix("label_") for c in self._runs_columns()
+                           if c.startswith("label_"))
             raise InputError(f"no run is labelled {self.by!r}; labels here: "
                              f"{', '.join(known) or 'none'}")
-        self.con.execute(fleet_runs_sql(host_label="label_host" in cols, by=self.by))
+        self._host_label = "label_host" in cols
+        self.con.execute(fleet_runs_sql(host_label=self._host_label, by=self.by))
         if self.by is not None and self.con.execute(
                 "SELECT COUNT(load) FROM fleet_runs").fetchall()[0][0] < 2:
             raise InputError(f"label {self.by!r} is not a number on two runs or more; --by "
                              "needs a measure of load (requests, uptime_s, ...)")
 
-    def _load(self, name: str) -> bool:
-        """Register frame ``name`` of this fleet's runs (once); False if none has it."""
+    def _runs_columns(self) -> set[str]:
+        result = self.con.execute("SELECT * FROM runs LIMIT 0")
+        cols = {d[0] for d in result.description}
+        result.fetchall()  # DuckDB 2: a result left open blocks the connection
+        return cols
+
+    def _load(self, name: str, columns: frozenset[str] | None = None) -> bool:
+        """Register frame ``name`` of this fleet's runs with at least ``columns`` (None:
+        every column), read again only for columns not read yet; False if no run has it."""
         import duckdb
         import pyarrow as pa
 
@@ -296,27 +328,36 @@ class Fleet:
         from labkit.fleetcache import read_frame, union_by_name
 
         if name in self._loaded:
-            return True
+            have = self._loaded[name]
+            if have is None or (columns is not None and columns <= have):
+                return True
+            columns = None if columns is None else columns | have
         listed = [(rid, f, st) for rid, root in self._runs.items()
                   for f, st in _part_files(root, name, rid)]
         if not listed:
             return False
-        tables = read_frame(name, listed, lambda path, rid: _read_part(path, name, rid),
-                            self.store, SCHEMA_VERSION)
+        tables = read_frame(name, listed,
+                            lambda path, rid: _read_part(path, name, rid, columns),
+                            self.store, SCHEMA_VERSION, columns)
         try:
             self.con.register(name, union_by_name(tables))
         except (pa.ArrowException, duckdb.Error) as exc:
             raise InputError(f"cannot read the {name} frame of this fleet: "
                              f"{_first_line(exc)}; re-export its runs") from None
-        self._loaded.add(name)
+        if name == "runs" and self._host_label is not None:  # the view bound the old columns
+            self.con.execute(fleet_runs_sql(host_label=self._host_label, by=self.by))
+        self._loaded[name] = columns
         return True
 
-    def _need(self, query: str) -> None:
-        """Read the frames ``query`` names (a word that is a frame's name) not read yet."""
+    def _need(self, query: str, columns: dict[str, frozenset[str]] | None = None) -> None:
+        """Read the frames ``query`` names (a word that is a frame's name, ``fleet_runs``
+        naming ``runs``) not read yet: the ``columns`` given for a frame, every column of
+        any other."""
         from labkit.export.parquet import FRAMES
 
-        for name in FRAMES.keys() & set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query)):
-            self._load(name)
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query))
+        for name in FRAMES.keys() & (words | ({"runs"} if "fleet_runs" in words else set())):
+            self._load(name, (columns or {}).get(name))
 
     def _check_versions(self) -> None:
         from labkit.export.parquet import SCHEMA_VERSION
@@ -332,9 +373,14 @@ class Fleet:
                 "with this labkit (labkit export RUN --to parquet)")
 
     def sql(self, query: str) -> Any:
-        """Any SQL over the fleet's views (each frame read when a query first names it); a
-        pandas DataFrame."""
-        self._need(query)
+        """Any SQL over the fleet's views (each frame it names read, every column, if it
+        was not); a pandas DataFrame."""
+        return self._ask(query, {})
+
+    def _ask(self, query: str, columns: dict[str, frozenset[str]] | None = None) -> Any:
+        """``query``'s answer, reading for each frame it names only its ``columns``
+        (default the questions' ones)."""
+        self._need(query, self._columns if columns is None else columns)
         return self.con.execute(query).df()
 
     @property
@@ -345,16 +391,16 @@ class Fleet:
     def growing_sites(self) -> Any:
         """:data:`GROWING_SITES_SQL`: sites that grew on two nodes or more, and their slope
         in bytes per unit of ``load``."""
-        return self.sql(GROWING_SITES_SQL)
+        return self._ask(GROWING_SITES_SQL)
 
     def outliers(self) -> Any:
         """:data:`OUTLIERS_SQL`: nodes far above the fleet in heap, RSS, threads, fds or GC
         share."""
-        return self.sql(OUTLIERS_SQL)
+        return self._ask(OUTLIERS_SQL)
 
     def top_suspects(self) -> Any:
         """:data:`TOP_SUSPECTS_SQL`: each run's top suspect, by how many nodes it leads."""
-        return self.sql(TOP_SUSPECTS_SQL)
+        return self._ask(TOP_SUSPECTS_SQL)
 
     def summary(self) -> dict[str, Any]:
         """The three answers as JSON-ready records, with the fleet's size."""
@@ -362,8 +408,8 @@ class Fleet:
             return [{k: (None if v != v else v) for k, v in r.items()}  # NaN -> None
                     for r in df.astype(object).to_dict("records")]
 
-        runs = self.runs
-        return {"runs": len(runs), "nodes": int(runs["node"].nunique()),
+        runs, nodes = self.counts()
+        return {"runs": runs, "nodes": nodes,
                 "copies_skipped": self.copies_skipped,
                 "verdict": self.verdict().to_json(),
                 "load": self.by or "duration_s",
@@ -376,11 +422,16 @@ class Fleet:
         sites = self.growing_sites()
         grew_on = (self.nodes_where(sites.function.iloc[0], int(sites.line.iloc[0]))
                    if len(sites) else [])
-        return fleet_verdict(int(self.runs["node"].nunique()), sites, self.outliers(), grew_on)
+        return fleet_verdict(self.counts()[1], sites, self.outliers(), grew_on)
+
+    def counts(self) -> tuple[int, int]:
+        """How many runs and how many nodes (without reading every column of ``runs``)."""
+        n = self._ask("SELECT COUNT(*), COUNT(DISTINCT node) FROM fleet_runs").iloc[0]
+        return int(n.iloc[0]), int(n.iloc[1])
 
     def nodes_where(self, function: str, line: int) -> list[str]:
         """The nodes on which the site ``function`` at ``line`` grew during the run."""
-        self._load("memray_growth")
+        self._load("memray_growth", self._columns["memray_growth"])
         return [r[0] for r in self.con.execute(
             "SELECT DISTINCT r.node FROM memray_growth g JOIN fleet_runs r USING (run_id) "
             "WHERE g.site_function = ? AND g.site_line = ? GROUP BY r.node, g.run_id "

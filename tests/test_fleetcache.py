@@ -54,7 +54,8 @@ def test_compacted_frames_give_every_parts_answers(recorded: Path, tmp_path: Pat
     files = _compacted(store)
     frames = {name.rsplit("-", 1)[0] for name in files}
     assert frames == {"runs", "memray_growth"}  # read when a query names them, no other
-    assert len(files) <= 2 * fleetcache.BUCKETS
+    # runs twice (the questions' columns, then every one for .runs), memray_growth once
+    assert len(files) <= 3 * fleetcache.BUCKETS
 
     def no_part(*_):
         raise AssertionError("a part was read: the compacted copy should have been")
@@ -85,7 +86,8 @@ def test_a_changed_run_rewrites_its_bucket_alone(recorded: Path, tmp_path: Path,
     runs = Fleet(parts, store=store).runs.set_index("run_id")
     assert runs.loc[rid, "label_release"] == "9.9.9"  # never a stale copy
     after = _compacted(store)
-    assert len(after - before) == 1 and before <= after  # one bucket written anew
+    # one bucket written anew, once per set of columns read (the questions', every one)
+    assert len(after - before) == 2 and before <= after
 
 
 def test_a_damaged_or_removed_compacted_file_is_read_around(recorded: Path, tmp_path: Path,
@@ -142,3 +144,59 @@ def test_compacted_files_unused_for_a_week_are_removed(recorded: Path, tmp_path:
     os.utime(used, (week, week))
     Fleet(parts, store=store)  # reads it: touched, so kept
     assert used.stat().st_mtime > week + 86400
+
+
+def test_the_questions_read_only_their_columns_and_a_query_every_one(
+        recorded: Path, tmp_path: Path, small_threshold,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit import fleetdb
+    from labkit.fleetdb import QUESTION_COLUMNS, Fleet, collect
+
+    parts = collect([recorded])
+    want = _records(Fleet(parts, by="requests").growing_sites())
+    asked: list[tuple[str, frozenset | None]] = []
+    read = fleetdb._read_part
+
+    def spy(path, frame, rid, columns=None):
+        asked.append((frame, columns))
+        return read(path, frame, rid, columns)
+
+    monkeypatch.setattr(fleetdb, "_read_part", spy)
+    store = tmp_path / "store"
+    fl = Fleet(parts, by="requests", store=store)
+    assert _records(fl.growing_sites()) == want
+    fl.outliers(), fl.top_suspects(), fl.verdict()
+    growth = {cols for frame, cols in asked if frame == "memray_growth"}
+    assert growth == {QUESTION_COLUMNS["memray_growth"]}  # never the stacks
+    asked.clear()
+    # a query of the user's sees every column: the frame is read again, whole
+    n = fl.sql("SELECT COUNT(stack) AS n FROM memray_growth").n.iloc[0]
+    assert n > 0 and {cols for _, cols in asked} == {None}
+    assert _records(fl.growing_sites()) == want
+    runs, growth = (len([f for f in _compacted(store) if f.startswith(frame + "-")])
+                    for frame in ("runs", "memray_growth"))
+    assert growth == 2 * runs  # a copy per set of columns read, in the same buckets
+    # a fresh fleet answers from the projected copies without reading a part
+    asked.clear()
+    assert _records(Fleet(parts, by="requests", store=store).growing_sites()) == want
+    assert asked == []
+
+
+def test_runs_read_for_the_questions_then_whole(recorded: Path) -> None:
+    from labkit.errors import InputError
+    from labkit.fleetdb import QUESTION_COLUMNS, Fleet, collect
+
+    parts = collect([recorded])
+    fl = Fleet(parts, by="requests")
+    assert fl._loaded["runs"] == QUESTION_COLUMNS["runs"] | {"label_requests"}
+    fl.growing_sites(), fl.outliers(), fl.top_suspects()
+    before = fl.counts()  # from the questions' columns
+    runs = fl.runs  # every column now, through fleet_runs made again
+    assert fl._loaded["runs"] is None
+    assert _records(runs) == _records(Fleet(parts, by="requests").runs)
+    assert before == fl.counts() == (len(parts), runs["node"].nunique())
+    labels = sorted(c.removeprefix("label_") for c in runs.columns if c.startswith("label_"))
+    assert len(labels) >= 2  # more labels than the questions read
+    with pytest.raises(InputError, match="no run is labelled 'nosuch'; labels here: "
+                       + ", ".join(labels) + "$"):
+        Fleet(parts, by="nosuch")

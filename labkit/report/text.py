@@ -261,18 +261,17 @@ def _section(title: str, rows: list[str], empty: str = "(none)") -> list[str]:
 def fleet_lines(fl: Fleet) -> list[str]:
     """A fleet (:class:`labkit.fleetdb.Fleet`): its verdict, then the sites that grew on
     several nodes, the outlier nodes and each node's top suspect."""
-    runs = fl.runs
+    runs, n = fl.counts()
     load = fl.by or "duration_s"
     unit = f"per unit of {fl.by}" if fl.by else "per second of uptime"
     sites, out, tops = fl.growing_sites(), fl.outliers(), fl.top_suspects()
-    n = int(runs["node"].nunique())
-    lines = [f"fleet: {len(runs)} runs on {n} nodes; load is {load}"]
+    lines = [f"fleet: {runs} runs on {n} nodes; load is {load}"]
     if fl.copies_skipped:
         lines.append(f"note: skipped {fl.copies_skipped} "
                      f"cop{'y' if fl.copies_skipped == 1 else 'ies'} of runs already counted "
                      "(same run id: folder name and manifest checksum)")
-    if len(runs) > n:
-        lines.append(f"note: {len(runs) - n} runs share a node with another (a node is the "
+    if runs > n:
+        lines.append(f"note: {runs - n} runs share a node with another (a node is the "
                      "run's host label, else its host name); label runs with --label "
                      "host=NAME to tell them apart")
     lines.append(f"verdict: {fl.verdict().text}")
