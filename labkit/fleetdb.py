@@ -125,6 +125,13 @@ QUESTION_COLUMNS: dict[str, frozenset[str]] = {
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+# A frame the questions read that a run may lack, by its questions' columns and types.
+EMPTY_FRAMES: dict[str, dict[str, str]] = {
+    "memray_growth": {"run_id": "string", "site_function": "string", "site_file": "string",
+                      "site_line": "int64", "peak_bytes": "int64", "gain_bytes": "int64"},
+}
+
+
 def ident(name: str) -> str:
     """``name`` as an SQL identifier: a plain name as it is (so the SQL reads the same on
     DuckDB and Spark), anything else double-quoted with its quotes doubled."""
@@ -274,6 +281,9 @@ class Fleet:
     # frame -> the columns read (None: every one)
     _loaded: dict[str, frozenset[str] | None] = field(default_factory=dict, init=False,
                                                        repr=False)
+    # frames a question reads that no run has (a fleet captured without memray), answered
+    # from an empty table of the question's columns
+    absent: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         if self.by is not None:
@@ -357,7 +367,16 @@ class Fleet:
 
         words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query))
         for name in FRAMES.keys() & (words | ({"runs"} if "fleet_runs" in words else set())):
-            self._load(name, (columns or {}).get(name))
+            if not self._load(name, (columns or {}).get(name)) and name in EMPTY_FRAMES:
+                self._register_empty(name)
+
+    def _register_empty(self, name: str) -> None:
+        import pyarrow as pa
+
+        self.con.register(name, pa.table({c: pa.array([], type=pa.type_for_alias(t))
+                                          for c, t in EMPTY_FRAMES[name].items()}))
+        self.absent.add(name)
+        self._loaded[name] = None
 
     def _check_versions(self) -> None:
         from labkit.export.parquet import SCHEMA_VERSION
@@ -380,8 +399,13 @@ class Fleet:
     def _ask(self, query: str, columns: dict[str, frozenset[str]] | None = None) -> Any:
         """``query``'s answer, reading for each frame it names only its ``columns``
         (default the questions' ones)."""
+        import duckdb
+
         self._need(query, self._columns if columns is None else columns)
-        return self.con.execute(query).df()
+        try:
+            return self.con.execute(query).df()
+        except duckdb.CatalogException as exc:  # a user's query naming a frame no run has
+            raise InputError(f"{_first_line(exc)} (no run in this fleet has it)") from None
 
     @property
     def runs(self) -> Any:
@@ -409,20 +433,23 @@ class Fleet:
                     for r in df.astype(object).to_dict("records")]
 
         runs, nodes = self.counts()
+        sites, outliers, tops = self.growing_sites(), self.outliers(), self.top_suspects()
         return {"runs": runs, "nodes": nodes,
                 "copies_skipped": self.copies_skipped,
+                "absent_frames": sorted(self.absent),  # after the questions: they find it
                 "verdict": self.verdict().to_json(),
                 "load": self.by or "duration_s",
-                "growing_sites": records(self.growing_sites()),
-                "outliers": records(self.outliers()),
-                "top_suspects": records(self.top_suspects())}
+                "growing_sites": records(sites),
+                "outliers": records(outliers),
+                "top_suspects": records(tops)}
 
     def verdict(self) -> FleetVerdict:
         """:func:`labkit.analysis.fleet.fleet_verdict` over this fleet's answers."""
         sites = self.growing_sites()
         grew_on = (self.nodes_where(sites.function.iloc[0], int(sites.line.iloc[0]))
                    if len(sites) else [])
-        return fleet_verdict(self.counts()[1], sites, self.outliers(), grew_on)
+        return fleet_verdict(self.counts()[1], sites, self.outliers(), grew_on,
+                             memory="memray_growth" not in self.absent)
 
     def counts(self) -> tuple[int, int]:
         """How many runs and how many nodes (without reading every column of ``runs``)."""
@@ -431,7 +458,7 @@ class Fleet:
 
     def nodes_where(self, function: str, line: int) -> list[str]:
         """The nodes on which the site ``function`` at ``line`` grew during the run."""
-        self._load("memray_growth", self._columns["memray_growth"])
+        self._need("memray_growth", self._columns)
         return [r[0] for r in self.con.execute(
             "SELECT DISTINCT r.node FROM memray_growth g JOIN fleet_runs r USING (run_id) "
             "WHERE g.site_function = ? AND g.site_line = ? GROUP BY r.node, g.run_id "

@@ -121,3 +121,26 @@ def test_fleet_and_export_refuse_what_they_cannot_read(tmp_path: Path) -> None:
                 ("export", str(bare), "--to", "pprof", "--out", str(tmp_path / "q")),
                 ("fleet", str(bare), "--store", str(tmp_path / "s2"))):
         assert_clean_error(labkit(*cmd), "no", "capture")
+
+
+def test_a_fleet_without_memray_says_so_and_answers_the_rest(tmp_path: Path) -> None:
+    # GIVEN runs captured without memray (the fd-leak datasets: GC, process sampler, origins)
+    from labkit.errors import InputError
+    from labkit.fleetdb import fleet as open_fleet
+
+    runs = [ROOT / "datasets" / "fd-leak" / v for v in ("leaky", "fixed")]
+    assert not any((r / "memray.bin").exists() for r in runs)
+    fl = open_fleet(runs)
+    # THEN the growth question has no rows and the verdict says why, not "nothing grew"
+    assert len(fl.growing_sites()) == 0
+    summary = fl.summary()
+    assert summary["absent_frames"] == ["memray_growth"]
+    assert "no run in this fleet has a memray capture" in summary["verdict"]["text"]
+    assert len(fl.top_suspects()) >= 1  # the other questions still answer
+    with pytest.raises(InputError, match="no run in this fleet has it"):
+        fl.sql("SELECT * FROM pyspy_samples")
+    # AND the CLI prints it, exit 0, no traceback
+    cp = labkit("fleet", *map(str, runs))
+    assert cp.returncode == 0, cp.stderr
+    assert "(no run has a memray capture)" in cp.stdout and "Traceback" not in cp.stderr
+

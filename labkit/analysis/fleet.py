@@ -28,9 +28,13 @@ class FleetVerdict:
 
 
 def fleet_verdict(nodes: int, sites: pd.DataFrame, outliers: pd.DataFrame,
-                  grew_on: list[str]) -> FleetVerdict:
+                  grew_on: list[str], *, memory: bool = True) -> FleetVerdict:
     """The verdict over ``nodes`` nodes from the growing sites (most nodes first), the
-    outlier rows (``node`` column) and the nodes where the first site grew."""
+    outlier rows (``node`` column) and the nodes where the first site grew; ``memory``
+    False: no run has a memray capture, so no site's growth is known."""
+    if not memory:
+        return FleetVerdict("no run in this fleet has a memray capture, so no site's growth "
+                            "is known (capture with --memray)", nodes)
     if not len(sites):
         return FleetVerdict("no site of your code grew on two nodes or more", nodes)
     s = sites.iloc[0]

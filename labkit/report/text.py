@@ -280,7 +280,8 @@ def fleet_lines(fl: Fleet) -> list[str]:
         f"up to {human_bytes(s.max_peak_bytes)} at the peak"
         + ("" if s.bytes_per_load != s.bytes_per_load else
            f", {human_bytes(s.bytes_per_load)} more at the peak {unit} (r = {s.r:.2f})")
-        for s in sites.itertuples()])
+        for s in sites.itertuples()],
+        empty="(no run has a memray capture)" if "memray_growth" in fl.absent else "(none)")
     lines += _section("outlier nodes (far above the fleet's median):", [
         f"{o.node}: {o.measure} {human_measure(o.measure, o.value)} against a median of "
         f"{human_measure(o.measure, o.median)}" for o in out.itertuples()])
