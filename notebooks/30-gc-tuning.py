@@ -132,10 +132,12 @@ if measured:
     nb.md("**What the tracer cost, per setting** (iterations/s without it, with it, and the "
           "share it took):\n\n" + "\n".join(
               f"* `{v}`: {off[v]:,.0f} without, {on[v]:,.0f} with: **{cost[v]:.1f}%**"
+              + (" (the traced blocks ran faster: here the blocks differ by more than the "
+                 "tracer costs)" if cost[v] < -1 else "")
               for v in off)
           + "\n\nOn a shared machine a block can be slowed by a neighbour, so a few percent "
-            "either way is noise; what the low-threshold setting loses beyond that is the "
-            "tracer's one callback per collection.")
+            "either way is noise, and on a busy one much more; what the low-threshold "
+            "setting loses beyond that is the tracer's one callback per collection.")
 else:
     nb.md("**This recording predates the side-by-side measure:** its throughputs were all "
           "taken with the tracer attached, which slows the low-threshold setting most. Run "
