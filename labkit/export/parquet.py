@@ -86,6 +86,7 @@ class _Context:
 
         self.run = run
         path = run.path_of(A.MEMRAY)
+        run.open_memray_here = False  # if not open yet: opened by the held pass's worker only
         if path is not None and path.stat().st_size > BACKGROUND_BYTES:
             if "memray" in run.__dict__:  # already open
                 run.memray.churn_in_background()

@@ -35,6 +35,7 @@ class Run:
         self.background_stats = background_stats  # memray's statistics pass, in parallel
         self.background_churn = False  # memray's short-lived allocations pass, in parallel
         self.background_held = True  # memray's temporal high-water-mark pass, on opening
+        self.open_memray_here = True  # False: memray's opening pass made in a worker only
         self.manifest: dict[str, Any] = read_manifest(self.path, verify=verify)  # as written
         self.meta = Manifest.from_dict(self.manifest)  # the same, typed
         self.t0_ns: int = self.meta.t0_ns
@@ -154,7 +155,8 @@ class Run:
                              origin_epoch_s=self.meta.t0_epoch_s,
                              stats_in_background=self.background_stats,
                              churn_in_background=self.background_churn,
-                             held_in_background=self.background_held)
+                             held_in_background=self.background_held,
+                             open_here=self.open_memray_here)
 
     @cached_property
     def pyspy(self) -> PySpyCapture:

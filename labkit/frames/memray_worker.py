@@ -1,10 +1,11 @@
 """Every pass labkit makes over a memray capture's allocation records, run in a second
 process: a damaged capture can crash memray's C++ reader (a segfault, an abort), which no
-``try`` catches, so labkit's own process only opens the file and reads its memory
-snapshots. The passes: the statistics, with everything allocated per stack (``stats``),
-the short-lived allocations (``churn``), the temporal high-water mark (``held``; for an
-aggregated capture, memray's high-water-mark and leaks views instead) and the plain one
-(``peak``).
+``try`` catches, so labkit's own process at most opens the file and reads its memory
+snapshots (``held`` and ``peak`` also return what opening gave them, :func:`_opened`, for
+a process that does not open it). The passes: the statistics, with everything allocated
+per stack (``stats``), the short-lived allocations (``churn``), the temporal high-water
+mark (``held``; for an aggregated capture, memray's high-water-mark and leaks views
+instead) and the plain one (``peak``).
 
 :class:`labkit.frames.memray.MemrayCapture` runs this file by its path,
 ``python -P memray_worker.py TASK FILE``, so the worker imports memray and nothing of
@@ -38,11 +39,37 @@ def _reader(path: str, log_level: int = 50) -> Any:
     return memray.FileReader(path)
 
 
+class Frames:
+    """Each distinct frame ``(function, file, line)`` numbered once: a stack becomes a
+    tuple of numbers into :attr:`table` (stacks share most of their frames, so the result
+    is several times smaller to pickle, and its reader judges each frame once)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, str, int], int] = {}
+
+    def __call__(self, stack: Stack) -> tuple[int, ...]:
+        ids = self.ids
+        return tuple([ids.setdefault(tuple(f), len(ids)) for f in stack])
+
+    @property
+    def table(self) -> list[tuple[str, str, int]]:
+        return list(self.ids)
+
+
+def _opened(reader: Any) -> dict[str, Any]:
+    """What memray's reader learnt on opening (its first pass): ``metadata`` (memray's
+    own) and ``snapshots``, ``(time, rss, heap)`` each; for a caller that does not open the
+    file itself (``MemrayCapture(..., open_here=False)``)."""
+    return {"metadata": reader.metadata,
+            "snapshots": [tuple(s) for s in reader.get_memory_snapshots()]}
+
+
 def stats(path: str) -> dict[str, Any]:
     """What ``memray stats`` counts, from its own pass (``compute_statistics``):
     ``total_num_allocations`` and ``total_bytes_allocated`` (deallocations excluded), and
     ``stacks``, per call stack ``(stack, bytes, count, tid)``, the same totals by stack
-    (threads merged: ``tid`` 0), for ``alloc_*`` views.
+    (threads merged: ``tid`` 0), for ``alloc_*`` views; each stack a tuple of numbers into
+    ``frames`` (:class:`Frames`), the largest ``bytes`` first.
 
     memray adds each stack's counts up in C++ and hands every distinct stack to its module
     resolver, once, to total them by module; a resolver that names each stack as its own
@@ -68,20 +95,22 @@ def stats(path: str) -> dict[str, Any]:
         s = compute_statistics(path, num_largest=2**31 - 1)
     finally:
         module_tools.ModuleResolver = real
-    rows = [(stacks[i], int(nbytes), int(n), 0)
+    frames = Frames()
+    rows = [(frames(stacks[i]), int(nbytes), int(n), 0)
             for i, n, nbytes in s.top_modules_by_allocation_size]
     return {"total_num_allocations": s.total_num_allocations,
             "total_bytes_allocated": s.total_memory_allocated,
-            "stacks": sorted(rows, key=lambda r: -r[1])}
+            "stacks": sorted(rows, key=lambda r: -r[1]), "frames": frames.table}
 
 
 def churn(path: str) -> dict[str, Any]:
     """memray's temporary-allocations view (threshold 1), threads merged, over the first
     :data:`CHURN_MAX_RECORDS` allocation records at most: ``records``, one row per call
-    stack ``(stack, bytes, count, tid)``; ``read`` and ``total``, the records the view
-    covers and the capture's. memray keeps every short-lived allocation of the pass until
-    its end (about 20 bytes a record), so a pass over the whole of a large capture would
-    need memory in proportion to it; the bound keeps it flat."""
+    stack ``(stack, bytes, count, tid)`` (a stack as numbers into ``frames``); ``read``
+    and ``total``, the records the view covers and the capture's. memray keeps every
+    short-lived allocation of the pass until its end (about 20 bytes a record), so a pass
+    over the whole of a large capture would need memory in proportion to it; the bound
+    keeps it flat."""
     reader = _reader(path)
     total = int(reader.metadata.total_allocations)
     read = min(total, CHURN_MAX_RECORDS)
@@ -89,8 +118,10 @@ def churn(path: str) -> dict[str, Any]:
         records = reader.get_temporary_allocation_records(merge_threads=True, threshold=1)
     else:  # the same call (memray 1.20), stopped after ``read`` records
         records = reader._aggregate_allocations(read, True, temporary_buffer_size=2)
-    return {"records": [(r.stack_trace(), r.size, r.n_allocations, r.tid) for r in records],
-            "read": read, "total": total}
+    frames = Frames()
+    return {"records": [(frames(r.stack_trace()), r.size, r.n_allocations, r.tid)
+                        for r in records],
+            "read": read, "total": total, "frames": frames.table}
 
 
 class CutShort(ValueError):
@@ -134,7 +165,8 @@ def _aggregated(reader: Any, native: bool) -> dict[str, Any]:
 
 def held(path: str) -> dict[str, Any]:
     """memray's temporal high-water-mark pass, threads merged: ``marks`` (the heap at each
-    snapshot) and ``records``, per call stack ``(stack, tid, intervals, hybrid)`` with
+    snapshot) and ``records``, per call stack ``(stack, tid, intervals, hybrid)`` (the
+    stack as numbers into ``frames``) with
     intervals ``(allocated_before, deallocated_before or NEVER_FREED, n_bytes,
     n_allocations)`` and ``hybrid`` its hybrid stack (``None`` without native traces).
     An aggregated capture gives :func:`_aggregated`'s views instead; one that memray
@@ -149,24 +181,31 @@ def held(path: str) -> dict[str, Any]:
     if aggregated and errors:
         raise CutShort(errors[0].rstrip("."))
     if views is not None:
-        return views
+        return {**views, "opened": _opened(reader)}
     records, marks = reader.get_temporal_high_water_mark_allocation_records(merge_threads=True)
-    out = []
+    out, frames = [], Frames()
     for r in records:
         ivs = [(iv.allocated_before_snapshot,
                 NEVER_FREED if iv.deallocated_before_snapshot is None
                 else iv.deallocated_before_snapshot, iv.n_bytes, iv.n_allocations)
                for iv in r.intervals]
-        out.append((r.stack_trace(), r.tid, ivs, r.hybrid_stack_trace() if native else None))
-    return {"marks": list(marks), "records": out}
+        out.append((frames(r.stack_trace()), r.tid, ivs,
+                    r.hybrid_stack_trace() if native else None))
+    return {"marks": list(marks), "records": out, "frames": frames.table,
+            "opened": _opened(reader)}
 
 
-def peak(path: str) -> list[tuple[Stack, int, int, int]]:
+def peak(path: str) -> dict[str, Any]:
     """memray's high-water-mark view, threads merged (what ``memray flamegraph`` shows):
-    per call stack ``(stack, bytes, count, tid)``. A pass up to the peak only, for a
-    caller that wants the peak and not how memory moved (:func:`held` gives both)."""
-    records = _reader(path).get_high_watermark_allocation_records(merge_threads=True)
-    return [(r.stack_trace(), r.size, r.n_allocations, r.tid) for r in records]
+    ``records``, per call stack ``(stack, bytes, count, tid)`` (a stack as numbers into
+    ``frames``), and ``opened``. A pass up to the peak only, for a caller that wants the
+    peak and not how memory moved (:func:`held` gives both)."""
+    reader = _reader(path)
+    records = reader.get_high_watermark_allocation_records(merge_threads=True)
+    frames = Frames()
+    return {"records": [(frames(r.stack_trace()), r.size, r.n_allocations, r.tid)
+                        for r in records],
+            "frames": frames.table, "opened": _opened(reader)}
 
 
 PASSES: dict[str, Any] = {"stats": stats, "churn": churn, "held": held, "peak": peak}
