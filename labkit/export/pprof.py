@@ -198,16 +198,22 @@ GENERATIONS = {0: "young collection (generation 0)", 1: "middle collection (gene
 def gc_profile(run: Any) -> bytes:
     """``collections``/``pause`` (nanoseconds) per generation and thread from ``run``'s GC
     trace; the profile's duration is the traced wall time."""
-    e = run.gc_events
+    import numpy as np
+
+    e = run.gc_columns  # numpy arrays: no DataFrame needed here
+    pause_ms = e["pause_ms"]
     b = _builder(run, [("collections", "count"), ("pause", "nanoseconds")],
                  default="pause", duration_ns=int(run.gc_wall_s * 1e9))
-    if len(e):
-        share = 100 * e.pause_ms.sum() / 1000 / run.gc_wall_s
-        b.comment(f"{len(e):,} collections, {e.pause_ms.sum():,.1f} ms of pauses over "
+    if len(pause_ms):
+        share = 100 * pause_ms.sum() / 1000 / run.gc_wall_s
+        b.comment(f"{len(pause_ms):,} collections, {pause_ms.sum():,.1f} ms of pauses over "
                   f"{run.gc_wall_s:.2f} s ({share:.2f}% of wall time in GC)")
-    for (gen, tid), g in e.groupby(["generation", "thread_id"]):
+    keys = np.unique(np.stack([e["generation"].astype(np.int64), e["thread_id"]], axis=1),
+                     axis=0) if len(pause_ms) else ()
+    for gen, tid in keys:  # sorted, as a groupby by generation and thread
+        mine = (e["generation"] == gen) & (e["thread_id"] == tid)
         frame = ("<garbage collector>", int(gen), f"gc: {GENERATIONS.get(int(gen), gen)}")
-        b.add([frame], [len(g), round(g.pause_ms.sum() * 1e6)],
+        b.add([frame], [int(mine.sum()), round(pause_ms[mine].sum() * 1e6)],
               {"thread": str(tid), "generation": str(gen)})
     return b.encode()
 

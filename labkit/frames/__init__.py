@@ -90,13 +90,20 @@ class Run:
         return gctrace.load_meta(self.need(A.GC_META))
 
     @cached_property
-    def gc_events(self) -> pd.DataFrame:
-        """One row per collection; see :func:`labkit.frames.gctrace.load_gc_events`."""
+    def gc_columns(self) -> dict[str, Any]:
+        """:attr:`gc_events`' columns as numpy arrays (no DataFrame, no pandas)."""
         from labkit.frames import gctrace
 
         path = self.need(A.GC_EVENTS)
         meta = self.gc_meta if self.has(A.GC_META) else {}
-        return gctrace.load_gc_events(path, self.t0_ns, meta.get("tracer_thread_id", 0))
+        return gctrace.gc_event_columns(path, self.t0_ns, meta.get("tracer_thread_id", 0))
+
+    @cached_property
+    def gc_events(self) -> pd.DataFrame:
+        """One row per collection; see :func:`labkit.frames.gctrace.load_gc_events`."""
+        import pandas as pd
+
+        return pd.DataFrame(self.gc_columns)
 
     @property
     def gc_wall_s(self) -> float:
@@ -104,8 +111,8 @@ class Run:
         collection when the program ended without the tracer finishing (a signal or a cap)."""
         meta = self.gc_meta
         t0 = meta.get("t0_ns") or self.t0_ns  # the tracer sees nothing before it starts
-        ev = self.gc_events
-        end = meta.get("t_end_ns") or (int(ev["t_stop_ns"].max()) if len(ev) else t0)
+        stops = self.gc_columns["t_stop_ns"]
+        end = meta.get("t_end_ns") or (int(stops.max()) if len(stops) else t0)
         return max(1e-9, (end - t0) / 1e9)
 
     @cached_property

@@ -216,10 +216,14 @@ class MemrayCapture:
         open_regular(self.path, "memray capture").close()  # not a FIFO, device or folder
         self._workers: dict[str, subprocess.Popen] = {}
         self._early: dict[str, Any] = {}  # results read before their frame asked for them
+        self._via: dict[str, str] = {}  # a pass whose result another pass's worker gives
         self._origin = origin_epoch_s
         self._metadata: Any = None
         self._reader: Any = None
-        if held_in_background:
+        if held_in_background and churn_in_background and not open_here:
+            self._spawn("held", "held_churn")  # one opening of the file for both passes
+            self._via["churn"] = "held"
+        elif held_in_background:
             self._spawn("held")
         if churn_in_background:
             self.churn_in_background()
@@ -281,17 +285,21 @@ class MemrayCapture:
         aggregated capture, :data:`labkit.frames.memray_aggregated.MISSING`; else empty."""
         return [dict(m) for m in agg.MISSING] if self.aggregated else []
 
-    def _spawn(self, task: str) -> None:
-        """Start :mod:`labkit.frames.memray_worker`'s ``task`` on this capture in a second
-        process, unless it is running."""
+    def _spawn(self, task: str, command: str | None = None) -> None:
+        """Start :mod:`labkit.frames.memray_worker`'s ``task`` (or the pass ``command``,
+        which gives ``task``'s result and more) on this capture in a second process, unless
+        it is running."""
         if task not in self._workers:
             self._workers[task] = subprocess.Popen(
-                [sys.executable, "-P", str(_WORKER), task, str(self.path)],
+                [sys.executable, "-P", str(_WORKER), command or task, str(self.path)],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=set_pdeathsig)
 
     def _result(self, task: str) -> Any:
         """The worker's result for ``task`` (started now if it was not); a worker killed by
         a signal or refusing the capture is a one-line :class:`CorruptCaptureError`."""
+        via = self._via.get(task)
+        if task not in self._early and via in self._workers:
+            self._early[via] = self._result(via)  # which gives this task's too
         if task in self._early:
             return self._early.pop(task)
         self._spawn(task)
@@ -308,6 +316,8 @@ class MemrayCapture:
                 detail, cut = f"its reader exited with status {w.returncode}", False
             raise (_cut_short if cut else _corrupt)(self.path, detail)
         got = pickle.loads(out)  # our child's
+        if isinstance(got, dict) and "churn" in got and task != "churn":
+            self._early["churn"] = got.pop("churn")
         opened = got.pop("opened", None) if isinstance(got, dict) else None
         if opened is not None and self._metadata is None:  # not opened here
             self._metadata = opened["metadata"]
@@ -448,7 +458,7 @@ class MemrayCapture:
 
     def _peak_from_held(self) -> bool:
         return (self.aggregated or bool({"_held", "allocations_at_peak"} & self.__dict__.keys())
-                or "held" in self._workers)
+                or "held" in self._workers or "held" in self._early)
 
     def peak_stacks(self) -> Iterator[tuple[tuple[Frame, ...], int, int, int]]:
         """The program's own rows of :attr:`allocations_at_peak` (:func:`own_allocations`,
@@ -508,7 +518,7 @@ class MemrayCapture:
     def churn_in_background(self) -> None:
         """Start computing :attr:`churn` in a second process now (a pass over the file as
         long as the peak's), for a caller that will want both."""
-        if "churn" not in self.__dict__:
+        if "churn" not in self.__dict__ and "churn" not in self._via:
             self._spawn("churn")
 
     @cached_property

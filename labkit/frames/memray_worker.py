@@ -111,7 +111,11 @@ def churn(path: str) -> dict[str, Any]:
     short-lived allocation of the pass until its end (about 20 bytes a record), so a pass
     over the whole of a large capture would need memory in proportion to it; the bound
     keeps it flat."""
-    reader = _reader(path)
+    return _churn(_reader(path))
+
+
+def _churn(reader: Any) -> dict[str, Any]:
+    """:func:`churn` with memray's reader already open."""
     total = int(reader.metadata.total_allocations)
     read = min(total, CHURN_MAX_RECORDS)
     if read == total:  # memray's public call; it refuses an aggregated capture
@@ -163,7 +167,52 @@ def _aggregated(reader: Any, native: bool) -> dict[str, Any]:
             "leaks": rows(reader.get_leaked_allocation_records(merge_threads=True))}
 
 
-def held(path: str) -> dict[str, Any]:
+def _forked(work: Any) -> tuple[int, int]:
+    """Run ``work()`` in a forked copy of this process (what memray's reader learnt on
+    opening is shared, not read again); :func:`_joined` gives its result."""
+    r, w = os.pipe()
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:  # the copy: its result, or its read error, pickled into the pipe
+        os.close(r)
+        try:
+            got: tuple[str, Any] = ("ok", work())
+        except _READ_ERRORS as exc:
+            got = ("error", exc)
+        with os.fdopen(w, "wb") as fh:
+            fh.write(pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL))
+        os._exit(0)
+    os.close(w)
+    return pid, r
+
+
+def _joined(child: tuple[int, int]) -> Any:
+    """The result of a :func:`_forked` copy; its read error raised here, and a copy killed
+    by a signal (memray's reader crashed) kills this process by the same signal."""
+    import signal
+
+    pid, r = child
+    with os.fdopen(r, "rb") as fh:
+        data = fh.read()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    kind, got = pickle.loads(data)  # our own copy's
+    if kind == "error":
+        raise got
+    return got
+
+
+def held_churn(path: str) -> dict[str, Any]:
+    """:func:`held` and :func:`churn` (as ``churn``) from one opening of the file: the
+    churn pass runs in a forked copy of this process while this one makes the temporal
+    pass, each on its own core. An aggregated capture gives :func:`held`'s views only."""
+    return held(path, churn_too=True)
+
+
+def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
     """memray's temporal high-water-mark pass, threads merged: ``marks`` (the heap at each
     snapshot) and ``records``, per call stack ``(stack, tid, intervals, hybrid)`` (the
     stack as numbers into ``frames``) with
@@ -182,6 +231,7 @@ def held(path: str) -> dict[str, Any]:
         raise CutShort(errors[0].rstrip("."))
     if views is not None:
         return {**views, "opened": _opened(reader)}
+    child = _forked(lambda: _churn(reader)) if churn_too else None
     records, marks = reader.get_temporal_high_water_mark_allocation_records(merge_threads=True)
     out, frames = [], Frames()
     for r in records:
@@ -191,8 +241,11 @@ def held(path: str) -> dict[str, Any]:
                for iv in r.intervals]
         out.append((frames(r.stack_trace()), r.tid, ivs,
                     r.hybrid_stack_trace() if native else None))
-    return {"marks": list(marks), "records": out, "frames": frames.table,
-            "opened": _opened(reader)}
+    got = {"marks": list(marks), "records": out, "frames": frames.table,
+           "opened": _opened(reader)}
+    if child is not None:
+        got["churn"] = _joined(child)
+    return got
 
 
 def peak(path: str) -> dict[str, Any]:
@@ -208,7 +261,8 @@ def peak(path: str) -> dict[str, Any]:
             "frames": frames.table, "opened": _opened(reader)}
 
 
-PASSES: dict[str, Any] = {"stats": stats, "churn": churn, "held": held, "peak": peak}
+PASSES: dict[str, Any] = {"stats": stats, "churn": churn, "held": held, "peak": peak,
+                          "held_churn": held_churn}
 _READ_ERRORS = (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError, IndexError,
                 NotImplementedError)
 
