@@ -5,6 +5,8 @@ included) is what a machine shared with other work still measures fairly; wall t
 what a user waits. Alternates PAIRS rounds (ABC, CBA), each command a fresh process:
 A ``memray stats --json``, B ``labkit export RUN --to parquet``, C ``labkit export RUN
 --to pprof``, and prints the medians of the per-round ratios, with the load average.
+With ``--floors``, D and E are memray alone making the passes the pprof and the Parquet
+export make (see FLOOR_PPROF, FLOOR_PARQUET): the floor labkit's own work adds to.
 With ``--before DIR`` (another checkout of labkit, e.g. ``main``'s), each round also runs
 both exports from DIR (``PYTHONPATH=DIR``; sides b and c, interleaved with B and C), and
 prints the medians of the per-round ratios of this checkout against it, which the load
@@ -27,6 +29,32 @@ import tempfile
 import time
 from pathlib import Path
 
+# memray alone making the passes each export makes, the way it makes them, nothing of labkit:
+# pprof: memray stats' own pass in a second process, beside the reader's opening pass and
+# its high-water-mark view; Parquet: the opening pass, then the temporal high-water-mark
+# pass beside the (bounded) churn pass in a fork
+FLOOR_PPROF = """
+import subprocess, sys, memray
+stats = subprocess.Popen([sys.executable, "-c", "import sys; from memray._memray import "
+                          "compute_statistics; compute_statistics(sys.argv[1], "
+                          "num_largest=2**31 - 1)", sys.argv[1]])
+r = memray.FileReader(sys.argv[1])
+sum(1 for _ in r.get_high_watermark_allocation_records(merge_threads=True))
+sys.exit(stats.wait())
+"""
+FLOOR_PARQUET = """
+import os, sys, memray
+r = memray.FileReader(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    n = min(r.metadata.total_allocations, 4_000_000)
+    sum(1 for _ in r._aggregate_allocations(n, True, temporary_buffer_size=2))
+    os._exit(0)
+records, _ = r.get_temporal_high_water_mark_allocation_records(merge_threads=True)
+sum(1 for _ in records)
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds of the tree, and peak RSS (bytes, largest process)."""
@@ -48,6 +76,8 @@ def main() -> int:
     ap.add_argument("run")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--before", help="another labkit checkout to compare with (PYTHONPATH)")
+    ap.add_argument("--floors", action="store_true",
+                    help="also time memray alone making each export's passes (D, E)")
     args = ap.parse_args()
     py, run = sys.executable, args.run
     here = str(Path(__file__).resolve().parent.parent)
@@ -63,8 +93,12 @@ def main() -> int:
             for k in "BC":
                 sides[k.lower()] = [*sides[k][:-2], f"{tmp}/{k.lower()}", "--force"]
                 envs[k.lower()] = {**os.environ, "PYTHONPATH": args.before}
+        if args.floors:
+            sides["D"] = [py, "-c", FLOOR_PPROF, f"{run}/memray.bin"]
+            sides["E"] = [py, "-c", FLOOR_PARQUET, f"{run}/memray.bin"]
+            envs["D"] = envs["E"] = envs["A"]
         got: dict[str, list[tuple[float, float, int]]] = {k: [] for k in sides}
-        first = "AbBcC" if args.before else "ABC"
+        first = ("AbBcC" if args.before else "ABC") + ("DE" if args.floors else "")
         for i in range(args.pairs):
             order = first if i % 2 == 0 else first[::-1]
             for k in order:
@@ -73,7 +107,10 @@ def main() -> int:
                 f"{k} wall {got[k][-1][0]:.1f} s cpu {got[k][-1][1]:.1f} s" for k in first) +
                 f"; {load()}", flush=True)
     med = statistics.median
-    for k, what in (("B", "export parquet"), ("C", "export pprof")):
+    named = [("B", "export parquet"), ("C", "export pprof")]
+    if args.floors:
+        named += [("D", "memray alone, pprof's passes"), ("E", "memray alone, Parquet's")]
+    for k, what in named:
         rw = med(x[0] / a[0] for x, a in zip(got[k], got["A"], strict=True))
         rc = med(x[1] / a[1] for x, a in zip(got[k], got["A"], strict=True))
         print(f"{what}: wall median {med(x[0] for x in got[k]):.1f} s ({rw:.2f}x memray "

@@ -35,6 +35,7 @@ from labkit import artifacts as A
 from labkit.errors import InputError
 from labkit.options import label_column
 
+PASSES = {"churn_in_background": True}  # memray's for Parquet, with the held pass
 SCHEMA_VERSION = 1
 BACKGROUND_BYTES = 1 << 20  # a capture this large, open already, reads its churn aside
 IDENTITY = ("run_id", "run_kind", "host", "pid", "python", "scenario", "variant",

@@ -168,11 +168,14 @@ def memray_profile(run: Any) -> bytes:
     return b.encode()
 
 
+PASSES = {"held_in_background": False, "stats_in_background": True}  # memray's, for pprof
+
+
 def _memray_started(run: Any) -> Any:
     """``run``'s memray capture with the passes the memory profile needs started in
     workers: if it was not open yet, the totals and the peak alone, memray's opening pass
     made by the peak's worker only (not in this process too)."""
-    if "memray" not in run.__dict__:
+    if "memray" not in run.__dict__:  # (``load(..., memray_first=PASSES)`` did it earlier)
         run.background_held, run.background_stats, run.open_memray_here = False, True, False
     cap = run.memray
     cap.peak_in_background()

@@ -17,7 +17,13 @@ snapshot), started on opening since nearly every consumer needs it (a caller wan
 the peak turns it off and reads memray's plain high-water-mark view); ``stats_in_background``
 (what :func:`load_memray` and ``Run.memray`` use) and ``churn_in_background`` start those
 passes on opening too, so they overlap; any other pass starts on first use. A worker killed
-by a signal is a one-line :class:`CorruptCaptureError`.
+by a signal is a one-line :class:`CorruptCaptureError`. The exports go further
+(``open_here=False``): labkit's process does not open the file at all, the worker of the
+``held`` or ``peak`` pass hands over what memray learnt on opening it, and with both
+``held`` and ``churn`` wanted the churn pass runs in a fork of the held pass's worker,
+after one opening of the file for both. Workers hand stacks over as numbers into a table
+of distinct frames; each frame is judged once (:func:`program_stacks` gives a caller that
+needs no DataFrame the rows :func:`own_allocations` would keep).
 
 Aggregated captures (``memray run --aggregate``): memray keeps only the high-water mark
 and the leaks per call stack, so the ``held`` pass reads those two views
@@ -273,6 +279,12 @@ class MemrayCapture:
         """The run's origin (epoch seconds) ``memory.t_s`` counts from."""
         return (self._origin if self._origin is not None
                 else self.metadata.start_time.timestamp())
+
+    @origin_epoch_s.setter
+    def origin_epoch_s(self, value: float | None) -> None:
+        if "memory" in self.__dict__:
+            raise ValueError("memory is already on another time axis")
+        self._origin = value
 
     @property
     def aggregated(self) -> bool:
