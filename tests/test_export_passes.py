@@ -147,3 +147,27 @@ def test_a_forked_pass_gives_its_result_its_error_or_its_crash() -> None:
     assert refused.returncode == 1 and "ValueError" in refused.stderr
     crashed = _in_a_worker("lambda: os.kill(os.getpid(), signal.SIGSEGV)")
     assert crashed.returncode == -signal.SIGSEGV  # the worker dies as its copy did
+
+
+def test_passes_started_before_the_manifest_serve_only_a_checked_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import pandas as pd
+
+    from labkit.errors import LabkitError
+
+    run = tmp_path / "run"
+    shutil.copytree(CAPTURE.parent, run)
+    early = load(run, background_stats=False, memray_first={"churn_in_background": True})
+    cap = early.__dict__["memray"]  # made before the manifest was read
+    assert cap._reader is None and set(cap._workers) == {"held"}
+    assert cap.origin_epoch_s == early.meta.t0_epoch_s
+    pd.testing.assert_frame_equal(cap.memory, load(run).memray.memory, check_exact=True)
+    closed: list[Path] = []
+    real = MemrayCapture.close
+    monkeypatch.setattr(MemrayCapture, "close", lambda c: (closed.append(c.path), real(c)))
+    (run / "heap.csv").write_text("t_ns\n1\n")  # the manifest's checksum no longer holds
+    with pytest.raises(LabkitError):
+        load(run, background_stats=False, memray_first={"churn_in_background": True})
+    assert closed == [run / "memray.bin"]  # its workers stopped with it
