@@ -56,10 +56,12 @@ sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 """
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+def timed(argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None
+          ) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds of the tree, and peak RSS (bytes, largest process)."""
     t = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            cwd=cwd)
     err = proc.stderr.read() if proc.stderr is not None else b""
     _, status, ru = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
@@ -79,7 +81,7 @@ def main() -> int:
     ap.add_argument("--floors", action="store_true",
                     help="also time memray alone making each export's passes (D, E)")
     args = ap.parse_args()
-    py, run = sys.executable, args.run
+    py, run = sys.executable, str(Path(args.run).resolve())
     here = str(Path(__file__).resolve().parent.parent)
     envs = {k: {**os.environ, "PYTHONPATH": here} for k in "ABC"}
     with tempfile.TemporaryDirectory(prefix="labkit-bench-export-") as tmp:
@@ -102,7 +104,8 @@ def main() -> int:
         for i in range(args.pairs):
             order = first if i % 2 == 0 else first[::-1]
             for k in order:
-                got[k].append(timed(sides[k], envs[k]))
+                # in an empty folder: ``python -m`` puts the working folder before PYTHONPATH
+                got[k].append(timed(sides[k], envs[k], cwd=tmp))
             print(f"round {i + 1} ({order}): " + ", ".join(
                 f"{k} wall {got[k][-1][0]:.1f} s cpu {got[k][-1][1]:.1f} s" for k in first) +
                 f"; {load()}", flush=True)
