@@ -171,3 +171,30 @@ def test_passes_started_before_the_manifest_serve_only_a_checked_run(
     with pytest.raises(LabkitError):
         load(run, background_stats=False, memray_first={"churn_in_background": True})
     assert closed == [run / "memray.bin"]  # its workers stopped with it
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+def test_a_forked_pass_ends_with_its_worker() -> None:
+    import time
+
+    worker_dir = Path(__file__).resolve().parent.parent / "labkit" / "frames"
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); import memray_worker as w; "
+            "c = w._forked(lambda: time.sleep(60)); print(c[0], flush=True); w._joined(c)")
+    worker = subprocess.Popen([sys.executable, "-P", "-c", code, str(worker_dir)],
+                              stdout=subprocess.PIPE, text=True)
+    assert worker.stdout is not None
+    copy = int(worker.stdout.readline())
+    assert not _gone(copy)
+    worker.kill()  # as MemrayCapture stops a worker whose result it no longer wants
+    worker.wait()
+    deadline = time.monotonic() + 10
+    while not _gone(copy) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(copy)

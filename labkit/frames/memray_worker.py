@@ -172,9 +172,11 @@ def _forked(work: Any) -> tuple[int, int]:
     opening is shared, not read again); :func:`_joined` gives its result."""
     r, w = os.pipe()
     sys.stdout.flush()
+    worker = os.getpid()
     pid = os.fork()
     if pid == 0:  # the copy: its result, or its read error, pickled into the pipe
         os.close(r)
+        _die_with(worker)
         try:
             got: tuple[str, Any] = ("ok", work())
         except _READ_ERRORS as exc:
@@ -184,6 +186,18 @@ def _forked(work: Any) -> tuple[int, int]:
         os._exit(0)
     os.close(w)
     return pid, r
+
+
+def _die_with(parent: int) -> None:
+    """Linux: this process gets SIGKILL when ``parent``, the worker labkit stops when it no
+    longer wants its result, dies (a fork does not inherit the worker's own setting)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the setting took
+        os._exit(1)
 
 
 def _joined(child: tuple[int, int]) -> Any:
