@@ -194,15 +194,17 @@ def test_the_churn_pass_is_memrays_view_bounded_to_the_first_records(
     reader = memray.FileReader(capture)
     total = reader.metadata.total_allocations
 
-    def by_stack(records: object) -> dict[tuple, tuple[int, int]]:
-        return {tuple(map(tuple, r[0])): (r[1], r[2]) for r in records}
+    def by_stack(records: object, table: list | None = None) -> dict[tuple, tuple[int, int]]:
+        """Per stack (memray's frames; a worker's numbers into its ``table`` resolved)."""
+        return {tuple(map(tuple, r[0])) if table is None else tuple(table[i] for i in r[0]):
+                (r[1], r[2]) for r in records}
 
     memray_view = by_stack((r.stack_trace(), r.size, r.n_allocations) for r in
                            reader.get_temporary_allocation_records(merge_threads=True,
                                                                    threshold=1))
     whole = memray_worker.churn(capture)
     assert (whole["read"], whole["total"]) == (total, total)
-    assert by_stack(whole["records"]) == memray_view and memray_view
+    assert by_stack(whole["records"], whole["frames"]) == memray_view and memray_view
     # the bounded call, stopped at the last record, is memray's public view exactly
     assert by_stack((r.stack_trace(), r.size, r.n_allocations) for r in
                     reader._aggregate_allocations(total, True, temporary_buffer_size=2)) \
@@ -210,7 +212,7 @@ def test_the_churn_pass_is_memrays_view_bounded_to_the_first_records(
     monkeypatch.setattr(memray_worker, "CHURN_MAX_RECORDS", total // 2)
     half = memray_worker.churn(capture)
     assert (half["read"], half["total"]) == (total // 2, total)
-    part = by_stack(half["records"])
+    part = by_stack(half["records"], half["frames"])
     assert 0 < sum(b for b, _ in part.values()) < sum(b for b, _ in memray_view.values())
     for stack, (nbytes, n) in part.items():  # a prefix: never more than the whole run's
         assert nbytes <= memray_view[stack][0] and n <= memray_view[stack][1]

@@ -259,15 +259,16 @@ def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
 
     if args.out is not None:
         check_dir_output(args.out)  # before the run is read; the export checks it again
-    run = load(args.run, background_stats=False)  # an export never reads memray's totals
+    if args.to == "pprof":
+        from labkit.export.pprof import PASSES, export_pprof
+    else:
+        from labkit.export.parquet import PASSES, export_parquet
+    # memray's passes start first, beside the manifest's checks
+    run = load(args.run, background_stats=False, memray_first=PASSES)
     out = args.out or run.path.with_name(f"{run.path.name}.{args.to}")
     if args.to == "pprof":
-        from labkit.export.pprof import export_pprof
-
         written = export_pprof(run, out, force=args.force)
     else:
-        from labkit.export.parquet import export_parquet
-
         written = export_parquet(run, out, dict(args.label or []), force=args.force)
     for path in written:
         say(f"wrote {path}")

@@ -35,8 +35,9 @@ from labkit import artifacts as A
 from labkit.errors import InputError
 from labkit.options import label_column
 
+PASSES = {"churn_in_background": True}  # memray's for Parquet, with the held pass
 SCHEMA_VERSION = 1
-BACKGROUND_BYTES = 1 << 20  # a capture this large reads its churn in a second process
+BACKGROUND_BYTES = 1 << 20  # a capture this large, open already, reads its churn aside
 IDENTITY = ("run_id", "run_kind", "host", "pid", "python", "scenario", "variant",
             "start_utc", "duration_s", "schema_version")
 
@@ -86,11 +87,12 @@ class _Context:
 
         self.run = run
         path = run.path_of(A.MEMRAY)
-        if path is not None and path.stat().st_size > BACKGROUND_BYTES:
-            if "memray" in run.__dict__:  # already open
-                run.memray.churn_in_background()
-            else:  # before memray's first pass, on the other core
-                run.background_churn = True
+        if path is not None and "memray" not in run.__dict__:
+            # memray's opening pass made once, in the worker of the held pass, whose forked
+            # copy makes the churn pass meanwhile (not in this process too)
+            run.open_memray_here, run.background_churn = False, True
+        elif path is not None and path.stat().st_size > BACKGROUND_BYTES:  # already open
+            run.memray.churn_in_background()
         self.evidence = evidence_of(run)
 
     @cached_property

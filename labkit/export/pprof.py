@@ -145,33 +145,41 @@ def memray_profile(run: Any) -> bytes:
     at memray's high-water mark of ``run`` (labkit's own allocations and those made while
     importing modules left out). An aggregated capture has no ``alloc_*`` (memray does not
     record it): only ``inuse_*``, and a comment says why."""
-    from labkit.frames.memray import own_allocations
-
-    if "memray" not in run.__dict__:  # not open yet: the peak alone, beside the totals
-        run.background_held, run.background_stats = False, True
-    cap = run.memray
-    cap.peak_in_background()
+    cap = _memray_started(run)
     types = [("inuse_objects", "count"), ("inuse_space", "bytes")]
     if not cap.aggregated:
         types = [("alloc_objects", "count"), ("alloc_space", "bytes"), *types]
     b = _builder(run, types, default="inuse_space")
     for m in cap.missing:
         b.comment(f"not in this profile: {m['evidence']} ({m['why']})")
-    views = [(len(types) - 2, cap.allocations_at_peak)]
+    views = [(len(types) - 2, cap.peak_stacks)]
     if not cap.aggregated:
-        views.insert(0, (0, cap.allocated))
+        views.insert(0, (0, cap.allocated_stacks))
     values: dict[tuple[Frame, ...], list[int]] = {}
     threads: dict[tuple[Frame, ...], str] = {}
-    for col, df in views:
-        for r in own_allocations(df).itertuples():
-            if r.frames:
-                v = values.setdefault(r.frames, [0] * len(types))
-                v[col] += int(r.count)
-                v[col + 1] += int(r.bytes)
-                threads.setdefault(r.frames, str(r.thread))
+    for col, view in views:
+        for frames, nbytes, count, thread in view():
+            v = values.setdefault(frames, [0] * len(types))
+            v[col] += int(count)
+            v[col + 1] += int(nbytes)
+            threads.setdefault(frames, str(thread))
     for frames, v in values.items():
         b.add(list(frames), v, {"thread": threads[frames]})
     return b.encode()
+
+
+PASSES = {"held_in_background": False, "stats_in_background": True}  # memray's, for pprof
+
+
+def _memray_started(run: Any) -> Any:
+    """``run``'s memray capture with the passes the memory profile needs started in
+    workers: if it was not open yet, the totals and the peak alone, memray's opening pass
+    made by the peak's worker only (not in this process too)."""
+    if "memray" not in run.__dict__:  # (``load(..., memray_first=PASSES)`` did it earlier)
+        run.background_held, run.background_stats, run.open_memray_here = False, True, False
+    cap = run.memray
+    cap.peak_in_background()
+    return cap
 
 
 def pyspy_profile(run: Any, rate_hz: int = 100) -> bytes:
@@ -193,16 +201,22 @@ GENERATIONS = {0: "young collection (generation 0)", 1: "middle collection (gene
 def gc_profile(run: Any) -> bytes:
     """``collections``/``pause`` (nanoseconds) per generation and thread from ``run``'s GC
     trace; the profile's duration is the traced wall time."""
-    e = run.gc_events
+    import numpy as np
+
+    e = run.gc_columns  # numpy arrays: no DataFrame needed here
+    pause_ms = e["pause_ms"]
     b = _builder(run, [("collections", "count"), ("pause", "nanoseconds")],
                  default="pause", duration_ns=int(run.gc_wall_s * 1e9))
-    if len(e):
-        share = 100 * e.pause_ms.sum() / 1000 / run.gc_wall_s
-        b.comment(f"{len(e):,} collections, {e.pause_ms.sum():,.1f} ms of pauses over "
+    if len(pause_ms):
+        share = 100 * pause_ms.sum() / 1000 / run.gc_wall_s
+        b.comment(f"{len(pause_ms):,} collections, {pause_ms.sum():,.1f} ms of pauses over "
                   f"{run.gc_wall_s:.2f} s ({share:.2f}% of wall time in GC)")
-    for (gen, tid), g in e.groupby(["generation", "thread_id"]):
+    keys = np.unique(np.stack([e["generation"].astype(np.int64), e["thread_id"]], axis=1),
+                     axis=0) if len(pause_ms) else ()
+    for gen, tid in keys:  # sorted, as a groupby by generation and thread
+        mine = (e["generation"] == gen) & (e["thread_id"] == tid)
         frame = ("<garbage collector>", int(gen), f"gc: {GENERATIONS.get(int(gen), gen)}")
-        b.add([frame], [len(g), round(g.pause_ms.sum() * 1e6)],
+        b.add([frame], [int(mine.sum()), round(pause_ms[mine].sum() * 1e6)],
               {"thread": str(tid), "generation": str(gen)})
     return b.encode()
 
@@ -224,8 +238,11 @@ def export_pprof(run: Any, out_dir: Path, *, force: bool = False) -> list[Path]:
                          "it with --memray, --pyspy or --gc")
     out_dir = check_dir_output(out_dir)
     paths = [check_file_output(out_dir / name, force=force, flag="export") for name, _ in made]
+    if run.has(A.MEMRAY):
+        _memray_started(run)  # its workers first: the other profiles are built meanwhile
     profiles = []  # all built before any is written: a refusal leaves no partial export
-    for path, (name, make) in zip(paths, made, strict=True):
+    for path, (name, make) in sorted(zip(paths, made, strict=True),
+                                     key=lambda pm: pm[1][1] is memray_profile):
         try:
             profiles.append((path, make(run)))
         except ValueTooLarge as exc:
@@ -234,6 +251,7 @@ def export_pprof(run: Any, out_dir: Path, *, force: bool = False) -> list[Path]:
                 f"{run.path}: a value for {name} ({text if len(text) < 30 else text[:27] + '...'})"
                 " does not fit pprof's 64-bit integers; the capture is damaged: re-capture it"
             ) from None
+    profiles.sort(key=lambda pd: paths.index(pd[0]))
     for path, data in profiles:
         write_bytes_atomic(path, gzip.compress(data, mtime=0))
     return [path for path, _ in profiles]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit import artifacts as A
 from labkit.artifacts import Artifact
-from labkit.errors import InputError
+from labkit.errors import InputError, LabkitError
 from labkit.manifest import Manifest
 from labkit.rundir import read_manifest
 
@@ -30,14 +30,42 @@ class Run:
     """One loaded run directory. DataFrame properties raise a clear error if not captured."""
 
     def __init__(self, path: Path | str, *, verify: bool = True,
-                 background_stats: bool = True) -> None:
+                 background_stats: bool = True,
+                 memray_first: dict[str, bool] | None = None) -> None:
         self.path = Path(path)
         self.background_stats = background_stats  # memray's statistics pass, in parallel
         self.background_churn = False  # memray's short-lived allocations pass, in parallel
         self.background_held = True  # memray's temporal high-water-mark pass, on opening
-        self.manifest: dict[str, Any] = read_manifest(self.path, verify=verify)  # as written
+        self.open_memray_here = True  # False: memray's opening pass made in a worker only
+        first = self._memray_first(memray_first) if memray_first is not None else None
+        try:
+            self.manifest: dict[str, Any] = read_manifest(self.path, verify=verify)
+        except BaseException:
+            if first is not None:
+                first.close()
+            raise
         self.meta = Manifest.from_dict(self.manifest)  # the same, typed
         self.t0_ns: int = self.meta.t0_ns
+        if first is not None and self.path_of(A.MEMRAY) == first.path:
+            first.origin_epoch_s = self.meta.t0_epoch_s
+            self.__dict__["memray"] = first
+        elif first is not None:
+            first.close()
+
+    def _memray_first(self, passes: dict[str, bool]) -> MemrayCapture | None:
+        """The run's ``memray.bin`` with ``passes`` (:class:`MemrayCapture`'s
+        ``*_in_background`` flags) started in workers before the manifest is read and
+        verified, so that they overlap it; memray is opened in workers only. Only once the
+        manifest lists that very file does :attr:`memray` use it; else it is closed."""
+        from labkit.frames.memray import MemrayCapture
+
+        path = self.path / A.MEMRAY.name
+        if path.is_symlink() or not path.is_file():
+            return None
+        try:
+            return MemrayCapture(path, open_here=False, **passes)
+        except LabkitError:  # whatever is wrong with it is said once the manifest is read
+            return None
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, kind={self.meta.kind!r}, files={self.files})"
@@ -89,13 +117,20 @@ class Run:
         return gctrace.load_meta(self.need(A.GC_META))
 
     @cached_property
-    def gc_events(self) -> pd.DataFrame:
-        """One row per collection; see :func:`labkit.frames.gctrace.load_gc_events`."""
+    def gc_columns(self) -> dict[str, Any]:
+        """:attr:`gc_events`' columns as numpy arrays (no DataFrame, no pandas)."""
         from labkit.frames import gctrace
 
         path = self.need(A.GC_EVENTS)
         meta = self.gc_meta if self.has(A.GC_META) else {}
-        return gctrace.load_gc_events(path, self.t0_ns, meta.get("tracer_thread_id", 0))
+        return gctrace.gc_event_columns(path, self.t0_ns, meta.get("tracer_thread_id", 0))
+
+    @cached_property
+    def gc_events(self) -> pd.DataFrame:
+        """One row per collection; see :func:`labkit.frames.gctrace.load_gc_events`."""
+        import pandas as pd
+
+        return pd.DataFrame(self.gc_columns)
 
     @property
     def gc_wall_s(self) -> float:
@@ -103,8 +138,8 @@ class Run:
         collection when the program ended without the tracer finishing (a signal or a cap)."""
         meta = self.gc_meta
         t0 = meta.get("t0_ns") or self.t0_ns  # the tracer sees nothing before it starts
-        ev = self.gc_events
-        end = meta.get("t_end_ns") or (int(ev["t_stop_ns"].max()) if len(ev) else t0)
+        stops = self.gc_columns["t_stop_ns"]
+        end = meta.get("t_end_ns") or (int(stops.max()) if len(stops) else t0)
         return max(1e-9, (end - t0) / 1e9)
 
     @cached_property
@@ -154,7 +189,8 @@ class Run:
                              origin_epoch_s=self.meta.t0_epoch_s,
                              stats_in_background=self.background_stats,
                              churn_in_background=self.background_churn,
-                             held_in_background=self.background_held)
+                             held_in_background=self.background_held,
+                             open_here=self.open_memray_here)
 
     @cached_property
     def pyspy(self) -> PySpyCapture:
@@ -185,8 +221,11 @@ def load_file(path: Path | str) -> tuple[str, MemrayCapture | PySpyCapture]:
     raise InputError(f"{path} is a {kind} file; summarise the run directory that holds it")
 
 
-def load(run_dir: Path | str, *, background_stats: bool = True) -> Run:
+def load(run_dir: Path | str, *, background_stats: bool = True,
+         memray_first: dict[str, bool] | None = None) -> Run:
     """Open a run directory, verifying its manifest and checksums. ``background_stats``
     starts memray's statistics pass in a second process as soon as the capture is opened
-    (what a notebook wants); a caller that never reads ``memray.summary`` turns it off."""
-    return Run(run_dir, background_stats=background_stats)
+    (what a notebook wants); a caller that never reads ``memray.summary`` turns it off.
+    ``memray_first`` starts the given passes over the run's memray capture before the
+    manifest is checked (see :meth:`Run._memray_first`)."""
+    return Run(run_dir, background_stats=background_stats, memray_first=memray_first)

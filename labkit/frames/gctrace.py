@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from labkit.capture.gctrace import (
     EVENT_FIELDS,
@@ -15,8 +14,10 @@ from labkit.capture.gctrace import (
     HEAP_COLUMNS,
 )
 from labkit.errors import CorruptCaptureError
-from labkit.frames.csvfile import check_non_negative, read_csv_checked
 from labkit.safefile import open_capture, read_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def load_meta(path: Path) -> dict[str, Any]:
@@ -55,14 +56,10 @@ def read_event_records(path: Path) -> np.ndarray:
     return raw[: n * width].reshape(n, width)
 
 
-def load_gc_events(path: Path, t0_ns: int, tracer_thread_id: int = 0) -> pd.DataFrame:
-    """One row per collection, from ``gc_events.bin`` (or its gzipped ``.gz``).
-
-    Columns: ``seq``, ``t_s`` (start, seconds since the run's origin), ``pause_ms``,
-    ``generation``, ``collected``, ``uncollectable``, ``thread_id``, ``young_count``
-    (``gc.get_count()[0]`` at start), ``count1``, ``count2``, ``in_tracer`` (the collection
-    ran in labkit's own sampler thread), ``t_start_ns``, ``t_stop_ns``.
-    """
+def gc_event_columns(path: Path, t0_ns: int, tracer_thread_id: int = 0
+                     ) -> dict[str, np.ndarray]:
+    """The columns of :func:`load_gc_events` as numpy arrays (for a caller that needs no
+    DataFrame); impossible records are a one-line :class:`CorruptCaptureError`."""
     rec = read_event_records(path)
     col = {name: rec[:, i] for i, name in enumerate(EVENT_FIELDS)}
     # non-negative times cannot overflow when the run's origin is subtracted
@@ -74,7 +71,7 @@ def load_gc_events(path: Path, t0_ns: int, tracer_thread_id: int = 0) -> pd.Data
             f"{path} holds impossible records (first at #{int(bad.argmax())}); "
             "the file is damaged: re-capture the run"
         )
-    return pd.DataFrame({
+    return {
         "seq": np.arange(len(rec), dtype="int64"),
         "t_s": (col["t_start_ns"] - t0_ns) / 1e9,
         "pause_ms": (col["t_stop_ns"] - col["t_start_ns"]) / 1e6,
@@ -88,12 +85,27 @@ def load_gc_events(path: Path, t0_ns: int, tracer_thread_id: int = 0) -> pd.Data
         "in_tracer": (col["thread_id"] == tracer_thread_id) & (tracer_thread_id != 0),
         "t_start_ns": col["t_start_ns"],
         "t_stop_ns": col["t_stop_ns"],
-    })
+    }
+
+
+def load_gc_events(path: Path, t0_ns: int, tracer_thread_id: int = 0) -> pd.DataFrame:
+    """One row per collection, from ``gc_events.bin`` (or its gzipped ``.gz``).
+
+    Columns: ``seq``, ``t_s`` (start, seconds since the run's origin), ``pause_ms``,
+    ``generation``, ``collected``, ``uncollectable``, ``thread_id``, ``young_count``
+    (``gc.get_count()[0]`` at start), ``count1``, ``count2``, ``in_tracer`` (the collection
+    ran in labkit's own sampler thread), ``t_start_ns``, ``t_stop_ns``.
+    """
+    import pandas as pd
+
+    return pd.DataFrame(gc_event_columns(path, t0_ns, tracer_thread_id))
 
 
 def load_heap(path: Path, t0_ns: int) -> pd.DataFrame:
     """Heap samples: ``t_s``, ``rss_bytes``, ``allocated_blocks``, ``count0..2``
     and, when tracemalloc was on, ``traced_bytes`` and ``traced_peak_bytes``."""
+    from labkit.frames.csvfile import check_non_negative, read_csv_checked
+
     df = read_csv_checked(path, HEAP_COLUMNS, "labkit heap sample file", dtype="int64")
     check_non_negative(df, path, ("t_ns",))
     df.insert(0, "t_s", (df.pop("t_ns") - t0_ns) / 1e9)

@@ -17,7 +17,13 @@ snapshot), started on opening since nearly every consumer needs it (a caller wan
 the peak turns it off and reads memray's plain high-water-mark view); ``stats_in_background``
 (what :func:`load_memray` and ``Run.memray`` use) and ``churn_in_background`` start those
 passes on opening too, so they overlap; any other pass starts on first use. A worker killed
-by a signal is a one-line :class:`CorruptCaptureError`.
+by a signal is a one-line :class:`CorruptCaptureError`. The exports go further
+(``open_here=False``): labkit's process does not open the file at all, the worker of the
+``held`` or ``peak`` pass hands over what memray learnt on opening it, and with both
+``held`` and ``churn`` wanted the churn pass runs in a fork of the held pass's worker,
+after one opening of the file for both. Workers hand stacks over as numbers into a table
+of distinct frames; each frame is judged once (:func:`program_stacks` gives a caller that
+needs no DataFrame the rows :func:`own_allocations` would keep).
 
 Aggregated captures (``memray run --aggregate``): memray keeps only the high-water mark
 and the leaks per call stack, so the ``held`` pass reads those two views
@@ -42,7 +48,7 @@ import pickle
 import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,18 +68,6 @@ ALLOCATION_COLUMNS = ("function", "file", "line", "stack", "bytes", "count", "th
 MAX_STEPS = 128  # growth is followed over at most this many steps of snapshots
 # run by path, with -P so that this folder (which has a memray.py) is not on its sys.path
 _WORKER = Path(__file__).with_name("memray_worker.py")
-
-
-class _Record:
-    """A memray record's fields as :func:`_records_frame` reads them, from plain values."""
-
-    __slots__ = ("_stack", "n_allocations", "size", "tid")
-
-    def __init__(self, stack: list[tuple[str, str, int]], size: int, n: int, tid: int) -> None:
-        self._stack, self.size, self.n_allocations, self.tid = stack, size, n, tid
-
-    def stack_trace(self) -> list[tuple[str, str, int]]:
-        return self._stack
 
 
 _READ_ERRORS = (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError, IndexError,
@@ -132,31 +126,74 @@ def own_allocations(df: pd.DataFrame) -> pd.DataFrame:
     return df[keep] if keep is not True else df
 
 
-def _records_frame(records: Iterable[Any], *, sort: bool = True) -> pd.DataFrame:
+def _interned(records: Iterable[tuple[Any, ...]], table: Sequence[Any] | None
+              ) -> tuple[list[tuple[Any, ...]], Sequence[tuple[str, str, int]]]:
+    """``(stack, ...)`` records with each stack as numbers into a table of distinct frames
+    (as a worker gives them; memray's own frames numbered here when ``table`` is None)."""
+    if table is not None:
+        return list(records), table
+    ids: dict[tuple[str, str, int], int] = {}
+    out = [(tuple([ids.setdefault(tuple(f), len(ids)) for f in r[0]]), *r[1:])
+           for r in records]
+    return out, list(ids)
+
+
+def _judged(table: Sequence[tuple[str, str, int]]) -> tuple[list[Frame], set[int], set[int],
+                                                            set[int], set[int], list[str]]:
+    """Each distinct frame (memray's ``(function, file, line)``) judged once: the frames,
+    the numbers of labkit's agent's, the heap snapshot's, the GC tracer's and importlib's,
+    and each frame's text."""
+    frames = [Frame(file, line, fn) for fn, file, line in table]
+    agent = {i for i, f in enumerate(frames) if is_agent(f.file)}
+    snap = {i for i, f in enumerate(frames) if f.file.endswith(SNAPSHOT_FILE)}
+    tracer = {i for i, f in enumerate(frames) if f.file.endswith(TRACER_FILE)}
+    importing = {i for i, f in enumerate(frames) if f.file.startswith("<frozen importlib")}
+    return frames, agent, snap, tracer, importing, [stack_text((f,)) for f in frames]
+
+
+def _rows(records: Iterable[tuple[Any, ...]], table: Sequence[tuple[str, str, int]] | None
+          ) -> Iterator[tuple[Any, ...]]:
+    """One :data:`ALLOCATION_COLUMNS` tuple per ``(stack, bytes, count, tid)`` record."""
+    records, table = _interned(records, table)
+    frames, agent, snap, tracer, _, text = _judged(table)
+    unknown = Frame("<unknown>", 0, "<unknown>")
+    for stack, size, n, tid in records:  # memray's stacks: leaf first
+        own_ids = [i for i in stack if i not in agent]
+        own = tuple([frames[i] for i in own_ids])
+        in_labkit = bool(stack) and (stack[0] in tracer or not snap.isdisjoint(stack))
+        leaf = frames[stack[0]] if in_labkit else (own[0] if own else unknown)
+        line = (" < ".join([text[i] for i in own_ids]) if own else
+                text[stack[0]] if stack else "") or "<no Python stack>"
+        yield (leaf.function, leaf.file, leaf.line, line, size, n, tid, in_labkit, own)
+
+
+def program_stacks(records: Iterable[tuple[Any, ...]],
+                   table: Sequence[tuple[str, str, int]] | None = None
+                   ) -> Iterator[tuple[tuple[Frame, ...], int, int, int]]:
+    """The rows :func:`own_allocations` keeps of ``(stack, bytes, count, tid)`` records,
+    as ``(frames, bytes, count, tid)`` (``frames`` leaf first, never empty), with no
+    DataFrame: for a caller that needs nothing else (the pprof export)."""
+    records, table = _interned(records, table)
+    frames, agent, snap, tracer, importing, _ = _judged(table)
+    for stack, size, n, tid in records:
+        # labkit's own (in_labkit) and what importing modules made are left out
+        if (not stack or stack[0] in tracer or not snap.isdisjoint(stack)
+                or not importing.isdisjoint(stack)):
+            continue
+        own = tuple([frames[i] for i in stack if i not in agent])
+        if own:
+            yield own, size, n, tid
+
+
+def _records_frame(records: Iterable[tuple[Any, ...]],
+                   table: Sequence[tuple[str, str, int]] | None = None, *,
+                   sort: bool = True) -> pd.DataFrame:
+    """``(stack, bytes, count, tid)`` records (a stack as memray's frames, or numbers into
+    ``table``) as a frame of :data:`ALLOCATION_COLUMNS`, largest ``bytes`` first."""
     import pandas as pd
 
-    rows = []
-    # stacks share most of their frames: each distinct frame is made, judged and named once
-    frames: dict[tuple[str, str, int], tuple[Frame, bool, bool, str]] = {}
-    for r in records:
-        full = []
-        for raw in r.stack_trace():  # memray: (fn, file, line)
-            got = frames.get(raw)
-            if got is None:
-                fr = Frame(raw[1], raw[2], raw[0])
-                got = frames[raw] = (fr, is_agent(fr.file), fr.file.endswith(SNAPSHOT_FILE),
-                                     stack_text((fr,)))
-            full.append(got)
-        own = tuple(fr for fr, agent, _, _ in full if not agent)
-        in_labkit = bool(full) and (full[0][0].file.endswith(TRACER_FILE) or any(
-            snap for _, _, snap, _ in full))
-        leaf = full[0][0] if in_labkit else (own[0] if own else
-                                             Frame("<unknown>", 0, "<unknown>"))
-        stack = (" < ".join(text for _, agent, _, text in full if not agent) if own else
-                 full[0][3] if full else "") or "<no Python stack>"
-        rows.append((leaf.function, leaf.file, leaf.line, stack, getattr(r, "size", 0),
-                     getattr(r, "n_allocations", 0), r.tid, in_labkit, own))
-    df = pd.DataFrame.from_records(rows, columns=list(ALLOCATION_COLUMNS))
+    df = pd.DataFrame.from_records(list(_rows(records, table)),
+                                   columns=list(ALLOCATION_COLUMNS))
     df = df.astype({"line": "int64", "bytes": "int64", "count": "int64", "in_labkit": bool})
     if not sort:
         return df
@@ -172,43 +209,87 @@ class MemrayCapture:
     at once, unless ``held_in_background`` is False (for a caller that wants only the
     peak: see :meth:`peak_in_background`); ``stats_in_background`` starts the statistics
     pass (:attr:`summary`, :attr:`allocated`) too, ``churn_in_background`` the pass behind
-    :attr:`churn` (see the module docstring).
+    :attr:`churn` (see the module docstring). With ``open_here`` False this process does not
+    open the file at all (memray's opening pass is in the worker of the ``held`` pass, or of
+    the ``peak`` one, started now): :attr:`metadata` and :attr:`memory` come from that
+    worker, and a capture memray cannot read is refused on first use, not here.
     """
 
     def __init__(self, path: Path | str, *, origin_epoch_s: float | None = None,
                  stats_in_background: bool = False, churn_in_background: bool = False,
-                 held_in_background: bool = True) -> None:
+                 held_in_background: bool = True, open_here: bool = True) -> None:
         self.path = Path(path)
         open_regular(self.path, "memray capture").close()  # not a FIFO, device or folder
         self._workers: dict[str, subprocess.Popen] = {}
-        if held_in_background:
+        self._early: dict[str, Any] = {}  # results read before their frame asked for them
+        self._via: dict[str, str] = {}  # a pass whose result another pass's worker gives
+        self._origin = origin_epoch_s
+        self._metadata: Any = None
+        self._reader: Any = None
+        if held_in_background and churn_in_background and not open_here:
+            self._spawn("held", "held_churn")  # one opening of the file for both passes
+            self._via["churn"] = "held"
+        elif held_in_background:
             self._spawn("held")
         if churn_in_background:
             self.churn_in_background()
         if stats_in_background:
             self._spawn("stats")
+        if not open_here:
+            if "held" not in self._workers:
+                self._spawn("peak")  # it opens the file: what this process would have learnt
+            return
         import memray
 
         try:
             with _reading(self.path):
                 self._reader = memray.FileReader(str(self.path))
-                self.metadata = self._reader.metadata
+                self._metadata = self._reader.metadata
         except CorruptCaptureError:
             self._stop_worker()
             raise
-        self.origin_epoch_s = (origin_epoch_s if origin_epoch_s is not None
-                               else self.metadata.start_time.timestamp())
-        self.aggregated = agg.is_aggregated(self.metadata)
-        if self.aggregated:
-            for task in ("churn", "stats"):  # memray refuses them on this format
-                if (w := self._workers.pop(task, None)) is not None:
-                    w.kill()
-                    w.communicate()
-            heap = max((int(s[2]) for s in self._snapshots), default=0)
-            if heap > int(self.metadata.peak_memory):  # the records' end is missing
-                self.close()
-                raise _cut_short(self.path, f"its snapshots saw a heap of {heap:,} bytes, its "
-                                 f"records peak at {int(self.metadata.peak_memory):,}")
+        self._check_opened()
+
+    def _check_opened(self) -> None:
+        """Once the metadata is known: an aggregated capture's refused passes stopped, and
+        one whose records end early refused."""
+        if not self.aggregated:
+            return
+        for task in ("churn", "stats"):  # memray refuses them on this format
+            self._early.pop(task, None)
+            if (w := self._workers.pop(task, None)) is not None:
+                w.kill()
+                w.communicate()
+        heap = max((int(s[2]) for s in self._snapshots), default=0)
+        if heap > int(self.metadata.peak_memory):  # the records' end is missing
+            self.close()
+            raise _cut_short(self.path, f"its snapshots saw a heap of {heap:,} bytes, its "
+                             f"records peak at {int(self.metadata.peak_memory):,}")
+
+    @property
+    def metadata(self) -> Any:
+        """memray's metadata of the capture (read on opening it, here or in a worker)."""
+        if self._metadata is None:  # opened in a worker: wait for the one that opens
+            task = "held" if "held" in self._workers else "peak"
+            self._early[task] = self._result(task)
+        return self._metadata
+
+    @property
+    def origin_epoch_s(self) -> float:
+        """The run's origin (epoch seconds) ``memory.t_s`` counts from."""
+        return (self._origin if self._origin is not None
+                else self.metadata.start_time.timestamp())
+
+    @origin_epoch_s.setter
+    def origin_epoch_s(self, value: float | None) -> None:
+        if "memory" in self.__dict__:
+            raise ValueError("memory is already on another time axis")
+        self._origin = value
+
+    @property
+    def aggregated(self) -> bool:
+        """Whether this is an aggregated capture (``memray run --aggregate``)."""
+        return agg.is_aggregated(self.metadata)
 
     @property
     def missing(self) -> list[dict[str, str]]:
@@ -216,17 +297,23 @@ class MemrayCapture:
         aggregated capture, :data:`labkit.frames.memray_aggregated.MISSING`; else empty."""
         return [dict(m) for m in agg.MISSING] if self.aggregated else []
 
-    def _spawn(self, task: str) -> None:
-        """Start :mod:`labkit.frames.memray_worker`'s ``task`` on this capture in a second
-        process, unless it is running."""
+    def _spawn(self, task: str, command: str | None = None) -> None:
+        """Start :mod:`labkit.frames.memray_worker`'s ``task`` (or the pass ``command``,
+        which gives ``task``'s result and more) on this capture in a second process, unless
+        it is running."""
         if task not in self._workers:
             self._workers[task] = subprocess.Popen(
-                [sys.executable, "-P", str(_WORKER), task, str(self.path)],
+                [sys.executable, "-P", str(_WORKER), command or task, str(self.path)],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=set_pdeathsig)
 
     def _result(self, task: str) -> Any:
         """The worker's result for ``task`` (started now if it was not); a worker killed by
         a signal or refusing the capture is a one-line :class:`CorruptCaptureError`."""
+        via = self._via.get(task)
+        if task not in self._early and via in self._workers:
+            self._early[via] = self._result(via)  # which gives this task's too
+        if task in self._early:
+            return self._early.pop(task)
         self._spawn(task)
         w = self._workers[task]
         out, _ = w.communicate()
@@ -240,12 +327,21 @@ class MemrayCapture:
             except (ValueError, KeyError, TypeError, AttributeError):
                 detail, cut = f"its reader exited with status {w.returncode}", False
             raise (_cut_short if cut else _corrupt)(self.path, detail)
-        return pickle.loads(out)  # our child's
+        got = pickle.loads(out)  # our child's
+        if isinstance(got, dict) and "churn" in got and task != "churn":
+            self._early["churn"] = got.pop("churn")
+        opened = got.pop("opened", None) if isinstance(got, dict) else None
+        if opened is not None and self._metadata is None:  # not opened here
+            self._metadata = opened["metadata"]
+            self.__dict__["_snapshots"] = opened["snapshots"]
+            self._check_opened()
+        return got
 
     def close(self) -> None:
         """Release the file and any background worker."""
         self._stop_worker()
-        self._reader.close()
+        if self._reader is not None:
+            self._reader.close()
 
     def __del__(self) -> None:
         self._stop_worker()
@@ -260,6 +356,9 @@ class MemrayCapture:
 
     @cached_property
     def _snapshots(self) -> list[Any]:
+        if self._reader is None:  # opened in a worker, which gave them
+            _ = self.metadata
+            return self.__dict__["_snapshots"]
         with _reading(self.path):
             return list(self._reader.get_memory_snapshots())  # a pass over the file
 
@@ -313,8 +412,10 @@ class MemrayCapture:
         # a stack that held nothing at any of these moments and never grew says nothing
         keep = np.flatnonzero((cols["peak_bytes"] > 0) | (cols["end_bytes"] > 0) |
                               (first > 0) | (last > 0) | (cols["increases"] > 0))
-        self._kept = [records[i] for i in keep]  # for native_frames
-        base = _records_frame((_Record(stack, 0, 0, tid) for stack, tid, _, _ in self._kept),
+        table = got["frames"]
+        self._kept = [([table[i] for i in stack], tid, ivs, hybrid)  # for native_frames
+                      for stack, tid, ivs, hybrid in (records[i] for i in keep)]
+        base = _records_frame(((records[i][0], 0, 0, records[i][1]) for i in keep), table,
                               sort=False)
         return base.drop(columns=["bytes", "count"]).assign(
             record=np.arange(len(keep)), **{k: v[keep] for k, v in cols.items()})
@@ -322,7 +423,7 @@ class MemrayCapture:
     def _held_aggregated(self, got: dict[str, Any]) -> pd.DataFrame:
         """:attr:`_held` from an aggregated capture's two views (no history)."""
         self._kept, cols = agg.merge_views(got["peak"], got["leaks"])
-        base = _records_frame((_Record(stack, 0, 0, tid) for stack, tid, _, _ in self._kept),
+        base = _records_frame(((stack, 0, 0, tid) for stack, tid, _, _ in self._kept),
                               sort=False)
         return agg.held_frame(base, cols)
 
@@ -353,15 +454,33 @@ class MemrayCapture:
         """For a capture opened with ``held_in_background=False``: start memray's plain
         high-water-mark pass (up to the peak only) behind :attr:`allocations_at_peak` now,
         in a second process; nothing if the ``held`` pass runs or ran."""
-        if not ({"_held", "allocations_at_peak"} & self.__dict__.keys()
-                or "held" in self._workers):
+        if not ({"_held", "_peak", "allocations_at_peak"} & self.__dict__.keys()
+                or {"held", "peak"} & (self._workers.keys() | self._early.keys())):
             self._spawn("held" if self.aggregated else "peak")  # see _held_aggregated
+
+    @cached_property
+    def _peak(self) -> dict[str, Any]:
+        return self._result("peak")
 
     def _peak_alone(self) -> pd.DataFrame:
         """memray's plain high-water-mark view (a pass up to the peak), when the ``held``
         pass was not started and nothing but the peak is wanted."""
-        df = _records_frame(_Record(*r) for r in self._result("peak"))
+        df = _records_frame(self._peak["records"], self._peak["frames"])
         return df[df["bytes"] > 0].reset_index(drop=True)
+
+    def _peak_from_held(self) -> bool:
+        return (self.aggregated or bool({"_held", "allocations_at_peak"} & self.__dict__.keys())
+                or "held" in self._workers or "held" in self._early)
+
+    def peak_stacks(self) -> Iterator[tuple[tuple[Frame, ...], int, int, int]]:
+        """The program's own rows of :attr:`allocations_at_peak` (:func:`own_allocations`,
+        in the same order) as ``(frames, bytes, count, thread)``, ``frames`` never empty;
+        with no DataFrame when it comes from memray's plain high-water-mark view."""
+        if self._peak_from_held():
+            df = own_allocations(self.allocations_at_peak)
+            return ((r.frames, r.bytes, r.count, r.thread) for r in df.itertuples() if r.frames)
+        records = sorted((r for r in self._peak["records"] if r[1] > 0), key=lambda r: -r[1])
+        return program_stacks(records, self._peak["frames"])
 
     @cached_property
     def allocations_at_peak(self) -> pd.DataFrame:
@@ -375,7 +494,7 @@ class MemrayCapture:
         the ``held`` pass, or, for a capture opened with ``held_in_background=False`` whose
         ``held`` pass has not been asked for, from memray's high-water-mark view itself.
         """
-        if not (self.aggregated or "_held" in self.__dict__ or "held" in self._workers):
+        if not self._peak_from_held():
             return self._peak_alone()
         return self._held_as("peak_bytes", "peak_count")
 
@@ -411,7 +530,7 @@ class MemrayCapture:
     def churn_in_background(self) -> None:
         """Start computing :attr:`churn` in a second process now (a pass over the file as
         long as the peak's), for a caller that will want both."""
-        if "churn" not in self.__dict__:
+        if "churn" not in self.__dict__ and "churn" not in self._via:
             self._spawn("churn")
 
     @cached_property
@@ -430,7 +549,7 @@ class MemrayCapture:
             return _records_frame(())
         got = self._result("churn")
         self._churn_records = (int(got["read"]), int(got["total"]))
-        return _records_frame(_Record(*r) for r in got["records"])
+        return _records_frame(got["records"], got["frames"])
 
     @property
     def churn_records(self) -> tuple[int, int]:
@@ -450,11 +569,22 @@ class MemrayCapture:
         ``count`` (what ``memray stats`` totals, from the same pass as :attr:`summary`);
         ``thread`` is 0 (threads merged); other columns as in :attr:`allocations_at_peak`.
         An aggregated capture has no such record: a one-line :class:`InputError`."""
+        self._refuse_aggregated()
+        return _records_frame(self._stats["stacks"], self._stats["frames"])
+
+    def allocated_stacks(self) -> Iterator[tuple[tuple[Frame, ...], int, int, int]]:
+        """The program's own rows of :attr:`allocated` (:func:`own_allocations`, in the same
+        order) as ``(frames, bytes, count, thread)``, ``frames`` never empty, with no
+        DataFrame."""
+        self._refuse_aggregated()
+        records = sorted(self._stats["stacks"], key=lambda r: -r[1])
+        return program_stacks(records, self._stats["frames"])
+
+    def _refuse_aggregated(self) -> None:
         if self.aggregated:
             raise InputError(f"{self.path} is an aggregated memray capture: memray kept no "
                              "record of what was allocated over the run, only what was held "
                              "at the peak and never freed")
-        return _records_frame(_Record(*r) for r in self._stats["stacks"])
 
     def _summary_from(self, stats: dict[str, Any] | None) -> pd.Series:
         import pandas as pd

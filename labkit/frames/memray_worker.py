@@ -1,10 +1,11 @@
 """Every pass labkit makes over a memray capture's allocation records, run in a second
 process: a damaged capture can crash memray's C++ reader (a segfault, an abort), which no
-``try`` catches, so labkit's own process only opens the file and reads its memory
-snapshots. The passes: the statistics, with everything allocated per stack (``stats``),
-the short-lived allocations (``churn``), the temporal high-water mark (``held``; for an
-aggregated capture, memray's high-water-mark and leaks views instead) and the plain one
-(``peak``).
+``try`` catches, so labkit's own process at most opens the file and reads its memory
+snapshots (``held`` and ``peak`` also return what opening gave them, :func:`_opened`, for
+a process that does not open it). The passes: the statistics, with everything allocated
+per stack (``stats``), the short-lived allocations (``churn``), the temporal high-water
+mark (``held``; for an aggregated capture, memray's high-water-mark and leaks views
+instead) and the plain one (``peak``).
 
 :class:`labkit.frames.memray.MemrayCapture` runs this file by its path,
 ``python -P memray_worker.py TASK FILE``, so the worker imports memray and nothing of
@@ -38,11 +39,37 @@ def _reader(path: str, log_level: int = 50) -> Any:
     return memray.FileReader(path)
 
 
+class Frames:
+    """Each distinct frame ``(function, file, line)`` numbered once: a stack becomes a
+    tuple of numbers into :attr:`table` (stacks share most of their frames, so the result
+    is several times smaller to pickle, and its reader judges each frame once)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, str, int], int] = {}
+
+    def __call__(self, stack: Stack) -> tuple[int, ...]:
+        ids = self.ids
+        return tuple([ids.setdefault(tuple(f), len(ids)) for f in stack])
+
+    @property
+    def table(self) -> list[tuple[str, str, int]]:
+        return list(self.ids)
+
+
+def _opened(reader: Any) -> dict[str, Any]:
+    """What memray's reader learnt on opening (its first pass): ``metadata`` (memray's
+    own) and ``snapshots``, ``(time, rss, heap)`` each; for a caller that does not open the
+    file itself (``MemrayCapture(..., open_here=False)``)."""
+    return {"metadata": reader.metadata,
+            "snapshots": [tuple(s) for s in reader.get_memory_snapshots()]}
+
+
 def stats(path: str) -> dict[str, Any]:
     """What ``memray stats`` counts, from its own pass (``compute_statistics``):
     ``total_num_allocations`` and ``total_bytes_allocated`` (deallocations excluded), and
     ``stacks``, per call stack ``(stack, bytes, count, tid)``, the same totals by stack
-    (threads merged: ``tid`` 0), for ``alloc_*`` views.
+    (threads merged: ``tid`` 0), for ``alloc_*`` views; each stack a tuple of numbers into
+    ``frames`` (:class:`Frames`), the largest ``bytes`` first.
 
     memray adds each stack's counts up in C++ and hands every distinct stack to its module
     resolver, once, to total them by module; a resolver that names each stack as its own
@@ -68,29 +95,37 @@ def stats(path: str) -> dict[str, Any]:
         s = compute_statistics(path, num_largest=2**31 - 1)
     finally:
         module_tools.ModuleResolver = real
-    rows = [(stacks[i], int(nbytes), int(n), 0)
+    frames = Frames()
+    rows = [(frames(stacks[i]), int(nbytes), int(n), 0)
             for i, n, nbytes in s.top_modules_by_allocation_size]
     return {"total_num_allocations": s.total_num_allocations,
             "total_bytes_allocated": s.total_memory_allocated,
-            "stacks": sorted(rows, key=lambda r: -r[1])}
+            "stacks": sorted(rows, key=lambda r: -r[1]), "frames": frames.table}
 
 
 def churn(path: str) -> dict[str, Any]:
     """memray's temporary-allocations view (threshold 1), threads merged, over the first
     :data:`CHURN_MAX_RECORDS` allocation records at most: ``records``, one row per call
-    stack ``(stack, bytes, count, tid)``; ``read`` and ``total``, the records the view
-    covers and the capture's. memray keeps every short-lived allocation of the pass until
-    its end (about 20 bytes a record), so a pass over the whole of a large capture would
-    need memory in proportion to it; the bound keeps it flat."""
-    reader = _reader(path)
+    stack ``(stack, bytes, count, tid)`` (a stack as numbers into ``frames``); ``read``
+    and ``total``, the records the view covers and the capture's. memray keeps every
+    short-lived allocation of the pass until its end (about 20 bytes a record), so a pass
+    over the whole of a large capture would need memory in proportion to it; the bound
+    keeps it flat."""
+    return _churn(_reader(path))
+
+
+def _churn(reader: Any) -> dict[str, Any]:
+    """:func:`churn` with memray's reader already open."""
     total = int(reader.metadata.total_allocations)
     read = min(total, CHURN_MAX_RECORDS)
     if read == total:  # memray's public call; it refuses an aggregated capture
         records = reader.get_temporary_allocation_records(merge_threads=True, threshold=1)
     else:  # the same call (memray 1.20), stopped after ``read`` records
         records = reader._aggregate_allocations(read, True, temporary_buffer_size=2)
-    return {"records": [(r.stack_trace(), r.size, r.n_allocations, r.tid) for r in records],
-            "read": read, "total": total}
+    frames = Frames()
+    return {"records": [(frames(r.stack_trace()), r.size, r.n_allocations, r.tid)
+                        for r in records],
+            "read": read, "total": total, "frames": frames.table}
 
 
 class CutShort(ValueError):
@@ -132,9 +167,69 @@ def _aggregated(reader: Any, native: bool) -> dict[str, Any]:
             "leaks": rows(reader.get_leaked_allocation_records(merge_threads=True))}
 
 
-def held(path: str) -> dict[str, Any]:
+def _forked(work: Any) -> tuple[int, int]:
+    """Run ``work()`` in a forked copy of this process (what memray's reader learnt on
+    opening is shared, not read again); :func:`_joined` gives its result."""
+    r, w = os.pipe()
+    sys.stdout.flush()
+    worker = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the copy: its result, or its read error, pickled into the pipe
+        os.close(r)
+        _die_with(worker)
+        try:
+            got: tuple[str, Any] = ("ok", work())
+        except _READ_ERRORS as exc:
+            got = ("error", exc)
+        with os.fdopen(w, "wb") as fh:
+            fh.write(pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL))
+        os._exit(0)
+    os.close(w)
+    return pid, r
+
+
+def _die_with(parent: int) -> None:
+    """Linux: this process gets SIGKILL when ``parent``, the worker labkit stops when it no
+    longer wants its result, dies (a fork does not inherit the worker's own setting)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the setting took
+        os._exit(1)
+
+
+def _joined(child: tuple[int, int]) -> Any:
+    """The result of a :func:`_forked` copy; its read error raised here, and a copy killed
+    by a signal (memray's reader crashed) kills this process by the same signal."""
+    import signal
+
+    pid, r = child
+    with os.fdopen(r, "rb") as fh:
+        data = fh.read()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    kind, got = pickle.loads(data)  # our own copy's
+    if kind == "error":
+        raise got
+    return got
+
+
+def held_churn(path: str) -> dict[str, Any]:
+    """:func:`held` and :func:`churn` (as ``churn``) from one opening of the file: the
+    churn pass runs in a forked copy of this process while this one makes the temporal
+    pass, each on its own core. An aggregated capture gives :func:`held`'s views only."""
+    return held(path, churn_too=True)
+
+
+def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
     """memray's temporal high-water-mark pass, threads merged: ``marks`` (the heap at each
-    snapshot) and ``records``, per call stack ``(stack, tid, intervals, hybrid)`` with
+    snapshot) and ``records``, per call stack ``(stack, tid, intervals, hybrid)`` (the
+    stack as numbers into ``frames``) with
     intervals ``(allocated_before, deallocated_before or NEVER_FREED, n_bytes,
     n_allocations)`` and ``hybrid`` its hybrid stack (``None`` without native traces).
     An aggregated capture gives :func:`_aggregated`'s views instead; one that memray
@@ -149,27 +244,39 @@ def held(path: str) -> dict[str, Any]:
     if aggregated and errors:
         raise CutShort(errors[0].rstrip("."))
     if views is not None:
-        return views
+        return {**views, "opened": _opened(reader)}
+    child = _forked(lambda: _churn(reader)) if churn_too else None
     records, marks = reader.get_temporal_high_water_mark_allocation_records(merge_threads=True)
-    out = []
+    out, frames = [], Frames()
     for r in records:
         ivs = [(iv.allocated_before_snapshot,
                 NEVER_FREED if iv.deallocated_before_snapshot is None
                 else iv.deallocated_before_snapshot, iv.n_bytes, iv.n_allocations)
                for iv in r.intervals]
-        out.append((r.stack_trace(), r.tid, ivs, r.hybrid_stack_trace() if native else None))
-    return {"marks": list(marks), "records": out}
+        out.append((frames(r.stack_trace()), r.tid, ivs,
+                    r.hybrid_stack_trace() if native else None))
+    got = {"marks": list(marks), "records": out, "frames": frames.table,
+           "opened": _opened(reader)}
+    if child is not None:
+        got["churn"] = _joined(child)
+    return got
 
 
-def peak(path: str) -> list[tuple[Stack, int, int, int]]:
+def peak(path: str) -> dict[str, Any]:
     """memray's high-water-mark view, threads merged (what ``memray flamegraph`` shows):
-    per call stack ``(stack, bytes, count, tid)``. A pass up to the peak only, for a
-    caller that wants the peak and not how memory moved (:func:`held` gives both)."""
-    records = _reader(path).get_high_watermark_allocation_records(merge_threads=True)
-    return [(r.stack_trace(), r.size, r.n_allocations, r.tid) for r in records]
+    ``records``, per call stack ``(stack, bytes, count, tid)`` (a stack as numbers into
+    ``frames``), and ``opened``. A pass up to the peak only, for a caller that wants the
+    peak and not how memory moved (:func:`held` gives both)."""
+    reader = _reader(path)
+    records = reader.get_high_watermark_allocation_records(merge_threads=True)
+    frames = Frames()
+    return {"records": [(frames(r.stack_trace()), r.size, r.n_allocations, r.tid)
+                        for r in records],
+            "frames": frames.table, "opened": _opened(reader)}
 
 
-PASSES: dict[str, Any] = {"stats": stats, "churn": churn, "held": held, "peak": peak}
+PASSES: dict[str, Any] = {"stats": stats, "churn": churn, "held": held, "peak": peak,
+                          "held_churn": held_churn}
 _READ_ERRORS = (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError, IndexError,
                 NotImplementedError)
 

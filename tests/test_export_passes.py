@@ -1,0 +1,200 @@
+"""The exports' passes over a memray capture: memray opened only in workers, the churn pass
+forked from the held pass's worker, and the pprof profiles built with no DataFrame, each
+giving what the DataFrame path gives, on real recorded captures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labkit.errors import CorruptCaptureError
+from labkit.frames import load
+from labkit.frames.memray import MemrayCapture, own_allocations
+
+pytestmark = pytest.mark.slow
+DATASETS = Path(__file__).resolve().parent.parent / "datasets"
+CAPTURE = DATASETS / "pool-misuse" / "leaky" / "memray.bin"
+
+
+def test_a_capture_opened_only_in_workers_gives_every_frame_alike(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import memray
+    import pandas as pd
+
+    here = MemrayCapture(CAPTURE, stats_in_background=True, churn_in_background=True)
+    names = ("memory", "allocations_at_peak", "leaks", "growth", "churn", "allocated")
+    expected = {name: getattr(here, name) for name in names}
+
+    def not_here(*args: object, **kw: object) -> None:
+        raise AssertionError("memray's reader opened in this process")
+
+    monkeypatch.setattr(memray, "FileReader", not_here)
+    away = MemrayCapture(CAPTURE, stats_in_background=True, churn_in_background=True,
+                         open_here=False)
+    assert set(away._workers) == {"held", "stats"}  # the churn pass forked by the held one
+    for name in names:
+        pd.testing.assert_frame_equal(getattr(away, name), expected[name], check_exact=True)
+    pd.testing.assert_series_equal(away.summary, here.summary, check_exact=True)
+    assert away.metadata == here.metadata and away.churn_records == here.churn_records
+    assert not away._workers and not away._early  # each result read once
+
+
+def test_the_peak_alone_opened_in_its_worker() -> None:
+    import pandas as pd
+
+    here = MemrayCapture(CAPTURE)
+    away = MemrayCapture(CAPTURE, held_in_background=False, open_here=False)
+    assert set(away._workers) == {"peak"}
+    assert away.metadata == here.metadata  # from the peak's worker, which opened the file
+    a, b = (own_allocations(c.allocations_at_peak).groupby("stack")[["bytes", "count"]].sum()
+            for c in (here, away))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_a_damaged_capture_opened_in_workers_is_one_line_on_first_use(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(CAPTURE.read_bytes()[:200])
+    for held in (True, False):
+        cap = MemrayCapture(bad, held_in_background=held, churn_in_background=held,
+                            open_here=False)
+        with pytest.raises(CorruptCaptureError, match="not a readable memray capture"):
+            _ = cap.metadata
+        cap.close()
+
+
+def test_program_stacks_are_own_allocations_rows_in_order() -> None:
+    cap = MemrayCapture(CAPTURE, held_in_background=False, stats_in_background=True)
+    cap.peak_in_background()
+    for stacks, df in ((cap.allocated_stacks(), cap.allocated),
+                       (cap.peak_stacks(), cap.allocations_at_peak)):
+        rows = [(r.frames, r.bytes, r.count, r.thread) for r in own_allocations(df).itertuples()
+                if r.frames]
+        got = list(stacks)
+        assert got == rows and len(rows) > 10
+
+
+def _reference_memory_profile(run: object) -> bytes:
+    """The memory profile built from the DataFrames (the export's way before it used the
+    workers' rows directly)."""
+    from labkit.export.pprof import _builder
+
+    cap = run.memray  # type: ignore[attr-defined]
+    types = [("alloc_objects", "count"), ("alloc_space", "bytes"), ("inuse_objects", "count"),
+             ("inuse_space", "bytes")]
+    b = _builder(run, types, default="inuse_space")
+    values: dict[tuple, list[int]] = {}
+    threads: dict[tuple, str] = {}
+    for col, df in ((0, cap.allocated), (2, cap.allocations_at_peak)):
+        for r in own_allocations(df).itertuples():
+            if r.frames:
+                v = values.setdefault(r.frames, [0] * 4)
+                v[col] += int(r.count)
+                v[col + 1] += int(r.bytes)
+                threads.setdefault(r.frames, str(r.thread))
+    for frames, v in values.items():
+        b.add(list(frames), v, {"thread": threads[frames]})
+    return b.encode()
+
+
+def _reference_gc_profile(run: object) -> bytes:
+    """The GC profile from the ``gc_events`` DataFrame, grouped by pandas."""
+    from labkit.export.pprof import GENERATIONS, _builder
+
+    e, wall = run.gc_events, run.gc_wall_s  # type: ignore[attr-defined]
+    b = _builder(run, [("collections", "count"), ("pause", "nanoseconds")],
+                 default="pause", duration_ns=int(wall * 1e9))
+    if len(e):
+        b.comment(f"{len(e):,} collections, {e.pause_ms.sum():,.1f} ms of pauses over "
+                  f"{wall:.2f} s ({100 * e.pause_ms.sum() / 1000 / wall:.2f}% of wall time "
+                  "in GC)")
+    for (gen, tid), g in e.groupby(["generation", "thread_id"]):
+        frame = ("<garbage collector>", int(gen), f"gc: {GENERATIONS.get(int(gen), gen)}")
+        b.add([frame], [len(g), round(g.pause_ms.sum() * 1e6)],
+              {"thread": str(tid), "generation": str(gen)})
+    return b.encode()
+
+
+@pytest.mark.parametrize("run", ["pool-misuse/leaky", "buffer-growth/fixed",
+                                 "gc-tuning/low-threshold", "thread-leak/leaky"])
+def test_pprof_profiles_are_the_dataframe_ones_byte_for_byte(run: str) -> None:
+    from labkit.export.pprof import gc_profile, memray_profile
+
+    exported, reference = load(DATASETS / run), load(DATASETS / run)
+    if exported.has("memray.bin"):
+        got = memray_profile(exported)
+        assert "memray" in exported.__dict__ and exported.memray._reader is None
+        assert got == _reference_memory_profile(reference)
+    assert gc_profile(exported) == _reference_gc_profile(reference)
+
+
+def _in_a_worker(work: str) -> subprocess.CompletedProcess[str]:
+    code = ("import os, signal, sys; sys.path.insert(0, sys.argv[1]); import memray_worker as w; "
+            f"print(w._joined(w._forked({work})))")
+    worker_dir = Path(__file__).resolve().parent.parent / "labkit" / "frames"
+    return subprocess.run([sys.executable, "-P", "-c", code, str(worker_dir)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_forked_pass_gives_its_result_its_error_or_its_crash() -> None:
+    ok = _in_a_worker("lambda: os.getpid()")
+    assert ok.returncode == 0 and int(ok.stdout) != os.getpid()
+    refused = _in_a_worker("lambda: int('not a number')")
+    assert refused.returncode == 1 and "ValueError" in refused.stderr
+    crashed = _in_a_worker("lambda: os.kill(os.getpid(), signal.SIGSEGV)")
+    assert crashed.returncode == -signal.SIGSEGV  # the worker dies as its copy did
+
+
+def test_passes_started_before_the_manifest_serve_only_a_checked_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import pandas as pd
+
+    from labkit.errors import LabkitError
+
+    run = tmp_path / "run"
+    shutil.copytree(CAPTURE.parent, run)
+    early = load(run, background_stats=False, memray_first={"churn_in_background": True})
+    cap = early.__dict__["memray"]  # made before the manifest was read
+    assert cap._reader is None and set(cap._workers) == {"held"}
+    assert cap.origin_epoch_s == early.meta.t0_epoch_s
+    pd.testing.assert_frame_equal(cap.memory, load(run).memray.memory, check_exact=True)
+    closed: list[Path] = []
+    real = MemrayCapture.close
+    monkeypatch.setattr(MemrayCapture, "close", lambda c: (closed.append(c.path), real(c)))
+    (run / "heap.csv").write_text("t_ns\n1\n")  # the manifest's checksum no longer holds
+    with pytest.raises(LabkitError):
+        load(run, background_stats=False, memray_first={"churn_in_background": True})
+    assert closed == [run / "memray.bin"]  # its workers stopped with it
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+def test_a_forked_pass_ends_with_its_worker() -> None:
+    import time
+
+    worker_dir = Path(__file__).resolve().parent.parent / "labkit" / "frames"
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); import memray_worker as w; "
+            "c = w._forked(lambda: time.sleep(60)); print(c[0], flush=True); w._joined(c)")
+    worker = subprocess.Popen([sys.executable, "-P", "-c", code, str(worker_dir)],
+                              stdout=subprocess.PIPE, text=True)
+    assert worker.stdout is not None
+    copy = int(worker.stdout.readline())
+    assert not _gone(copy)
+    worker.kill()  # as MemrayCapture stops a worker whose result it no longer wants
+    worker.wait()
+    deadline = time.monotonic() + 10
+    while not _gone(copy) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(copy)
