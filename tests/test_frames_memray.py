@@ -122,6 +122,7 @@ def test_every_pass_over_the_records_runs_in_a_worker(
     away = MemrayCapture(mem_run / "memray.bin", stats_in_background=True,
                          churn_in_background=True)
     assert {"held", "stats", "churn"} <= set(away._workers)
+    assert away._workers["held"] is away._workers["churn"]  # one process, one opening pass
 
     def not_here(*args: object, **kw: object) -> None:
         raise AssertionError("read in this process, not in a worker")

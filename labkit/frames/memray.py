@@ -180,10 +180,13 @@ class MemrayCapture:
                  held_in_background: bool = True) -> None:
         self.path = Path(path)
         open_regular(self.path, "memray capture").close()  # not a FIFO, device or folder
-        self._workers: dict[str, subprocess.Popen] = {}
-        if held_in_background:
+        self._workers: dict[str, subprocess.Popen] = {}  # by task; a joined one twice
+        self._ready: dict[str, Any] = {}  # a joined worker's results not yet asked for
+        if held_in_background and churn_in_background:
+            self._spawn("held+churn")  # one opening pass of memray's for the two
+        elif held_in_background:
             self._spawn("held")
-        if churn_in_background:
+        elif churn_in_background:
             self.churn_in_background()
         if stats_in_background:
             self._spawn("stats")
@@ -201,7 +204,8 @@ class MemrayCapture:
         self.aggregated = agg.is_aggregated(self.metadata)
         if self.aggregated:
             for task in ("churn", "stats"):  # memray refuses them on this format
-                if (w := self._workers.pop(task, None)) is not None:
+                w = self._workers.pop(task, None)
+                if w is not None and w not in self._workers.values():  # not held's too
                     w.kill()
                     w.communicate()
             heap = max((int(s[2]) for s in self._snapshots), default=0)
@@ -218,19 +222,26 @@ class MemrayCapture:
 
     def _spawn(self, task: str) -> None:
         """Start :mod:`labkit.frames.memray_worker`'s ``task`` on this capture in a second
-        process, unless it is running."""
-        if task not in self._workers:
-            self._workers[task] = subprocess.Popen(
+        process, unless it is running or its result is waiting; ``"held+churn"`` is the
+        two tasks in one process (registered under each)."""
+        tasks = task.split("+")
+        if not any(t in self._workers or t in self._ready for t in tasks):
+            w = subprocess.Popen(
                 [sys.executable, "-P", str(_WORKER), task, str(self.path)],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=set_pdeathsig)
+            self._workers.update(dict.fromkeys(tasks, w))
 
     def _result(self, task: str) -> Any:
         """The worker's result for ``task`` (started now if it was not); a worker killed by
         a signal or refusing the capture is a one-line :class:`CorruptCaptureError`."""
+        if task in self._ready:
+            return self._ready.pop(task)
         self._spawn(task)
         w = self._workers[task]
         out, _ = w.communicate()
-        del self._workers[task]
+        joined = [t for t, p in self._workers.items() if p is w]
+        for t in joined:
+            del self._workers[t]
         if w.returncode < 0:
             raise _crashed(self.path, w.returncode)
         if w.returncode != 0:
@@ -240,7 +251,11 @@ class MemrayCapture:
             except (ValueError, KeyError, TypeError, AttributeError):
                 detail, cut = f"its reader exited with status {w.returncode}", False
             raise (_cut_short if cut else _corrupt)(self.path, detail)
-        return pickle.loads(out)  # our child's
+        got = pickle.loads(out)  # our child's
+        if "+" not in w.args[-2]:  # the worker's TASK: one pass, or several joined
+            return got
+        self._ready.update((t, got[t]) for t in joined if t != task)
+        return got[task]
 
     def close(self) -> None:
         """Release the file and any background worker."""
@@ -252,11 +267,11 @@ class MemrayCapture:
 
     def _stop_worker(self) -> None:
         workers = getattr(self, "_workers", {})
-        while workers:
-            _, w = workers.popitem()
+        for w in set(workers.values()):  # a joined worker is there under each task
             if w.poll() is None:
                 w.kill()
             w.communicate()
+        workers.clear()
 
     @cached_property
     def _snapshots(self) -> list[Any]:
@@ -349,12 +364,16 @@ class MemrayCapture:
         df = df.rename(columns={size: "bytes", count: "count"})
         return df.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
 
+    @property
+    def _held_asked(self) -> bool:
+        """The ``held`` pass runs, or its result waits to be read."""
+        return "held" in self._workers or "held" in self._ready
+
     def peak_in_background(self) -> None:
         """For a capture opened with ``held_in_background=False``: start memray's plain
         high-water-mark pass (up to the peak only) behind :attr:`allocations_at_peak` now,
         in a second process; nothing if the ``held`` pass runs or ran."""
-        if not ({"_held", "allocations_at_peak"} & self.__dict__.keys()
-                or "held" in self._workers):
+        if not ({"_held", "allocations_at_peak"} & self.__dict__.keys() or self._held_asked):
             self._spawn("held" if self.aggregated else "peak")  # see _held_aggregated
 
     def _peak_alone(self) -> pd.DataFrame:
@@ -375,7 +394,7 @@ class MemrayCapture:
         the ``held`` pass, or, for a capture opened with ``held_in_background=False`` whose
         ``held`` pass has not been asked for, from memray's high-water-mark view itself.
         """
-        if not (self.aggregated or "_held" in self.__dict__ or "held" in self._workers):
+        if not (self.aggregated or "_held" in self.__dict__ or self._held_asked):
             return self._peak_alone()
         return self._held_as("peak_bytes", "peak_count")
 
