@@ -217,6 +217,16 @@ def test_the_churn_pass_is_memrays_view_bounded_to_the_first_records(
         assert nbytes <= memray_view[stack][0] and n <= memray_view[stack][1]
 
 
+def test_held_and_churn_on_one_reader_are_the_two_passes_apart() -> None:
+    from labkit.frames import memray_worker
+
+    capture = str(DATASETS / "buffer-growth" / "leaky" / "memray.bin")
+    joined = memray_worker.held_and_churn(capture)
+    assert joined == {"held": memray_worker.held(capture),
+                      "churn": memray_worker.churn(capture)}
+    assert joined["churn"]["records"] and joined["held"]["records"]
+
+
 def test_allocated_per_stack_is_memray_stats_own_pass(tmp_path: Path) -> None:
     import memray
 
