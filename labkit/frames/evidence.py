@@ -77,7 +77,9 @@ def load_evidence(memray: str | Path | None = None, pyspy: str | Path | None = N
         r = load(run, background_stats=False)
         ev = evidence_of(r)  # then each file given replaces the run's own capture
     if (p := _existing(memray, "memray capture")) is not None:
-        ev.memray = MemrayCapture(p, churn_in_background=True)  # findings read churn, no stats
+        # findings read churn, no stats; the file is opened only in the workers (held, then
+        # churn forked from it)
+        ev.memray = MemrayCapture(p, churn_in_background=True, open_here=False)
         ev.sources["memray"] = str(p)
     sp, dp = _existing(pyspy, "py-spy profile"), _existing(dump, "py-spy dump")
     if sp is not None or dp is not None:
