@@ -123,10 +123,15 @@ def test_fleet_and_export_refuse_what_they_cannot_read(tmp_path: Path) -> None:
         assert_clean_error(labkit(*cmd), "no", "capture")
 
 
-def test_a_fleet_without_memray_says_so_and_answers_the_rest(tmp_path: Path) -> None:
-    # GIVEN runs captured without memray (the fd-leak datasets: GC, process sampler, origins)
+def test_a_fleet_without_memray_says_so_and_answers_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN runs captured without memray (the fd-leak datasets: GC, process sampler, origins),
+    # exported into a cache of this test's own (the session's holds the recorded fleet alone,
+    # which tests/test_spark_fleet.py generates its 1,000 runs from)
     from labkit.errors import InputError
     from labkit.fleetdb import fleet as open_fleet
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
     runs = [ROOT / "datasets" / "fd-leak" / v for v in ("leaky", "fixed")]
     assert not any((r / "memray.bin").exists() for r in runs)
