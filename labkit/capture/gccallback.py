@@ -176,28 +176,41 @@ def calibrate(rec: Any, n: int = 200, pairs: int = 31) -> float:
     thread's CPU time; the median of the pairs' differences. Its records go to a scratch
     position.
 
-    Robust where a best-of-rounds comparison was not: another thread that allocates makes
-    each ``gc.collect(0)`` collect a varying amount, and a thread holding the GIL or a
-    neighbour process stalls whole rounds; those vary both sides of a pair alike, and
-    thread CPU time does not count the stalls."""
+    Robust where a best-of-rounds comparison was not: a pair counts only if each of its
+    rounds made exactly ``n`` collections. While another thread is inside a collection
+    (waiting for the GIL in a ``gc.callbacks`` entry, say), ``gc.collect()`` returns at once
+    without collecting, so such a round measures nothing; a round in which another thread
+    collected is set aside too. Thread CPU time does not count the time other threads or
+    processes held the CPU. At most ``3 * pairs`` pairs are tried."""
     saved_current, saved_pos = rec.current, rec.pos
     rec.current = Chunks.new()
     collect, cbs, cb, clock = gc.collect, gc.callbacks, rec.callback, time.thread_time_ns
-    diffs = []
-    for r in range(pairs):
+    stats = gc.get_stats
+    diffs: list[float] = []
+    for r in range(3 * pairs):
+        if len(diffs) == pairs:
+            break
         took = {False: 0, True: 0}
+        whole = True
         for on in ((False, True) if r % 2 == 0 else (True, False)):
             if on:
                 cbs.append(cb)
             rec.pos = 0
+            before = stats()[0]["collections"]
             t = clock()
             for _ in range(n):
                 collect(0)
             took[on] = clock() - t
+            whole = whole and stats()[0]["collections"] - before == n
             if on:
                 cbs.remove(cb)
             rec.chunks.full.clear()
-        diffs.append((took[True] - took[False]) / n)
+        if whole:
+            diffs.append((took[True] - took[False]) / n)
+        else:
+            time.sleep(0.001)  # let the thread inside a collection finish it
     rec.current, rec.pos = saved_current, saved_pos
+    if not diffs:
+        return 0.0
     diffs.sort()
     return max(0.0, diffs[len(diffs) // 2])
