@@ -23,11 +23,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import load_average, run_tree  # bench/timing.py (scripts run from bench/)
 
 # memray alone making the passes each export makes, the way it makes them, nothing of labkit:
 # pprof: memray stats' own pass in a second process, beside the reader's opening pass and
@@ -54,23 +54,6 @@ records, _ = r.get_temporal_high_water_mark_allocation_records(merge_threads=Tru
 sum(1 for _ in records)
 sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 """
-
-
-def timed(argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None
-          ) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds of the tree, and peak RSS (bytes, largest process)."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                            cwd=cwd)
-    err = proc.stderr.read() if proc.stderr is not None else b""
-    _, status, ru = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {argv[:5]}: {err.decode(errors='replace')[-400:]}")
-    return time.perf_counter() - t, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024
-
-
-def load() -> str:
-    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def main() -> int:
@@ -105,10 +88,10 @@ def main() -> int:
             order = first if i % 2 == 0 else first[::-1]
             for k in order:
                 # in an empty folder: ``python -m`` puts the working folder before PYTHONPATH
-                got[k].append(timed(sides[k], envs[k], cwd=tmp))
+                got[k].append(run_tree(sides[k], env=envs[k], cwd=tmp))
             print(f"round {i + 1} ({order}): " + ", ".join(
                 f"{k} wall {got[k][-1][0]:.1f} s cpu {got[k][-1][1]:.1f} s" for k in first) +
-                f"; {load()}", flush=True)
+                f"; {load_average()}", flush=True)
     med = statistics.median
     named = [("B", "export parquet"), ("C", "export pprof")]
     if args.floors:
@@ -129,7 +112,7 @@ def main() -> int:
               f"({rc:.2f}x); this checkout against it: wall {ab_w:.2f}x, cpu {ab_c:.2f}x")
     print(f"memray stats: wall median {med(x[0] for x in got['A']):.1f} s, cpu "
           f"{med(x[1] for x in got['A']):.1f} s, peak RSS "
-          f"{max(x[2] for x in got['A']) / 1e6:.0f} MB; {load()}")
+          f"{max(x[2] for x in got['A']) / 1e6:.0f} MB; {load_average()}")
     return 0
 
 

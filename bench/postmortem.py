@@ -27,7 +27,6 @@ of records against seconds and peak RSS, labkit's and memray's, and the same as 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import timed  # bench/timing.py (scripts run from bench/)
+from timing import load_average, timed  # bench/timing.py (scripts run from bench/)
 
 MAKE = """
 import memray, sys
@@ -90,10 +89,6 @@ def capture(py: str, folder: Path, objects: int) -> tuple[Path, int]:
     return cap, n
 
 
-def load() -> str:
-    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-
-
 def compare(py: str, cap: Path, tmp: str, pairs: int, sides_wanted: str
             ) -> dict[str, list[tuple[float, int]]]:
     """``pairs`` alternating rounds of A and each of ``sides_wanted`` (``"BC"``, ``"C"``):
@@ -118,7 +113,7 @@ def compare(py: str, cap: Path, tmp: str, pairs: int, sides_wanted: str
         text = ", ".join(f"labkit {'--html' if k == 'B' else '--json'} {got[k][-1][0]:.1f} s "
                          f"({got[k][-1][0] / a:.2f}x)" for k in sides_wanted)
         print(f"round {i + 1} ({'/'.join(order)}): memray flamegraph+stats {a:.1f} s, {text}; "
-              f"{load()}", flush=True)
+              f"{load_average()}", flush=True)
     med = statistics.median
     for k, what in (("A", "memray flamegraph + stats"), ("B", "labkit postmortem --html"),
                     ("C", "labkit postmortem --json")):
@@ -151,7 +146,7 @@ def chart(rows: list[tuple[int, dict[str, list[tuple[float, int]]]]], out: Path)
     ax_m.set_ylim(bottom=0)
     ax_t.set_ylim(bottom=0)
     ax_t.legend(fontsize=8)
-    fig.suptitle(f"labkit postmortem against memray's commands ({load()} at the end)",
+    fig.suptitle(f"labkit postmortem against memray's commands ({load_average()} at the end)",
                  fontsize=9)
     fig.tight_layout()
     tmp = out.with_name(out.name + ".tmp.png")
@@ -174,7 +169,7 @@ def table(rows: list[tuple[int, dict[str, list[tuple[float, int]]]]]) -> None:
                 print(f"| {n / 1e6:.1f}M{' (html)' if k == 'B' else ''} | {a:.1f} s | "
                       f"{ra / 1e6:.0f} MB | {b:.1f} s | {rb / 1e6:.0f} MB | {ratio:.2f}x | "
                       f"{rb / ra:.2f}x |")
-    print(load(), flush=True)
+    print(load_average(), flush=True)
 
 
 def main() -> int:

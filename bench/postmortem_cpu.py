@@ -18,34 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from timing import load_average, run_tree  # bench/timing.py (scripts run from bench/)
+
 HERE = Path(__file__).resolve().parent.parent
-
-
-def timed(argv: list[str], cwd: str, pythonpath: Path | None = None
-          ) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds and peak RSS (bytes, the largest process) of one command's
-    process tree."""
-    env = dict(os.environ)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
-    t = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    err = proc.stderr.read() if proc.stderr is not None else b""
-    _, status, ru = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {argv[:5]}: {err.decode(errors='replace')[-400:]}")
-    return time.perf_counter() - t, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024
-
-
-def load() -> str:
-    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def main() -> int:
@@ -57,15 +36,16 @@ def main() -> int:
     py, cap = sys.executable, str(args.capture.resolve())
     with tempfile.TemporaryDirectory(prefix="labkit-bench-pmcpu-") as tmp:
         def memray() -> tuple[float, float, int]:
-            runs = [timed([py, "-m", "memray", "flamegraph", "-f", "-o", f"{tmp}/fg.html", cap],
-                          tmp),
-                    timed([py, "-m", "memray", "stats", "--json", "-f", "-o",
-                           f"{tmp}/stats.json", cap], tmp)]
+            runs = [run_tree([py, "-m", "memray", "flamegraph", "-f", "-o", f"{tmp}/fg.html",
+                              cap], cwd=tmp),
+                    run_tree([py, "-m", "memray", "stats", "--json", "-f", "-o",
+                              f"{tmp}/stats.json", cap], cwd=tmp)]
             return (sum(r[0] for r in runs), sum(r[1] for r in runs), max(r[2] for r in runs))
 
         def labkit(checkout: Path) -> tuple[float, float, int]:
-            return timed([py, "-m", "labkit", "postmortem", "--memray", cap, "--json",
-                          f"{tmp}/pm.json", "--force"], tmp, checkout)
+            return run_tree([py, "-m", "labkit", "postmortem", "--memray", cap, "--json",
+                             f"{tmp}/pm.json", "--force"], cwd=tmp,
+                            env={**os.environ, "PYTHONPATH": str(checkout)})
 
         sides = {"A": memray, "C": lambda: labkit(HERE)}
         if args.before is not None:
@@ -78,7 +58,7 @@ def main() -> int:
                 got[k].append(sides[k]())
             print(f"round {i + 1} ({order}): " + ", ".join(
                 f"{k} wall {got[k][-1][0]:.1f} s cpu {got[k][-1][1]:.1f} s "
-                f"peak RSS {got[k][-1][2] / 1e6:.0f} MB" for k in keys) + f"; {load()}",
+                f"peak RSS {got[k][-1][2] / 1e6:.0f} MB" for k in keys) + f"; {load_average()}",
                 flush=True)
     med = statistics.median
     for k, what in (("A", "memray flamegraph + stats"), ("B", "labkit --before"),
@@ -89,7 +69,7 @@ def main() -> int:
             print(f"{what:<26} wall median {med(x[0] for x in got[k]):5.1f} s ({rw:.2f}x), "
                   f"cpu median {med(x[1] for x in got[k]):5.1f} s ({rc:.2f}x), peak RSS "
                   f"{max(x[2] for x in got[k]) / 1e6:.0f} MB")
-    print(load())
+    print(load_average())
     return 0
 
 
