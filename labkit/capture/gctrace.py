@@ -13,7 +13,8 @@ Contract:
   the collector); its reads and writes keep the GIL (:mod:`labkit.capture.gcsys`). Where
   the compiled module is built, its loop runs in C (``_gcevents.sample_until``): it
   sleeps and reads RSS with the GIL released, holds the GIL only to read the interpreter's
-  figures, and runs Python once a drain; stop and pause wake it through a pipe. With
+  figures, and runs Python once a drain. Either loop sleeps on a pipe that stop and pause
+  write to, so it wakes at once. With
   ``echo`` it prints one line per collection to stderr, like Go's ``GODEBUG=gctrace=1``
   (the one per-event cost, opt-in). Its thread id tells the collections it triggers apart.
 * ``stop()`` drains everything and writes ``gctrace.json`` (clock origin, thresholds,
@@ -40,6 +41,7 @@ import importlib.util
 import io
 import json
 import os
+import select
 import sys
 import sysconfig
 import threading
@@ -115,11 +117,7 @@ class GCTracer:
         self._rec = _cb.make_recorder(self._chunks)
         self._callback = self._rec.callback
         self._stop = threading.Event()
-        # held until stop(): the sampler sleeps in one C-level acquire with a timeout (an
-        # Event's wait runs a Condition's Python code at every wake-up)
-        self._wake = threading.Lock()
-        self._wake.acquire()
-        self._wake_r = self._wake_w = -1  # the compiled sampler's wake-up pipe
+        self._wake_r = self._wake_w = -1  # the sampler sleeps on it; stop and pause write
         self._native_sampler = self._compiled_sampler()
         self._active = threading.Event()  # cleared while paused
         self._active.set()
@@ -146,8 +144,7 @@ class GCTracer:
         self.per_event_ns = _cb.calibrate(self._rec)
         self._io = _sys.HeldCalls()
         self._pid = os.getpid()
-        if self._native_sampler is not None:
-            self._wake_r, self._wake_w = os.pipe()
+        self._wake_r, self._wake_w = os.pipe()
         os.register_at_fork(before=self._count_fork, after_in_child=self._detach_in_child)
         self._events_fh = io.FileIO(os.path.join(self.out_dir, EVENTS_FILE), "w")
         self._io.write_all(self._events_fh.fileno(), EVENTS_MAGIC)
@@ -229,7 +226,7 @@ class GCTracer:
         if self in _ACTIVE:
             _ACTIVE.remove(self)
         self._stop.set()
-        self._release_wake()
+        self._poke()
         self._active.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
@@ -248,17 +245,20 @@ class GCTracer:
             os.close(self._statm_fd)
             self._statm_fd = -1
 
-    def _release_wake(self) -> None:
-        if self._wake.locked():
-            with contextlib.suppress(RuntimeError):  # released meanwhile
-                self._wake.release()
-        self._poke()
-
     def _poke(self) -> None:
-        """Wake the compiled sampler (stop or pause)."""
+        """Wake the sampler (stop or pause)."""
         if self._wake_w >= 0:
             with contextlib.suppress(OSError):  # full: it is awake already
                 os.write(self._wake_w, b"x")
+
+    def _woken(self) -> bool:
+        """Empty the wake-up pipe after a poke; False if it was closed under the sampler
+        (stop() gave up waiting for it)."""
+        try:
+            os.read(self._wake_r, 64)
+        except OSError:
+            return False
+        return True
 
     def _close_pipe(self) -> None:
         for fd in (self._wake_r, self._wake_w):
@@ -285,11 +285,15 @@ class GCTracer:
         flush_every = max(1, round(0.1 / self.interval_s))
         tick_every = max(1, round(0.25 / self.interval_s))
         cpu, tick_ns = time.thread_time_ns, 0
-        sleep, interval = self._wake.acquire, self.interval_s
-        while not sleep(timeout=interval):
+        wait, wake, interval = select.select, [self._wake_r], self.interval_s
+        while not self._stop.is_set():
             if not self._active.is_set():
                 self._drain()
                 self._active.wait()
+                continue
+            if wait(wake, (), (), interval)[0]:
+                if not self._woken():
+                    return
                 continue
             self._sample()
             ticks += 1
@@ -323,9 +327,7 @@ class GCTracer:
             if got:
                 self._last_rss = self._samples[(self._nsamples - 1) * _SAMPLE_FIELDS + 1]
             if woken:
-                try:
-                    os.read(self._wake_r, 64)
-                except OSError:  # closed under it: stop() gave up waiting
+                if not self._woken():
                     return
                 continue
             ticks += got
