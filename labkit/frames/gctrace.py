@@ -104,6 +104,7 @@ def load_gc_events(path: Path, t0_ns: int, tracer_thread_id: int = 0) -> pd.Data
 def load_heap(path: Path, t0_ns: int) -> pd.DataFrame:
     """Heap samples: ``t_s``, ``rss_bytes``, ``allocated_blocks``, ``count0..2``
     and, when tracemalloc was on, ``traced_bytes`` and ``traced_peak_bytes``."""
+    # csvfile imports pandas: the event columns (the pprof export) need only numpy
     from labkit.frames.csvfile import check_non_negative, read_csv_checked
 
     df = read_csv_checked(path, HEAP_COLUMNS, "labkit heap sample file", dtype="int64")
