@@ -113,23 +113,25 @@ ORDER BY nodes_strong DESC, nodes DESC
 # and the ``by`` label): a frame's other columns (``memray_growth``'s stacks are most of its
 # bytes) are never decoded for them. A column missing here fails a query (DuckDB: not
 # found), never changes a row.
+# ``memray_growth``'s, with their types: a fleet without a memray capture answers from an
+# empty table of them (:data:`EMPTY_FRAMES`).
+GROWTH_COLUMNS: dict[str, str] = {"site_function": "string", "site_file": "string",
+                                  "site_line": "int64", "peak_bytes": "int64",
+                                  "gain_bytes": "int64"}
 QUESTION_COLUMNS: dict[str, frozenset[str]] = {
     "runs": frozenset({"schema_version", "host", "label_host", "duration_s",
                        "memray_peak_bytes", "rss_peak_bytes", "threads_max", "fds_max",
                        "gc_share", "top_function", "top_file", "top_line", "top_score",
                        "top_kind"}),
-    "memray_growth": frozenset({"site_function", "site_file", "site_line", "peak_bytes",
-                                "gain_bytes"}),
+    "memray_growth": frozenset(GROWTH_COLUMNS),
 }
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 # A frame the questions read that a run may lack, by its questions' columns and types.
-EMPTY_FRAMES: dict[str, dict[str, str]] = {
-    "memray_growth": {"run_id": "string", "site_function": "string", "site_file": "string",
-                      "site_line": "int64", "peak_bytes": "int64", "gain_bytes": "int64"},
-}
+EMPTY_FRAMES: dict[str, dict[str, str]] = {"memray_growth": {"run_id": "string",
+                                                             **GROWTH_COLUMNS}}
 
 
 def ident(name: str) -> str:
