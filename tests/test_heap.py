@@ -359,7 +359,7 @@ def test_a_cap_snapshot_is_taken_before_the_kill(tmp_path: Path, write_prog) -> 
         import time
         GROWING = []
         while True:
-            GROWING.append(bytes(1 << 20))
+            GROWING.append(b"x" * (1 << 20))  # written: bytes(n) is calloc'd, not resident
             time.sleep(0.005)
     """)
     run = tmp_path / "run"
