@@ -26,6 +26,7 @@ in its folder and renamed over the part, so concurrent exports of a run never co
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -95,6 +96,12 @@ class _Context:
             run.memray.churn_in_background()
         self.evidence = evidence_of(run)
 
+    def awaiting_held(self) -> None:
+        """Before the first frame that waits for memray's temporal pass: memray imported
+        (its metadata comes pickled with that pass's result), once."""
+        if self.evidence.memray is not None and "memray" not in sys.modules:
+            import memray  # noqa: F401
+
     @cached_property
     def findings(self) -> Any:
         from labkit.analysis.findings import findings
@@ -117,6 +124,10 @@ FRAMES: dict[str, tuple[Any, Callable[[_Context], Any]]] = {
     "thread_origins": (A.ORIGINS, lambda c: c.run.origins.threads),
     "fd_origins": (A.ORIGINS, lambda c: c.run.origins.fds),
 }
+
+
+# the frames that wait for memray's temporal pass (``held``), or for the findings
+_AFTER_HELD = frozenset({"runs", "suspects", "memray_peak", "memray_growth"})
 
 
 def run_id(run: Any) -> str:
@@ -228,8 +239,12 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
     ctx = _Context(run)  # a large capture's churn pass starts elsewhere: import meanwhile
     import pyarrow as pa
 
-    written = []
-    for name, path in parts:
+    # what needs no temporal pass first, while memray's worker still makes it (the churn
+    # pass ends sooner); ``runs`` stays last
+    order = sorted(parts, key=lambda p: p[0] in _AFTER_HELD)
+    for name, path in order:
+        if name in _AFTER_HELD:
+            ctx.awaiting_held()
         df = FRAMES[name][1](ctx).drop(columns=["frames"], errors="ignore")
         table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
         for i, f in enumerate(table.schema):
@@ -238,8 +253,7 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
         for k, col in _identity_columns(ids, len(df)).items():
             table = table.append_column(k, col)
         _write_part(root, path, table)
-        written.append(path)
-    return written
+    return [path for _, path in parts]
 
 
 PART = "part-0.parquet"

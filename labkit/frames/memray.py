@@ -114,6 +114,16 @@ def _reading(path: Path) -> Iterator[None]:
         memray.set_log_level(logging.WARNING)
 
 
+_TORN = "churn result cut short"  # in ``_early``: the worker's status says why
+
+
+class _Refused:
+    """A pass's read error, kept until its result is asked for."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
 def own_allocations(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of an allocation frame that are the program's own: neither labkit's tracer
     nor made while importing modules (what a learner or a postmortem should look at).
@@ -223,6 +233,7 @@ class MemrayCapture:
         self._workers: dict[str, subprocess.Popen] = {}
         self._early: dict[str, Any] = {}  # results read before their frame asked for them
         self._via: dict[str, str] = {}  # a pass whose result another pass's worker gives
+        self._churn_read = False  # a held_churn worker's first result (churn's) taken
         self._origin = origin_epoch_s
         self._metadata: Any = None
         self._reader: Any = None
@@ -311,11 +322,18 @@ class MemrayCapture:
         a signal or refusing the capture is a one-line :class:`CorruptCaptureError`."""
         via = self._via.get(task)
         if task not in self._early and via in self._workers:
-            self._early[via] = self._result(via)  # which gives this task's too
+            self._churn_first(self._workers[via])  # which gives this task's first
+            if task not in self._early:  # cut short, or not written: its worker says why
+                self._early[via] = self._result(via)
         if task in self._early:
-            return self._early.pop(task)
+            got = self._early.pop(task)
+            if isinstance(got, _Refused):
+                raise _corrupt(self.path, got.exc)
+            return got
         self._spawn(task)
         w = self._workers[task]
+        if self._via.get("churn") == task:
+            self._churn_first(w)
         out, _ = w.communicate()
         del self._workers[task]
         if w.returncode < 0:
@@ -327,15 +345,37 @@ class MemrayCapture:
             except (ValueError, KeyError, TypeError, AttributeError):
                 detail, cut = f"its reader exited with status {w.returncode}", False
             raise (_cut_short if cut else _corrupt)(self.path, detail)
+        if self._early.pop(_TORN, False):
+            raise _corrupt(self.path, "its churn pass's result was cut short")
         got = pickle.loads(out)  # our child's
-        if isinstance(got, dict) and "churn" in got and task != "churn":
-            self._early["churn"] = got.pop("churn")
         opened = got.pop("opened", None) if isinstance(got, dict) else None
         if opened is not None and self._metadata is None:  # not opened here
             self._metadata = opened["metadata"]
             self.__dict__["_snapshots"] = opened["snapshots"]
             self._check_opened()
         return got
+
+    def _churn_first(self, w: subprocess.Popen) -> None:
+        """Read the churn result a ``held_churn`` worker writes first (see
+        :func:`labkit.frames.memray_worker.held_churn`) into ``_early``, once; a read
+        error kept for whoever asks for churn, a result cut short (its copy crashed) left
+        for the worker's exit status to explain."""
+        if self._churn_read or w.stdout is None:
+            return
+        self._churn_read = True
+        if w.stdout.peek(1)[:1] != b"\x80":  # no pickle: the worker's error, or nothing
+            self._early[_TORN] = False
+            return
+        try:
+            got = pickle.load(w.stdout)  # our child's
+            _, kind, result = got
+        except Exception:  # a copy killed mid-write: its worker says why
+            self._early[_TORN] = True
+            return
+        if kind == "ok":
+            self._early["churn"] = result
+        elif kind == "error":
+            self._early["churn"] = _Refused(result)
 
     def close(self) -> None:
         """Release the file and any background worker."""
@@ -544,7 +584,9 @@ class MemrayCapture:
         most, so that memory stays flat however large the capture; :attr:`churn_records`
         says how many of how many it covers. Empty for an aggregated capture (see
         :attr:`missing`)."""
-        if self.aggregated:
+        if self._via.get("churn") in self._workers:  # its result comes first, and only
+            self._churn_first(self._workers[self._via["churn"]])  # from a non-aggregated one
+        if "churn" not in self._early and self.aggregated:
             self._churn_records = (0, 0)
             return _records_frame(())
         got = self._result("churn")

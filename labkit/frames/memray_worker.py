@@ -167,27 +167,6 @@ def _aggregated(reader: Any, native: bool) -> dict[str, Any]:
             "leaks": rows(reader.get_leaked_allocation_records(merge_threads=True))}
 
 
-def _forked(work: Any) -> tuple[int, int]:
-    """Run ``work()`` in a forked copy of this process (what memray's reader learnt on
-    opening is shared, not read again); :func:`_joined` gives its result."""
-    r, w = os.pipe()
-    sys.stdout.flush()
-    worker = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the copy: its result, or its read error, pickled into the pipe
-        os.close(r)
-        _die_with(worker)
-        try:
-            got: tuple[str, Any] = ("ok", work())
-        except _READ_ERRORS as exc:
-            got = ("error", exc)
-        with os.fdopen(w, "wb") as fh:
-            fh.write(pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL))
-        os._exit(0)
-    os.close(w)
-    return pid, r
-
-
 def _die_with(parent: int) -> None:
     """Linux: this process gets SIGKILL when ``parent``, the worker labkit stops when it no
     longer wants its result, dies (a fork does not inherit the worker's own setting)."""
@@ -200,30 +179,51 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _joined(child: tuple[int, int]) -> Any:
-    """The result of a :func:`_forked` copy; its read error raised here, and a copy killed
-    by a signal (memray's reader crashed) kills this process by the same signal."""
+def held_churn(path: str) -> dict[str, Any]:
+    """:func:`held` and :func:`churn` from one opening of the file: the churn pass runs in
+    a forked copy of this process while this one makes the temporal pass, each on its own
+    core. The copy writes its result to stdout first, as soon as it has it, before this
+    process's own (see :func:`_churn_to_stdout`), so that its reader can use it while the
+    temporal pass goes on. An aggregated capture gives :func:`held`'s views only."""
+    return held(path, churn_too=True)
+
+
+def _churn_to_stdout(reader: Any) -> int:
+    """Fork a copy that writes ``pickle(("churn", KIND, RESULT))`` to stdout, ``KIND``
+    ``"ok"`` (RESULT :func:`churn`'s) or ``"error"`` (RESULT the read error, and the copy
+    exits :data:`ERROR_EXIT`); returns its pid, for :func:`_waited`."""
+    sys.stdout.flush()
+    worker = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        _die_with(worker)
+        try:
+            got: tuple[str, str, Any] = ("churn", "ok", _churn(reader))
+        except _READ_ERRORS as exc:
+            got = ("churn", "error", exc)
+        data = memoryview(pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL))
+        while data:
+            data = data[os.write(1, data):]
+        os._exit(ERROR_EXIT if got[1] == "error" else 0)
+    return pid
+
+
+def _waited(pid: int) -> None:
+    """Wait for a :func:`_churn_to_stdout` copy: killed by a signal (memray's reader
+    crashed), it kills this process by the same one; refused, :class:`ChurnRefused`."""
     import signal
 
-    pid, r = child
-    with os.fdopen(r, "rb") as fh:
-        data = fh.read()
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
-    kind, got = pickle.loads(data)  # our own copy's
-    if kind == "error":
-        raise got
-    return got
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise ChurnRefused("memray refused the churn pass")
 
 
-def held_churn(path: str) -> dict[str, Any]:
-    """:func:`held` and :func:`churn` (as ``churn``) from one opening of the file: the
-    churn pass runs in a forked copy of this process while this one makes the temporal
-    pass, each on its own core. An aggregated capture gives :func:`held`'s views only."""
-    return held(path, churn_too=True)
+class ChurnRefused(ValueError):
+    """The forked churn pass met a read error (its copy wrote which, first, to stdout)."""
 
 
 def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
@@ -244,8 +244,11 @@ def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
     if aggregated and errors:
         raise CutShort(errors[0].rstrip("."))
     if views is not None:
+        if churn_too:  # no churn pass on this format: say so first all the same
+            sys.stdout.buffer.write(pickle.dumps(("churn", "none", None),
+                                                 protocol=pickle.HIGHEST_PROTOCOL))
         return {**views, "opened": _opened(reader)}
-    child = _forked(lambda: _churn(reader)) if churn_too else None
+    child = _churn_to_stdout(reader) if churn_too else None
     records, marks = reader.get_temporal_high_water_mark_allocation_records(merge_threads=True)
     out, frames = [], Frames()
     for r in records:
@@ -255,11 +258,10 @@ def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
                for iv in r.intervals]
         out.append((frames(r.stack_trace()), r.tid, ivs,
                     r.hybrid_stack_trace() if native else None))
-    got = {"marks": list(marks), "records": out, "frames": frames.table,
-           "opened": _opened(reader)}
     if child is not None:
-        got["churn"] = _joined(child)
-    return got
+        _waited(child)
+    return {"marks": list(marks), "records": out, "frames": frames.table,
+            "opened": _opened(reader)}
 
 
 def peak(path: str) -> dict[str, Any]:
