@@ -422,26 +422,29 @@ class MemrayCapture:
         got = self._result("held")
         if got.get("format") == "aggregated":
             return self._held_aggregated(got)
-        marks, records = got["marks"], got["records"]
+        marks, records, iv = got["marks"], got["records"], got["intervals"]
         n = max(1, len(marks))
         peak = int(np.argmax(marks)) if len(marks) else 0
-        ivs = [(i, a, n if d == NEVER_FREED else d, d == NEVER_FREED, nbytes, nallocs)
-               for i, r in enumerate(records) for a, d, nbytes, nallocs in r[2]]
-        rid, a, d, never, nbytes, nallocs = (np.array(c, dtype=t) for c, t in zip(
-            zip(*ivs, strict=True) if ivs else ((),) * 6,
-            (np.int64, np.int64, np.int64, bool, np.float64, np.float64), strict=True))
         m = len(records)
+        rid = np.repeat(np.arange(m), np.asarray(iv["count"], dtype=np.int64))
+        a = np.asarray(iv["allocated_before"], dtype=np.int64)
+        d = np.asarray(iv["deallocated_before"], dtype=np.int64)
+        never = d == NEVER_FREED
+        d = np.where(never, n, d)
+        nbytes = np.asarray(iv["n_bytes"], dtype=np.int64).astype(np.float64)
+        nallocs = np.asarray(iv["n_allocations"], dtype=np.int64).astype(np.float64)
         at_peak = (a <= peak) & (peak < d)  # held at a snapshot: allocated before, freed after
         # held at the last snapshot of each of at most MAX_STEPS equal steps, as a running sum
         steps = min(n, MAX_STEPS)
         last_of = (np.arange(1, steps + 1) * n - 1) // steps
-        delta = np.zeros((m, steps + 1))
-        np.add.at(delta, (rid, np.searchsorted(last_of, a)), nbytes)
-        np.add.at(delta, (rid, np.searchsorted(last_of, d)), -nbytes)
+        cells = np.concatenate([rid * (steps + 1) + np.searchsorted(last_of, a),
+                                rid * (steps + 1) + np.searchsorted(last_of, d)])
+        delta = np.bincount(cells, np.concatenate([nbytes, -nbytes]),
+                            m * (steps + 1)).reshape(m, steps + 1)
         held = delta.cumsum(axis=1)[:, :steps]
         q = max(1, steps // 4)
         first, last = held[:, :q].mean(axis=1), held[:, -q:].mean(axis=1)
-        diff = np.diff(held, axis=1)
+        diff = delta[:, 1:steps]  # held's steps: whole bytes, so exactly np.diff(held)
         cols = {"peak_bytes": np.bincount(rid, nbytes * at_peak, m).astype("int64"),
                 "peak_count": np.bincount(rid, nallocs * at_peak, m).astype("int64"),
                 "end_bytes": np.bincount(rid, nbytes * never, m).astype("int64"),

@@ -23,6 +23,7 @@ import os
 import pickle
 import sys
 import tempfile
+from array import array
 from collections.abc import Iterator
 from typing import Any
 
@@ -228,12 +229,13 @@ class ChurnRefused(ValueError):
 
 def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
     """memray's temporal high-water-mark pass, threads merged: ``marks`` (the heap at each
-    snapshot) and ``records``, per call stack ``(stack, tid, intervals, hybrid)`` (the
-    stack as numbers into ``frames``) with
-    intervals ``(allocated_before, deallocated_before or NEVER_FREED, n_bytes,
-    n_allocations)`` and ``hybrid`` its hybrid stack (``None`` without native traces).
-    An aggregated capture gives :func:`_aggregated`'s views instead; one that memray
-    reports as ending early raises :class:`CutShort`."""
+    snapshot), ``records``, per call stack ``(stack, tid, (), hybrid)`` (the stack as
+    numbers into ``frames``, ``hybrid`` its hybrid stack, ``None`` without native traces),
+    and their ``intervals`` as columns of int64 (``array('q')``, for numpy to read as
+    they are): ``count`` per record, then per interval, record after record,
+    ``allocated_before``, ``deallocated_before`` (or NEVER_FREED), ``n_bytes``,
+    ``n_allocations``. An aggregated capture gives :func:`_aggregated`'s views instead;
+    one that memray reports as ending early raises :class:`CutShort`."""
     from memray import FileFormat
 
     with _memray_errors() as errors:
@@ -250,18 +252,24 @@ def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
         return {**views, "opened": _opened(reader)}
     child = _churn_to_stdout(reader) if churn_too else None
     records, marks = reader.get_temporal_high_water_mark_allocation_records(merge_threads=True)
-    out, frames = [], Frames()
+    out, frames, ivs = [], Frames(), []
     for r in records:
-        ivs = [(iv.allocated_before_snapshot,
-                NEVER_FREED if iv.deallocated_before_snapshot is None
-                else iv.deallocated_before_snapshot, iv.n_bytes, iv.n_allocations)
-               for iv in r.intervals]
-        out.append((frames(r.stack_trace()), r.tid, ivs,
+        got = r.intervals
+        ivs.append(got)
+        out.append((frames(r.stack_trace()), r.tid, (),
                     r.hybrid_stack_trace() if native else None))
+    flat = [iv for got in ivs for iv in got]
+    intervals = {
+        "count": array("q", map(len, ivs)),
+        "allocated_before": array("q", [iv.allocated_before_snapshot for iv in flat]),
+        "deallocated_before": array("q", [NEVER_FREED if (d := iv.deallocated_before_snapshot)
+                                          is None else d for iv in flat]),
+        "n_bytes": array("q", [iv.n_bytes for iv in flat]),
+        "n_allocations": array("q", [iv.n_allocations for iv in flat])}
     if child is not None:
         _waited(child)
-    return {"marks": list(marks), "records": out, "frames": frames.table,
-            "opened": _opened(reader)}
+    return {"marks": list(marks), "records": out, "intervals": intervals,
+            "frames": frames.table, "opened": _opened(reader)}
 
 
 def peak(path: str) -> dict[str, Any]:
