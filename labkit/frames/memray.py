@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 from labkit.capture.children import set_pdeathsig
 from labkit.errors import CorruptCaptureError, InputError
 from labkit.frames import memray_aggregated as agg
-from labkit.frames.memray_worker import NEVER_FREED
+from labkit.frames.memray_worker import MAX_STEPS, NEVER_FREED
 from labkit.safefile import open_regular
 from labkit.stacks import SNAPSHOT_FILE, TRACER_FILE, Frame, is_agent, is_import_time, stack_text
 
@@ -65,7 +65,6 @@ if TYPE_CHECKING:
 
 ALLOCATION_COLUMNS = ("function", "file", "line", "stack", "bytes", "count", "thread",
                       "in_labkit", "frames")
-MAX_STEPS = 128  # growth is followed over at most this many steps of snapshots
 # run by path, with -P so that this folder (which has a memray.py) is not on its sys.path
 _WORKER = Path(__file__).with_name("memray_worker.py")
 
@@ -435,7 +434,7 @@ class MemrayCapture:
         nallocs = np.asarray(iv["n_allocations"], dtype=np.int64).astype(np.float64)
         at_peak = (a <= peak) & (peak < d)  # held at a snapshot: allocated before, freed after
         # held at the last snapshot of each of at most MAX_STEPS equal steps, as a running sum
-        steps = min(n, MAX_STEPS)
+        steps = min(n, MAX_STEPS)  # as the worker counts them (memray_worker._steps)
         last_of = (np.arange(1, steps + 1) * n - 1) // steps
         cells = np.concatenate([rid * (steps + 1) + np.searchsorted(last_of, a),
                                 rid * (steps + 1) + np.searchsorted(last_of, d)])

@@ -30,6 +30,7 @@ from typing import Any
 Stack = list[tuple[str, str, int]]
 ERROR_EXIT = 3
 NEVER_FREED = -1  # ``deallocated_before_snapshot`` of an interval never freed
+MAX_STEPS = 128  # growth is followed over at most this many steps of snapshots
 CHURN_MAX_RECORDS = 4_000_000  # the churn pass reads at most this many records
 
 
@@ -234,8 +235,10 @@ def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
     and their ``intervals`` as columns of int64 (``array('q')``, for numpy to read as
     they are): ``count`` per record, then per interval, record after record,
     ``allocated_before``, ``deallocated_before`` (or NEVER_FREED), ``n_bytes``,
-    ``n_allocations``. An aggregated capture gives :func:`_aggregated`'s views instead;
-    one that memray reports as ending early raises :class:`CutShort`."""
+    ``n_allocations``. A stack that held no byte at the peak, at the end, or across the
+    end of any of :func:`_steps`' steps is left out: it says nothing (its reader would drop
+    it), and its stack is not read. An aggregated capture gives :func:`_aggregated`'s views
+    instead; one that memray reports as ending early raises :class:`CutShort`."""
     from memray import FileFormat
 
     with _memray_errors() as errors:
@@ -253,8 +256,11 @@ def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
     child = _churn_to_stdout(reader) if churn_too else None
     records, marks = reader.get_temporal_high_water_mark_allocation_records(merge_threads=True)
     out, frames, ivs = [], Frames(), []
+    held_across = _held_across(marks)
     for r in records:
         got = r.intervals
+        if not held_across(got):
+            continue
         ivs.append(got)
         out.append((frames(r.stack_trace()), r.tid, (),
                     r.hybrid_stack_trace() if native else None))
@@ -270,6 +276,32 @@ def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
         _waited(child)
     return {"marks": list(marks), "records": out, "intervals": intervals,
             "frames": frames.table, "opened": _opened(reader)}
+
+
+def _steps(n: int) -> list[int]:
+    """The last snapshot of each of at most :data:`MAX_STEPS` equal steps of ``n``."""
+    steps = min(n, MAX_STEPS)
+    return [((k + 1) * n - 1) // steps for k in range(steps)]
+
+
+def _held_across(marks: list[int]) -> Any:
+    """Whether intervals (memray's, of one stack) held a byte at the peak (the first
+    snapshot of the largest heap in ``marks``), at the end, or across the end of a step
+    (:func:`_steps`): else the bytes it held at each step's end are all 0."""
+    from bisect import bisect_left
+
+    peak = marks.index(max(marks)) if marks else 0
+    last_of = _steps(max(1, len(marks)))
+
+    def held(intervals: list[Any]) -> bool:
+        for iv in intervals:
+            d = iv.deallocated_before_snapshot
+            if iv.n_bytes > 0 and (d is None or iv.allocated_before_snapshot <= peak < d or
+                                   bisect_left(last_of, iv.allocated_before_snapshot)
+                                   != bisect_left(last_of, d)):
+                return True
+        return False
+    return held
 
 
 def peak(path: str) -> dict[str, Any]:
