@@ -95,11 +95,9 @@ class _Context:
         elif path is not None and path.stat().st_size > BACKGROUND_BYTES:  # already open
             run.memray.churn_in_background()
         self.evidence = evidence_of(run)
-
-    def awaiting_held(self) -> None:
-        """Before the first frame that waits for memray's temporal pass: memray imported
-        (its metadata comes pickled with that pass's result), once."""
-        if self.evidence.memray is not None and "memray" not in sys.modules:
+        if path is not None and "memray" not in sys.modules:
+            # now, while memray's passes run: the temporal pass's result comes pickled with
+            # memray's own objects, and unpickling it would import memray after it arrives
             import memray  # noqa: F401
 
     @cached_property
@@ -243,8 +241,6 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
     # pass ends sooner); ``runs`` stays last
     order = sorted(parts, key=lambda p: p[0] in _AFTER_HELD)
     for name, path in order:
-        if name in _AFTER_HELD:
-            ctx.awaiting_held()
         df = FRAMES[name][1](ctx).drop(columns=["frames"], errors="ignore")
         table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
         for i, f in enumerate(table.schema):
