@@ -215,3 +215,22 @@ def test_a_forked_pass_ends_with_its_worker() -> None:
     while not _gone(copy) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(copy)
+
+
+def test_the_held_worker_leaves_out_only_the_stacks_its_reader_drops(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from labkit.frames import memray_worker
+
+    def growth_from(result: dict) -> pd.DataFrame:
+        cap = MemrayCapture(CAPTURE, held_in_background=False)
+        cap._early["held"] = result
+        return cap.growth
+
+    kept = memray_worker.held(str(CAPTURE))
+    monkeypatch.setattr(memray_worker, "_held_across", lambda marks: lambda intervals: True)
+    every = memray_worker.held(str(CAPTURE))
+    assert len(every["intervals"]["count"]) > len(kept["intervals"]["count"]) > 10
+    assert len(every["records"]) == len(every["intervals"]["count"])
+    pd.testing.assert_frame_equal(growth_from(kept), growth_from(every), check_exact=True)
