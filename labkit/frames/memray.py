@@ -21,9 +21,11 @@ by a signal is a one-line :class:`CorruptCaptureError`. The exports go further
 (``open_here=False``): labkit's process does not open the file at all, the worker of the
 ``held`` or ``peak`` pass hands over what memray learnt on opening it, and with both
 ``held`` and ``churn`` wanted the churn pass runs in a fork of the held pass's worker,
-after one opening of the file for both. Workers hand stacks over as numbers into a table
-of distinct frames; each frame is judged once (:func:`program_stacks` gives a caller that
-needs no DataFrame the rows :func:`own_allocations` would keep).
+after one opening of the file for both, and its result comes first, as soon as it is made
+(a caller can use it while the temporal pass goes on). Workers hand stacks over as
+numbers into a table of distinct frames; each frame is judged once
+(:func:`program_stacks` gives a caller that needs no DataFrame the rows
+:func:`own_allocations` would keep).
 
 Aggregated captures (``memray run --aggregate``): memray keeps only the high-water mark
 and the leaks per call stack, so the ``held`` pass reads those two views

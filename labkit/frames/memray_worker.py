@@ -9,7 +9,8 @@ instead) and the plain one (``peak``).
 
 :class:`labkit.frames.memray.MemrayCapture` runs this file by its path,
 ``python -P memray_worker.py TASK FILE``, so the worker imports memray and nothing of
-labkit. Each pass writes its result as a pickle (see each function). A capture memray
+labkit. Each pass writes its result as a pickle (see each function); ``held_churn`` writes
+two, the churn pass's first. A capture memray
 cannot read makes it print ``{"error": DETAIL}`` as JSON and exit 3 (with
 ``"cut_short": true`` for an aggregated capture memray reports as ending early); a capture
 that crashes the reader kills it by the signal, which the caller reports.
