@@ -240,15 +240,25 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
     # what needs no temporal pass first, while memray's worker still makes it (the churn
     # pass ends sooner); ``runs`` stays last
     order = sorted(parts, key=lambda p: p[0] in _AFTER_HELD)
-    for name, path in order:
-        df = FRAMES[name][1](ctx).drop(columns=["frames"], errors="ignore")
-        table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
-        for i, f in enumerate(table.schema):
-            if pa.types.is_null(f.type):
-                table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
-        for k, col in _identity_columns(ids, len(df)).items():
-            table = table.append_column(k, col)
-        _write_part(root, path, table)
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    # each part written by a second thread (pyarrow lets go of the GIL) while this one
+    # builds the next; a failed write is raised before the next is started
+    with ThreadPoolExecutor(1, thread_name_prefix="labkit-parquet") as writer:
+        pending: Future[None] | None = None
+        for name, path in order:
+            df = FRAMES[name][1](ctx).drop(columns=["frames"], errors="ignore")
+            table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+            for i, f in enumerate(table.schema):
+                if pa.types.is_null(f.type):
+                    table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
+            for k, col in _identity_columns(ids, len(df)).items():
+                table = table.append_column(k, col)
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(_write_part, root, path, table)
+        if pending is not None:
+            pending.result()
     return [path for _, path in parts]
 
 
