@@ -236,6 +236,7 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
         _check_way(root, path)
     ctx = _Context(run)  # a large capture's churn pass starts elsewhere: import meanwhile
     import pyarrow as pa
+    import pyarrow.parquet  # loaded here, so that the writer thread loads nothing
 
     # what needs no temporal pass first, while memray's worker still makes it (the churn
     # pass ends sooner); ``runs`` stays last
