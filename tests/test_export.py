@@ -169,3 +169,27 @@ def test_go_tool_pprof_web_ui_serves_an_export(tmp_path: Path) -> None:
     finally:
         os.killpg(ui.pid, signal.SIGKILL)
         ui.wait()
+
+
+def test_a_part_that_fails_stops_the_parquet_export_before_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.errors import InputError
+    from labkit.export import parquet
+    from labkit.frames import load
+
+    real = parquet._write_part
+    written: list[str] = []
+
+    def failing(root: Path, path: Path, table: object) -> None:
+        if path.parent.parent.name == "frame=gc_events":
+            raise InputError(f"cannot write {path} (No space left on device)")
+        real(root, path, table)
+        written.append(path.parent.parent.name)
+
+    monkeypatch.setattr(parquet, "_write_part", failing)
+    run = load(DATASETS / "pool-misuse" / "leaky", background_stats=False,
+               memray_first=parquet.PASSES)
+    with pytest.raises(InputError, match="No space left on device"):
+        parquet.export_parquet(run, tmp_path / "out")
+    assert "frame=runs" not in written  # the part that marks a run's export complete
+    assert not list((tmp_path / "out").glob("frame=runs/*/*"))

@@ -4,8 +4,6 @@ giving what the DataFrame path gives, on real recorded captures."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -132,21 +130,43 @@ def test_pprof_profiles_are_the_dataframe_ones_byte_for_byte(run: str) -> None:
     assert gc_profile(exported) == _reference_gc_profile(reference)
 
 
-def _in_a_worker(work: str) -> subprocess.CompletedProcess[str]:
-    code = ("import os, signal, sys; sys.path.insert(0, sys.argv[1]); import memray_worker as w; "
-            f"print(w._joined(w._forked({work})))")
+def _held_churn_worker(churn: str, stderr: int = subprocess.DEVNULL
+                       ) -> subprocess.Popen[bytes]:
+    """The ``held_churn`` pass in a worker, its churn pass replaced by ``churn``."""
+    code = ("import os, signal, sys, time; sys.path.append(sys.argv[1]); "
+            "import memray_worker as w; "
+            f"w._churn = {churn}; sys.exit(w.main(['held_churn', sys.argv[2]]))")
     worker_dir = Path(__file__).resolve().parent.parent / "labkit" / "frames"
-    return subprocess.run([sys.executable, "-P", "-c", code, str(worker_dir)],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.Popen([sys.executable, "-P", "-c", code, str(worker_dir), str(CAPTURE)],
+                            stdout=subprocess.PIPE, stderr=stderr)
 
 
-def test_a_forked_pass_gives_its_result_its_error_or_its_crash() -> None:
-    ok = _in_a_worker("lambda: os.getpid()")
-    assert ok.returncode == 0 and int(ok.stdout) != os.getpid()
-    refused = _in_a_worker("lambda: int('not a number')")
-    assert refused.returncode == 1 and "ValueError" in refused.stderr
-    crashed = _in_a_worker("lambda: os.kill(os.getpid(), signal.SIGSEGV)")
-    assert crashed.returncode == -signal.SIGSEGV  # the worker dies as its copy did
+def _read_by(worker: subprocess.Popen[bytes]) -> MemrayCapture:
+    """A capture whose ``held_churn`` worker is ``worker``."""
+    cap = MemrayCapture(CAPTURE, churn_in_background=True, open_here=False)
+    cap._workers.pop("held").kill()
+    cap._workers["held"] = worker
+    return cap
+
+
+def test_the_forked_churn_pass_gives_its_result_first_its_error_or_its_crash() -> None:
+    import pickle
+
+    ok = _held_churn_worker("lambda r: {'read': 1, 'total': 2, 'records': [], 'frames': []}")
+    assert ok.stdout is not None
+    assert pickle.load(ok.stdout) == ("churn", "ok", {"read": 1, "total": 2, "records": [],
+                                                      "frames": []})
+    assert "records" in pickle.load(ok.stdout) and ok.wait(60) == 0  # then the held pass's
+    cap = _read_by(_held_churn_worker("lambda r: int('not a number')"))
+    with pytest.raises(CorruptCaptureError, match=r"not a readable memray capture \("
+                       "invalid literal for int"):
+        _ = cap.churn
+    with pytest.raises(CorruptCaptureError, match="not a readable memray capture"):
+        _ = cap.growth  # the worker refuses the capture as a whole
+    for wanted in ("churn", "growth"):
+        cap = _read_by(_held_churn_worker("lambda r: os.kill(os.getpid(), signal.SIGSEGV)"))
+        with pytest.raises(CorruptCaptureError, match=r"crashes memray's reader \(SIGSEGV\)"):
+            _ = getattr(cap, wanted)  # the worker dies as its copy did
 
 
 def test_passes_started_before_the_manifest_serve_only_a_checked_run(
@@ -184,13 +204,10 @@ def _gone(pid: int) -> bool:
 def test_a_forked_pass_ends_with_its_worker() -> None:
     import time
 
-    worker_dir = Path(__file__).resolve().parent.parent / "labkit" / "frames"
-    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); import memray_worker as w; "
-            "c = w._forked(lambda: time.sleep(60)); print(c[0], flush=True); w._joined(c)")
-    worker = subprocess.Popen([sys.executable, "-P", "-c", code, str(worker_dir)],
-                              stdout=subprocess.PIPE, text=True)
-    assert worker.stdout is not None
-    copy = int(worker.stdout.readline())
+    worker = _held_churn_worker("lambda r: (print(os.getpid(), file=sys.stderr, flush=True), "
+                                "time.sleep(60))", stderr=subprocess.PIPE)
+    assert worker.stderr is not None
+    copy = int(worker.stderr.readline())
     assert not _gone(copy)
     worker.kill()  # as MemrayCapture stops a worker whose result it no longer wants
     worker.wait()
@@ -198,3 +215,22 @@ def test_a_forked_pass_ends_with_its_worker() -> None:
     while not _gone(copy) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(copy)
+
+
+def test_the_held_worker_leaves_out_only_the_stacks_its_reader_drops(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from labkit.frames import memray_worker
+
+    def growth_from(result: dict) -> pd.DataFrame:
+        cap = MemrayCapture(CAPTURE, held_in_background=False)
+        cap._early["held"] = result
+        return cap.growth
+
+    kept = memray_worker.held(str(CAPTURE))
+    monkeypatch.setattr(memray_worker, "_held_across", lambda marks: lambda intervals: True)
+    every = memray_worker.held(str(CAPTURE))
+    assert len(every["intervals"]["count"]) > len(kept["intervals"]["count"]) > 10
+    assert len(every["records"]) == len(every["intervals"]["count"])
+    pd.testing.assert_frame_equal(growth_from(kept), growth_from(every), check_exact=True)

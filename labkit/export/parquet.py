@@ -26,6 +26,7 @@ in its folder and renamed over the part, so concurrent exports of a run never co
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -94,6 +95,10 @@ class _Context:
         elif path is not None and path.stat().st_size > BACKGROUND_BYTES:  # already open
             run.memray.churn_in_background()
         self.evidence = evidence_of(run)
+        if path is not None and "memray" not in sys.modules:
+            # now, while memray's passes run: the temporal pass's result comes pickled with
+            # memray's own objects, and unpickling it would import memray after it arrives
+            import memray  # noqa: F401
 
     @cached_property
     def findings(self) -> Any:
@@ -117,6 +122,10 @@ FRAMES: dict[str, tuple[Any, Callable[[_Context], Any]]] = {
     "thread_origins": (A.ORIGINS, lambda c: c.run.origins.threads),
     "fd_origins": (A.ORIGINS, lambda c: c.run.origins.fds),
 }
+
+
+# the frames that wait for memray's temporal pass (``held``), or for the findings
+_AFTER_HELD = frozenset({"runs", "suspects", "memray_peak", "memray_growth"})
 
 
 def run_id(run: Any) -> str:
@@ -227,19 +236,31 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
         _check_way(root, path)
     ctx = _Context(run)  # a large capture's churn pass starts elsewhere: import meanwhile
     import pyarrow as pa
+    import pyarrow.parquet  # loaded here, so that the writer thread loads nothing
 
-    written = []
-    for name, path in parts:
-        df = FRAMES[name][1](ctx).drop(columns=["frames"], errors="ignore")
-        table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
-        for i, f in enumerate(table.schema):
-            if pa.types.is_null(f.type):
-                table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
-        for k, col in _identity_columns(ids, len(df)).items():
-            table = table.append_column(k, col)
-        _write_part(root, path, table)
-        written.append(path)
-    return written
+    # what needs no temporal pass first, while memray's worker still makes it (the churn
+    # pass ends sooner); ``runs`` stays last
+    order = sorted(parts, key=lambda p: p[0] in _AFTER_HELD)
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    # each part written by a second thread (pyarrow lets go of the GIL) while this one
+    # builds the next; a failed write is raised before the next is started
+    with ThreadPoolExecutor(1, thread_name_prefix="labkit-parquet") as writer:
+        pending: Future[None] | None = None
+        for name, path in order:
+            df = FRAMES[name][1](ctx).drop(columns=["frames"], errors="ignore")
+            table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+            for i, f in enumerate(table.schema):
+                if pa.types.is_null(f.type):
+                    table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
+            for k, col in _identity_columns(ids, len(df)).items():
+                table = table.append_column(k, col)
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(_write_part, root, path, table)
+        if pending is not None:
+            pending.result()
+    return [path for _, path in parts]
 
 
 PART = "part-0.parquet"

@@ -21,9 +21,11 @@ by a signal is a one-line :class:`CorruptCaptureError`. The exports go further
 (``open_here=False``): labkit's process does not open the file at all, the worker of the
 ``held`` or ``peak`` pass hands over what memray learnt on opening it, and with both
 ``held`` and ``churn`` wanted the churn pass runs in a fork of the held pass's worker,
-after one opening of the file for both. Workers hand stacks over as numbers into a table
-of distinct frames; each frame is judged once (:func:`program_stacks` gives a caller that
-needs no DataFrame the rows :func:`own_allocations` would keep).
+after one opening of the file for both, and its result comes first, as soon as it is made
+(a caller can use it while the temporal pass goes on). Workers hand stacks over as
+numbers into a table of distinct frames; each frame is judged once
+(:func:`program_stacks` gives a caller that needs no DataFrame the rows
+:func:`own_allocations` would keep).
 
 Aggregated captures (``memray run --aggregate``): memray keeps only the high-water mark
 and the leaks per call stack, so the ``held`` pass reads those two views
@@ -56,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 from labkit.capture.children import set_pdeathsig
 from labkit.errors import CorruptCaptureError, InputError
 from labkit.frames import memray_aggregated as agg
-from labkit.frames.memray_worker import NEVER_FREED
+from labkit.frames.memray_worker import MAX_STEPS, NEVER_FREED
 from labkit.safefile import open_regular
 from labkit.stacks import SNAPSHOT_FILE, TRACER_FILE, Frame, is_agent, is_import_time, stack_text
 
@@ -65,7 +67,6 @@ if TYPE_CHECKING:
 
 ALLOCATION_COLUMNS = ("function", "file", "line", "stack", "bytes", "count", "thread",
                       "in_labkit", "frames")
-MAX_STEPS = 128  # growth is followed over at most this many steps of snapshots
 # run by path, with -P so that this folder (which has a memray.py) is not on its sys.path
 _WORKER = Path(__file__).with_name("memray_worker.py")
 
@@ -112,6 +113,16 @@ def _reading(path: Path) -> Iterator[None]:
         raise _corrupt(path, exc) from None
     finally:
         memray.set_log_level(logging.WARNING)
+
+
+_TORN = "churn result cut short"  # in ``_early``: the worker's status says why
+
+
+class _Refused:
+    """A pass's read error, kept until its result is asked for."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
 
 
 def own_allocations(df: pd.DataFrame) -> pd.DataFrame:
@@ -223,6 +234,7 @@ class MemrayCapture:
         self._workers: dict[str, subprocess.Popen] = {}
         self._early: dict[str, Any] = {}  # results read before their frame asked for them
         self._via: dict[str, str] = {}  # a pass whose result another pass's worker gives
+        self._churn_read = False  # a held_churn worker's first result (churn's) taken
         self._origin = origin_epoch_s
         self._metadata: Any = None
         self._reader: Any = None
@@ -311,11 +323,18 @@ class MemrayCapture:
         a signal or refusing the capture is a one-line :class:`CorruptCaptureError`."""
         via = self._via.get(task)
         if task not in self._early and via in self._workers:
-            self._early[via] = self._result(via)  # which gives this task's too
+            self._churn_first(self._workers[via])  # which gives this task's first
+            if task not in self._early:  # cut short, or not written: its worker says why
+                self._early[via] = self._result(via)
         if task in self._early:
-            return self._early.pop(task)
+            got = self._early.pop(task)
+            if isinstance(got, _Refused):
+                raise _corrupt(self.path, got.exc)
+            return got
         self._spawn(task)
         w = self._workers[task]
+        if self._via.get("churn") == task:
+            self._churn_first(w)
         out, _ = w.communicate()
         del self._workers[task]
         if w.returncode < 0:
@@ -327,15 +346,37 @@ class MemrayCapture:
             except (ValueError, KeyError, TypeError, AttributeError):
                 detail, cut = f"its reader exited with status {w.returncode}", False
             raise (_cut_short if cut else _corrupt)(self.path, detail)
+        if self._early.pop(_TORN, False):
+            raise _corrupt(self.path, "its churn pass's result was cut short")
         got = pickle.loads(out)  # our child's
-        if isinstance(got, dict) and "churn" in got and task != "churn":
-            self._early["churn"] = got.pop("churn")
         opened = got.pop("opened", None) if isinstance(got, dict) else None
         if opened is not None and self._metadata is None:  # not opened here
             self._metadata = opened["metadata"]
             self.__dict__["_snapshots"] = opened["snapshots"]
             self._check_opened()
         return got
+
+    def _churn_first(self, w: subprocess.Popen) -> None:
+        """Read the churn result a ``held_churn`` worker writes first (see
+        :func:`labkit.frames.memray_worker.held_churn`) into ``_early``, once; a read
+        error kept for whoever asks for churn, a result cut short (its copy crashed) left
+        for the worker's exit status to explain."""
+        if self._churn_read or w.stdout is None:
+            return
+        self._churn_read = True
+        if w.stdout.peek(1)[:1] != b"\x80":  # no pickle: the worker's error, or nothing
+            self._early[_TORN] = False
+            return
+        try:
+            got = pickle.load(w.stdout)  # our child's
+            _, kind, result = got
+        except Exception:  # a copy killed mid-write: its worker says why
+            self._early[_TORN] = True
+            return
+        if kind == "ok":
+            self._early["churn"] = result
+        elif kind == "error":
+            self._early["churn"] = _Refused(result)
 
     def close(self) -> None:
         """Release the file and any background worker."""
@@ -382,26 +423,29 @@ class MemrayCapture:
         got = self._result("held")
         if got.get("format") == "aggregated":
             return self._held_aggregated(got)
-        marks, records = got["marks"], got["records"]
+        marks, records, iv = got["marks"], got["records"], got["intervals"]
         n = max(1, len(marks))
         peak = int(np.argmax(marks)) if len(marks) else 0
-        ivs = [(i, a, n if d == NEVER_FREED else d, d == NEVER_FREED, nbytes, nallocs)
-               for i, r in enumerate(records) for a, d, nbytes, nallocs in r[2]]
-        rid, a, d, never, nbytes, nallocs = (np.array(c, dtype=t) for c, t in zip(
-            zip(*ivs, strict=True) if ivs else ((),) * 6,
-            (np.int64, np.int64, np.int64, bool, np.float64, np.float64), strict=True))
         m = len(records)
+        rid = np.repeat(np.arange(m), np.asarray(iv["count"], dtype=np.int64))
+        a = np.asarray(iv["allocated_before"], dtype=np.int64)
+        d = np.asarray(iv["deallocated_before"], dtype=np.int64)
+        never = d == NEVER_FREED
+        d = np.where(never, n, d)
+        nbytes = np.asarray(iv["n_bytes"], dtype=np.int64).astype(np.float64)
+        nallocs = np.asarray(iv["n_allocations"], dtype=np.int64).astype(np.float64)
         at_peak = (a <= peak) & (peak < d)  # held at a snapshot: allocated before, freed after
         # held at the last snapshot of each of at most MAX_STEPS equal steps, as a running sum
-        steps = min(n, MAX_STEPS)
+        steps = min(n, MAX_STEPS)  # as the worker counts them (memray_worker._steps)
         last_of = (np.arange(1, steps + 1) * n - 1) // steps
-        delta = np.zeros((m, steps + 1))
-        np.add.at(delta, (rid, np.searchsorted(last_of, a)), nbytes)
-        np.add.at(delta, (rid, np.searchsorted(last_of, d)), -nbytes)
+        cells = np.concatenate([rid * (steps + 1) + np.searchsorted(last_of, a),
+                                rid * (steps + 1) + np.searchsorted(last_of, d)])
+        delta = np.bincount(cells, np.concatenate([nbytes, -nbytes]),
+                            m * (steps + 1)).reshape(m, steps + 1)
         held = delta.cumsum(axis=1)[:, :steps]
         q = max(1, steps // 4)
         first, last = held[:, :q].mean(axis=1), held[:, -q:].mean(axis=1)
-        diff = np.diff(held, axis=1)
+        diff = delta[:, 1:steps]  # held's steps: whole bytes, so exactly np.diff(held)
         cols = {"peak_bytes": np.bincount(rid, nbytes * at_peak, m).astype("int64"),
                 "peak_count": np.bincount(rid, nallocs * at_peak, m).astype("int64"),
                 "end_bytes": np.bincount(rid, nbytes * never, m).astype("int64"),
@@ -544,7 +588,9 @@ class MemrayCapture:
         most, so that memory stays flat however large the capture; :attr:`churn_records`
         says how many of how many it covers. Empty for an aggregated capture (see
         :attr:`missing`)."""
-        if self.aggregated:
+        if self._via.get("churn") in self._workers:  # its result comes first, and only
+            self._churn_first(self._workers[self._via["churn"]])  # from a non-aggregated one
+        if "churn" not in self._early and self.aggregated:
             self._churn_records = (0, 0)
             return _records_frame(())
         got = self._result("churn")

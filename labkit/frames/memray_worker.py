@@ -9,7 +9,8 @@ instead) and the plain one (``peak``).
 
 :class:`labkit.frames.memray.MemrayCapture` runs this file by its path,
 ``python -P memray_worker.py TASK FILE``, so the worker imports memray and nothing of
-labkit. Each pass writes its result as a pickle (see each function). A capture memray
+labkit. Each pass writes its result as a pickle (see each function); ``held_churn`` writes
+two, the churn pass's first. A capture memray
 cannot read makes it print ``{"error": DETAIL}`` as JSON and exit 3 (with
 ``"cut_short": true`` for an aggregated capture memray reports as ending early); a capture
 that crashes the reader kills it by the signal, which the caller reports.
@@ -23,12 +24,14 @@ import os
 import pickle
 import sys
 import tempfile
+from array import array
 from collections.abc import Iterator
 from typing import Any
 
 Stack = list[tuple[str, str, int]]
 ERROR_EXIT = 3
 NEVER_FREED = -1  # ``deallocated_before_snapshot`` of an interval never freed
+MAX_STEPS = 128  # growth is followed over at most this many steps of snapshots
 CHURN_MAX_RECORDS = 4_000_000  # the churn pass reads at most this many records
 
 
@@ -167,27 +170,6 @@ def _aggregated(reader: Any, native: bool) -> dict[str, Any]:
             "leaks": rows(reader.get_leaked_allocation_records(merge_threads=True))}
 
 
-def _forked(work: Any) -> tuple[int, int]:
-    """Run ``work()`` in a forked copy of this process (what memray's reader learnt on
-    opening is shared, not read again); :func:`_joined` gives its result."""
-    r, w = os.pipe()
-    sys.stdout.flush()
-    worker = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the copy: its result, or its read error, pickled into the pipe
-        os.close(r)
-        _die_with(worker)
-        try:
-            got: tuple[str, Any] = ("ok", work())
-        except _READ_ERRORS as exc:
-            got = ("error", exc)
-        with os.fdopen(w, "wb") as fh:
-            fh.write(pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL))
-        os._exit(0)
-    os.close(w)
-    return pid, r
-
-
 def _die_with(parent: int) -> None:
     """Linux: this process gets SIGKILL when ``parent``, the worker labkit stops when it no
     longer wants its result, dies (a fork does not inherit the worker's own setting)."""
@@ -200,40 +182,64 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _joined(child: tuple[int, int]) -> Any:
-    """The result of a :func:`_forked` copy; its read error raised here, and a copy killed
-    by a signal (memray's reader crashed) kills this process by the same signal."""
+def held_churn(path: str) -> dict[str, Any]:
+    """:func:`held` and :func:`churn` from one opening of the file: the churn pass runs in
+    a forked copy of this process while this one makes the temporal pass, each on its own
+    core. The copy writes its result to stdout first, as soon as it has it, before this
+    process's own (see :func:`_churn_to_stdout`), so that its reader can use it while the
+    temporal pass goes on. An aggregated capture gives :func:`held`'s views only."""
+    return held(path, churn_too=True)
+
+
+def _churn_to_stdout(reader: Any) -> int:
+    """Fork a copy that writes ``pickle(("churn", KIND, RESULT))`` to stdout, ``KIND``
+    ``"ok"`` (RESULT :func:`churn`'s) or ``"error"`` (RESULT the read error, and the copy
+    exits :data:`ERROR_EXIT`); returns its pid, for :func:`_waited`."""
+    sys.stdout.flush()
+    worker = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        _die_with(worker)
+        try:
+            got: tuple[str, str, Any] = ("churn", "ok", _churn(reader))
+        except _READ_ERRORS as exc:
+            got = ("churn", "error", exc)
+        data = memoryview(pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL))
+        while data:
+            data = data[os.write(1, data):]
+        os._exit(ERROR_EXIT if got[1] == "error" else 0)
+    return pid
+
+
+def _waited(pid: int) -> None:
+    """Wait for a :func:`_churn_to_stdout` copy: killed by a signal (memray's reader
+    crashed), it kills this process by the same one; refused, :class:`ChurnRefused`."""
     import signal
 
-    pid, r = child
-    with os.fdopen(r, "rb") as fh:
-        data = fh.read()
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
-    kind, got = pickle.loads(data)  # our own copy's
-    if kind == "error":
-        raise got
-    return got
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise ChurnRefused("memray refused the churn pass")
 
 
-def held_churn(path: str) -> dict[str, Any]:
-    """:func:`held` and :func:`churn` (as ``churn``) from one opening of the file: the
-    churn pass runs in a forked copy of this process while this one makes the temporal
-    pass, each on its own core. An aggregated capture gives :func:`held`'s views only."""
-    return held(path, churn_too=True)
+class ChurnRefused(ValueError):
+    """The forked churn pass met a read error (its copy wrote which, first, to stdout)."""
 
 
 def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
     """memray's temporal high-water-mark pass, threads merged: ``marks`` (the heap at each
-    snapshot) and ``records``, per call stack ``(stack, tid, intervals, hybrid)`` (the
-    stack as numbers into ``frames``) with
-    intervals ``(allocated_before, deallocated_before or NEVER_FREED, n_bytes,
-    n_allocations)`` and ``hybrid`` its hybrid stack (``None`` without native traces).
-    An aggregated capture gives :func:`_aggregated`'s views instead; one that memray
-    reports as ending early raises :class:`CutShort`."""
+    snapshot), ``records``, per call stack ``(stack, tid, (), hybrid)`` (the stack as
+    numbers into ``frames``, ``hybrid`` its hybrid stack, ``None`` without native traces),
+    and their ``intervals`` as columns of int64 (``array('q')``, for numpy to read as
+    they are): ``count`` per record, then per interval, record after record,
+    ``allocated_before``, ``deallocated_before`` (or NEVER_FREED), ``n_bytes``,
+    ``n_allocations``. A stack that held no byte at the peak, at the end, or across the
+    end of any of :func:`_steps`' steps is left out: it says nothing (its reader would drop
+    it), and its stack is not read. An aggregated capture gives :func:`_aggregated`'s views
+    instead; one that memray reports as ending early raises :class:`CutShort`."""
     from memray import FileFormat
 
     with _memray_errors() as errors:
@@ -244,22 +250,59 @@ def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
     if aggregated and errors:
         raise CutShort(errors[0].rstrip("."))
     if views is not None:
+        if churn_too:  # no churn pass on this format: say so first all the same
+            sys.stdout.buffer.write(pickle.dumps(("churn", "none", None),
+                                                 protocol=pickle.HIGHEST_PROTOCOL))
         return {**views, "opened": _opened(reader)}
-    child = _forked(lambda: _churn(reader)) if churn_too else None
+    child = _churn_to_stdout(reader) if churn_too else None
     records, marks = reader.get_temporal_high_water_mark_allocation_records(merge_threads=True)
-    out, frames = [], Frames()
+    out, frames, ivs = [], Frames(), []
+    held_across = _held_across(marks)
     for r in records:
-        ivs = [(iv.allocated_before_snapshot,
-                NEVER_FREED if iv.deallocated_before_snapshot is None
-                else iv.deallocated_before_snapshot, iv.n_bytes, iv.n_allocations)
-               for iv in r.intervals]
-        out.append((frames(r.stack_trace()), r.tid, ivs,
+        got = r.intervals
+        if not held_across(got):
+            continue
+        ivs.append(got)
+        out.append((frames(r.stack_trace()), r.tid, (),
                     r.hybrid_stack_trace() if native else None))
-    got = {"marks": list(marks), "records": out, "frames": frames.table,
-           "opened": _opened(reader)}
+    flat = [iv for got in ivs for iv in got]
+    intervals = {
+        "count": array("q", map(len, ivs)),
+        "allocated_before": array("q", [iv.allocated_before_snapshot for iv in flat]),
+        "deallocated_before": array("q", [NEVER_FREED if (d := iv.deallocated_before_snapshot)
+                                          is None else d for iv in flat]),
+        "n_bytes": array("q", [iv.n_bytes for iv in flat]),
+        "n_allocations": array("q", [iv.n_allocations for iv in flat])}
     if child is not None:
-        got["churn"] = _joined(child)
-    return got
+        _waited(child)
+    return {"marks": list(marks), "records": out, "intervals": intervals,
+            "frames": frames.table, "opened": _opened(reader)}
+
+
+def _steps(n: int) -> list[int]:
+    """The last snapshot of each of at most :data:`MAX_STEPS` equal steps of ``n``."""
+    steps = min(n, MAX_STEPS)
+    return [((k + 1) * n - 1) // steps for k in range(steps)]
+
+
+def _held_across(marks: list[int]) -> Any:
+    """Whether intervals (memray's, of one stack) held a byte at the peak (the first
+    snapshot of the largest heap in ``marks``), at the end, or across the end of a step
+    (:func:`_steps`): else the bytes it held at each step's end are all 0."""
+    from bisect import bisect_left
+
+    peak = marks.index(max(marks)) if marks else 0
+    last_of = _steps(max(1, len(marks)))
+
+    def held(intervals: list[Any]) -> bool:
+        for iv in intervals:
+            d = iv.deallocated_before_snapshot
+            if iv.n_bytes > 0 and (d is None or iv.allocated_before_snapshot <= peak < d or
+                                   bisect_left(last_of, iv.allocated_before_snapshot)
+                                   != bisect_left(last_of, d)):
+                return True
+        return False
+    return held
 
 
 def peak(path: str) -> dict[str, Any]:
