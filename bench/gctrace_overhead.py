@@ -10,7 +10,9 @@ workload times itself (wall time, or with ``--clock cpu`` the process's CPU time
 thread's: robust when neighbours load the machine), so start-up is excluded. Prints per
 threshold setting the median B/A ratio and, per collection: the tracer's calibrated cost,
 median(B - A) / collections, and the breakdown (E-A, C-E, B-C); then the tracer's
-self-reported cost against B - A.
+self-reported cost against B - A, and the same with the hot calibration of before
+2026-12-01 (back-to-back ``gc.collect(0)``, taken in the same process after B) in place of
+the tracer's cache-cold one.
 
     .venv/bin/python bench/gctrace_overhead.py [--procs 7] [--reps 2] [--clock wall|cpu]
 """
@@ -82,9 +84,35 @@ def _once(kind):
         tr.stop()
         meta = json.load(open(out + "/" + gctrace.META_FILE))
         samples = sum(1 for _ in open(out + "/" + gctrace.HEAP_FILE)) - 1
+        hot = hot_calibration(tr._callback)
     return {"b": t, "events": meta["events"], "per_event_ns": meta["per_event_ns"],
+            "hot_ns": hot,
             "reported_ns": meta["overhead_ns"], "sampler_ns": meta["sampler_ns"],
             "drain_ns": meta["drain_ns"], "kind_b": meta["callback_kind"], "samples": samples}
+
+def hot_calibration(cb, n=200, pairs=31):
+    # the calibration before 2026-12-01 (session 29): rounds of n back-to-back
+    # gc.collect(0), everything hot; kept here as the reference for the cache-cold one
+    diffs = []
+    for r in range(3 * pairs):
+        if len(diffs) == pairs:
+            break
+        took, whole = {}, True
+        for on in ((False, True) if r % 2 == 0 else (True, False)):
+            if on:
+                gc.callbacks.append(cb)
+            before = gc.get_stats()[0]["collections"]
+            t = time.thread_time_ns()
+            for _ in range(n):
+                gc.collect(0)
+            took[on] = time.thread_time_ns() - t
+            whole = whole and gc.get_stats()[0]["collections"] - before == n
+            if on:
+                gc.callbacks.remove(cb)
+        if whole:
+            diffs.append((took[True] - took[False]) / n)
+    diffs.sort()
+    return max(0.0, diffs[len(diffs) // 2]) if diffs else 0.0
 
 rows = []
 for r in range(reps):
@@ -122,7 +150,8 @@ def timed(args: argparse.Namespace) -> None:
     print(f"{'thresholds':<11} {'rounds':>6} {'B/A':>6} {'95% CI':>11} {'A s':>6} {'B s':>6} "
           f"{'events':>6} "
           f"{'calib us':>8} {'(B-A)/ev us':>11} {'E-A us':>6} {'P-E us':>6} {'C-E us':>6} "
-          f"{'B-C ms':>6} {'sampler ms':>10} {'reported/(B-A)':>14} {'callback':>8}")
+          f"{'B-C ms':>6} {'sampler ms':>10} {'reported/(B-A)':>14} {'hot calib us':>12} "
+          f"{'hot rep/(B-A)':>13} {'callback':>8}")
     med = statistics.median
     for setting in args.settings.split(";"):
         rows = []
@@ -131,6 +160,10 @@ def timed(args: argparse.Namespace) -> None:
         ev = med(r["events"] for r in rows)
         diff = med(r["b"] - r["a"] for r in rows)
         reported = med(r["reported_ns"] for r in rows) / 1e9
+        # the same report with the hot (pre-cache-cold) calibration in place of the tracer's
+        hot = med(r["hot_ns"] for r in rows)
+        reported_hot = med(r["reported_ns"] - r["events"] * (r["per_event_ns"] - r["hot_ns"])
+                           for r in rows) / 1e9
         per_ev = {k: 1e6 * med(r[k] - r["e"] for r in rows) / ev for k in "pc"}
         lo, hi = median_ci([r["b"] / r["a"] for r in rows])
         print(f"{setting:<11} {len(rows):>6} {med(r['b'] / r['a'] for r in rows):>6.3f} "
@@ -141,7 +174,8 @@ def timed(args: argparse.Namespace) -> None:
               f"{per_ev['p']:>6.2f} {per_ev['c']:>6.2f} "
               f"{1e3 * med(r['b'] - r['c'] for r in rows):>6.1f} "
               f"{med(r['sampler_ns'] + r['drain_ns'] for r in rows) / 1e6:>10.1f} "
-              f"{reported / diff if diff > 0 else float('nan'):>14.2f} {rows[0]['kind_b']:>8}")
+              f"{reported / diff if diff > 0 else float('nan'):>14.2f} {hot / 1000:>12.2f} "
+              f"{reported_hot / diff if diff > 0 else float('nan'):>13.2f} {rows[0]['kind_b']:>8}")
 
 
 def _callgrind_totals(outdir: Path) -> tuple[int, int]:
