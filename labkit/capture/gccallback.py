@@ -189,7 +189,7 @@ def calibrate(rec: Any, n: int = 16, pairs: int = 31) -> float:
     ``DRAIN`` dicts and lists are made and held across it, and a buffer of ``EVICT_BYTES``
     is walked a cache line at a time; each collection is timed on its own in this thread's
     CPU time, the preparation outside the timed span (the clock's own cost cancels in the
-    difference).
+    difference). Automatic collection is off meanwhile (``gc.collect`` still collects).
 
     Robust where a best-of-rounds comparison was not: a pair counts only if each of its
     rounds made exactly ``n`` collections. While another thread is inside a collection
@@ -199,10 +199,26 @@ def calibrate(rec: Any, n: int = 16, pairs: int = 31) -> float:
     processes held the CPU. At most ``3 * pairs`` pairs are tried (31: 40-60 ms)."""
     saved_current, saved_pos = rec.current, rec.pos
     rec.current = Chunks.new()
-    collect, cbs, cb, clock = gc.collect, gc.callbacks, rec.callback, time.thread_time_ns
-    stats = gc.get_stats
     lines = memoryview(bytearray(EVICT_BYTES))[::LINE]
     diffs: list[float] = []
+    enabled = gc.isenabled()
+    gc.disable()  # the held containers must not trigger collections of their own
+    try:
+        _calibrate_pairs(rec, n, pairs, lines, diffs)
+    finally:
+        if enabled:
+            gc.enable()
+        rec.current, rec.pos = saved_current, saved_pos
+    if not diffs:
+        return 0.0
+    diffs.sort()
+    return max(0.0, diffs[len(diffs) // 2])
+
+
+def _calibrate_pairs(rec: Any, n: int, pairs: int, lines: memoryview,
+                     diffs: list[float]) -> None:
+    collect, cbs, cb, clock = gc.collect, gc.callbacks, rec.callback, time.thread_time_ns
+    stats = gc.get_stats
     for r in range(3 * pairs):
         if len(diffs) == pairs:
             break
@@ -230,8 +246,3 @@ def calibrate(rec: Any, n: int = 16, pairs: int = 31) -> float:
             diffs.append((took[True] - took[False]) / n)
         else:
             time.sleep(0.001)  # let the thread inside a collection finish it
-    rec.current, rec.pos = saved_current, saved_pos
-    if not diffs:
-        return 0.0
-    diffs.sort()
-    return max(0.0, diffs[len(diffs) // 2])
