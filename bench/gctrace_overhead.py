@@ -10,7 +10,9 @@ workload times itself (wall time, or with ``--clock cpu`` the process's CPU time
 thread's: robust when neighbours load the machine), so start-up is excluded. Prints per
 threshold setting the median B/A ratio and, per collection: the tracer's calibrated cost,
 median(B - A) / collections, and the breakdown (E-A, C-E, B-C); then the tracer's
-self-reported cost against B - A.
+self-reported cost against B - A, and the same with the hot calibration of before
+2026-12-01 (back-to-back ``gc.collect(0)``, taken in the same process after B) in place of
+the tracer's cache-cold one.
 
     .venv/bin/python bench/gctrace_overhead.py [--procs 7] [--reps 2] [--clock wall|cpu]
 """
@@ -27,6 +29,34 @@ import tempfile
 from pathlib import Path
 
 from labkit.capture import gctrace
+
+HOT = """
+import gc, time
+def hot_calibration(cb, n=200, pairs=31):
+    # the calibration before 2026-12-01 (session 29): rounds of n back-to-back
+    # gc.collect(0), everything hot; kept here as the reference for the cache-cold one
+    diffs = []
+    for r in range(3 * pairs):
+        if len(diffs) == pairs:
+            break
+        took, whole = {}, True
+        for on in ((False, True) if r % 2 == 0 else (True, False)):
+            if on:
+                gc.callbacks.append(cb)
+            before = gc.get_stats()[0]["collections"]
+            t = time.thread_time_ns()
+            for _ in range(n):
+                gc.collect(0)
+            took[on] = time.thread_time_ns() - t
+            whole = whole and gc.get_stats()[0]["collections"] - before == n
+            if on:
+                gc.callbacks.remove(cb)
+        if whole:
+            diffs.append((took[True] - took[False]) / n)
+    diffs.sort()
+    return max(0.0, diffs[len(diffs) // 2]) if diffs else 0.0
+
+"""
 
 CHILD = """
 import gc, importlib.util, json, os, sys, tempfile, time
@@ -82,10 +112,13 @@ def _once(kind):
         tr.stop()
         meta = json.load(open(out + "/" + gctrace.META_FILE))
         samples = sum(1 for _ in open(out + "/" + gctrace.HEAP_FILE)) - 1
+        hot = hot_calibration(tr._callback)
     return {"b": t, "events": meta["events"], "per_event_ns": meta["per_event_ns"],
+            "hot_ns": hot,
             "reported_ns": meta["overhead_ns"], "sampler_ns": meta["sampler_ns"],
             "drain_ns": meta["drain_ns"], "kind_b": meta["callback_kind"], "samples": samples}
 
+HOT_CALIBRATION
 rows = []
 for r in range(reps):
     row = {}
@@ -93,7 +126,7 @@ for r in range(reps):
         row.update(once(kind))
     rows.append(row)
 print(json.dumps(rows))
-"""
+""".replace("HOT_CALIBRATION", HOT)
 
 
 def _child(setting: str, n: int, reps: int, clock: str, kinds: str, interval: float,
@@ -122,7 +155,8 @@ def timed(args: argparse.Namespace) -> None:
     print(f"{'thresholds':<11} {'rounds':>6} {'B/A':>6} {'95% CI':>11} {'A s':>6} {'B s':>6} "
           f"{'events':>6} "
           f"{'calib us':>8} {'(B-A)/ev us':>11} {'E-A us':>6} {'P-E us':>6} {'C-E us':>6} "
-          f"{'B-C ms':>6} {'sampler ms':>10} {'reported/(B-A)':>14} {'callback':>8}")
+          f"{'B-C ms':>6} {'sampler ms':>10} {'reported/(B-A)':>14} {'hot calib us':>12} "
+          f"{'hot rep/(B-A)':>13} {'callback':>8}")
     med = statistics.median
     for setting in args.settings.split(";"):
         rows = []
@@ -131,6 +165,10 @@ def timed(args: argparse.Namespace) -> None:
         ev = med(r["events"] for r in rows)
         diff = med(r["b"] - r["a"] for r in rows)
         reported = med(r["reported_ns"] for r in rows) / 1e9
+        # the same report with the hot (pre-cache-cold) calibration in place of the tracer's
+        hot = med(r["hot_ns"] for r in rows)
+        reported_hot = med(r["reported_ns"] - r["events"] * (r["per_event_ns"] - r["hot_ns"])
+                           for r in rows) / 1e9
         per_ev = {k: 1e6 * med(r[k] - r["e"] for r in rows) / ev for k in "pc"}
         lo, hi = median_ci([r["b"] / r["a"] for r in rows])
         print(f"{setting:<11} {len(rows):>6} {med(r['b'] / r['a'] for r in rows):>6.3f} "
@@ -141,7 +179,8 @@ def timed(args: argparse.Namespace) -> None:
               f"{per_ev['p']:>6.2f} {per_ev['c']:>6.2f} "
               f"{1e3 * med(r['b'] - r['c'] for r in rows):>6.1f} "
               f"{med(r['sampler_ns'] + r['drain_ns'] for r in rows) / 1e6:>10.1f} "
-              f"{reported / diff if diff > 0 else float('nan'):>14.2f} {rows[0]['kind_b']:>8}")
+              f"{reported / diff if diff > 0 else float('nan'):>14.2f} {hot / 1000:>12.2f} "
+              f"{reported_hot / diff if diff > 0 else float('nan'):>13.2f} {rows[0]['kind_b']:>8}")
 
 
 def _callgrind_totals(outdir: Path) -> tuple[int, int]:
@@ -243,6 +282,81 @@ def floor(args: argparse.Namespace) -> None:
                                          "compiled callback", "Python callback"), strict=True):
             print(f"{label:<22} {per[kind]:>8,.0f}  (+{per[kind] - per['a']:,.0f})")
 
+INSITU_CHILD = HOT + """
+import importlib.util, json, statistics, sys
+spec = importlib.util.spec_from_file_location("gctrace", sys.argv[1])
+gctrace = importlib.util.module_from_spec(spec); spec.loader.exec_module(gctrace)
+setting, n, pairs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rec = gctrace.GCTracer("/nonexistent-not-used")._rec
+def empty(phase, info):
+    pass
+def workload():
+    keep = []
+    for i in range(n):
+        node = {"id": i, "payload": [i, str(i)]}
+        node["self"] = node
+        if i % 20 == 0:
+            keep.append((i, [i]))
+def run(cb):
+    gc.collect()
+    before = sum(s["collections"] for s in gc.get_stats())
+    if cb is not None:
+        gc.callbacks.append(cb)
+    t = time.thread_time_ns()
+    workload()
+    t = time.thread_time_ns() - t
+    if cb is not None:
+        gc.callbacks.remove(cb)
+    return t, sum(s["collections"] for s in gc.get_stats()) - before
+thresholds = gc.get_threshold() if setting == "default" else tuple(map(int, setting.split(",")))
+rows = []
+for p in range(pairs):
+    gc.set_threshold(*thresholds)
+    kinds = ("a", "e", "c") if p % 2 == 0 else ("c", "e", "a")
+    got = {k: run({"a": None, "e": empty, "c": rec.callback}[k]) for k in kinds}
+    gc.set_threshold(700, 10, 10)
+    row = {k + "_ns": (got[k][0] - got["a"][0]) / got[k][1] for k in "ec"}
+    if p % 4 == 0:
+        row["cold_ns"] = gctrace._cb.calibrate(rec)
+        row["hot_ns"] = hot_calibration(rec.callback)
+    row["collections"] = got["c"][1]
+    rows.append(row)
+print(json.dumps(rows))
+"""
+
+
+def insitu(args: argparse.Namespace) -> None:
+    """The callback's cost a collection inside the workload, without the whole-process noise:
+    in one process, slices of the workload with nothing, an empty Python function (E) and
+    the tracer's callback (C) in ``gc.callbacks``, alternating, timed in the thread's CPU
+    time; per slice (X - A) / collections. Every 4th pair the tracer's calibration and the
+    hot one are taken in the same process, so both see the machine's same moments. Medians
+    over PROCS processes x PAIRS pairs."""
+    n, pairs = args.n, args.reps
+    print(f"python {sys.version.split()[0]}; in-situ: {args.procs} processes x {pairs} pairs "
+          f"of workload slices, n={n}, thread CPU time; tracer {gctrace.__file__}")
+    print(f"{'thresholds':<11} {'pairs':>5} {'coll/slice':>10} {'E-A us':>6} {'C-A us':>6} "
+          f"{'95% CI':>11} {'calib us':>8} {'hot us':>6} {'calib/(C-A)':>11} "
+          f"{'hot/(C-A)':>9}")
+    med = statistics.median
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("LABKIT_GC_CALLBACK", None)
+    for setting in args.settings.split(";"):
+        rows = []
+        for _ in range(args.procs):
+            out = subprocess.run([sys.executable, "-c", INSITU_CHILD, gctrace.__file__, setting,
+                                  str(n), str(pairs)], capture_output=True, text=True,
+                                 check=True, env=env).stdout
+            rows += json.loads(out.strip().splitlines()[-1])
+        c = med(r["c_ns"] for r in rows)
+        lo, hi = median_ci([r["c_ns"] for r in rows])
+        cold = med(r["cold_ns"] for r in rows if "cold_ns" in r)
+        hot = med(r["hot_ns"] for r in rows if "hot_ns" in r)
+        print(f"{setting:<11} {len(rows):>5} {med(r['collections'] for r in rows):>10.0f} "
+              f"{med(r['e_ns'] for r in rows) / 1e3:>6.2f} {c / 1e3:>6.2f} "
+              f"{lo / 1e3:>5.2f}-{hi / 1e3:<5.2f} {cold / 1e3:>8.2f} {hot / 1e3:>6.2f} "
+              f"{cold / c:>11.2f} {hot / c:>9.2f}")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -257,12 +371,19 @@ def main() -> None:
     ap.add_argument("--floor", action="store_true",
                     help="instructions one gc.collect(0) costs per gc.callbacks entry "
                          "(callgrind)")
+    ap.add_argument("--insitu", action="store_true",
+                    help="the callback's cost a collection inside the workload (slices "
+                         "alternating in one process, thread CPU time; --reps pairs a "
+                         "process) against the tracer's calibration and the hot one")
     ap.add_argument("--instructions", action="store_true",
                     help="count instructions with valgrind's callgrind instead of timing: "
                          "deterministic under any load")
     args = ap.parse_args()
     if args.floor:
         floor(args)
+    elif args.insitu:
+        args.n = args.n or 20_000
+        insitu(args)
     elif args.instructions:
         args.n = args.n or 200_000
         instructions(args)

@@ -63,10 +63,25 @@ def test_each_recorder_records_every_collection(tmp_path: Path, kind: str,
 
 def test_the_compiled_callback_costs_less_than_the_python_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Calibrated on real collections (CPython's invocation included), best of 5 rounds each
+    # Calibrated on real collections (CPython's invocation included) as the tracer does at
+    # start. This VM's speed can halve for a while (a busy neighbour), which moves one
+    # calibration by as much as the two recorders differ: the least of three each, taken
+    # alternately, is compared
     c = _trace(tmp_path / "c", "c", monkeypatch)["meta"]["per_event_ns"]
     py = _trace(tmp_path / "py", "python", monkeypatch)["meta"]["per_event_ns"]
-    assert 0 < c < py, (c, py)
+    assert c > 0 and py > 0
+    recs = {}
+    for kind in KINDS:
+        if kind == "python":
+            monkeypatch.setenv("LABKIT_GC_CALLBACK", "python")
+        else:
+            monkeypatch.delenv("LABKIT_GC_CALLBACK", raising=False)
+        recs[kind] = gctrace.GCTracer(str(tmp_path / "unused"))._rec
+    got: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    for _ in range(3):
+        for kind in KINDS:
+            got[kind].append(gctrace._cb.calibrate(recs[kind]))
+    assert 0 < min(got["c"]) < min(got["python"]), got
 
 
 def test_compiled_stop_phase_creates_no_tracked_objects(

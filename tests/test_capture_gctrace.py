@@ -108,6 +108,21 @@ def test_calibration_counts_cpython_invoking_the_callback(tmp_path: Path) -> Non
     assert t._rec.pos == 0 and not t._chunks.full  # calibration records nothing
 
 
+def test_calibration_holds_under_low_thresholds() -> None:
+    # GIVEN a program that set a low threshold (gc-tuning's 5,10,10): the calibration's own
+    # allocations between its collections would trigger collections of their own
+    t = GCTracer("/nonexistent-not-used", interval_s=0.05)
+    saved = gc.get_threshold()
+    gc.set_threshold(5, 10, 10)
+    try:
+        got = gctrace._cb.calibrate(t._rec)
+        # THEN it still measures, and leaves the collector as it found it
+        assert gc.isenabled() and gc.get_threshold() == (5, 10, 10)
+    finally:
+        gc.set_threshold(*saved)
+    assert got > 0
+
+
 def test_calibration_holds_beside_a_thread_that_allocates() -> None:
     # GIVEN another thread allocating containers all the time (a kernel's or a server's
     # threads), on a machine whose cores are busy (two spinning processes): that thread is

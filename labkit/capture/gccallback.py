@@ -169,24 +169,56 @@ class _NativeRecorder:
         self._rec.pos = value
 
 
-def calibrate(rec: Any, n: int = 200, pairs: int = 31) -> float:
+EVICT_BYTES = 256 * 1024  # walked between calibrating collections: past L1, a quarter of L2
+LINE = 64  # bytes a cache line
+DRAIN = 100  # dicts and lists held across a calibrating collection: past CPython's free lists (80)
+
+
+def calibrate(rec: Any, n: int = 16, pairs: int = 31) -> float:
     """Nanoseconds the callback adds to one collection as CPython invokes it (its info
     dict, the call, the body), >= 0: ``pairs`` pairs of ``n`` young collections, one
-    round without the callback and one with it (the order alternating), timed in this
-    thread's CPU time; the median of the pairs' differences. Its records go to a scratch
-    position.
+    round without the callback and one with it (the order alternating); the median of the
+    pairs' differences. Its records go to a scratch position.
+
+    As in a program, not in a tight loop of ``gc.collect(0)``, where the callback costs
+    0.6x what it costs inside an allocating workload (bench/README.md). In a program a
+    collection comes after the program ran, which evicted the collector's and the
+    callback's code and data from the caches; and it comes when container allocations
+    outran deallocations, so CPython's dict and list free lists are empty and the info
+    dict CPython builds for each callback is a fresh allocation. So before each collection
+    ``DRAIN`` dicts and lists are made and held across it, and a buffer of ``EVICT_BYTES``
+    is walked a cache line at a time; each collection is timed on its own in this thread's
+    CPU time, the preparation outside the timed span (the clock's own cost cancels in the
+    difference). Automatic collection is off meanwhile (``gc.collect`` still collects).
 
     Robust where a best-of-rounds comparison was not: a pair counts only if each of its
     rounds made exactly ``n`` collections. While another thread is inside a collection
     (waiting for the GIL in a ``gc.callbacks`` entry, say), ``gc.collect()`` returns at once
     without collecting, so such a round measures nothing; a round in which another thread
     collected is set aside too. Thread CPU time does not count the time other threads or
-    processes held the CPU. At most ``3 * pairs`` pairs are tried."""
+    processes held the CPU. At most ``3 * pairs`` pairs are tried (31: 40-60 ms)."""
     saved_current, saved_pos = rec.current, rec.pos
     rec.current = Chunks.new()
+    lines = memoryview(bytearray(EVICT_BYTES))[::LINE]
+    diffs: list[float] = []
+    enabled = gc.isenabled()
+    gc.disable()  # the held containers must not trigger collections of their own
+    try:
+        _calibrate_pairs(rec, n, pairs, lines, diffs)
+    finally:
+        if enabled:
+            gc.enable()
+        rec.current, rec.pos = saved_current, saved_pos
+    if not diffs:
+        return 0.0
+    diffs.sort()
+    return max(0.0, diffs[len(diffs) // 2])
+
+
+def _calibrate_pairs(rec: Any, n: int, pairs: int, lines: memoryview,
+                     diffs: list[float]) -> None:
     collect, cbs, cb, clock = gc.collect, gc.callbacks, rec.callback, time.thread_time_ns
     stats = gc.get_stats
-    diffs: list[float] = []
     for r in range(3 * pairs):
         if len(diffs) == pairs:
             break
@@ -197,10 +229,15 @@ def calibrate(rec: Any, n: int = 200, pairs: int = 31) -> float:
                 cbs.append(cb)
             rec.pos = 0
             before = stats()[0]["collections"]
-            t = clock()
+            spent = 0
             for _ in range(n):
+                held = [{} for _ in range(DRAIN)], [[] for _ in range(DRAIN)]
+                lines.tobytes()  # reads every line of the buffer
+                t = clock()
                 collect(0)
-            took[on] = clock() - t
+                spent += clock() - t
+                del held
+            took[on] = spent
             whole = whole and stats()[0]["collections"] - before == n
             if on:
                 cbs.remove(cb)
@@ -209,8 +246,3 @@ def calibrate(rec: Any, n: int = 200, pairs: int = 31) -> float:
             diffs.append((took[True] - took[False]) / n)
         else:
             time.sleep(0.001)  # let the thread inside a collection finish it
-    rec.current, rec.pos = saved_current, saved_pos
-    if not diffs:
-        return 0.0
-    diffs.sort()
-    return max(0.0, diffs[len(diffs) // 2])
