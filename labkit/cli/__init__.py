@@ -55,8 +55,9 @@ def _hide_pyarrow() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: returns the exit code. Called without ``argv`` (as the ``labkit``
     command, whose process is this one verb's), a verb of :data:`WITHOUT_PYARROW` hides
-    pyarrow from the process first; called with ``argv`` (a test, a notebook), it leaves
-    the interpreter as it is."""
+    pyarrow from the process first, and jsonschema is imported without any optional format
+    checker (:data:`labkit.schemas.FORMAT_LIBRARIES`); called with ``argv`` (a test, a
+    notebook), it leaves the interpreter as it is."""
     own, command = _split_command(list(sys.argv[1:] if argv is None else argv))
     from labkit.cli.parser import build_parser
 
@@ -65,8 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "verb", None):
         parser.print_help()
         return 2
-    if argv is None and args.verb in WITHOUT_PYARROW:
-        _hide_pyarrow()
+    if argv is None:
+        from labkit import schemas
+
+        schemas.hidden_from_jsonschema = schemas.FORMAT_LIBRARIES
+        if args.verb in WITHOUT_PYARROW:
+            _hide_pyarrow()
     if threading.current_thread() is threading.main_thread():
         _unwind_on_terminate()
     try:

@@ -20,15 +20,29 @@ from labkit.errors import CorruptCaptureError
 INT64_MAX = (1 << 63) - 1
 
 
+# jsonschema's optional format checkers' libraries, imported by jsonschema at its import:
+# rfc3987_syntax builds a grammar (seconds), isoduration and the rest about 50 ms more
+FORMAT_LIBRARIES = ("fqdn", "idna", "isoduration", "jsonpointer", "rfc3339_validator",
+                    "rfc3986_validator", "rfc3987", "rfc3987_syntax", "uri_template",
+                    "webcolors")
+# hidden from jsonschema's import: all of them as the ``labkit`` command (see
+# labkit.cli.main), whose process is its own; in a notebook or a test only the slow one,
+# so that the user's own jsonschema keeps its format checkers
+hidden_from_jsonschema: tuple[str, ...] = ("rfc3987_syntax",)
+
+
 def _jsonschema() -> Any:
-    """``jsonschema``, imported without its optional IRI-syntax checker: rfc3987_syntax builds
-    a grammar at import (seconds, on every command); labkit's schemas use no ``format``."""
-    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
-        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # an ImportError
+    """``jsonschema``, imported with :data:`hidden_from_jsonschema` hidden (their format
+    checkers left out: labkit's schemas use no ``format``); each is importable again after."""
+    if "jsonschema" not in sys.modules:
+        hidden = [m for m in hidden_from_jsonschema if m not in sys.modules]
+        for m in hidden:
+            sys.modules[m] = None  # type: ignore[assignment]  # an ImportError
         try:
             import jsonschema
         finally:
-            del sys.modules["rfc3987_syntax"]  # anyone else may still import it
+            for m in hidden:
+                del sys.modules[m]  # anyone else may still import it
     import jsonschema
 
     return jsonschema
