@@ -150,6 +150,34 @@ def test_keeps_growing_only_when_growth_continues_into_the_last_quarter() -> Non
     assert findings(Evidence(memray=heap)).verdict.startswith("heap grew by 60.0 MiB, then held")
 
 
+# The last quarter of memray's heap samples (MiB, 10 ms apart) of a real capture of the
+# leak-and-churn program of tests/test_analysis_libraries.py (a package keeps 20 KB a
+# request and builds and drops a 2 MB buffer beside it), the one run in eight whose verdict
+# read "then held": a long buffer build at the window's start, then a sawtooth on a rising
+# floor
+CHURNING_LEAK_TAIL = [
+    8.7, 8.8, 9.1, 9.4, 9.6, 10.0, 10.0, 10.3, 10.3, 10.3, 10.6, 10.4, 10.7, 10.7, 11.0, 11.0,
+    9.4, 11.4, 7.6, 7.6, 7.6, 7.6, 7.6, 7.6, 7.6, 8.7, 9.9, 11.0, 7.8, 7.7, 7.8, 7.8, 7.8, 7.8,
+    7.8, 8.6, 9.5, 10.4, 10.7, 11.2, 8.0, 8.0, 8.0, 8.0, 8.1, 8.2, 9.4, 10.2, 10.9, 11.5, 8.2,
+    8.2, 8.2, 8.3, 8.3, 9.4, 10.2, 11.1, 11.7, 8.4, 8.4, 8.4, 8.4, 8.5, 9.8, 10.9, 10.2, 12.4,
+    8.6, 8.6, 8.6, 8.9, 10.2, 11.4, 12.3, 8.8, 8.7, 8.8, 8.8, 8.8, 9.2, 10.1, 11.0, 11.8, 12.5,
+    8.9, 9.0, 9.0, 9.0]
+
+
+def test_a_leak_beside_churn_keeps_growing_though_a_buffer_build_opens_the_last_quarter(
+        ) -> None:
+    # GIVEN a heap rising from 0 to 8.7 MiB over three quarters of the capture, then the
+    # recorded last quarter: its floor still rises (7.6 to 9.0 MiB) under the sawtooth
+    head = list(np.linspace(0, 8.7, 3 * len(CHURNING_LEAK_TAIL)))
+    series = _series([mb * MB for mb in head + CHURNING_LEAK_TAIL], "heap_bytes", dt_s=0.01)
+    # WHEN its shape is read
+    t = trend(series, "heap_bytes")
+    # THEN it keeps growing, at the floor's pace (a least-squares fit, tilted by the build
+    # at the window's start, read 0.55 MiB/s and "held")
+    assert t.shape == "rising", t
+    assert 1.0 * MB < t.late_slope < 3.0 * MB, t
+
+
 def test_a_heap_that_importing_built_then_held_is_start_up_not_growth() -> None:
     # GIVEN two heaps of the same shape, rising 20 MiB over the first 40% then flat: one
     # built while importing a package's modules (a fixed release's start-up), one by the app

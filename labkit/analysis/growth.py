@@ -65,6 +65,19 @@ WARMUP_S = 5.0  # in a run of WARMUP_RUN_S or more, a level reached this early i
 WARMUP_RUN_S = 20.0
 
 
+def _median_slope(t: np.ndarray, v: np.ndarray, most: int = 256) -> float:
+    """Theil-Sen: the median of the slopes between every two samples (at most ``most``,
+    evenly spaced). A heap that holds a leak and churns beside it is spiky, and one spike
+    early in the window tilts a least-squares fit flat; the median ignores it."""
+    if t.size > most:
+        keep = np.linspace(0, t.size - 1, most).astype(int)
+        t, v = t[keep], v[keep]
+    i, j = np.triu_indices(t.size, 1)
+    dt = t[j] - t[i]
+    ok = dt > 0
+    return float(np.median((v[j] - v[i])[ok] / dt[ok]))
+
+
 def trend(df: pd.DataFrame, col: str) -> Trend | None:
     """The :class:`Trend` of ``df[col]`` over ``df.t_s``; None for no samples."""
     if df.empty:
@@ -77,7 +90,7 @@ def trend(df: pd.DataFrame, col: str) -> Trend | None:
     end = float(np.median(v[late])) if late.any() else float(v[-1])
     slope = 0.0
     if late.sum() >= 3 and np.unique(t[late]).size >= 2:
-        slope = float(np.polyfit(t[late], v[late], 1)[0])
+        slope = _median_slope(t[late], v[late])
     late_rise = slope * 0.25 * span
     if rise <= 0:
         shape = "flat"
