@@ -177,8 +177,9 @@ DRAIN = 100  # dicts and lists held across a calibrating collection: past CPytho
 def calibrate(rec: Any, n: int = 16, pairs: int = 31) -> float:
     """Nanoseconds the callback adds to one collection as CPython invokes it (its info
     dict, the call, the body), >= 0: ``pairs`` pairs of ``n`` young collections, one
-    round without the callback and one with it (the order alternating); the median of the
-    pairs' differences. Its records go to a scratch position.
+    round without the callback and one with it (the order alternating), each round's
+    figure its median collection; the median of the pairs' differences. Its records go to
+    a scratch position.
 
     As in a program, not in a tight loop of ``gc.collect(0)``, where the callback costs
     0.6x what it costs inside an allocating workload (bench/README.md). In a program a
@@ -189,7 +190,11 @@ def calibrate(rec: Any, n: int = 16, pairs: int = 31) -> float:
     ``DRAIN`` dicts and lists are made and held across it, and a buffer of ``EVICT_BYTES``
     is walked a cache line at a time; each collection is timed on its own in this thread's
     CPU time, the preparation outside the timed span (the clock's own cost cancels in the
-    difference). Automatic collection is off meanwhile (``gc.collect`` still collects).
+    difference). Automatic collection is off meanwhile (``gc.collect`` still collects), so
+    another thread's allocations pile up in the young generation while it holds the GIL,
+    and the first collection after a thread switch walks them all: the rounds' medians
+    leave such collections out (their sums gave 0 in a test process beside an allocating
+    thread).
 
     Robust where a best-of-rounds comparison was not: a pair counts only if each of its
     rounds made exactly ``n`` collections. While another thread is inside a collection
@@ -229,20 +234,21 @@ def _calibrate_pairs(rec: Any, n: int, pairs: int, lines: memoryview,
                 cbs.append(cb)
             rec.pos = 0
             before = stats()[0]["collections"]
-            spent = 0
+            times = []
             for _ in range(n):
                 held = [{} for _ in range(DRAIN)], [[] for _ in range(DRAIN)]
                 lines.tobytes()  # reads every line of the buffer
                 t = clock()
                 collect(0)
-                spent += clock() - t
+                times.append(clock() - t)
                 del held
-            took[on] = spent
+            times.sort()
+            took[on] = times[n // 2]
             whole = whole and stats()[0]["collections"] - before == n
             if on:
                 cbs.remove(cb)
             rec.chunks.full.clear()
         if whole:
-            diffs.append((took[True] - took[False]) / n)
+            diffs.append(took[True] - took[False])
         else:
             time.sleep(0.001)  # let the thread inside a collection finish it
