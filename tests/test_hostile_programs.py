@@ -69,11 +69,12 @@ if __name__ == "__main__":
         print(sum(pool.map(work, range(20))))
 """,
     "multiprocessing-forkserver": WORK + """
-import multiprocessing as mp
+import multiprocessing as mp, time
 def work(n):
     return n * n
 if __name__ == "__main__":
     with mp.get_context("forkserver").Pool(2) as pool:
+        time.sleep(0.4)  # long enough for the process sampler (every 0.1 s) to see them
         print(sum(pool.map(work, range(20))))
 """,
     "pool-terminate": WORK + """
