@@ -58,6 +58,20 @@ def hot_calibration(cb, n=200, pairs=31):
 
 """
 
+# the program both modes time (n iterations; CLOCK is the child's): cyclic garbage and a
+# growing long-lived heap
+WORKLOAD = """
+def workload():
+    keep = []
+    t = CLOCK()
+    for i in range(n):
+        node = {"id": i, "payload": [i, str(i)]}
+        node["self"] = node                   # cyclic garbage
+        if i % 20 == 0:
+            keep.append((i, [i]))             # a growing long-lived heap
+    return CLOCK() - t
+"""
+
 CHILD = """
 import gc, importlib.util, json, os, sys, tempfile, time
 spec = importlib.util.spec_from_file_location("gctrace", sys.argv[1])
@@ -68,16 +82,7 @@ if setting != "default":
     gc.set_threshold(*map(int, setting.split(",")))
 
 CLOCK = time.process_time if sys.argv[5] == "cpu" else time.perf_counter
-
-def workload():
-    keep = []
-    t = CLOCK()
-    for i in range(n):
-        node = {"id": i, "payload": [i, str(i)]}
-        node["self"] = node                   # cyclic garbage
-        if i % 20 == 0:
-            keep.append((i, [i]))             # a growing long-lived heap
-    return CLOCK() - t
+WORKLOAD
 
 def empty(phase, info):
     pass
@@ -126,7 +131,7 @@ for r in range(reps):
         row.update(once(kind))
     rows.append(row)
 print(json.dumps(rows))
-""".replace("HOT_CALIBRATION", HOT)
+""".replace("HOT_CALIBRATION", HOT).replace("WORKLOAD", WORKLOAD)
 
 
 def _child(setting: str, n: int, reps: int, clock: str, kinds: str, interval: float,
@@ -290,21 +295,14 @@ setting, n, pairs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 rec = gctrace.GCTracer("/nonexistent-not-used")._rec
 def empty(phase, info):
     pass
-def workload():
-    keep = []
-    for i in range(n):
-        node = {"id": i, "payload": [i, str(i)]}
-        node["self"] = node
-        if i % 20 == 0:
-            keep.append((i, [i]))
+CLOCK = time.thread_time_ns
+WORKLOAD
 def run(cb):
     gc.collect()
     before = sum(s["collections"] for s in gc.get_stats())
     if cb is not None:
         gc.callbacks.append(cb)
-    t = time.thread_time_ns()
-    workload()
-    t = time.thread_time_ns() - t
+    t = workload()
     if cb is not None:
         gc.callbacks.remove(cb)
     return t, sum(s["collections"] for s in gc.get_stats()) - before
@@ -322,7 +320,7 @@ for p in range(pairs):
     row["collections"] = got["c"][1]
     rows.append(row)
 print(json.dumps(rows))
-"""
+""".replace("WORKLOAD", WORKLOAD)
 
 
 def insitu(args: argparse.Namespace) -> None:
