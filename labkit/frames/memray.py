@@ -115,9 +115,6 @@ def _reading(path: Path) -> Iterator[None]:
         memray.set_log_level(logging.WARNING)
 
 
-_TORN = "churn result cut short"  # in ``_early``: the worker's status says why
-
-
 class _Refused:
     """A pass's read error, kept until its result is asked for."""
 
@@ -235,6 +232,7 @@ class MemrayCapture:
         self._early: dict[str, Any] = {}  # results read before their frame asked for them
         self._via: dict[str, str] = {}  # a pass whose result another pass's worker gives
         self._churn_read = False  # a held_churn worker's first result (churn's) taken
+        self._churn_torn = False  # ... and cut short: its worker's status says why
         self._origin = origin_epoch_s
         self._metadata: Any = None
         self._reader: Any = None
@@ -346,7 +344,8 @@ class MemrayCapture:
             except (ValueError, KeyError, TypeError, AttributeError):
                 detail, cut = f"its reader exited with status {w.returncode}", False
             raise (_cut_short if cut else _corrupt)(self.path, detail)
-        if self._early.pop(_TORN, False):
+        if self._churn_torn:
+            self._churn_torn = False
             raise _corrupt(self.path, "its churn pass's result was cut short")
         got = pickle.loads(out)  # our child's
         opened = got.pop("opened", None) if isinstance(got, dict) else None
@@ -365,13 +364,12 @@ class MemrayCapture:
             return
         self._churn_read = True
         if w.stdout.peek(1)[:1] != b"\x80":  # no pickle: the worker's error, or nothing
-            self._early[_TORN] = False
             return
         try:
             got = pickle.load(w.stdout)  # our child's
             _, kind, result = got
         except Exception:  # a copy killed mid-write: its worker says why
-            self._early[_TORN] = True
+            self._churn_torn = True
             return
         if kind == "ok":
             self._early["churn"] = result
