@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from labkit import schemas
 from labkit.cli.output import say
 from labkit.errors import LabkitError, UsageError
 
@@ -67,8 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if argv is None:
-        from labkit import schemas
-
         schemas.hidden_from_jsonschema = schemas.FORMAT_LIBRARIES
         if args.verb in WITHOUT_PYARROW:
             _hide_pyarrow()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,8 @@ def _jsonschema() -> Any:
 def validator(name: str) -> Any:
     """The compiled validator of ``NAME.schema.json``."""
     jsonschema = _jsonschema()
+
+    from importlib import resources  # 5 ms (tempfile, shutil): not for every command
 
     text = resources.files(__name__).joinpath(f"{name}.schema.json").read_text("utf-8")
     schema = json.loads(text)
