@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 from labkit.capture.children import set_pdeathsig
 from labkit.errors import CorruptCaptureError, InputError
 from labkit.frames import memray_aggregated as agg
-from labkit.frames.memray_worker import MAX_STEPS, NEVER_FREED
+from labkit.frames.memray_worker import NEVER_FREED, step_ends
 from labkit.safefile import open_regular
 from labkit.stacks import SNAPSHOT_FILE, TRACER_FILE, Frame, is_agent, is_import_time, stack_text
 
@@ -433,9 +433,9 @@ class MemrayCapture:
         nbytes = np.asarray(iv["n_bytes"], dtype=np.int64).astype(np.float64)
         nallocs = np.asarray(iv["n_allocations"], dtype=np.int64).astype(np.float64)
         at_peak = (a <= peak) & (peak < d)  # held at a snapshot: allocated before, freed after
-        # held at the last snapshot of each of at most MAX_STEPS equal steps, as a running sum
-        steps = min(n, MAX_STEPS)  # as the worker counts them (memray_worker._steps)
-        last_of = (np.arange(1, steps + 1) * n - 1) // steps
+        # held at the last snapshot of each step (memray_worker.step_ends), as a running sum
+        last_of = np.array(step_ends(n), dtype=np.int64)  # the worker's steps, the same
+        steps = len(last_of)
         cells = np.concatenate([rid * (steps + 1) + np.searchsorted(last_of, a),
                                 rid * (steps + 1) + np.searchsorted(last_of, d)])
         delta = np.bincount(cells, np.concatenate([nbytes, -nbytes]),
@@ -555,9 +555,9 @@ class MemrayCapture:
         Columns: ``function``, ``file``, ``line``, ``stack``, ``frames``, ``in_labkit`` as
         in :attr:`allocations_at_peak`; ``peak_bytes``/``end_bytes`` (held at the peak and
         when tracking stopped), ``peak_count`` (blocks held at the peak); and, over the run
-        cut into at most :data:`MAX_STEPS` equal steps of memray snapshots (about 10 ms
-        each), ``first_bytes``/``last_bytes`` (mean bytes held over the first and the last
-        quarter of the steps), ``growth_bytes`` (``last_bytes - first_bytes``), ``rising``
+        cut into at most :data:`memray_worker.MAX_STEPS` equal steps of memray snapshots
+        (about 10 ms each), ``first_bytes``/``last_bytes`` (mean bytes held over the first and
+        the last quarter of the steps), ``growth_bytes`` (``last_bytes - first_bytes``), ``rising``
         (share of steps in which it did not shrink), ``increases`` (steps in which it
         grew), ``record`` (for :meth:`native_frames`). A site that grows steadily has
         large ``growth_bytes`` and many ``increases``; a one-off, however large and

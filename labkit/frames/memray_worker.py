@@ -237,7 +237,7 @@ def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
     they are): ``count`` per record, then per interval, record after record,
     ``allocated_before``, ``deallocated_before`` (or NEVER_FREED), ``n_bytes``,
     ``n_allocations``. A stack that held no byte at the peak, at the end, or across the
-    end of any of :func:`_steps`' steps is left out: it says nothing (its reader would drop
+    end of any of :func:`step_ends`' steps is left out: it says nothing (its reader would drop
     it), and its stack is not read. An aggregated capture gives :func:`_aggregated`'s views
     instead; one that memray reports as ending early raises :class:`CutShort`."""
     from memray import FileFormat
@@ -279,7 +279,7 @@ def held(path: str, *, churn_too: bool = False) -> dict[str, Any]:
             "frames": frames.table, "opened": _opened(reader)}
 
 
-def _steps(n: int) -> list[int]:
+def step_ends(n: int) -> list[int]:
     """The last snapshot of each of at most :data:`MAX_STEPS` equal steps of ``n``."""
     steps = min(n, MAX_STEPS)
     return [((k + 1) * n - 1) // steps for k in range(steps)]
@@ -288,11 +288,11 @@ def _steps(n: int) -> list[int]:
 def _held_across(marks: list[int]) -> Any:
     """Whether intervals (memray's, of one stack) held a byte at the peak (the first
     snapshot of the largest heap in ``marks``), at the end, or across the end of a step
-    (:func:`_steps`): else the bytes it held at each step's end are all 0."""
+    (:func:`step_ends`): else the bytes it held at each step's end are all 0."""
     from bisect import bisect_left
 
     peak = marks.index(max(marks)) if marks else 0
-    last_of = _steps(max(1, len(marks)))
+    last_of = step_ends(max(1, len(marks)))
 
     def held(intervals: list[Any]) -> bool:
         for iv in intervals:
