@@ -24,6 +24,7 @@ Which frame is *the user's* is decided by :mod:`labkit.attribution` from these.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -97,7 +98,11 @@ def is_lab_program(file: str) -> bool:
 
 def is_import_time(frames: Iterable[tuple[str, int, str]]) -> bool:
     """Whether a stack is importing a module (importlib's frames are in it)."""
-    return any(f[0].startswith("<frozen importlib") for f in frames)
+    return any(map(_IMPORTLIB_FILE, map(_FILE, frames)))  # C-level: one call per stack
+
+
+_IMPORTLIB_FILE = re.compile("<frozen importlib").match
+_FILE = operator.itemgetter(0)
 
 
 # the standard library's calls that block a thread: a sample whose innermost frame is one of

@@ -211,18 +211,36 @@ def _charged_native(sites: pd.DataFrame, memray: Any, how: Attribution,
     return sites.assign(**{c: totals[c] for c in sums})[first].drop(columns="_key")
 
 
-def _churn_rows(memray: Any, how: Attribution, dists: Mapping[str, tuple[str, str]],
-                growing: bool) -> list[Clue]:
+@dataclass(frozen=True)
+class _Churn:
+    """The short-lived allocations' total and, when it can make churn a symptom, their
+    sites (:func:`_by_user_frame`); from the churn pass alone, which the exports have
+    before the temporal one."""
+
+    total: float
+    sites: pd.DataFrame | None
+
+
+def _churn_sites(memray: Any, how: Attribution,
+                 dists: Mapping[str, tuple[str, str]]) -> _Churn:
+    churn = own_allocations(memray.churn)
+    total = float(churn["bytes"].sum()) if len(churn) else 0.0
+    if total < CHURN_MIN_BYTES:
+        return _Churn(total, None)
+    return _Churn(total, _by_user_frame(churn, how, {"bytes": "bytes", "count": "count"},
+                                        dists))
+
+
+def _churn_rows(memray: Any, churn: _Churn, growing: bool) -> list[Clue]:
     """Allocation churn: when short-lived allocations (freed before the next one is made)
     add up to at least :data:`CHURN_MIN_BYTES` and :data:`CHURN_PEAK_TIMES` the peak heap,
     a symptom of its own (the allocation rate), and the lines of the user's code that make
-    them, by their share. When the heap is ``growing``, what is freed at once cannot explain
-    it: churn then weighs :data:`CHURN_WHEN_GROWING` as much, below the growth and the
-    sites that hold what grows."""
-    churn = own_allocations(memray.churn)
-    total = float(churn["bytes"].sum()) if len(churn) else 0.0
+    them (``churn``, :func:`_churn_sites`), by their share. When the heap is ``growing``,
+    what is freed at once cannot explain it: churn then weighs :data:`CHURN_WHEN_GROWING`
+    as much, below the growth and the sites that hold what grows."""
+    total = churn.total
     peak = max(1, int(memray.metadata.peak_memory))
-    if total < CHURN_MIN_BYTES or total < CHURN_PEAK_TIMES * peak:
+    if churn.sites is None or total < CHURN_PEAK_TIMES * peak:
         return []
     m = memray.metadata
     secs = max(1e-3, (m.end_time - m.start_time).total_seconds())
@@ -238,8 +256,7 @@ def _churn_rows(memray: Any, how: Attribution, dists: Mapping[str, tuple[str, st
                         f"short-lived allocations ({about}{total / MB / secs:,.0f} MiB/s)",
                         f"{total / peak:,.0f}x the peak heap ({peak / MB:.1f} MiB) allocated "
                         f"and freed at once {over}", 0.8 * weight, None)]
-    sites = _by_user_frame(churn, how, {"bytes": "bytes", "count": "count"}, dists)
-    for r in sites.sort_values("bytes", ascending=False).head(3).itertuples():
+    for r in churn.sites.sort_values("bytes", ascending=False).head(3).itertuples():
         share = r.bytes / total
         if share < 0.05:
             continue
@@ -387,18 +404,34 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
     ``code`` (a :class:`Code` for a suspect in the user's code; None for a symptom).
 
     Code is attributed to the first frame in the user's own code (``how``); allocations
-    made by labkit or while importing modules are never suspects."""
-    rows: list[Clue] = []
+    made by labkit or while importing modules are never suspects. What needs no memray
+    temporal pass (churn, the other captures) is weighed first: an export's worker may
+    still be making that pass."""
     dists = getattr(ev, "distributions", None) or {}
-    if ev.memray is not None:
+    churn = _churn_sites(ev.memray, how, dists) if ev.memray is not None else None
+    others = _other_rows(ev, how, dists)
+    rows: list[Clue] = []
+    if ev.memray is not None and churn is not None:
         site_packages = tuple(getattr(ev, "site_packages", ()) or ())
         rows += _memory_rows(ev.memray, how, dists, site_packages)
         found = heap_symptom(ev.memray.memory, ev.memray.growth)
-        rows += _churn_rows(ev.memray, how, dists, found is not None)
+        rows += _churn_rows(ev.memray, churn, found is not None)
         rows += [Clue(*found)] if found else []
         if (native := native_symptom(ev.memray, ev.proc)) is not None:
             rows += [Clue(*native), *_native_rows(ev.memray, how, dists, native[1],
                                                   site_packages)]
+    rows += others
+    df = pd.DataFrame([(r.kind, r.suspect, r.evidence, r.score) for r in rows],
+                      columns=["kind", "suspect", "evidence", "score"])
+    df["code"] = [r.code for r in rows]
+    return df.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _other_rows(ev: Evidence, how: Attribution, dists: Mapping[str, tuple[str, str]]
+                ) -> list[Clue]:
+    """The clues of every capture but memray's: process sampler, origins, fd table,
+    py-spy's dump and samples, the GC tracer."""
+    rows: list[Clue] = []
     if ev.proc is not None and len(ev.proc):
         rows += [Clue(*found) for found in proc_symptoms(ev.proc)]
     if ev.origins is not None:
@@ -434,7 +467,4 @@ def suspects(ev: Evidence, how: Attribution = DEFAULT) -> pd.DataFrame:
                          f"{s.collections:,.0f} collections ({s.gen2:.0f} full), p99 "
                          f"{s.pause_p99_ms:.2f} ms, max {s.pause_max_ms:.1f} ms",
                          min(1.0, s.gc_percent / 20 + s.pause_max_ms / 500), None))
-    df = pd.DataFrame([(r.kind, r.suspect, r.evidence, r.score) for r in rows],
-                      columns=["kind", "suspect", "evidence", "score"])
-    df["code"] = [r.code for r in rows]
-    return df.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    return rows

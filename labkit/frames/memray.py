@@ -208,6 +208,20 @@ def _records_frame(records: Iterable[tuple[Any, ...]],
     return df.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
 
 
+class _Kept:
+    """The ``held`` pass's kept records, ``(stack, tid, intervals, hybrid)`` each, a stack
+    as memray's frames: turned from numbers into ``table`` only for the record asked for
+    (:meth:`MemrayCapture.native_frames`, a capture with native stacks)."""
+
+    def __init__(self, table: Sequence[tuple[str, str, int]],
+                 records: list[tuple[Any, ...]]) -> None:
+        self.table, self.records = table, records
+
+    def __getitem__(self, i: int) -> tuple[Any, ...]:
+        stack, tid, ivs, hybrid = self.records[i]
+        return [self.table[k] for k in stack], tid, ivs, hybrid
+
+
 class MemrayCapture:
     """One memray capture file. Raises :class:`CorruptCaptureError` if memray cannot read it.
 
@@ -455,8 +469,7 @@ class MemrayCapture:
         keep = np.flatnonzero((cols["peak_bytes"] > 0) | (cols["end_bytes"] > 0) |
                               (first > 0) | (last > 0) | (cols["increases"] > 0))
         table = got["frames"]
-        self._kept = [([table[i] for i in stack], tid, ivs, hybrid)  # for native_frames
-                      for stack, tid, ivs, hybrid in (records[i] for i in keep)]
+        self._kept = _Kept(table, [records[i] for i in keep])  # for native_frames
         base = _records_frame(((records[i][0], 0, 0, records[i][1]) for i in keep), table,
                               sort=False)
         return base.drop(columns=["bytes", "count"]).assign(
