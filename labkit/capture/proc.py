@@ -26,7 +26,6 @@ from pathlib import Path
 import psutil
 
 COLUMNS = ("t_ns", "rss_bytes", "threads", "fds", "cpu_percent", "children")
-FDS_FILE = "proc_fds.json"
 
 
 def _address(addr: tuple[str, int] | tuple[()], family: int) -> str:

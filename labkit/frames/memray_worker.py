@@ -341,4 +341,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    # its reader waits for the end of stdout: the result is written whole, and tearing
+    # down memray's reader and the pass's index (tens of ms on a large capture) is not
+    # worth that wait
+    os._exit(code)
