@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from labkit.stacks import (
     Frame,
@@ -27,6 +27,8 @@ from labkit.stacks import (
 
 _COMPREHENSIONS = ("<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>")
 _CONSTRUCTORS = ("__init__", "__new__", "__post_init__")
+_JUDGED_MAX = 1 << 16  # stacks an Attribution remembers before it starts afresh
+_UNJUDGED = object()
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class Attribution:
 
     focus: re.Pattern[str] | None = None
     ignore: re.Pattern[str] | None = None
+    # each stack's user frame, by the stack (a tuple); its own, so that a lookup hashes
+    # the stack alone (an lru_cache keyed on self too hashed this dataclass in Python)
+    _judged: dict[tuple[Frame, ...], Frame | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def is_user(self, frame: Frame) -> bool:
         """Whether ``frame`` is in the user's own code."""
@@ -43,9 +49,15 @@ class Attribution:
     def user_frame(self, stack: Sequence[Frame]) -> Frame | None:
         """The innermost user frame of ``stack`` (see :meth:`_user_frame`); cached for
         stacks given as tuples."""
-        if isinstance(stack, tuple):
-            return _cached_user_frame(self, stack)
-        return self._user_frame(stack)
+        if not isinstance(stack, tuple):
+            return self._user_frame(stack)
+        judged = self._judged
+        got = judged.get(stack, _UNJUDGED)
+        if got is _UNJUDGED:
+            if len(judged) >= _JUDGED_MAX:
+                judged.clear()
+            got = judged[stack] = self._user_frame(stack)
+        return got
 
     def _user_frame(self, stack: Sequence[Frame]) -> Frame | None:
         """The innermost user frame of ``stack`` (innermost first), or None.
@@ -67,11 +79,6 @@ class Attribution:
                 return self.user_frame(stack[i + 1:])
             return f
         return None
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _cached_user_frame(how: Attribution, stack: tuple[Frame, ...]) -> Frame | None:
-    return how._user_frame(stack)
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -164,13 +164,14 @@ def _rows(records: Iterable[tuple[Any, ...]], table: Sequence[tuple[str, str, in
     """One :data:`ALLOCATION_COLUMNS` tuple per ``(stack, bytes, count, tid)`` record."""
     records, table = _interned(records, table)
     frames, agent, snap, tracer, _, text = _judged(table)
+    frame_of, text_of = frames.__getitem__, text.__getitem__
     unknown = Frame("<unknown>", 0, "<unknown>")
     for stack, size, n, tid in records:  # memray's stacks: leaf first
-        own_ids = [i for i in stack if i not in agent]
-        own = tuple([frames[i] for i in own_ids])
+        own_ids = [i for i in stack if i not in agent] if agent else stack
+        own = tuple(map(frame_of, own_ids))
         in_labkit = bool(stack) and (stack[0] in tracer or not snap.isdisjoint(stack))
         leaf = frames[stack[0]] if in_labkit else (own[0] if own else unknown)
-        line = (" < ".join([text[i] for i in own_ids]) if own else
+        line = (" < ".join(map(text_of, own_ids)) if own else
                 text[stack[0]] if stack else "") or "<no Python stack>"
         yield (leaf.function, leaf.file, leaf.line, line, size, n, tid, in_labkit, own)
 
