@@ -70,3 +70,33 @@ def test_a_closed_pipe_ends_quietly() -> None:
                         text=True, timeout=60)
     assert cp.returncode == 0
     assert cp.stderr == "", cp.stderr
+
+
+
+FROZEN_AFTER = """
+import gc, sys
+from labkit.cli import main
+how, verb = sys.argv[1], sys.argv[2:]
+if how == "command":
+    sys.argv = ["labkit", *verb]
+    code = main()
+else:
+    code = main(verb)
+print(code, gc.get_freeze_count(), len(gc.get_objects()))
+"""
+
+
+@pytest.mark.parametrize("how", ["command", "in-process"])
+def test_the_command_leaves_nothing_for_the_teardown_to_collect(how: str, tmp_path: Path) -> None:
+    """As the ``labkit`` command, every object is frozen once the verb is done (one ending
+    in an input error too), so that the interpreter's teardown walks none; called with
+    ``argv`` (a notebook, a test), the collector is left as it was."""
+    for verb, want in ((["list"], 0), (["summary", str(tmp_path / "missing")], 2)):
+        out = subprocess.run([PY, "-c", FROZEN_AFTER, how, *verb], capture_output=True,
+                             text=True, check=True, cwd=tmp_path)
+        code, frozen, tracked = map(int, out.stdout.split()[-3:])
+        assert code == want, (verb, out.stderr[-300:])
+        if how == "command":
+            assert frozen > 10_000 and tracked < 100, (verb, frozen, tracked)
+        else:
+            assert frozen == 0 and tracked > 10_000, (verb, frozen, tracked)
