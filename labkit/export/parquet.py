@@ -26,7 +26,6 @@ in its folder and renamed over the part, so concurrent exports of a run never co
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -104,10 +103,6 @@ class _Context:
         elif path is not None and path.stat().st_size > BACKGROUND_BYTES:  # already open
             run.memray.churn_in_background()
         self.evidence = evidence_of(run)
-        if path is not None and "memray" not in sys.modules:
-            # now, while memray's passes run: the temporal pass's result comes pickled with
-            # memray's own objects, and unpickling it would import memray after it arrives
-            import memray  # noqa: F401
 
     @cached_property
     def findings(self) -> Any:

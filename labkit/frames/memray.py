@@ -53,6 +53,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from labkit.capture.children import set_pdeathsig
@@ -293,7 +294,10 @@ class MemrayCapture:
 
     @property
     def metadata(self) -> Any:
-        """memray's metadata of the capture (read on opening it, here or in a worker)."""
+        """memray's metadata of the capture (read on opening it): memray's ``Metadata``
+        when opened here; from a worker, the same fields as plain values
+        (:func:`labkit.frames.memray_worker.metadata_fields`, ``file_format`` by name), so
+        that this process need not import memray."""
         if self._metadata is None:  # opened in a worker: wait for the one that opens
             task = "held" if "held" in self._workers else "peak"
             self._early[task] = self._result(task)
@@ -365,7 +369,7 @@ class MemrayCapture:
         got = pickle.loads(out)  # our child's
         opened = got.pop("opened", None) if isinstance(got, dict) else None
         if opened is not None and self._metadata is None:  # not opened here
-            self._metadata = opened["metadata"]
+            self._metadata = SimpleNamespace(**opened["metadata"])  # memray's fields
             self.__dict__["_snapshots"] = opened["snapshots"]
             self._check_opened()
         return got

@@ -30,10 +30,10 @@ UNKNOWN_GROWTH = ("first_bytes", "last_bytes", "growth_bytes", "rising")  # NaN:
 
 
 def is_aggregated(metadata: Any) -> bool:
-    """Whether memray's ``metadata`` is that of an aggregated capture."""
-    from memray import FileFormat
-
-    return getattr(metadata, "file_format", None) == FileFormat.AGGREGATED_ALLOCATIONS
+    """Whether memray's ``metadata`` (memray's own, or a worker's plain copy, whose
+    ``file_format`` is the format's name) is that of an aggregated capture."""
+    fmt = getattr(metadata, "file_format", None)
+    return getattr(fmt, "name", fmt) == "AGGREGATED_ALLOCATIONS"
 
 
 def merge_views(peak: list[tuple[Any, ...]], leaks: list[tuple[Any, ...]]

@@ -19,6 +19,7 @@ that crashes the reader kills it by the signal, which the caller reports.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import pickle
@@ -60,11 +61,19 @@ class Frames:
 
 
 def _opened(reader: Any) -> dict[str, Any]:
-    """What memray's reader learnt on opening (its first pass): ``metadata`` (memray's
-    own) and ``snapshots``, ``(time, rss, heap)`` each; for a caller that does not open the
-    file itself (``MemrayCapture(..., open_here=False)``)."""
-    return {"metadata": reader.metadata,
+    """What memray's reader learnt on opening (its first pass): ``metadata``
+    (:func:`metadata_fields`) and ``snapshots``, ``(time, rss, heap)`` each; for a caller
+    that does not open the file itself (``MemrayCapture(..., open_here=False)``)."""
+    return {"metadata": metadata_fields(reader.metadata),
             "snapshots": [tuple(s) for s in reader.get_memory_snapshots()]}
+
+
+def metadata_fields(metadata: Any) -> dict[str, Any]:
+    """memray's ``Metadata`` as plain values, ``file_format`` by its name: what a worker
+    hands over, so that its reader need not import memray to unpickle it."""
+    got = {f.name: getattr(metadata, f.name) for f in dataclasses.fields(metadata)}
+    got["file_format"] = metadata.file_format.name
+    return got
 
 
 def stats(path: str) -> dict[str, Any]:
