@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labkit.capture import gctrace, heapsnap, origins
+from labkit.capture import MEMRAY_FILE, gctrace, heapsnap, origins
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ GC_HEAP = Artifact(gctrace.HEAP_FILE, "labkit.gctrace", "heap samples", "--gc", 
 GC_META = Artifact(gctrace.META_FILE, "labkit.gctrace", "GC trace", "--gc")
 PROC = Artifact("proc.csv", "labkit.proc", "process samples", "--proc", packable=True)
 PROC_FDS = Artifact("proc_fds.json", "labkit.proc", "descriptor table at its peak", "--proc")
-MEMRAY = Artifact("memray.bin", "memray", "memray capture", "--memray")
+MEMRAY = Artifact(MEMRAY_FILE, "memray", "memray capture", "--memray")
 PYSPY_PROFILE = Artifact("pyspy.speedscope.json", "py-spy", "py-spy profile", "--pyspy")
 PYSPY_FLAMEGRAPH = Artifact("pyspy.flamegraph.svg", "py-spy", "py-spy flamegraph", "--pyspy")
 PYSPY_DUMP = Artifact("pyspy.dump.json", "py-spy dump", "py-spy thread dump",

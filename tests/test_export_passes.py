@@ -237,3 +237,31 @@ def test_the_held_worker_leaves_out_only_the_stacks_its_reader_drops(
     assert len(every["intervals"]["count"]) > len(kept["intervals"]["count"]) > 10
     assert len(every["records"]) == len(every["intervals"]["count"])
     pd.testing.assert_frame_equal(growth_from(kept), growth_from(every), check_exact=True)
+
+
+FIRST_SPAWN = """
+import subprocess, sys
+seen = []
+real = subprocess.Popen.__init__
+def spawn(self, args, *a, **kw):
+    if not seen and "memray_worker.py" in " ".join(map(str, args)):
+        seen.append((args[3], *(m in sys.modules for m in ("pandas", "labkit.rundir",
+                                                           "labkit.artifacts"))))
+    real(self, args, *a, **kw)
+subprocess.Popen.__init__ = spawn
+from labkit.cli import main
+code = main(["export", sys.argv[1], "--to", sys.argv[2], "--out", sys.argv[3]])
+print(code, *seen[0])
+"""
+
+
+@pytest.mark.parametrize(("fmt", "command"), [("parquet", "held_churn"), ("pprof", "stats")])
+def test_an_export_starts_memray_s_passes_before_anything_heavy(
+        fmt: str, command: str, tmp_path: Path) -> None:
+    """memray's passes are an export's critical path: its first worker starts before the
+    run's machinery or pandas is imported, and the export is whole."""
+    out = subprocess.run([sys.executable, "-c", FIRST_SPAWN, str(CAPTURE.parent), fmt,
+                          str(tmp_path / "out")], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert out.stdout.split()[-5:] == ["0", command, "False", "False", "False"], \
+        out.stderr[-400:]

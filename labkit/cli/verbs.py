@@ -254,25 +254,42 @@ def cmd_notebooks(args: argparse.Namespace, command: list[str]) -> int:
 
 def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
     """Write a run in another tool's format: pprof profiles, or Parquet frames."""
+    from labkit.capture import MEMRAY_FILE
+    from labkit.export import MEMRAY_PASSES
+    from labkit.frames.memray import start_first
+
+    # memray's passes, the export's critical path, start before anything else is imported
+    # (the run's machinery, pandas); the run uses them once its manifest lists that file
+    first = start_first(Path(args.run) / MEMRAY_FILE, MEMRAY_PASSES[args.to])
+    try:
+        run = _export_run(args, first)
+    except BaseException:
+        if first is not None:
+            first.close()
+        raise
+    out = args.out or run.path.with_name(f"{run.path.name}.{args.to}")
+    if args.to == "pprof":
+        from labkit.export.pprof import export_pprof
+
+        written = export_pprof(run, out, force=args.force)
+    else:
+        from labkit.export.parquet import export_parquet
+
+        written = export_parquet(run, out, dict(args.label or []), force=args.force)
+    for path in written:
+        say(f"wrote {path}")
+    return 0
+
+
+def _export_run(args: argparse.Namespace, first: Any) -> Any:
+    """The run ``cmd_export`` reads, its output folder checked first, with ``first`` (its
+    memray capture, passes started) if its manifest lists that file."""
     from labkit.frames import load
     from labkit.outputs import check_dir_output
 
     if args.out is not None:
         check_dir_output(args.out)  # before the run is read; the export checks it again
-    if args.to == "pprof":
-        from labkit.export.pprof import PASSES, export_pprof
-    else:
-        from labkit.export.parquet import PASSES, export_parquet
-    # memray's passes start first, beside the manifest's checks
-    run = load(args.run, background_stats=False, memray_first=PASSES)
-    out = args.out or run.path.with_name(f"{run.path.name}.{args.to}")
-    if args.to == "pprof":
-        written = export_pprof(run, out, force=args.force)
-    else:
-        written = export_parquet(run, out, dict(args.label or []), force=args.force)
-    for path in written:
-        say(f"wrote {path}")
-    return 0
+    return load(args.run, background_stats=False, memray_first=first)
 
 
 def cmd_fleet(args: argparse.Namespace, command: list[str]) -> int:

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from labkit.export import MEMRAY_PASSES
 from labkit.stacks import Frame
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -168,7 +169,7 @@ def memray_profile(run: Any) -> bytes:
     return b.encode()
 
 
-PASSES = {"held_in_background": False, "stats_in_background": True}  # memray's, for pprof
+PASSES = MEMRAY_PASSES["pprof"]  # memray's, for pprof
 
 
 def _memray_started(run: Any) -> Any:

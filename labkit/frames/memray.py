@@ -57,7 +57,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from labkit.capture.children import set_pdeathsig
-from labkit.errors import CorruptCaptureError, InputError
+from labkit.errors import CorruptCaptureError, InputError, LabkitError
 from labkit.frames import memray_aggregated as agg
 from labkit.frames.memray_worker import NEVER_FREED, step_ends
 from labkit.safefile import open_regular
@@ -675,6 +675,20 @@ class MemrayCapture:
         """Compute every frame except ``leaks``; returns self."""
         _ = self.memory, self.allocations_at_peak, self.summary
         return self
+
+
+def start_first(path: Path, passes: dict[str, bool]) -> MemrayCapture | None:
+    """``path`` (a run's memray capture) with ``passes`` (:class:`MemrayCapture`'s
+    ``*_in_background`` flags) started in workers now, memray opened in workers only; None
+    when it is not a regular file, or memray's workers cannot start on it (whatever is
+    wrong is said when the run is read). For a caller whose critical path is memray's
+    passes: an export starts them before it imports anything else."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        return MemrayCapture(path, open_here=False, **passes)
+    except LabkitError:
+        return None
 
 
 def load_memray(path: Path | str, *, origin_epoch_s: float | None = None) -> MemrayCapture:

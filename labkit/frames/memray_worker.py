@@ -19,12 +19,10 @@ that crashes the reader kills it by the signal, which the caller reports.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import pickle
 import sys
-import tempfile
 from array import array
 from collections.abc import Iterator
 from typing import Any
@@ -71,7 +69,7 @@ def _opened(reader: Any) -> dict[str, Any]:
 def metadata_fields(metadata: Any) -> dict[str, Any]:
     """memray's ``Metadata`` as plain values, ``file_format`` by its name: what a worker
     hands over, so that its reader need not import memray to unpickle it."""
-    got = {f.name: getattr(metadata, f.name) for f in dataclasses.fields(metadata)}
+    got = {name: getattr(metadata, name) for name in metadata.__dataclass_fields__}
     got["file_format"] = metadata.file_format.name
     return got
 
@@ -151,6 +149,8 @@ def _memray_errors() -> Iterator[list[str]]:
     import memray
 
     found: list[str] = []
+    import tempfile  # here: labkit's process imports this module first, before its passes
+
     with tempfile.TemporaryFile() as tmp:
         sys.stderr.flush()
         saved = os.dup(2)
