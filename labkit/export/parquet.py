@@ -43,30 +43,23 @@ IDENTITY = ("run_id", "run_kind", "host", "pid", "python", "scenario", "variant"
             "start_utc", "duration_s", "schema_version")
 
 
-def _sites(df: Any, judged: dict[int, tuple[Any, Any]] | None = None) -> Any:
-    """``df`` with the user's own frame of each stack as ``site_*`` columns; ``judged``
-    keeps each stack object's frame (by identity, the object kept alive with it) for the
-    next frame that shares those objects (``memray_peak`` and ``memray_growth`` do)."""
+def _sites(df: Any) -> Any:
+    """``df`` with the user's own frame of each stack as ``site_*`` columns (each stack
+    judged once: :meth:`labkit.attribution.Attribution.user_frame` keeps what it found)."""
     from labkit.attribution import DEFAULT
 
-    judged = {} if judged is None else judged
-    site = []
-    for frames in df["frames"]:
-        got = judged.get(id(frames))
-        if got is None:
-            got = judged[id(frames)] = (frames, DEFAULT.user_frame(frames))
-        site.append(got[1])
+    site = [DEFAULT.user_frame(frames) for frames in df["frames"]]
     return df.assign(site_function=[s[2] if s else None for s in site],
                      site_file=[s[0] if s else None for s in site],
                      site_line=[int(s[1]) if s else None for s in site]).astype(
         {"site_function": "string", "site_file": "string", "site_line": "Int64"})
 
 
-def _growth(df: Any, judged: dict[int, tuple[Any, Any]] | None = None) -> Any:
+def _growth(df: Any) -> Any:
     """Growth with ``gain_bytes``: what the postmortem counts as steady growth."""
     from labkit.analysis.growth import steady_gain
 
-    return _sites(df.drop(columns=["record"], errors="ignore"), judged).assign(
+    return _sites(df.drop(columns=["record"], errors="ignore")).assign(
         gain_bytes=steady_gain(df))
 
 
@@ -95,7 +88,6 @@ class _Context:
         from labkit.frames.evidence import evidence_of
 
         self.run = run
-        self.judged: dict[int, tuple[Any, Any]] = {}  # see _sites
         path = run.path_of(A.MEMRAY)
         if path is not None and "memray" not in run.__dict__:
             # memray's opening pass made once, in the worker of the held pass, whose forked
@@ -118,8 +110,8 @@ FRAMES: dict[str, tuple[Any, Callable[[_Context], Any]]] = {
     "gc_events": (A.GC_EVENTS, lambda c: c.run.gc_events),
     "heap": (A.GC_HEAP, lambda c: c.run.heap),
     "proc": (A.PROC, lambda c: c.run.proc),
-    "memray_peak": (A.MEMRAY, lambda c: _sites(c.run.memray.allocations_at_peak, c.judged)),
-    "memray_growth": (A.MEMRAY, lambda c: _growth(c.run.memray.growth, c.judged)),
+    "memray_peak": (A.MEMRAY, lambda c: _sites(c.run.memray.allocations_at_peak)),
+    "memray_growth": (A.MEMRAY, lambda c: _growth(c.run.memray.growth)),
     "memray_churn": (A.MEMRAY, lambda c: _sites(c.run.memray.churn)),
     "pyspy_functions": (A.PYSPY_PROFILE, lambda c: c.run.pyspy.functions),
     "pyspy_samples": (A.PYSPY_PROFILE, lambda c: c.run.pyspy.samples),
