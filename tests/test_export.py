@@ -174,7 +174,7 @@ def test_go_tool_pprof_web_ui_serves_an_export(tmp_path: Path) -> None:
 def test_a_part_that_fails_stops_the_parquet_export_before_runs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from labkit.errors import InputError
-    from labkit.export import parquet
+    from labkit.export import MEMRAY_PASSES, parquet
     from labkit.frames import load
 
     real = parquet._write_part
@@ -188,7 +188,7 @@ def test_a_part_that_fails_stops_the_parquet_export_before_runs(
 
     monkeypatch.setattr(parquet, "_write_part", failing)
     run = load(DATASETS / "pool-misuse" / "leaky", background_stats=False,
-               memray_first=parquet.PASSES)
+               memray_first=MEMRAY_PASSES["parquet"])
     with pytest.raises(InputError, match="No space left on device"):
         parquet.export_parquet(run, tmp_path / "out")
     assert "frame=runs" not in written  # the part that marks a run's export complete

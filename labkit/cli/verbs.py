@@ -12,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from labkit.capture import MEMRAY_FILE
 from labkit.cli.output import say
 from labkit.errors import InputError, UsageError
+from labkit.export import MEMRAY_PASSES
 
 
 def _run_and_summarise(command: list[str], out: Path | None, opts: Any, kind: str,
@@ -254,8 +256,6 @@ def cmd_notebooks(args: argparse.Namespace, command: list[str]) -> int:
 
 def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
     """Write a run in another tool's format: pprof profiles, or Parquet frames."""
-    from labkit.capture import MEMRAY_FILE
-    from labkit.export import MEMRAY_PASSES
     from labkit.frames.memray import start_first
 
     # memray's passes, the export's critical path, start before anything else is imported

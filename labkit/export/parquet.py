@@ -33,10 +33,8 @@ from typing import Any
 
 from labkit import artifacts as A
 from labkit.errors import InputError
-from labkit.export import MEMRAY_PASSES
 from labkit.options import label_column
 
-PASSES = MEMRAY_PASSES["parquet"]  # memray's, for Parquet
 SCHEMA_VERSION = 1
 BACKGROUND_BYTES = 1 << 20  # a capture this large, open already, reads its churn aside
 IDENTITY = ("run_id", "run_kind", "host", "pid", "python", "scenario", "variant",

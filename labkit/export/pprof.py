@@ -28,7 +28,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.export import MEMRAY_PASSES
 from labkit.stacks import Frame
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -169,14 +168,11 @@ def memray_profile(run: Any) -> bytes:
     return b.encode()
 
 
-PASSES = MEMRAY_PASSES["pprof"]  # memray's, for pprof
-
-
 def _memray_started(run: Any) -> Any:
     """``run``'s memray capture with the passes the memory profile needs started in
     workers: if it was not open yet, the totals and the peak alone, memray's opening pass
     made by the peak's worker only (not in this process too)."""
-    if "memray" not in run.__dict__:  # (``load(..., memray_first=PASSES)`` did it earlier)
+    if "memray" not in run.__dict__:  # else the command started them (MEMRAY_PASSES)
         run.background_held, run.background_stats, run.open_memray_here = False, True, False
     cap = run.memray
     cap.peak_in_background()

@@ -33,8 +33,13 @@ class Run:
         self.background_churn = False  # memray's short-lived allocations pass, in parallel
         self.background_held = True  # memray's temporal high-water-mark pass, on opening
         self.open_memray_here = True  # False: memray's opening pass made in a worker only
-        first = (self._memray_first(memray_first) if isinstance(memray_first, dict)
-                 else memray_first)
+        # memray's passes started before the manifest is read and verified, so that they
+        # overlap it; only once it lists that very file does ``memray`` use them
+        first = memray_first
+        if isinstance(memray_first, dict):
+            from labkit.frames.memray import start_first
+
+            first = start_first(self.path / A.MEMRAY.name, memray_first)
         try:
             self.manifest: dict[str, Any] = read_manifest(self.path, verify=verify)
         except BaseException:
@@ -48,15 +53,6 @@ class Run:
             self.__dict__["memray"] = first
         elif first is not None:
             first.close()
-
-    def _memray_first(self, passes: dict[str, bool]) -> MemrayCapture | None:
-        """The run's memray capture with ``passes`` started before the manifest is read
-        and verified, so that they overlap it (:func:`labkit.frames.memray.start_first`).
-        Only once the manifest lists that very file does :attr:`memray` use it (as it does
-        a capture given started); else it is closed."""
-        from labkit.frames.memray import start_first
-
-        return start_first(self.path / A.MEMRAY.name, passes)
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, kind={self.meta.kind!r}, files={self.files})"
@@ -218,6 +214,6 @@ def load(run_dir: Path | str, *, background_stats: bool = True,
     starts memray's statistics pass in a second process as soon as the capture is opened
     (what a notebook wants); a caller that never reads ``memray.summary`` turns it off.
     ``memray_first`` starts the given passes over the run's memray capture before the
-    manifest is checked (see :meth:`Run._memray_first`), or is that capture, started
-    already (:func:`labkit.frames.memray.start_first`)."""
+    manifest is checked, or is that capture with its passes started already (both by
+    :func:`labkit.frames.memray.start_first`)."""
     return Run(run_dir, background_stats=background_stats, memray_first=memray_first)
