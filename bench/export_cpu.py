@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import load_average, run_tree  # bench/timing.py (scripts run from bench/)
+from timing import compiled, load_average, run_tree  # bench/timing.py (scripts run from bench/)
 
 # memray alone making the passes each export makes, the way it makes them, nothing of labkit:
 # pprof: memray stats' own pass in a second process, beside the reader's opening pass and
@@ -67,6 +67,7 @@ def main() -> int:
     py, run = sys.executable, str(Path(args.run).resolve())
     here = str(Path(__file__).resolve().parent.parent)
     envs = {k: {**os.environ, "PYTHONPATH": here} for k in "ABC"}
+    compiled(here, *filter(None, [args.before]))
     with tempfile.TemporaryDirectory(prefix="labkit-bench-export-") as tmp:
         sides = {"A": [py, "-m", "memray", "stats", "--json", "-f", "-o", f"{tmp}/stats.json",
                        f"{run}/memray.bin"],

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 from postmortem import MAKE  # bench/postmortem.py: the many-stacks program
-from timing import timed
+from timing import compiled, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +72,7 @@ sys.exit(churn.wait())
 
 
 def export_against_stats(py: str, tmp: Path, pairs: int, objects: int) -> None:
+    compiled(ROOT)
     run = tmp / "run"
     (tmp / "app.py").write_text(APP)
     t = time.perf_counter()

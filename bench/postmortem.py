@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import load_average, timed  # bench/timing.py (scripts run from bench/)
+from timing import compiled, load_average, timed  # bench/timing.py (scripts run from bench/)
 
 MAKE = """
 import memray, sys
@@ -93,6 +93,7 @@ def compare(py: str, cap: Path, tmp: str, pairs: int, sides_wanted: str
             ) -> dict[str, list[tuple[float, int]]]:
     """``pairs`` alternating rounds of A and each of ``sides_wanted`` (``"BC"``, ``"C"``):
     per side, (wall seconds, peak RSS bytes) of each round."""
+    compiled(Path(__file__).resolve().parent.parent)
     memray_a = [[py, "-m", "memray", "flamegraph", "-f", "-o", f"{tmp}/fg.html", str(cap)],
                 [py, "-m", "memray", "stats", "--json", "-f", "-o", f"{tmp}/stats.json",
                  str(cap)]]

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import load_average, run_tree  # bench/timing.py (scripts run from bench/)
+from timing import compiled, load_average, run_tree  # bench/timing.py (scripts run from bench/)
 
 HERE = Path(__file__).resolve().parent.parent
 
@@ -34,6 +34,7 @@ def main() -> int:
     ap.add_argument("--before", type=Path, help="a labkit checkout to run as B")
     args = ap.parse_args()
     py, cap = sys.executable, str(args.capture.resolve())
+    compiled(HERE, *filter(None, [args.before]))
     with tempfile.TemporaryDirectory(prefix="labkit-bench-pmcpu-") as tmp:
         def memray() -> tuple[float, float, int]:
             runs = [run_tree([py, "-m", "memray", "flamegraph", "-f", "-o", f"{tmp}/fg.html",

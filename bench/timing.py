@@ -29,6 +29,18 @@ def timed(argv: list[str]) -> tuple[float, int]:
     return wall, rss
 
 
+def compiled(*checkouts: str | os.PathLike[str]) -> None:
+    """Write the bytecode caches of each checkout's ``labkit`` package, as an installed
+    labkit has them: a timed process that runs with ``PYTHONDONTWRITEBYTECODE`` set (as
+    this machine's shells do) would otherwise compile every module changed since its cache
+    on every run, which no user's install does (30-40 ms of an export's start)."""
+    import sys
+
+    for checkout in checkouts:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(checkout, "labkit")],
+                       check=True, stdout=subprocess.DEVNULL)
+
+
 def load_average() -> str:
     """The machine's load averages, as the benchmarks print them beside their figures."""
     return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
