@@ -179,6 +179,7 @@ def test_passes_started_before_the_manifest_serve_only_a_checked_run(
     import pandas as pd
 
     from labkit.errors import LabkitError
+    from labkit.frames.memray_start import Started
 
     run = tmp_path / "run"
     shutil.copytree(CAPTURE.parent, run)
@@ -188,8 +189,8 @@ def test_passes_started_before_the_manifest_serve_only_a_checked_run(
     assert cap.origin_epoch_s == early.meta.t0_epoch_s
     pd.testing.assert_frame_equal(cap.memory, load(run).memray.memory, check_exact=True)
     closed: list[Path] = []
-    real = MemrayCapture.close
-    monkeypatch.setattr(MemrayCapture, "close", lambda c: (closed.append(c.path), real(c)))
+    real = Started.close
+    monkeypatch.setattr(Started, "close", lambda c: (closed.append(c.path), real(c)))
     (run / "heap.csv").write_text("t_ns\n1\n")  # the manifest's checksum no longer holds
     with pytest.raises(LabkitError):
         load(run, background_stats=False, memray_first={"churn_in_background": True})
@@ -245,8 +246,8 @@ seen = []
 real = subprocess.Popen.__init__
 def spawn(self, args, *a, **kw):
     if not seen and "memray_worker.py" in " ".join(map(str, args)):
-        seen.append((args[3], *(m in sys.modules for m in ("pandas", "labkit.rundir",
-                                                           "labkit.artifacts"))))
+        seen.append((args[3], *(m in sys.modules for m in (
+            "pandas", "labkit.rundir", "labkit.artifacts", "labkit.frames.memray"))))
     real(self, args, *a, **kw)
 subprocess.Popen.__init__ = spawn
 from labkit.cli import main
@@ -259,9 +260,9 @@ print(code, *seen[0])
 def test_an_export_starts_memray_s_passes_before_anything_heavy(
         fmt: str, command: str, tmp_path: Path) -> None:
     """memray's passes are an export's critical path: its first worker starts before the
-    run's machinery or pandas is imported, and the export is whole."""
+    run's machinery, memray's frames or pandas is imported, and the export is whole."""
     out = subprocess.run([sys.executable, "-c", FIRST_SPAWN, str(CAPTURE.parent), fmt,
                           str(tmp_path / "out")], capture_output=True, text=True,
                          cwd=tmp_path)
-    assert out.stdout.split()[-5:] == ["0", command, "False", "False", "False"], \
+    assert out.stdout.split()[-6:] == ["0", command, "False", "False", "False", "False"], \
         out.stderr[-400:]

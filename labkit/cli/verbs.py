@@ -256,7 +256,7 @@ def cmd_notebooks(args: argparse.Namespace, command: list[str]) -> int:
 
 def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
     """Write a run in another tool's format: pprof profiles, or Parquet frames."""
-    from labkit.frames.memray import start_first
+    from labkit.frames.memray_start import start_first
 
     # memray's passes, the export's critical path, start before anything else is imported
     # (the run's machinery, pandas); the run uses them once its manifest lists that file

@@ -49,16 +49,15 @@ import logging
 import pickle
 import signal
 import subprocess
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from labkit.capture.children import set_pdeathsig
-from labkit.errors import CorruptCaptureError, InputError, LabkitError
+from labkit.errors import CorruptCaptureError, InputError
 from labkit.frames import memray_aggregated as agg
+from labkit.frames.memray_start import planned, spawn
 from labkit.frames.memray_worker import NEVER_FREED, step_ends
 from labkit.safefile import open_regular
 from labkit.stacks import SNAPSHOT_FILE, TRACER_FILE, Frame, is_agent, is_import_time, stack_text
@@ -68,9 +67,6 @@ if TYPE_CHECKING:
 
 ALLOCATION_COLUMNS = ("function", "file", "line", "stack", "bytes", "count", "thread",
                       "in_labkit", "frames")
-# run by path, with -P so that this folder (which has a memray.py) is not on its sys.path
-_WORKER = Path(__file__).with_name("memray_worker.py")
-
 
 _READ_ERRORS = (OSError, ValueError, RuntimeError, UnicodeDecodeError, KeyError, IndexError,
                 NotImplementedError)
@@ -237,11 +233,14 @@ class MemrayCapture:
     open the file at all (memray's opening pass is in the worker of the ``held`` pass, or of
     the ``peak`` one, started now): :attr:`metadata` and :attr:`memory` come from that
     worker, and a capture memray cannot read is refused on first use, not here.
+    ``started``, workers :class:`labkit.frames.memray_start.Started` started for the same
+    flags, are used instead of starting them again.
     """
 
     def __init__(self, path: Path | str, *, origin_epoch_s: float | None = None,
                  stats_in_background: bool = False, churn_in_background: bool = False,
-                 held_in_background: bool = True, open_here: bool = True) -> None:
+                 held_in_background: bool = True, open_here: bool = True,
+                 started: dict[str, subprocess.Popen[bytes]] | None = None) -> None:
         self.path = Path(path)
         open_regular(self.path, "memray capture").close()  # not a FIFO, device or folder
         self._workers: dict[str, subprocess.Popen] = {}
@@ -252,18 +251,15 @@ class MemrayCapture:
         self._origin = origin_epoch_s
         self._metadata: Any = None
         self._reader: Any = None
-        if held_in_background and churn_in_background and not open_here:
-            self._spawn("held", "held_churn")  # one opening of the file for both passes
-            self._via["churn"] = "held"
-        elif held_in_background:
-            self._spawn("held")
-        if churn_in_background:
-            self.churn_in_background()
-        if stats_in_background:
-            self._spawn("stats")
+        self._workers.update(started or {})
+        for task, command in planned(held_in_background=held_in_background,
+                                     churn_in_background=churn_in_background,
+                                     stats_in_background=stats_in_background,
+                                     open_here=open_here):
+            if command == "held_churn":  # one opening of the file for both passes
+                self._via["churn"] = "held"
+            self._spawn(task, command)
         if not open_here:
-            if "held" not in self._workers:
-                self._spawn("peak")  # it opens the file: what this process would have learnt
             return
         import memray
 
@@ -331,9 +327,7 @@ class MemrayCapture:
         which gives ``task``'s result and more) on this capture in a second process, unless
         it is running."""
         if task not in self._workers:
-            self._workers[task] = subprocess.Popen(
-                [sys.executable, "-P", str(_WORKER), command or task, str(self.path)],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=set_pdeathsig)
+            self._workers[task] = spawn(command or task, self.path)
 
     def _result(self, task: str) -> Any:
         """The worker's result for ``task`` (started now if it was not); a worker killed by
@@ -675,20 +669,6 @@ class MemrayCapture:
         """Compute every frame except ``leaks``; returns self."""
         _ = self.memory, self.allocations_at_peak, self.summary
         return self
-
-
-def start_first(path: Path, passes: dict[str, bool]) -> MemrayCapture | None:
-    """``path`` (a run's memray capture) with ``passes`` (:class:`MemrayCapture`'s
-    ``*_in_background`` flags) started in workers now, memray opened in workers only; None
-    when it is not a regular file, or memray's workers cannot start on it (whatever is
-    wrong is said when the run is read). For a caller whose critical path is memray's
-    passes: an export starts them before it imports anything else."""
-    if path.is_symlink() or not path.is_file():
-        return None
-    try:
-        return MemrayCapture(path, open_here=False, **passes)
-    except LabkitError:
-        return None
 
 
 def load_memray(path: Path | str, *, origin_epoch_s: float | None = None) -> MemrayCapture:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from labkit.frames.heapsnap import HeapSnapshot
     from labkit.frames.memray import MemrayCapture
+    from labkit.frames.memray_start import Started
     from labkit.frames.origins import OriginsCapture
     from labkit.frames.pyspy import PySpyCapture
 
@@ -27,7 +28,7 @@ class Run:
 
     def __init__(self, path: Path | str, *, verify: bool = True,
                  background_stats: bool = True,
-                 memray_first: dict[str, bool] | MemrayCapture | None = None) -> None:
+                 memray_first: dict[str, bool] | Started | None = None) -> None:
         self.path = Path(path)
         self.background_stats = background_stats  # memray's statistics pass, in parallel
         self.background_churn = False  # memray's short-lived allocations pass, in parallel
@@ -37,7 +38,7 @@ class Run:
         # overlap it; only once it lists that very file does ``memray`` use them
         first = memray_first
         if isinstance(memray_first, dict):
-            from labkit.frames.memray import start_first
+            from labkit.frames.memray_start import start_first
 
             first = start_first(self.path / A.MEMRAY.name, memray_first)
         try:
@@ -49,8 +50,7 @@ class Run:
         self.meta = Manifest.from_dict(self.manifest)  # the same, typed
         self.t0_ns: int = self.meta.t0_ns
         if first is not None and self.path_of(A.MEMRAY) == first.path:
-            first.origin_epoch_s = self.meta.t0_epoch_s
-            self.__dict__["memray"] = first
+            self.__dict__["memray"] = first.capture(origin_epoch_s=self.meta.t0_epoch_s)
         elif first is not None:
             first.close()
 
@@ -209,11 +209,11 @@ def load_file(path: Path | str) -> tuple[str, MemrayCapture | PySpyCapture]:
 
 
 def load(run_dir: Path | str, *, background_stats: bool = True,
-         memray_first: dict[str, bool] | MemrayCapture | None = None) -> Run:
+         memray_first: dict[str, bool] | Started | None = None) -> Run:
     """Open a run directory, verifying its manifest and checksums. ``background_stats``
     starts memray's statistics pass in a second process as soon as the capture is opened
     (what a notebook wants); a caller that never reads ``memray.summary`` turns it off.
     ``memray_first`` starts the given passes over the run's memray capture before the
     manifest is checked, or is that capture with its passes started already (both by
-    :func:`labkit.frames.memray.start_first`)."""
+    :func:`labkit.frames.memray_start.start_first`)."""
     return Run(run_dir, background_stats=background_stats, memray_first=memray_first)
