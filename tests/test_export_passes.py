@@ -266,3 +266,41 @@ def test_an_export_starts_memray_s_passes_before_anything_heavy(
                          cwd=tmp_path)
     assert out.stdout.split()[-6:] == ["0", command, "False", "False", "False", "False"], \
         out.stderr[-400:]
+
+
+FROZEN_AT_HELD = """
+import gc, sys
+from labkit.frames.memray import MemrayCapture
+real, seen = MemrayCapture._result, []
+def result(self, task):
+    if task == "held":
+        seen.append(gc.get_freeze_count())
+    return real(self, task)
+MemrayCapture._result = result
+from labkit.cli import main
+how, verb = sys.argv[1], ["export", *sys.argv[2:], "--to", "parquet"]
+if how == "command":
+    sys.argv = ["labkit", *verb]
+    code = main()
+else:
+    code = main(verb)
+print(code, *seen)
+"""
+
+
+@pytest.mark.parametrize("how", ["command", "in-process"])
+def test_the_parquet_command_freezes_its_imports_before_the_temporal_result(
+        how: str, tmp_path: Path) -> None:
+    """As the ``labkit`` command, the Parquet export puts pandas' and pyarrow's objects out
+    of the collector's reach before it takes memray's temporal result (the full collection
+    its work then triggers walks only what it made); called with ``argv`` (a notebook, a
+    test), it leaves the collector alone."""
+    out = subprocess.run([sys.executable, "-c", FROZEN_AT_HELD, how, str(CAPTURE.parent),
+                          "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                         cwd=tmp_path)
+    code, *frozen = map(int, out.stdout.splitlines()[-1].split())
+    assert code == 0 and frozen, out.stderr[-400:]
+    if how == "command":
+        assert min(frozen) > 20_000, frozen  # pandas, pyarrow and numpy hold far more
+    else:
+        assert max(frozen) == 0, frozen

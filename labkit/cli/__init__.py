@@ -61,8 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     checker (:data:`labkit.schemas.FORMAT_LIBRARIES`), and once the verb is done every
     object is frozen out of the collector's reach (:func:`gc.freeze`): the interpreter's
     teardown then collects nothing, where its full collections walked every object
-    pandas and pyarrow made (0.13-0.17 s of a Parquet export, bench/README.md). Called
-    with ``argv`` (a test, a notebook), it leaves the interpreter as it is."""
+    pandas and pyarrow made (0.13-0.17 s of a Parquet export, bench/README.md); a verb
+    sees ``args.own_process`` True, and may freeze its own imports too (the Parquet
+    export does). Called with ``argv`` (a test, a notebook), it leaves the interpreter as
+    it is."""
     try:
         return _main(argv)
     finally:
@@ -79,6 +81,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "verb", None):
         parser.print_help()
         return 2
+    args.own_process = argv is None  # the process is this verb's alone
     if argv is None:
         schemas.hidden_from_jsonschema = schemas.FORMAT_LIBRARIES
         if args.verb in WITHOUT_PYARROW:

@@ -275,7 +275,8 @@ def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
     else:
         from labkit.export.parquet import export_parquet
 
-        written = export_parquet(run, out, dict(args.label or []), force=args.force)
+        written = export_parquet(run, out, dict(args.label or []), force=args.force,
+                                 own_process=args.own_process)
     for path in written:
         say(f"wrote {path}")
     return 0
