@@ -98,10 +98,21 @@ def is_lab_program(file: str) -> bool:
 
 def is_import_time(frames: Iterable[tuple[str, int, str]]) -> bool:
     """Whether a stack is importing a module (importlib's frames are in it)."""
-    return any(map(_IMPORTLIB_FILE, map(_FILE, frames)))  # C-level: one call per stack
+    return any(map(_IMPORTLIB_FILES.__getitem__, map(_FILE, frames)))  # C-level, per stack
+
+
+class _ByFile(dict[str, bool]):
+    """Whether a file is importlib's, judged once per file name (a lookup after)."""
+
+    def __missing__(self, file: str) -> bool:
+        if len(self) >= 1 << 16:
+            self.clear()
+        got = self[file] = _IMPORTLIB_FILE(file) is not None
+        return got
 
 
 _IMPORTLIB_FILE = re.compile("<frozen importlib").match
+_IMPORTLIB_FILES = _ByFile()
 _FILE = operator.itemgetter(0)
 
 
