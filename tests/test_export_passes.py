@@ -274,7 +274,7 @@ from labkit.frames.memray import MemrayCapture
 real, seen = MemrayCapture._result, []
 def result(self, task):
     if task == "held":
-        seen.append(gc.get_freeze_count())
+        seen.append(f"{gc.get_freeze_count()}:{gc.isenabled():d}")
     return real(self, task)
 MemrayCapture._result = result
 from labkit.cli import main
@@ -289,18 +289,19 @@ print(code, *seen)
 
 
 @pytest.mark.parametrize("how", ["command", "in-process"])
-def test_the_parquet_command_freezes_its_imports_before_the_temporal_result(
+def test_the_parquet_command_stops_the_collector_before_the_temporal_result(
         how: str, tmp_path: Path) -> None:
     """As the ``labkit`` command, the Parquet export puts pandas' and pyarrow's objects out
-    of the collector's reach before it takes memray's temporal result (the full collection
-    its work then triggers walks only what it made); called with ``argv`` (a notebook, a
-    test), it leaves the collector alone."""
+    of the collector's reach and turns the collector off before it takes memray's temporal
+    result; called with ``argv`` (a notebook, a test), it leaves the collector alone."""
     out = subprocess.run([sys.executable, "-c", FROZEN_AT_HELD, how, str(CAPTURE.parent),
                           "--out", str(tmp_path / "out")], capture_output=True, text=True,
                          cwd=tmp_path)
-    code, *frozen = map(int, out.stdout.splitlines()[-1].split())
-    assert code == 0 and frozen, out.stderr[-400:]
+    code, *seen = out.stdout.splitlines()[-1].split()
+    assert code == "0" and seen, out.stderr[-400:]
+    frozen = [int(x.split(":")[0]) for x in seen]
+    enabled = {x.split(":")[1] == "1" for x in seen}
     if how == "command":
-        assert min(frozen) > 20_000, frozen  # pandas, pyarrow and numpy hold far more
+        assert min(frozen) > 20_000 and enabled == {False}, seen  # pandas, pyarrow: far more
     else:
-        assert max(frozen) == 0, frozen
+        assert max(frozen) == 0 and enabled == {True}, seen
