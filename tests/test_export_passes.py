@@ -190,7 +190,8 @@ def test_passes_started_before_the_manifest_serve_only_a_checked_run(
     pd.testing.assert_frame_equal(cap.memory, load(run).memray.memory, check_exact=True)
     closed: list[Path] = []
     real = Started.close
-    monkeypatch.setattr(Started, "close", lambda c: (closed.append(c.path), real(c)))
+    monkeypatch.setattr(Started, "close",
+                        lambda c: (c.workers and closed.append(c.path), real(c)))
     (run / "heap.csv").write_text("t_ns\n1\n")  # the manifest's checksum no longer holds
     with pytest.raises(LabkitError):
         load(run, background_stats=False, memray_first={"churn_in_background": True})

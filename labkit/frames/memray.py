@@ -65,6 +65,8 @@ from labkit.stacks import SNAPSHOT_FILE, TRACER_FILE, Frame, is_agent, is_import
 if TYPE_CHECKING:
     import pandas as pd
 
+    from labkit.frames.memray_start import Started
+
 ALLOCATION_COLUMNS = ("function", "file", "line", "stack", "bytes", "count", "thread",
                       "in_labkit", "frames")
 
@@ -233,8 +235,8 @@ class MemrayCapture:
     open the file at all (memray's opening pass is in the worker of the ``held`` pass, or of
     the ``peak`` one, started now): :attr:`metadata` and :attr:`memory` come from that
     worker, and a capture memray cannot read is refused on first use, not here.
-    ``started``, workers :class:`labkit.frames.memray_start.Started` started for the same
-    flags, are used instead of starting them again.
+    ``started``, workers started for the same flags (:meth:`from_started`), are used
+    instead of starting them again, and stopped if the capture cannot be opened.
     """
 
     def __init__(self, path: Path | str, *, origin_epoch_s: float | None = None,
@@ -242,8 +244,12 @@ class MemrayCapture:
                  held_in_background: bool = True, open_here: bool = True,
                  started: dict[str, subprocess.Popen[bytes]] | None = None) -> None:
         self.path = Path(path)
-        open_regular(self.path, "memray capture").close()  # not a FIFO, device or folder
-        self._workers: dict[str, subprocess.Popen] = {}
+        self._workers: dict[str, subprocess.Popen] = dict(started or {})
+        try:
+            open_regular(self.path, "memray capture").close()  # not a FIFO, device, folder
+        except BaseException:
+            self._stop_worker()
+            raise
         self._early: dict[str, Any] = {}  # results read before their frame asked for them
         self._via: dict[str, str] = {}  # a pass whose result another pass's worker gives
         self._churn_read = False  # a held_churn worker's first result (churn's) taken
@@ -251,7 +257,6 @@ class MemrayCapture:
         self._origin = origin_epoch_s
         self._metadata: Any = None
         self._reader: Any = None
-        self._workers.update(started or {})
         for task, command in planned(held_in_background=held_in_background,
                                      churn_in_background=churn_in_background,
                                      stats_in_background=stats_in_background,
@@ -271,6 +276,15 @@ class MemrayCapture:
             self._stop_worker()
             raise
         self._check_opened()
+
+    @classmethod
+    def from_started(cls, started: Started, *, origin_epoch_s: float | None = None
+                     ) -> MemrayCapture:
+        """The capture whose passes ``started`` started
+        (:func:`labkit.frames.memray_start.start_first`), its workers handed over."""
+        workers, started.workers = started.workers, {}
+        return cls(started.path, origin_epoch_s=origin_epoch_s, open_here=False,
+                   started=workers, **started.passes)
 
     def _check_opened(self) -> None:
         """Once the metadata is known: an aggregated capture's refused passes stopped, and

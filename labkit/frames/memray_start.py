@@ -8,12 +8,8 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from labkit.capture.children import set_pdeathsig
-
-if TYPE_CHECKING:
-    from labkit.frames.memray import MemrayCapture
 
 # run by path, with -P so that this folder (which has a memray.py) is not on its sys.path
 WORKER = Path(__file__).with_name("memray_worker.py")
@@ -49,8 +45,8 @@ def planned(*, held_in_background: bool = True, churn_in_background: bool = Fals
 class Started:
     """The passes ``passes`` (:class:`~labkit.frames.memray.MemrayCapture`'s
     ``*_in_background`` flags) started over ``path`` before the capture is opened, memray
-    opened in the workers only: :meth:`capture` opens the capture with them, :meth:`close`
-    stops them."""
+    opened in the workers only: ``MemrayCapture.from_started`` opens the capture with them
+    (which then stops them), :meth:`close` stops them."""
 
     def __init__(self, path: Path, passes: dict[str, bool]) -> None:
         self.path, self.passes = path, dict(passes)
@@ -62,20 +58,6 @@ class Started:
             self.close()
             raise
 
-    def capture(self, *, origin_epoch_s: float | None = None) -> MemrayCapture:
-        """The capture, its workers these (which it stops when done with them); if it
-        cannot be opened, its workers are stopped and the error raised."""
-        from labkit.frames.memray import MemrayCapture
-
-        try:
-            cap = MemrayCapture(self.path, origin_epoch_s=origin_epoch_s, open_here=False,
-                                started=self.workers, **self.passes)
-        except BaseException:
-            self.close()
-            raise
-        self.workers = {}
-        return cap
-
     def close(self) -> None:
         """Stop every worker not handed to a capture, and reap it."""
         while self.workers:
@@ -83,6 +65,9 @@ class Started:
             if w.poll() is None:
                 w.kill()
             w.communicate()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def start_first(path: Path, passes: dict[str, bool]) -> Started | None:

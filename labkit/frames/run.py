@@ -43,16 +43,16 @@ class Run:
             first = start_first(self.path / A.MEMRAY.name, memray_first)
         try:
             self.manifest: dict[str, Any] = read_manifest(self.path, verify=verify)
-        except BaseException:
+            self.meta = Manifest.from_dict(self.manifest)  # the same, typed
+            self.t0_ns: int = self.meta.t0_ns
+            if first is not None and self.path_of(A.MEMRAY) == first.path:
+                from labkit.frames.memray import MemrayCapture
+
+                self.__dict__["memray"] = MemrayCapture.from_started(
+                    first, origin_epoch_s=self.meta.t0_epoch_s)
+        finally:
             if first is not None:
-                first.close()
-            raise
-        self.meta = Manifest.from_dict(self.manifest)  # the same, typed
-        self.t0_ns: int = self.meta.t0_ns
-        if first is not None and self.path_of(A.MEMRAY) == first.path:
-            self.__dict__["memray"] = first.capture(origin_epoch_s=self.meta.t0_epoch_s)
-        elif first is not None:
-            first.close()
+                first.close()  # the workers not handed to the run's capture
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, kind={self.meta.kind!r}, files={self.files})"
