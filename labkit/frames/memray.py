@@ -512,11 +512,17 @@ class MemrayCapture:
         return tuple(native)
 
     def _held_as(self, size: str, count: str) -> pd.DataFrame:
+        """The held stacks with ``size`` bytes above 0, as ``bytes`` and ``count``, largest
+        first (ties in their order), the rows taken once (its text columns are copied)."""
+        import numpy as np
+
         h = self._held
-        df = h[h[size] > 0][["function", "file", "line", "stack", size, count, "thread",
-                             "in_labkit", "frames"]]
-        df = df.rename(columns={size: "bytes", count: "count"})
-        return df.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
+        sizes = h[size].to_numpy()
+        rows = np.flatnonzero(sizes > 0)
+        rows = rows[np.argsort(-sizes[rows], kind="stable")]
+        df = h[["function", "file", "line", "stack", size, count, "thread", "in_labkit",
+                "frames"]].iloc[rows]
+        return df.rename(columns={size: "bytes", count: "count"}).reset_index(drop=True)
 
     def peak_in_background(self) -> None:
         """For a capture opened with ``held_in_background=False``: start memray's plain
