@@ -45,8 +45,8 @@ def planned(*, held_in_background: bool = True, churn_in_background: bool = Fals
 class Started:
     """The passes ``passes`` (:class:`~labkit.frames.memray.MemrayCapture`'s
     ``*_in_background`` flags) started over ``path`` before the capture is opened, memray
-    opened in the workers only: ``MemrayCapture.from_started`` opens the capture with them
-    (which then stops them), :meth:`close` stops them."""
+    opened in the workers only: ``MemrayCapture.from_started`` hands them to the capture,
+    :meth:`close` stops those not handed over (as does dropping it)."""
 
     def __init__(self, path: Path, passes: dict[str, bool]) -> None:
         self.path, self.passes = path, dict(passes)

@@ -214,6 +214,7 @@ def load(run_dir: Path | str, *, background_stats: bool = True,
     starts memray's statistics pass in a second process as soon as the capture is opened
     (what a notebook wants); a caller that never reads ``memray.summary`` turns it off.
     ``memray_first`` starts the given passes over the run's memray capture before the
-    manifest is checked, or is that capture with its passes started already (both by
-    :func:`labkit.frames.memray_start.start_first`)."""
+    manifest is checked, or is those passes started already (a
+    :class:`labkit.frames.memray_start.Started`, from ``start_first``); the run's capture
+    uses them only if its manifest lists that very file, else they are stopped."""
     return Run(run_dir, background_stats=background_stats, memray_first=memray_first)
