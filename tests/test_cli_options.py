@@ -100,3 +100,48 @@ def test_the_command_leaves_nothing_for_the_teardown_to_collect(how: str, tmp_pa
             assert frozen > 10_000 and tracked < 100, (verb, frozen, tracked)
         else:
             assert frozen == 0 and tracked > 10_000, (verb, frozen, tracked)
+
+
+FROZEN_AT_FINDINGS = """
+import gc, sys
+import labkit.analysis.findings as F
+import labkit.report.postmortem_page as P
+seen = []
+def probe(real, what):
+    def call(*args, **kwargs):
+        seen.append(f"{what}:{gc.get_freeze_count()}:{gc.isenabled():d}")
+        return real(*args, **kwargs)
+    return call
+F.findings = probe(F.findings, "findings")
+P.postmortem_page = probe(P.postmortem_page, "page")
+from labkit.cli import main
+how, verb = sys.argv[1], ["postmortem", *sys.argv[2:]]
+if how == "command":
+    sys.argv = ["labkit", *verb]
+    code = main()
+else:
+    code = main(verb)
+print(code, *seen)
+"""
+
+
+@pytest.mark.parametrize("how", ["command", "in-process"])
+def test_the_postmortem_command_freezes_what_it_loaded(how: str, tmp_path: Path) -> None:
+    """As the ``labkit`` command, the postmortem puts its imports and the loaded evidence
+    out of the collector's reach before it weighs the evidence, and the report's modules
+    before it draws (its full collections then walk only what it makes next); the
+    collector stays on. Called with ``argv``, nothing is frozen."""
+    run = Path(__file__).resolve().parent.parent / "datasets" / "pool-misuse" / "leaky"
+    out = subprocess.run([PY, "-c", FROZEN_AT_FINDINGS, how, str(run), "--html",
+                          str(tmp_path / "pm.html")], capture_output=True, text=True,
+                         cwd=tmp_path)
+    code, *seen = out.stdout.splitlines()[-1].split()
+    assert code == "0", out.stderr[-400:]
+    got = {what: (int(frozen), enabled == "1")
+           for what, frozen, enabled in (s.split(":") for s in seen)}
+    assert set(got) == {"findings", "page"}, seen
+    if how == "command":
+        assert got["findings"][0] > 20_000 and got["page"][0] > got["findings"][0], seen
+    else:
+        assert got["findings"][0] == got["page"][0] == 0, seen
+    assert got["findings"][1] and got["page"][1], seen  # the collector stays on

@@ -225,12 +225,14 @@ def cmd_postmortem(args: argparse.Namespace, command: list[str]) -> int:
     with progress(3 if "html" in outs else 2, "postmortem") as bar:
         bar.step("loading the captures")
         ev = load_evidence(**given)  # every input checked before any report is built
+        _settle(args)
         bar.step("weighing the evidence")
         found = findings(ev, how)
         if "html" in outs:
             bar.step("drawing the report")
-            from labkit.report.postmortem_page import postmortem_page
+            from labkit.report.postmortem_page import postmortem_page  # and matplotlib
 
+            _settle(args)
             page = postmortem_page(found, ev)
     from labkit.report.text import findings_lines
 
@@ -252,6 +254,17 @@ def cmd_notebooks(args: argparse.Namespace, command: list[str]) -> int:
     for path in copy_notebooks(args.dir, force=args.force):
         say(f"wrote {path}")
     return 0
+
+
+def _settle(args: argparse.Namespace) -> None:
+    """As the ``labkit`` command (``args.own_process``), put every object made so far (the
+    verb's imports, what it loaded) out of the collector's reach (:func:`gc.freeze`): the
+    full collections its next work triggers walk only what that work makes. The collector
+    stays on (a report's charts make reference cycles)."""
+    if args.own_process:
+        import gc
+
+        gc.freeze()
 
 
 def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
