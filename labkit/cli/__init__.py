@@ -63,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     teardown then collects nothing, where its full collections walked every object
     pandas and pyarrow made (0.13-0.17 s of a Parquet export, bench/README.md); a verb
     sees ``args.own_process`` True, and may freeze its own imports too (the Parquet
-    export does). Called with ``argv`` (a test, a notebook), it leaves the interpreter as
-    it is."""
+    export and the postmortem do). Called with ``argv`` (a test, a notebook), it leaves
+    the interpreter as it is."""
     try:
         return _main(argv)
     finally:
