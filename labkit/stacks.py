@@ -98,21 +98,16 @@ def is_lab_program(file: str) -> bool:
 
 def is_import_time(frames: Iterable[tuple[str, int, str]]) -> bool:
     """Whether a stack is importing a module (importlib's frames are in it)."""
-    return any(map(_IMPORTLIB_FILES.__getitem__, map(_FILE, frames)))  # C-level, per stack
+    return any(map(_is_importlib, map(_FILE, frames)))  # C-level, per stack
 
 
-class _ByFile(dict[str, bool]):
-    """Whether a file is importlib's, judged once per file name (a lookup after)."""
-
-    def __missing__(self, file: str) -> bool:
-        if len(self) >= 1 << 16:
-            self.clear()
-        got = self[file] = _IMPORTLIB_FILE(file) is not None
-        return got
+@functools.lru_cache(maxsize=1 << 16)
+def _is_importlib(file: str) -> bool:
+    """Whether ``file`` is importlib's (each file name matched once)."""
+    return _IMPORTLIB_FILE(file) is not None
 
 
 _IMPORTLIB_FILE = re.compile("<frozen importlib").match
-_IMPORTLIB_FILES = _ByFile()
 _FILE = operator.itemgetter(0)
 
 

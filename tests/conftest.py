@@ -45,6 +45,28 @@ def labkit(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProces
     return subprocess.run([PY, "-m", "labkit", *args], timeout=timeout, **kw)
 
 
+_MAIN_AS = """
+from labkit.cli import main
+how, verb = sys.argv[1], sys.argv[2:]
+if how == "command":  # as the labkit command: main() reads sys.argv
+    sys.argv = ["labkit", *verb]
+    code = main()
+else:  # as a notebook or a test calls it
+    code = main(verb)
+"""
+
+
+def main_as(how: str, verb: list[str], cwd: Path, *, before: str = "", after: str
+            ) -> subprocess.CompletedProcess:
+    """``labkit.cli.main`` on ``verb`` in a fresh interpreter, as the ``labkit`` command
+    (``how`` "command") or called with argv ("in-process"): the script ``before`` runs
+    first, ``after`` once main has returned ``code`` (``gc`` and ``sys`` imported for
+    both)."""
+    script = "import gc, sys\n" + before + _MAIN_AS + after
+    return subprocess.run([PY, "-c", script, how, *verb], capture_output=True, text=True,
+                          cwd=cwd)
+
+
 def assert_clean_error(cp: subprocess.CompletedProcess, *words: str) -> None:
     """Exit 2, one ``labkit:`` line on stderr naming ``words``, no traceback."""
     assert cp.returncode == 2, (cp.returncode, cp.stderr)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from labkit.cli import main
-from tests.conftest import PY, labkit
+from tests.conftest import PY, labkit, main_as
 
 BAD = [
     (["gctrace", "--interval", "nan"], "--interval"),
@@ -73,17 +73,6 @@ def test_a_closed_pipe_ends_quietly() -> None:
 
 
 
-FROZEN_AFTER = """
-import gc, sys
-from labkit.cli import main
-how, verb = sys.argv[1], sys.argv[2:]
-if how == "command":
-    sys.argv = ["labkit", *verb]
-    code = main()
-else:
-    code = main(verb)
-print(code, gc.get_freeze_count(), len(gc.get_objects()))
-"""
 
 
 @pytest.mark.parametrize("how", ["command", "in-process"])
@@ -92,8 +81,9 @@ def test_the_command_leaves_nothing_for_the_teardown_to_collect(how: str, tmp_pa
     in an input error too), so that the interpreter's teardown walks none; called with
     ``argv`` (a notebook, a test), the collector is left as it was."""
     for verb, want in ((["list"], 0), (["summary", str(tmp_path / "missing")], 2)):
-        out = subprocess.run([PY, "-c", FROZEN_AFTER, how, *verb], capture_output=True,
-                             text=True, check=True, cwd=tmp_path)
+        out = main_as(how, verb, tmp_path,
+                      after="print(code, gc.get_freeze_count(), len(gc.get_objects()))")
+        assert out.returncode == 0, out.stderr[-300:]
         code, frozen, tracked = map(int, out.stdout.split()[-3:])
         assert code == want, (verb, out.stderr[-300:])
         if how == "command":
@@ -102,8 +92,7 @@ def test_the_command_leaves_nothing_for_the_teardown_to_collect(how: str, tmp_pa
             assert frozen == 0 and tracked > 10_000, (verb, frozen, tracked)
 
 
-FROZEN_AT_FINDINGS = """
-import gc, sys
+PROBED_AT_FINDINGS = """
 import labkit.analysis.findings as F
 import labkit.report.postmortem_page as P
 seen = []
@@ -114,14 +103,6 @@ def probe(real, what):
     return call
 F.findings = probe(F.findings, "findings")
 P.postmortem_page = probe(P.postmortem_page, "page")
-from labkit.cli import main
-how, verb = sys.argv[1], ["postmortem", *sys.argv[2:]]
-if how == "command":
-    sys.argv = ["labkit", *verb]
-    code = main()
-else:
-    code = main(verb)
-print(code, *seen)
 """
 
 
@@ -132,9 +113,8 @@ def test_the_postmortem_command_freezes_what_it_loaded(how: str, tmp_path: Path)
     before it draws (its full collections then walk only what it makes next); the
     collector stays on. Called with ``argv``, nothing is frozen."""
     run = Path(__file__).resolve().parent.parent / "datasets" / "pool-misuse" / "leaky"
-    out = subprocess.run([PY, "-c", FROZEN_AT_FINDINGS, how, str(run), "--html",
-                          str(tmp_path / "pm.html")], capture_output=True, text=True,
-                         cwd=tmp_path)
+    out = main_as(how, ["postmortem", str(run), "--html", str(tmp_path / "pm.html")],
+                  tmp_path, before=PROBED_AT_FINDINGS, after="print(code, *seen)")
     code, *seen = out.stdout.splitlines()[-1].split()
     assert code == "0", out.stderr[-400:]
     got = {what: (int(frozen), enabled == "1")

@@ -14,6 +14,7 @@ from labkit.errors import CorruptCaptureError
 from labkit.frames import load
 from labkit.frames.memray import MemrayCapture, own_allocations
 from labkit.frames.memray_worker import metadata_fields
+from tests.conftest import main_as
 
 pytestmark = pytest.mark.slow
 DATASETS = Path(__file__).resolve().parent.parent / "datasets"
@@ -269,8 +270,7 @@ def test_an_export_starts_memray_s_passes_before_anything_heavy(
         out.stderr[-400:]
 
 
-FROZEN_AT_HELD = """
-import gc, sys
+PROBED_AT_HELD = """
 from labkit.frames.memray import MemrayCapture
 real, seen = MemrayCapture._result, []
 def result(self, task):
@@ -278,14 +278,6 @@ def result(self, task):
         seen.append(f"{gc.get_freeze_count()}:{gc.isenabled():d}")
     return real(self, task)
 MemrayCapture._result = result
-from labkit.cli import main
-how, verb = sys.argv[1], ["export", *sys.argv[2:], "--to", "parquet"]
-if how == "command":
-    sys.argv = ["labkit", *verb]
-    code = main()
-else:
-    code = main(verb)
-print(code, *seen)
 """
 
 
@@ -295,9 +287,9 @@ def test_the_parquet_command_stops_the_collector_before_the_temporal_result(
     """As the ``labkit`` command, the Parquet export puts pandas' and pyarrow's objects out
     of the collector's reach and turns the collector off before it takes memray's temporal
     result; called with ``argv`` (a notebook, a test), it leaves the collector alone."""
-    out = subprocess.run([sys.executable, "-c", FROZEN_AT_HELD, how, str(CAPTURE.parent),
-                          "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                         cwd=tmp_path)
+    out = main_as(how, ["export", str(CAPTURE.parent), "--out", str(tmp_path / "out"),
+                        "--to", "parquet"], tmp_path, before=PROBED_AT_HELD,
+                  after="print(code, *seen)")
     code, *seen = out.stdout.splitlines()[-1].split()
     assert code == "0" and seen, out.stderr[-400:]
     frozen = [int(x.split(":")[0]) for x in seen]

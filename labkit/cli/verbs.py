@@ -7,6 +7,7 @@ code; errors a user can cause are raised as :class:`LabkitError` and printed by 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -262,8 +263,6 @@ def _settle(args: argparse.Namespace) -> None:
     full collections its next work triggers walk only what that work makes. The collector
     stays on (a report's charts make reference cycles)."""
     if args.own_process:
-        import gc
-
         gc.freeze()
 
 

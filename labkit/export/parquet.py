@@ -25,6 +25,7 @@ in its folder and renamed over the part, so concurrent exports of a run never co
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from functools import cached_property
@@ -241,8 +242,6 @@ def export_parquet(run: Any, root: Path, labels: dict[str, str] | None = None, *
     import pyarrow.parquet  # loaded here, so that the writer thread loads nothing
 
     if own_process:
-        import gc
-
         gc.freeze()
         gc.disable()
 

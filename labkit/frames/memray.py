@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.errors import CorruptCaptureError, InputError
 from labkit.frames import memray_aggregated as agg
-from labkit.frames.memray_start import planned, spawn
+from labkit.frames.memray_start import planned, spawn, stop
 from labkit.frames.memray_worker import NEVER_FREED, step_ends
 from labkit.safefile import open_regular
 from labkit.stacks import SNAPSHOT_FILE, TRACER_FILE, Frame, is_agent, is_import_time, stack_text
@@ -413,12 +413,7 @@ class MemrayCapture:
         self._stop_worker()
 
     def _stop_worker(self) -> None:
-        workers = getattr(self, "_workers", {})
-        while workers:
-            _, w = workers.popitem()
-            if w.poll() is None:
-                w.kill()
-            w.communicate()
+        stop(getattr(self, "_workers", {}))
 
     @cached_property
     def _snapshots(self) -> list[Any]:

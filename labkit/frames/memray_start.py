@@ -24,6 +24,15 @@ def spawn(command: str, path: Path) -> subprocess.Popen[bytes]:
                             preexec_fn=set_pdeathsig)
 
 
+def stop(workers: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Kill each of ``workers`` still running and reap it, emptying ``workers``."""
+    while workers:
+        _, w = workers.popitem()
+        if w.poll() is None:
+            w.kill()
+        w.communicate()
+
+
 def planned(*, held_in_background: bool = True, churn_in_background: bool = False,
             stats_in_background: bool = False, open_here: bool = True
             ) -> list[tuple[str, str]]:
@@ -60,11 +69,7 @@ class Started:
 
     def close(self) -> None:
         """Stop every worker not handed to a capture, and reap it."""
-        while self.workers:
-            _, w = self.workers.popitem()
-            if w.poll() is None:
-                w.kill()
-            w.communicate()
+        stop(self.workers)
 
     def __del__(self) -> None:
         self.close()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from labkit import artifacts as A
 from labkit.artifacts import Artifact
 from labkit.errors import InputError
+from labkit.frames.memray_start import Started, start_first
 from labkit.manifest import Manifest
 from labkit.rundir import read_manifest
 
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 
     from labkit.frames.heapsnap import HeapSnapshot
     from labkit.frames.memray import MemrayCapture
-    from labkit.frames.memray_start import Started
     from labkit.frames.origins import OriginsCapture
     from labkit.frames.pyspy import PySpyCapture
 
@@ -38,8 +38,6 @@ class Run:
         # overlap it; only once it lists that very file does ``memray`` use them
         first = memray_first
         if isinstance(memray_first, dict):
-            from labkit.frames.memray_start import start_first
-
             first = start_first(self.path / A.MEMRAY.name, memray_first)
         try:
             self.manifest: dict[str, Any] = read_manifest(self.path, verify=verify)
