@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +183,43 @@ def test_the_worker_module_is_plain_python_with_a_checked_command_line(
     got = memray_worker.stats(str(capture))
     assert got["total_num_allocations"] == here.allocations
     assert got["total_bytes_allocated"] == here.total_allocated_bytes
+
+
+WORKER_IMPORTS = """
+import importlib.util, json, pickle, sys
+spec = importlib.util.spec_from_file_location("worker", sys.argv[1])
+worker = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(worker)
+if sys.argv[3] == "rich wanted":  # a memray that imports more of rich than the stand-ins
+    worker.RICH_AT_IMPORT["rich.progress"] = ("Progress",)
+worker.import_memray()
+rich_at_import = "rich" in sys.modules
+import memray
+memray.FileReader(sys.argv[2], report_progress=True)  # memray's progress bar: rich's own
+print(json.dumps([rich_at_import, type(sys.modules["rich.progress"]).__name__,
+                  pickle.dumps(worker.held(sys.argv[2])).hex()]))
+"""
+
+
+@pytest.mark.parametrize("case", ["as it is", "rich wanted"])
+def test_the_worker_imports_memray_without_rich(tmp_path: Path, case: str) -> None:
+    """rich is most of a worker's ``import memray`` and no pass shows it: stand-ins take its
+    place until it is used, and a memray that wants more of it at import gets it."""
+    from labkit.frames.memray_start import WORKER
+
+    capture = DATASETS / "buffer-growth" / "leaky" / "memray.bin"
+    script = tmp_path / "imports.py"
+    script.write_text(WORKER_IMPORTS)
+    out = subprocess.run([PY, "-P", str(script), str(WORKER), str(capture), case],
+                         capture_output=True, text=True, check=True).stdout
+    rich_at_import, progress_type, held = json.loads(out.splitlines()[-1])
+    assert rich_at_import is (case == "rich wanted")
+    assert progress_type == "module"  # rich's own, once asked for
+    direct = subprocess.run([PY, "-X", "importtime", "-P", str(WORKER), "held", str(capture)],
+                            capture_output=True, check=True)
+    assert pickle.loads(bytes.fromhex(held)) == pickle.loads(direct.stdout)
+    imported = [ln.rsplit("|", 1)[-1].strip() for ln in direct.stderr.decode().splitlines()]
+    assert "memray._memray" in imported and "rich" not in imported  # the worker as run
 
 
 def test_the_churn_pass_is_memrays_view_bounded_to_the_first_records(
