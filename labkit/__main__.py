@@ -1,6 +1,6 @@
 """``python -m labkit``: the same as the ``labkit`` command."""
 
-from labkit.cli import main
+from labkit.cli import command
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    command()

@@ -92,6 +92,47 @@ def test_the_command_leaves_nothing_for_the_teardown_to_collect(how: str, tmp_pa
             assert frozen == 0 and tracked > 10_000, (verb, frozen, tracked)
 
 
+AS_THE_COMMAND = """
+import atexit, os, sys, threading, time
+real_exit = os._exit
+def leave(code):
+    os.write(1, b"left at once\\n")
+    real_exit(code)
+os._exit = leave
+atexit.register(lambda: os.write(1, b"exit handlers ran\\n"))
+if sys.argv[1] == "thread":  # a thread the interpreter still has to join
+    threading.Thread(target=time.sleep, args=(0.5,)).start()
+sys.argv = ["labkit", *sys.argv[2:]]
+from labkit.cli import command
+command()
+"""
+
+
+@pytest.mark.parametrize(("verb", "thread", "code", "at_once"), [
+    (["export", "datasets/pool-misuse/leaky", "--to", "pprof", "--out", "OUT"], "", 0, True),
+    (["summary", "missing-run"], "", 2, True),
+    (["summary", "missing-run"], "thread", 2, False),
+    (["list"], "", 0, False)])
+def test_the_command_leaves_a_reading_verb_without_the_teardown(
+        verb: list[str], thread: str, code: int, at_once: bool, tmp_path: Path) -> None:
+    """As the ``labkit`` command, a verb of ``WITHOUT_TEARDOWN`` exits once it returns,
+    its exit handlers run, without the interpreter's teardown; not while another thread
+    is left to join, and not any other verb."""
+    root = Path(__file__).resolve().parent.parent
+    verb = [str(root / v) if v.startswith("datasets/") else v for v in verb]
+    verb = [str(tmp_path / "out") if v == "OUT" else v for v in verb]
+    out = subprocess.run([PY, "-c", AS_THE_COMMAND, thread or "-", *verb], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == code, out.stderr[-400:]
+    last = out.stdout.splitlines()[-2:]
+    if at_once:  # the exit handlers, then the exit
+        assert last == ["exit handlers ran", "left at once"], out.stdout[-400:]
+    else:
+        assert last[-1] == "exit handlers ran" and "left at once" not in out.stdout
+    if code == 0 and verb[0] == "export":
+        assert "wrote " in out.stdout and list((tmp_path / "out").iterdir())
+
+
 PROBED_AT_FINDINGS = """
 import labkit.analysis.findings as F
 import labkit.report.postmortem_page as P

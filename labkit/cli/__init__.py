@@ -5,24 +5,35 @@ Errors a user can cause are :class:`LabkitError`s: printed as one line, exit cod
 
 from __future__ import annotations
 
+import argparse
+import atexit
+import contextlib
 import gc
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 from labkit import schemas
 from labkit.cli.output import say
 from labkit.errors import LabkitError, UsageError
 
-__all__ = ["WITHOUT_PYARROW", "main", "say"]
+__all__ = ["WITHOUT_PYARROW", "WITHOUT_TEARDOWN", "command", "main", "say"]
 
 # Verbs that read captures into pandas and print text, JSON or HTML, never Parquet or
 # DuckDB. As the ``labkit`` command they run without pyarrow, which pandas 3 imports
 # whenever it is installed: about 35 MB of RSS and 0.2 s of the start of every run (a
 # postmortem's largest process, bench/README.md). Any other verb keeps it.
 WITHOUT_PYARROW = frozenset({"postmortem", "summary", "compare"})
+
+# Verbs that return with every file they wrote closed and in place and every line they
+# printed flushed. As the ``labkit`` command their process then leaves without the
+# interpreter's teardown, which frees every object pandas and pyarrow made one by one
+# (22-25 ms of a large capture's Parquet export, bench/README.md) where the process's end
+# frees them all at once.
+WITHOUT_TEARDOWN = frozenset({"export", "postmortem", "summary"})
 
 
 def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -65,6 +76,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     sees ``args.own_process`` True, and may freeze its own imports too (the Parquet
     export and the postmortem do). Called with ``argv`` (a test, a notebook), it leaves
     the interpreter as it is."""
+    return _verb(argv)[0]
+
+
+def command() -> NoReturn:
+    """The ``labkit`` command (its console script, ``python -m labkit``): :func:`main`, then
+    exit with its code. A verb of :data:`WITHOUT_TEARDOWN`, once it returns with no other
+    thread left to join, exits at once: the exit handlers run (:mod:`atexit`'s, temporary
+    folders' finalizers) and the standard streams are flushed, but the interpreter does
+    not tear its objects down."""
+    code, verb = _verb(None)
+    others = [t for t in threading.enumerate()
+              if t is not threading.main_thread() and not t.daemon]
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if verb in WITHOUT_TEARDOWN and not others and run_exit_handlers is not None:
+        run_exit_handlers()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _verb(argv: Sequence[str] | None) -> tuple[int, str | None]:
+    """:func:`main`'s exit code, and the verb it ran (None if none)."""
     try:
         return _main(argv)
     finally:
@@ -72,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             gc.freeze()
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None) -> tuple[int, str | None]:
     own, command = _split_command(list(sys.argv[1:] if argv is None else argv))
     from labkit.cli.parser import build_parser
 
@@ -80,9 +115,15 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(own)
     if not getattr(args, "verb", None):
         parser.print_help()
-        return 2
-    args.own_process = argv is None  # the process is this verb's alone
-    if argv is None:
+        return 2, None
+    return _run(args, command, own_process=argv is None), args.verb
+
+
+def _run(args: argparse.Namespace, command: list[str], *, own_process: bool) -> int:
+    """Run the parsed verb ``args`` (``command``, the program after ``--``): its exit code,
+    a :class:`LabkitError` or an interruption turned into one line and a code."""
+    args.own_process = own_process  # the process is this verb's alone
+    if own_process:
         schemas.hidden_from_jsonschema = schemas.FORMAT_LIBRARIES
         if args.verb in WITHOUT_PYARROW:
             _hide_pyarrow()
