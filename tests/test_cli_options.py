@@ -42,6 +42,27 @@ def test_run_and_report_read_one_param_syntax() -> None:
     assert run.param == report.param == [("requests", "5"), ("seed", "2")]
 
 
+def test_a_verb_s_own_parser_is_the_whole_parser_s() -> None:
+    """The ``labkit`` command makes only its verb's parser: the same options, defaults and
+    help as in the parser of every verb; a word that is no verb gets every verb's."""
+    import argparse
+
+    from labkit.cli.parser import build_parser
+
+    def verbs(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return dict(sub.choices)
+
+    every = verbs(build_parser())
+    assert len(every) >= 15
+    for name, whole in every.items():
+        own = verbs(build_parser(name))
+        assert list(own) == [name]
+        assert own[name].format_help() == whole.format_help()
+        assert own[name]._defaults == whole._defaults
+    assert list(verbs(build_parser("no-such-verb"))) == list(every)
+
+
 @pytest.mark.parametrize("argv,flag", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_option_values_are_usage_errors(argv: list[str], flag: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,15 +114,15 @@ def test_the_command_leaves_nothing_for_the_teardown_to_collect(how: str, tmp_pa
 
 
 AS_THE_COMMAND = """
-import atexit, os, sys, threading, time
+import atexit, os, sys, threading
 real_exit = os._exit
 def leave(code):
     os.write(1, b"left at once\\n")
     real_exit(code)
 os._exit = leave
 atexit.register(lambda: os.write(1, b"exit handlers ran\\n"))
-if sys.argv[1] == "thread":  # a thread the interpreter still has to join
-    threading.Thread(target=time.sleep, args=(0.5,)).start()
+if sys.argv[1] == "thread":  # a thread the interpreter has to join: it ends with main's
+    threading.Thread(target=threading.main_thread().join).start()
 sys.argv = ["labkit", *sys.argv[2:]]
 from labkit.cli import command
 command()

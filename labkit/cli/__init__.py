@@ -111,7 +111,7 @@ def _main(argv: Sequence[str] | None) -> tuple[int, str | None]:
     own, command = _split_command(list(sys.argv[1:] if argv is None else argv))
     from labkit.cli.parser import build_parser
 
-    parser = build_parser()
+    parser = build_parser(own[0] if own and not own[0].startswith("-") else None)
     args = parser.parse_args(own)
     if not getattr(args, "verb", None):
         parser.print_help()
