@@ -270,6 +270,65 @@ def test_an_export_starts_memray_s_passes_before_anything_heavy(
         out.stderr[-400:]
 
 
+AS_THE_COMMAND = """
+import atexit, subprocess, sys
+spawned = []
+real = subprocess.Popen.__init__
+def spawn(self, args, *a, **kw):
+    if "memray_worker.py" in " ".join(map(str, args)):
+        spawned.append((self, args[3], "labkit.cli.parser" in sys.modules))
+    real(self, args, *a, **kw)
+subprocess.Popen.__init__ = spawn
+def report():  # the exit handlers run: the command leaves without a teardown
+    print("spawned", *(f"{c}:{'late' if p else 'early'}" for _, c, p in spawned),
+          "reaped" if all(w.poll() is not None for w, _, _ in spawned) else "running",
+          flush=True)
+atexit.register(report)
+first = None
+if sys.argv[1] == "pprof passes":  # started for another export than the command line's
+    from labkit.export import MEMRAY_PASSES
+    from labkit.frames.memray_start import start_first
+    from pathlib import Path
+    first = start_first(Path(CAPTURE), MEMRAY_PASSES["pprof"])
+sys.argv = ["labkit", *sys.argv[2:]]
+import labkit.cli as cli
+if first is None:
+    cli.command()
+code, _ = cli._verb(None, first)
+first.close()
+report()
+atexit.unregister(report)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(("words", "started", "code"), [
+    (["--to", "parquet", "--out", "OUT"], ["held_churn:early"], 0),
+    (["--out=OUT", "--label", "a=b", "--to=parquet", "--force"], ["held_churn:early"], 0),
+    (["--out", "OUT"], ["stats:early", "peak:early"], 0),  # pprof, the default
+    (["--t", "parquet", "--out", "OUT"], ["held_churn:late"], 0),  # abbreviated: argparse's
+    (["--to", "parquet", "--out", "RUN"], ["held_churn:early"], 2),  # the run's folder: refused
+    ("pprof passes", ["stats:early", "peak:early", "held_churn:late"], 0)])
+def test_the_export_command_starts_memray_before_it_parses(
+        words: list[str] | str, started: list[str], code: int, tmp_path: Path) -> None:
+    """As the ``labkit`` command, an export typed with whole option names starts memray's
+    passes before argparse is imported, and uses them; passes started for another export
+    are stopped and the right ones started; whatever happens, no worker is left running."""
+    run = str(CAPTURE.parent)
+    how, words = (words, ["--to", "parquet", "--out", "OUT"]) if isinstance(words, str) \
+        else ("command", words)
+    words = [w.replace("OUT", str(tmp_path / "out")).replace("RUN", run) for w in words]
+    script = AS_THE_COMMAND.replace("CAPTURE", repr(str(CAPTURE)))
+    out = subprocess.run([sys.executable, "-c", script, how, "export", run, *words],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == code, out.stderr[-400:]
+    assert out.stdout.splitlines()[-1].split() == ["spawned", *started, "reaped"], \
+        (out.stdout[-400:], out.stderr[-400:])
+    if code == 0:
+        assert any(p.name.endswith((".parquet", ".pb.gz")) for p in
+                   (tmp_path / "out").rglob("*"))
+
+
 PROBED_AT_HELD = """
 from labkit.frames.memray import MemrayCapture
 real, seen = MemrayCapture._result, []

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.cli import verbs
+from labkit.export import DEFAULT_FORMAT, MEMRAY_PASSES
 from labkit.options import (
     INTERVAL,
     LABEL_HELP,
@@ -208,7 +209,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="a run as pprof (go tool pprof, Pyroscope) or Parquet "
                        "(DuckDB, Spark)")
     p.add_argument("run", type=Path, help="a run directory")
-    p.add_argument("--to", choices=["pprof", "parquet"], default="pprof",
+    p.add_argument("--to", choices=list(MEMRAY_PASSES), default=DEFAULT_FORMAT,
                    help="pprof: memory.pb.gz (inuse at the peak) and cpu.pb.gz; parquet: "
                         "every frame, Hive-partitioned by frame and run")
     p.add_argument("--out", type=Path,

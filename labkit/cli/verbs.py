@@ -271,8 +271,15 @@ def cmd_export(args: argparse.Namespace, command: list[str]) -> int:
     from labkit.frames.memray_start import start_first
 
     # memray's passes, the export's critical path, start before anything else is imported
-    # (the run's machinery, pandas); the run uses them once its manifest lists that file
-    first = start_first(Path(args.run) / MEMRAY_FILE, MEMRAY_PASSES[args.to])
+    # (the run's machinery, pandas); the run uses them once its manifest lists that file.
+    # As the labkit command they were started from the command line before it was parsed
+    # (labkit.cli.command): used if they are the ones wanted, else stopped
+    path, passes = Path(args.run) / MEMRAY_FILE, MEMRAY_PASSES[args.to]
+    first = getattr(args, "memray_started", None)
+    if first is None or (first.path, first.passes) != (path, passes):
+        if first is not None:
+            first.close()
+        first = start_first(path, passes)
     try:
         run = _export_run(args, first)
     except BaseException:
