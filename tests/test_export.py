@@ -193,3 +193,49 @@ def test_a_part_that_fails_stops_the_parquet_export_before_runs(
         parquet.export_parquet(run, tmp_path / "out")
     assert "frame=runs" not in written  # the part that marks a run's export complete
     assert not list((tmp_path / "out").glob("frame=runs/*/*"))
+
+
+def test_each_parquet_part_is_one_write_to_its_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A part is made in Arrow's memory and written to its file in one call: Arrow writing
+    to a Python file would call its write some 4 times a column, each call waiting for the
+    GIL the export's own thread holds while it makes the next part."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    from labkit.export import MEMRAY_PASSES, parquet
+    from labkit.frames import load
+
+    writes: list[int] = []  # per file opened for writing, its write calls
+    real_fdopen = os.fdopen
+
+    class Counted:
+        def __init__(self, fh: object) -> None:
+            self.fh, self.n = fh, len(writes)
+            writes.append(0)
+
+        def write(self, data: object) -> int:
+            writes[self.n] += 1
+            return self.fh.write(data)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.fh, name)
+
+        def __enter__(self) -> Counted:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.fh.close()
+
+    def fdopen(fd: int, mode: str = "r", *args: object, **kw: object) -> object:
+        fh = real_fdopen(fd, mode, *args, **kw)
+        return Counted(fh) if "w" in mode else fh
+
+    monkeypatch.setattr(parquet.os, "fdopen", fdopen)
+    run = load(DATASETS / "pool-misuse" / "leaky", background_stats=False,
+               memray_first=MEMRAY_PASSES["parquet"])
+    parts = parquet.export_parquet(run, tmp_path / "out")
+    assert len(parts) == len(writes) >= 8 and set(writes) == {1}, writes
+    for part in parts:
+        assert pq.read_table(part).num_rows >= 0  # whole: Parquet's footer is there

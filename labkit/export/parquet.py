@@ -293,6 +293,7 @@ def _write_part(root: Path, path: Path, table: Any) -> None:
     the last rename wins (same content)."""
     import tempfile
 
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -303,8 +304,13 @@ def _write_part(root: Path, path: Path, table: Any) -> None:
         raise InputError(f"cannot write {path} ({exc.strerror or exc}); check --out "
                          f"{root}") from None
     try:
+        # made in Arrow's memory, then written at once: Arrow writing to a Python file calls
+        # its write about 4 times a column, and each call waits for the GIL, which the
+        # export's thread making the next part holds for up to 5 ms at a time
         with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh)
+            made = pa.BufferOutputStream()
+            pq.write_table(table, made)
+            fh.write(made.getvalue())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
