@@ -33,8 +33,8 @@ WITHOUT_PYARROW = frozenset({"postmortem", "summary", "compare"})
 # Verbs that return with every file they wrote closed and in place and every line they
 # printed flushed. As the ``labkit`` command their process then leaves without the
 # interpreter's teardown, which frees every object pandas and pyarrow made one by one
-# (22-25 ms of a large capture's Parquet export, bench/README.md) where the process's end
-# frees them all at once.
+# (22-35 ms of a large capture's Parquet export, 5-7 ms without it: bench/README.md) where
+# the process's end frees them all at once.
 WITHOUT_TEARDOWN = frozenset({"export", "postmortem", "summary"})
 
 
@@ -68,16 +68,16 @@ def _hide_pyarrow() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: returns the exit code. Called without ``argv`` (as the ``labkit``
-    command, whose process is this one verb's), a verb of :data:`WITHOUT_PYARROW` hides
-    pyarrow from the process first, and jsonschema is imported without any optional format
-    checker (:data:`labkit.schemas.FORMAT_LIBRARIES`), and once the verb is done every
-    object is frozen out of the collector's reach (:func:`gc.freeze`): the interpreter's
-    teardown then collects nothing, where its full collections walked every object
-    pandas and pyarrow made (0.13-0.17 s of a Parquet export, bench/README.md); a verb
-    sees ``args.own_process`` True, and may freeze its own imports too (the Parquet
-    export and the postmortem do). Called with ``argv`` (a test, a notebook), it leaves
-    the interpreter as it is."""
+    """Run a verb and return its exit code (:func:`command`, the ``labkit`` command, exits
+    with it). Called without ``argv`` (as the command, whose process is this one verb's),
+    a verb of :data:`WITHOUT_PYARROW` hides pyarrow from the process first, jsonschema is
+    imported without any optional format checker (:data:`labkit.schemas.FORMAT_LIBRARIES`),
+    and once the verb is done every object is frozen out of the collector's reach
+    (:func:`gc.freeze`): the interpreter's teardown then collects nothing, where its full
+    collections walked every object pandas and pyarrow made (0.13-0.17 s of a Parquet
+    export, bench/README.md); a verb sees ``args.own_process`` True, and may freeze its own
+    imports too (the Parquet export and the postmortem do). Called with ``argv`` (a test, a
+    notebook), it leaves the interpreter as it is."""
     return _verb(argv)[0]
 
 
@@ -113,7 +113,7 @@ _EXPORT_VALUED = frozenset({"--to", "--out", "--label"})
 def _export_started(argv: list[str]) -> Any:
     """For ``export RUN ...`` with every option by its whole name, memray's passes for its
     ``--to`` started over RUN's capture now, before argparse, the verbs and the run's
-    machinery are imported (30-40 ms of the export's critical path); None for any other
+    machinery are imported (about 20 ms of the export's critical path); None for any other
     command line, whose export starts them once parsed. ``cmd_export`` uses them only if
     they are the passes it wants over the file it wants, and stops them otherwise."""
     if argv[:1] != ["export"]:
