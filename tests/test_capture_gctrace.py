@@ -238,3 +238,15 @@ def test_held_calls_raise_oserror_on_a_bad_descriptor(tmp_path: Path) -> None:
         io_.pread(10_000, 8)
     with pytest.raises(OSError):
         io_.write_all(10_000, bytearray(b"x"))
+
+
+@pytest.mark.parametrize(("measured", "want", "made"), [
+    ([0.0, 0.0, 5.0], 5.0, 3), ([3.0], 3.0, 1), ([0.0, 0.0, 0.0, 9.0], 0.0, 3)])
+def test_a_calibration_that_measured_nothing_is_made_again(
+        monkeypatch: pytest.MonkeyPatch, measured: list[float], want: float, made: int) -> None:
+    # a calibration of 0 (no whole pair, or no difference, on a loaded machine) says the
+    # measurement failed, not that the callback is free: it is made again, 3 times at most
+    calls = iter(measured)
+    monkeypatch.setattr(gctrace._cb, "_calibrated", lambda rec, n, pairs: next(calls))
+    assert gctrace._cb.calibrate(object()) == want
+    assert len(list(calls)) == len(measured) - made
