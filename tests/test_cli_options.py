@@ -61,6 +61,13 @@ def test_a_verb_s_own_parser_is_the_whole_parser_s() -> None:
         assert own[name].format_help() == whole.format_help()
         assert own[name]._defaults == whole._defaults
     assert list(verbs(build_parser("no-such-verb"))) == list(every)
+    # the options the command reads itself to start an export's passes first: export's own
+    from labkit.cli import _EXPORT_VALUED
+
+    export = {a.option_strings[-1]: a.nargs for a in every["export"]._actions
+              if a.option_strings and a.option_strings[-1] != "--help"}
+    assert {o for o, n in export.items() if n != 0} == _EXPORT_VALUED
+    assert {o for o, n in export.items() if n == 0} == {"--force"}
 
 
 @pytest.mark.parametrize("argv,flag", BAD, ids=[" ".join(a) for a, _ in BAD])

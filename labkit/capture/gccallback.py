@@ -206,10 +206,11 @@ def calibrate(rec: Any, n: int = 16, pairs: int = 31) -> float:
     The callback never costs nothing, so a calibration that measured nothing (no whole
     pair, or a median difference of 0 or less, both seen on a loaded CI machine beside an
     allocating thread) is made again, at most :data:`ATTEMPTS` times in all."""
-    for _ in range(ATTEMPTS - 1):
+    got = 0.0
+    for _ in range(ATTEMPTS):
         if (got := _calibrated(rec, n, pairs)) > 0:
-            return got
-    return _calibrated(rec, n, pairs)
+            break
+    return got
 
 
 ATTEMPTS = 3  # calibrations made at most, while one measures nothing

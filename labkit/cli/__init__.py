@@ -13,11 +13,14 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from labkit import schemas
+from labkit.capture import MEMRAY_FILE
 from labkit.cli.output import say
 from labkit.errors import LabkitError, UsageError
+from labkit.export import DEFAULT_FORMAT, MEMRAY_PASSES
 
 if TYPE_CHECKING:
     import argparse
@@ -118,8 +121,6 @@ def _export_started(argv: list[str]) -> Any:
     they are the passes it wants over the file it wants, and stops them otherwise."""
     if argv[:1] != ["export"]:
         return None
-    from labkit.export import DEFAULT_FORMAT, MEMRAY_PASSES
-
     run, to, words = None, DEFAULT_FORMAT, iter(argv[1:])
     for word in words:
         name, eq, value = word.partition("=")
@@ -134,9 +135,7 @@ def _export_started(argv: list[str]) -> Any:
             run = word
     if run is None or to not in MEMRAY_PASSES:
         return None
-    from pathlib import Path
-
-    from labkit.capture import MEMRAY_FILE
+    # here, not at the top: subprocess and ctypes, 5-7 ms of every other verb's start
     from labkit.frames.memray_start import start_first
 
     return start_first(Path(run) / MEMRAY_FILE, MEMRAY_PASSES[to])
